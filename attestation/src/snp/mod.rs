@@ -1,0 +1,1 @@
+//! AMD SEV-SNP attestation reports and their AMD certificate chains.

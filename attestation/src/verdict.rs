@@ -1,0 +1,206 @@
+//! The outcome of verifying evidence: every check that ran, each with what was expected,
+//! what was found and whether it passed.
+//!
+//! A [`Verdict`] accepts only when it holds at least one check and every check passed, so an
+//! empty verdict (nothing was checked) is a rejection, never an acceptance by default.
+
+use serde::Serialize;
+
+/// Which family of checks a [`Check`] belongs to, in the order a verifier runs them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Vendor signature chain up to a pinned root, and the report's own signature.
+    Signature,
+    /// Platform report fields: debug, TCB, VMPL, TD attributes, guest policy.
+    Platform,
+    /// Measurements against the policy's allowlist.
+    Measurement,
+    /// REPORT_DATA binding.
+    Binding,
+    /// Age of the evidence and its collateral.
+    Freshness,
+}
+
+/// Whether a check passed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The check held.
+    Pass,
+    /// The check failed; the reason says why in words.
+    Fail {
+        /// Why the check failed.
+        reason: String,
+    },
+}
+
+/// One check of a verification.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// Stable, machine-readable name, e.g. `snp.report_signature`.
+    pub name: &'static str,
+    /// The family the check belongs to.
+    pub stage: Stage,
+    /// What the policy or the vendor chain expects, in words.
+    pub expected: String,
+    /// What the evidence shows.
+    pub found: String,
+    /// Pass or fail, with the reason.
+    pub outcome: Outcome,
+}
+
+impl Check {
+    /// A passing check.
+    pub fn pass(
+        name: &'static str,
+        stage: Stage,
+        expected: impl Into<String>,
+        found: impl Into<String>,
+    ) -> Self {
+        Self {
+            name,
+            stage,
+            expected: expected.into(),
+            found: found.into(),
+            outcome: Outcome::Pass,
+        }
+    }
+
+    /// A failing check with its reason.
+    pub fn fail(
+        name: &'static str,
+        stage: Stage,
+        expected: impl Into<String>,
+        found: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Self {
+            name,
+            stage,
+            expected: expected.into(),
+            found: found.into(),
+            outcome: Outcome::Fail {
+                reason: reason.into(),
+            },
+        }
+    }
+
+    /// A check that passes when `ok` holds, and otherwise fails with `reason`.
+    pub fn from_bool(
+        name: &'static str,
+        stage: Stage,
+        ok: bool,
+        expected: impl Into<String>,
+        found: impl Into<String>,
+        reason: impl FnOnce() -> String,
+    ) -> Self {
+        if ok {
+            Self::pass(name, stage, expected, found)
+        } else {
+            Self::fail(name, stage, expected, found, reason())
+        }
+    }
+
+    /// Whether this check passed.
+    pub fn passed(&self) -> bool {
+        matches!(self.outcome, Outcome::Pass)
+    }
+}
+
+/// The evidence format a verdict is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Platform {
+    /// An AMD SEV-SNP attestation report.
+    SevSnp,
+    /// An Intel TDX DCAP quote.
+    Tdx,
+    /// An Intel SGX DCAP quote.
+    Sgx,
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Platform::SevSnp => "AMD SEV-SNP",
+            Platform::Tdx => "Intel TDX",
+            Platform::Sgx => "Intel SGX",
+        })
+    }
+}
+
+/// Every check run on one piece of evidence, and the warnings a reader must see.
+#[derive(Clone, Debug, Serialize)]
+pub struct Verdict {
+    /// The evidence format.
+    pub platform: Platform,
+    /// The checks, in the order they ran.
+    pub checks: Vec<Check>,
+    /// Things that passed but weaken the result (e.g. a policy that allows any measurement).
+    pub warnings: Vec<String>,
+}
+
+impl Verdict {
+    /// An empty verdict for `platform`; it rejects until checks are added and all pass.
+    pub fn new(platform: Platform) -> Self {
+        Self {
+            platform,
+            checks: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Adds one check.
+    pub fn push(&mut self, check: Check) {
+        self.checks.push(check);
+    }
+
+    /// Adds a warning.
+    pub fn warn(&mut self, warning: impl Into<String>) {
+        self.warnings.push(warning.into());
+    }
+
+    /// True only when at least one check ran and every check passed.
+    pub fn accepted(&self) -> bool {
+        !self.checks.is_empty() && self.checks.iter().all(Check::passed)
+    }
+
+    /// The checks that failed.
+    pub fn failures(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| !c.passed())
+    }
+
+    /// The check with this name, if it ran.
+    pub fn check(&self, name: &str) -> Option<&Check> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_verdict_rejects() {
+        assert!(!Verdict::new(Platform::SevSnp).accepted());
+    }
+
+    #[test]
+    fn one_failure_rejects_and_later_checks_stay_visible() {
+        let mut v = Verdict::new(Platform::Tdx);
+        v.push(Check::pass("a", Stage::Signature, "x", "x"));
+        v.push(Check::fail("b", Stage::Platform, "x", "y", "differs"));
+        v.push(Check::pass("c", Stage::Binding, "x", "x"));
+        assert!(!v.accepted());
+        assert_eq!(v.failures().map(|c| c.name).collect::<Vec<_>>(), ["b"]);
+        assert!(v.check("c").is_some_and(Check::passed));
+    }
+
+    #[test]
+    fn all_passing_accepts() {
+        let mut v = Verdict::new(Platform::SevSnp);
+        v.push(Check::from_bool("a", Stage::Signature, true, "", "", String::new));
+        assert!(v.accepted());
+    }
+}

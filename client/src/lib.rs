@@ -1,0 +1,1 @@
+//! silk client library.
