@@ -14,4 +14,4 @@ pub mod snp;
 pub mod tdx;
 pub mod verdict;
 
-pub use verdict::{Check, Outcome, Platform, Stage, Verdict};
+pub use verdict::{Check, Fact, Outcome, Platform, Stage, Verdict};

@@ -139,6 +139,17 @@ pub struct Verdict {
     pub checks: Vec<Check>,
     /// Things that passed but weaken the result (e.g. a policy that allows any measurement).
     pub warnings: Vec<String>,
+    /// What the evidence says, for display: field name and value (hex for digests).
+    pub facts: Vec<Fact>,
+}
+
+/// One field of the evidence, shown to a reader beside the checks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Fact {
+    /// The field's name, e.g. `measurement`.
+    pub name: &'static str,
+    /// Its value in words or hex.
+    pub value: String,
 }
 
 impl Verdict {
@@ -148,6 +159,7 @@ impl Verdict {
             platform,
             checks: Vec::new(),
             warnings: Vec::new(),
+            facts: Vec::new(),
         }
     }
 
@@ -159,6 +171,14 @@ impl Verdict {
     /// Adds a warning.
     pub fn warn(&mut self, warning: impl Into<String>) {
         self.warnings.push(warning.into());
+    }
+
+    /// Records a field of the evidence for display.
+    pub fn fact(&mut self, name: &'static str, value: impl Into<String>) {
+        self.facts.push(Fact {
+            name,
+            value: value.into(),
+        });
     }
 
     /// True only when at least one check ran and every check passed.
