@@ -10,8 +10,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod evidence;
+pub mod policy;
 pub mod snp;
 pub mod tdx;
 pub mod verdict;
 
 pub use verdict::{Check, Fact, Outcome, Platform, Stage, Verdict};
+pub use evidence::{verify_quote, verify_snp, Evidence, EvidenceError, EvidenceKind};
+pub use policy::Policy;

@@ -1,0 +1,290 @@
+//! Recognising evidence by its bytes, and verifying it end to end against a policy.
+
+use time::OffsetDateTime;
+
+use crate::policy::Policy;
+use crate::snp::certs::{verify_signature_chain, SnpCertificates};
+use crate::snp::report::{AttestationReport, ReportError, REPORT_SIZE};
+use crate::tdx::{self, QuoteBody, QuoteError, TdxCollateral, TeeType};
+use crate::verdict::{Check, Platform, Stage, Verdict};
+
+/// What kind of evidence a byte string holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EvidenceKind {
+    /// An AMD SEV-SNP attestation report.
+    SnpReport,
+    /// An Intel DCAP quote (v3, v4 or v5) for a TD or an SGX enclave.
+    DcapQuote(TeeType),
+}
+
+impl std::fmt::Display for EvidenceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EvidenceKind::SnpReport => f.write_str("AMD SEV-SNP attestation report"),
+            EvidenceKind::DcapQuote(TeeType::Tdx) => f.write_str("Intel TDX DCAP quote"),
+            EvidenceKind::DcapQuote(TeeType::Sgx) => f.write_str("Intel SGX DCAP quote"),
+        }
+    }
+}
+
+/// Evidence bytes whose format has been recognised.
+#[derive(Clone, Debug)]
+pub struct Evidence {
+    /// The format.
+    pub kind: EvidenceKind,
+    /// The raw binary evidence (hex input already decoded).
+    pub bytes: Vec<u8>,
+}
+
+/// Why evidence could not be recognised or verified.
+#[derive(Debug, thiserror::Error)]
+pub enum EvidenceError {
+    /// The input is empty.
+    #[error("the evidence is empty")]
+    Empty,
+    /// The input looks like hex text but does not decode.
+    #[error("the evidence looks like hex text but does not decode: {0}")]
+    BadHex(String),
+    /// Neither an SNP report nor a DCAP quote.
+    #[error("unrecognised evidence ({len} bytes): {why}")]
+    Unrecognised {
+        /// Length of the (decoded) input.
+        len: usize,
+        /// What the first bytes looked like.
+        why: String,
+    },
+    /// The SNP report is malformed.
+    #[error(transparent)]
+    SnpReport(#[from] ReportError),
+    /// The quote is malformed.
+    #[error(transparent)]
+    Quote(#[from] QuoteError),
+    /// The evidence needs inputs the caller did not give.
+    #[error("{0}")]
+    MissingInput(&'static str),
+}
+
+impl Evidence {
+    /// Recognises binary or hex-text evidence (hex may have a `0x` prefix and whitespace).
+    pub fn detect(input: &[u8]) -> Result<Self, EvidenceError> {
+        let bytes = decode_if_hex(input)?;
+        if bytes.is_empty() {
+            return Err(EvidenceError::Empty);
+        }
+        let kind = classify(&bytes)?;
+        Ok(Self { kind, bytes })
+    }
+}
+
+fn decode_if_hex(input: &[u8]) -> Result<Vec<u8>, EvidenceError> {
+    let text: Vec<u8> = input
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    let text = text
+        .strip_prefix(b"0x")
+        .or_else(|| text.strip_prefix(b"0X"))
+        .unwrap_or(&text);
+    // Binary evidence is never all hex digits: an SNP report starts with a little-endian
+    // version (0x02..) and a quote with a little-endian u16 version, both bytes < 0x30.
+    if !text.is_empty() && text.iter().all(u8::is_ascii_hexdigit) {
+        return hex::decode(text).map_err(|e| EvidenceError::BadHex(e.to_string()));
+    }
+    Ok(input.to_vec())
+}
+
+fn le_u16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn le_u32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn classify(bytes: &[u8]) -> Result<EvidenceKind, EvidenceError> {
+    let quote_version = le_u16(bytes, 0);
+    let tee_type = le_u32(bytes, 4);
+    if bytes.len() == REPORT_SIZE && matches!(le_u32(bytes, 0), Some(2..=5)) {
+        return Ok(EvidenceKind::SnpReport);
+    }
+    if matches!(quote_version, Some(3..=5)) {
+        match tee_type {
+            Some(0x81) => return Ok(EvidenceKind::DcapQuote(TeeType::Tdx)),
+            Some(0x00) => return Ok(EvidenceKind::DcapQuote(TeeType::Sgx)),
+            _ => {}
+        }
+    }
+    Err(EvidenceError::Unrecognised {
+        len: bytes.len(),
+        why: format!(
+            "not an SNP report ({REPORT_SIZE} bytes, version 2-5) nor a DCAP quote \
+             (version 3-5, TEE type 0x00 or 0x81); first bytes {}",
+            hex::encode(&bytes[..bytes.len().min(8)])
+        ),
+    })
+}
+
+/// Verifies an SEV-SNP report: AMD signature chain, then the policy's rules.
+pub fn verify_snp(
+    raw: &[u8],
+    certs: &SnpCertificates,
+    policy: &Policy,
+    now: OffsetDateTime,
+) -> Result<(AttestationReport, Verdict), EvidenceError> {
+    let report = AttestationReport::from_bytes(raw)?;
+    let mut verdict = Verdict::new(Platform::SevSnp);
+    let line = verify_signature_chain(raw, &report, certs, now, &mut verdict);
+    snp_facts(&report, line, &mut verdict);
+    match &policy.snp {
+        Some(rules) => rules.evaluate(&report, line, &mut verdict),
+        None => verdict.push(no_section("snp")),
+    }
+    Ok((report, verdict))
+}
+
+/// Verifies a DCAP quote (TDX or SGX) with its collateral, then the policy's rules.
+pub fn verify_quote(
+    raw: &[u8],
+    collateral: &TdxCollateral,
+    policy: &Policy,
+    now: OffsetDateTime,
+) -> Result<(tdx::Quote, Verdict), EvidenceError> {
+    let platform = match classify(raw)? {
+        EvidenceKind::DcapQuote(TeeType::Sgx) => Platform::Sgx,
+        _ => Platform::Tdx,
+    };
+    let mut verdict = Verdict::new(platform);
+    let (quote, tcb) = tdx::verify(raw, collateral, now, &mut verdict)?;
+    quote_facts(&quote, tcb.as_ref(), &mut verdict);
+    match (&quote.body, &policy.tdx, &policy.sgx) {
+        (QuoteBody::Td(td), Some(rules), _) => {
+            rules.evaluate(td, tcb.as_ref(), collateral, now, &mut verdict)
+        }
+        (QuoteBody::Sgx(sgx), _, Some(rules)) => {
+            rules.evaluate(sgx, tcb.as_ref(), collateral, now, &mut verdict)
+        }
+        (QuoteBody::Td(_), None, _) => verdict.push(no_section("tdx")),
+        (QuoteBody::Sgx(_), _, None) => verdict.push(no_section("sgx")),
+    }
+    Ok((quote, verdict))
+}
+
+fn no_section(section: &'static str) -> Check {
+    let name = match section {
+        "snp" => "policy.snp",
+        "tdx" => "policy.tdx",
+        _ => "policy.sgx",
+    };
+    Check::fail(
+        name,
+        Stage::Measurement,
+        format!("a [{section}] section"),
+        "none",
+        format!("the policy has no [{section}] section, so this evidence cannot be accepted"),
+    )
+}
+
+fn snp_facts(
+    r: &AttestationReport,
+    line: Option<crate::snp::report::ProductLine>,
+    v: &mut Verdict,
+) {
+    v.fact("version", r.version.to_string());
+    if let Some(line) = line {
+        v.fact("product", line.to_string());
+    }
+    v.fact("measurement", hex::encode(r.measurement));
+    v.fact("report_data", hex::encode(r.report_data));
+    v.fact("host_data", hex::encode(r.host_data));
+    v.fact("guest_policy", format!("{:#x}", r.policy.0));
+    v.fact("vmpl", r.vmpl.to_string());
+    v.fact("guest_svn", r.guest_svn.to_string());
+    let tcb = |t: crate::snp::report::TcbVersion| match line {
+        Some(l) => t.parts(l).to_string(),
+        None => format!("{:#018x}", t.0),
+    };
+    v.fact("reported_tcb", tcb(r.reported_tcb));
+    v.fact("current_tcb", tcb(r.current_tcb));
+    v.fact("committed_tcb", tcb(r.committed_tcb));
+    v.fact("launch_tcb", tcb(r.launch_tcb));
+    v.fact("signing_key", format!("{:?}", r.signing_key));
+    v.fact("chip_id", hex::encode(r.chip_id));
+    v.fact("id_key_digest", hex::encode(r.id_key_digest));
+    v.fact("author_key_digest", hex::encode(r.author_key_digest));
+    v.fact("platform_info", format!("{:#x}", r.platform_info.0));
+    v.fact(
+        "firmware",
+        format!(
+            "{}.{} build {}",
+            r.current_version.major, r.current_version.minor, r.current_version.build
+        ),
+    );
+}
+
+fn quote_facts(q: &tdx::Quote, tcb: Option<&tdx::TcbVerdict>, v: &mut Verdict) {
+    v.fact("quote_version", q.version.to_string());
+    if let Some(tcb) = tcb {
+        v.fact("tcb_status", tcb.status.to_string());
+        v.fact("advisory_ids", tcb.advisory_ids.join(", "));
+    }
+    match &q.body {
+        QuoteBody::Td(td) => {
+            v.fact("mr_td", hex::encode(td.mr_td));
+            for (name, reg) in ["rtmr0", "rtmr1", "rtmr2", "rtmr3"].iter().zip(&td.rtmr) {
+                v.fact(name, hex::encode(reg));
+            }
+            v.fact("mr_config_id", hex::encode(td.mr_config_id));
+            v.fact("mr_owner", hex::encode(td.mr_owner));
+            v.fact("mr_owner_config", hex::encode(td.mr_owner_config));
+            v.fact("mr_seam", hex::encode(td.mr_seam));
+            v.fact("td_attributes", format!("{:#018x}", td.td_attributes.0));
+            v.fact("xfam", format!("{:#018x}", td.xfam));
+            v.fact("tee_tcb_svn", hex::encode(td.tee_tcb_svn));
+            v.fact("report_data", hex::encode(td.report_data));
+        }
+        QuoteBody::Sgx(sgx) => {
+            v.fact("mr_enclave", hex::encode(sgx.mr_enclave));
+            v.fact("mr_signer", hex::encode(sgx.mr_signer));
+            v.fact("isv_prod_id", sgx.isv_prod_id.to_string());
+            v.fact("isv_svn", sgx.isv_svn.to_string());
+            v.fact("report_data", hex::encode(sgx.report_data));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_hex_snp_report() {
+        let mut text = b"0x".to_vec();
+        let mut report = vec![0u8; REPORT_SIZE];
+        report[0] = 2;
+        text.extend(hex::encode(&report).bytes());
+        text.push(b'\n');
+        let ev = Evidence::detect(&text).unwrap();
+        assert_eq!(ev.kind, EvidenceKind::SnpReport);
+        assert_eq!(ev.bytes, report);
+    }
+
+    #[test]
+    fn detects_quotes_by_tee_type() {
+        let mut q = vec![0u8; 64];
+        q[0] = 4;
+        q[4] = 0x81;
+        assert_eq!(classify(&q).unwrap(), EvidenceKind::DcapQuote(TeeType::Tdx));
+        q[4] = 0;
+        assert_eq!(classify(&q).unwrap(), EvidenceKind::DcapQuote(TeeType::Sgx));
+    }
+
+    #[test]
+    fn rejects_junk_with_reason() {
+        assert!(matches!(Evidence::detect(b""), Err(EvidenceError::Empty)));
+        let e = Evidence::detect(b"hello world").unwrap_err();
+        assert!(e.to_string().contains("unrecognised"), "{e}");
+        let e = Evidence::detect(b"abc").unwrap_err();
+        assert!(matches!(e, EvidenceError::BadHex(_)), "{e}");
+    }
+}

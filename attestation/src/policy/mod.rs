@@ -1,0 +1,207 @@
+//! The verifier's policy: what a relying party accepts, written in TOML.
+//!
+//! Every rule is explicit. An empty policy rejects everything: a platform section must be
+//! present for its evidence to be considered, a measurement allowlist (or the loudly flagged
+//! `allow_any_measurement`) must be given, and SEV-SNP needs a stated minimum TCB. Unknown
+//! keys are errors, so a misspelt rule never silently turns into "no rule". The format is
+//! documented in `docs/policy.md`.
+
+mod hex;
+mod snp;
+mod tdx;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+pub use hex::HexBytes;
+pub use snp::{MinTcb, SnpPolicy};
+pub use tdx::{SgxPolicy, TdxMeasurement, TdxPolicy};
+
+use crate::tdx::TcbStatus;
+
+/// Why a policy file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The TOML did not parse or a value had the wrong type or length.
+    #[error("policy is not valid: {0}")]
+    Syntax(#[from] toml::de::Error),
+    /// A value parsed but is unusable.
+    #[error("policy rule `{rule}` is invalid: {reason}")]
+    Invalid {
+        /// The rule's key path, e.g. `snp.max_vmpl`.
+        rule: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// A complete verification policy. See `docs/policy.md` for every key.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Accept evidence from silk's simulated TEE (development only; every output says so).
+    #[serde(default)]
+    pub allow_simulated: bool,
+    /// Rules for AMD SEV-SNP reports; without this section SNP evidence is rejected.
+    pub snp: Option<SnpPolicy>,
+    /// Rules for Intel TDX quotes; without this section TDX evidence is rejected.
+    pub tdx: Option<TdxPolicy>,
+    /// Rules for Intel SGX quotes; without this section SGX evidence is rejected.
+    pub sgx: Option<SgxPolicy>,
+}
+
+impl Policy {
+    /// Parses and validates a policy from TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, PolicyError> {
+        let policy: Policy = toml::from_str(text)?;
+        policy.validate()?;
+        Ok(policy)
+    }
+
+    fn validate(&self) -> Result<(), PolicyError> {
+        if let Some(snp) = &self.snp {
+            snp.validate()?;
+        }
+        if let Some(tdx) = &self.tdx {
+            tdx.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// A span of time written as a number with a unit: `90s`, `45m`, `12h`, `30d`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Age(pub Duration);
+
+impl Age {
+    /// Parses `<digits><s|m|h|d>`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(|| format!("`{text}` has no unit (use s, m, h or d)"))?;
+        let (digits, unit) = text.split_at(split);
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("`{text}` does not start with a number"))?;
+        let scale = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            other => return Err(format!("unknown unit `{other}` in `{text}` (use s, m, h or d)")),
+        };
+        n.checked_mul(scale)
+            .map(|secs| Age(Duration::from_secs(secs)))
+            .ok_or_else(|| format!("`{text}` is too long a span"))
+    }
+}
+
+impl std::fmt::Display for Age {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.0.as_secs();
+        match s {
+            _ if s % 86_400 == 0 => write!(f, "{}d", s / 86_400),
+            _ if s % 3600 == 0 => write!(f, "{}h", s / 3600),
+            _ if s % 60 == 0 => write!(f, "{}m", s / 60),
+            _ => write!(f, "{s}s"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Age {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Age::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Age {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+/// A TCB status as written in a policy; it must be one of Intel's spellings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatusRule(pub TcbStatus);
+
+impl<'de> Deserialize<'de> for StatusRule {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse::<TcbStatus>()
+            .map(StatusRule)
+            .map_err(|_| serde::de::Error::custom(format!("unknown TCB status `{text}`")))
+    }
+}
+
+impl Serialize for StatusRule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_string())
+    }
+}
+
+fn default_statuses() -> Vec<StatusRule> {
+    vec![StatusRule(TcbStatus::UpToDate)]
+}
+
+/// Formats a list of hex values for the "expected" column.
+fn one_of<T: std::fmt::Display>(items: &[T]) -> String {
+    match items {
+        [] => "(none configured)".to_owned(),
+        [one] => one.to_string(),
+        many => format!(
+            "one of {}",
+            many.iter().map(T::to_string).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_policy_parses_but_has_no_sections() {
+        let p = Policy::from_toml("").unwrap();
+        assert!(p.snp.is_none() && p.tdx.is_none() && p.sgx.is_none() && !p.allow_simulated);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let e = Policy::from_toml("[snp]\nallow_debugg = true\n").unwrap_err();
+        assert!(e.to_string().contains("allow_debugg"), "{e}");
+        assert!(Policy::from_toml("nonsense = 1").is_err());
+    }
+
+    #[test]
+    fn wrong_digest_length_names_the_rule() {
+        let e = Policy::from_toml("[snp]\nmeasurements = [\"00\"]\n").unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("measurements") && text.contains("expected 48 bytes"), "{text}");
+    }
+
+    #[test]
+    fn ages_parse_and_print() {
+        assert_eq!(Age::parse("30d").unwrap().0.as_secs(), 30 * 86_400);
+        assert_eq!(Age::parse("90s").unwrap().to_string(), "90s");
+        assert_eq!(Age::parse("120m").unwrap().to_string(), "2h");
+        assert!(Age::parse("30").is_err());
+        assert!(Age::parse("5y").is_err());
+        assert!(Age::parse("d").is_err());
+    }
+
+    #[test]
+    fn unknown_tcb_status_is_an_error() {
+        let e = Policy::from_toml("[tdx]\nallowed_tcb_statuses = [\"Fine\"]\n").unwrap_err();
+        assert!(e.to_string().contains("unknown TCB status `Fine`"), "{e}");
+    }
+
+    #[test]
+    fn one_of_formats() {
+        assert_eq!(one_of::<u8>(&[]), "(none configured)");
+        assert_eq!(one_of(&[1]), "1");
+        assert_eq!(one_of(&[1, 2]), "one of 1, 2");
+    }
+}

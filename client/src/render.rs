@@ -1,0 +1,195 @@
+//! Verdicts for people (a table) and for programs (JSON).
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+use silk_attestation::{Check, EvidenceKind, Outcome, Verdict};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// Widest a table cell gets before its middle is elided; failures repeat values in full.
+const CELL: usize = 40;
+
+fn elide(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= CELL {
+        return text.to_owned();
+    }
+    let half = (CELL - 1) / 2;
+    let head: String = chars[..half].iter().collect();
+    let tail: String = chars[chars.len() - half..].iter().collect();
+    format!("{head}…{tail}")
+}
+
+fn width(s: &str) -> usize {
+    s.chars().count()
+}
+
+fn pad(s: &str, w: usize) -> String {
+    format!("{s}{}", " ".repeat(w.saturating_sub(width(s))))
+}
+
+fn fmt_time(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+}
+
+/// Writes the verdict as a table: facts, then one row per check (✔/✗, check, expected,
+/// found), then the reasons for failures with full values, then the verdict line.
+pub fn table(
+    verdict: &Verdict,
+    kind: EvidenceKind,
+    source: &str,
+    now: OffsetDateTime,
+    notes: &[String],
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    writeln!(out, "{kind}: {source}")?;
+    writeln!(out, "verified as of {}", fmt_time(now))?;
+    for note in notes {
+        writeln!(out, "note: {note}")?;
+    }
+    writeln!(out)?;
+    let fw = verdict.facts.iter().map(|f| width(f.name)).max().unwrap_or(0);
+    for fact in &verdict.facts {
+        writeln!(out, "  {}  {}", pad(fact.name, fw), fact.value)?;
+    }
+    writeln!(out)?;
+
+    let rows: Vec<[String; 4]> = verdict
+        .checks
+        .iter()
+        .map(|c| {
+            [
+                if c.passed() { "✔" } else { "✗" }.to_owned(),
+                c.name.to_owned(),
+                elide(&c.expected),
+                elide(&c.found),
+            ]
+        })
+        .collect();
+    let header = ["", "CHECK", "EXPECTED", "FOUND"];
+    let mut w = header.map(width);
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            w[i] = w[i].max(width(cell));
+        }
+    }
+    let line = |cells: &[String; 4]| {
+        format!(
+            "{}  {}  {}  {}",
+            pad(&cells[0], w[0]),
+            pad(&cells[1], w[1]),
+            pad(&cells[2], w[2]),
+            cells[3]
+        )
+    };
+    writeln!(out, "{}", line(&header.map(str::to_owned)).trim_end())?;
+    for row in &rows {
+        writeln!(out, "{}", line(row).trim_end())?;
+    }
+
+    let failures: Vec<&Check> = verdict.failures().collect();
+    if !failures.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "failed checks:")?;
+        for c in &failures {
+            if let Outcome::Fail { reason } = &c.outcome {
+                writeln!(out, "  ✗ {}: {reason}", c.name)?;
+                writeln!(out, "      expected: {}", c.expected)?;
+                writeln!(out, "      found:    {}", c.found)?;
+            }
+        }
+    }
+    for warning in &verdict.warnings {
+        writeln!(out, "warning: {warning}")?;
+    }
+    writeln!(out)?;
+    if verdict.accepted() {
+        writeln!(
+            out,
+            "VERDICT: ACCEPTED ({} checks passed)",
+            verdict.checks.len()
+        )?;
+    } else {
+        let names: Vec<&str> = failures.iter().map(|c| c.name).collect();
+        writeln!(
+            out,
+            "VERDICT: REJECTED ({} of {} checks failed: {})",
+            failures.len(),
+            verdict.checks.len(),
+            if names.is_empty() { "no check ran".to_owned() } else { names.join(", ") }
+        )?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct JsonVerdict<'a> {
+    evidence: String,
+    source: &'a str,
+    verified_at: String,
+    accepted: bool,
+    #[serde(flatten)]
+    verdict: &'a Verdict,
+}
+
+/// Writes the verdict as one JSON object.
+pub fn json(
+    verdict: &Verdict,
+    kind: EvidenceKind,
+    source: &str,
+    now: OffsetDateTime,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let doc = JsonVerdict {
+        evidence: kind.to_string(),
+        source,
+        verified_at: fmt_time(now),
+        accepted: verdict.accepted(),
+        verdict,
+    };
+    serde_json::to_writer_pretty(&mut *out, &doc)?;
+    writeln!(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use silk_attestation::{Platform, Stage};
+
+    #[test]
+    fn elides_long_cells_in_the_middle() {
+        let long = "a".repeat(30) + &"b".repeat(30);
+        let e = elide(&long);
+        assert_eq!(width(&e), 2 * ((CELL - 1) / 2) + 1);
+        assert!(e.starts_with("aaa") && e.ends_with("bbb") && e.contains('…'));
+        assert_eq!(elide("short"), "short");
+    }
+
+    #[test]
+    fn table_names_failed_checks_with_full_values() {
+        let mut v = Verdict::new(Platform::SevSnp);
+        v.push(Check::pass("a.ok", Stage::Signature, "x", "x"));
+        let long = "f".repeat(96);
+        v.push(Check::fail("b.bad", Stage::Measurement, "e".repeat(96), long.clone(), "nope"));
+        let mut out = Vec::new();
+        table(&v, EvidenceKind::SnpReport, "r.bin", OffsetDateTime::UNIX_EPOCH, &[], &mut out)
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("✗ b.bad: nope"), "{text}");
+        assert!(text.contains(&long), "{text}");
+        assert!(text.contains("VERDICT: REJECTED (1 of 2 checks failed: b.bad)"), "{text}");
+    }
+
+    #[test]
+    fn json_carries_acceptance_and_checks() {
+        let mut v = Verdict::new(Platform::Tdx);
+        v.push(Check::pass("a", Stage::Signature, "x", "x"));
+        let mut out = Vec::new();
+        json(&v, EvidenceKind::SnpReport, "q", OffsetDateTime::UNIX_EPOCH, &mut out).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value["accepted"], true);
+        assert_eq!(value["checks"][0]["name"], "a");
+        assert_eq!(value["checks"][0]["outcome"]["status"], "pass");
+    }
+}

@@ -1,0 +1,232 @@
+//! `silk verify`: load evidence and its inputs from files, verify, report.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use silk_attestation::snp::certs::SnpCertificates;
+use silk_attestation::tdx::TdxCollateral;
+use silk_attestation::{verify_quote, verify_snp, Evidence, EvidenceKind, Policy, Verdict};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::render;
+
+/// The command's inputs, as paths and flags.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyArgs {
+    /// Evidence file (binary or hex).
+    pub evidence: PathBuf,
+    /// Directory of AMD certificates.
+    pub certs: Option<PathBuf>,
+    /// A single VCEK/VLEK file.
+    pub vcek: Option<PathBuf>,
+    /// DCAP collateral JSON.
+    pub collateral: Option<PathBuf>,
+    /// Policy TOML.
+    pub policy: Option<PathBuf>,
+    /// Verification time (RFC 3339); now when absent.
+    pub now: Option<String>,
+    /// JSON output.
+    pub json: bool,
+}
+
+/// Why `silk verify` could not even start verifying. A rejected verdict is not an error.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyCmdError {
+    /// A file could not be read.
+    #[error("cannot read {what} {}: {source}", path.display())]
+    Read {
+        /// What the file was meant to be.
+        what: &'static str,
+        /// Its path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The policy is invalid.
+    #[error("{}: {source}", path.display())]
+    Policy {
+        /// The policy file.
+        path: PathBuf,
+        /// What is wrong.
+        source: silk_attestation::policy::PolicyError,
+    },
+    /// The evidence is unrecognised or malformed.
+    #[error("{}: {source}", path.display())]
+    Evidence {
+        /// The evidence file.
+        path: PathBuf,
+        /// What is wrong.
+        source: silk_attestation::EvidenceError,
+    },
+    /// A certificate could not be loaded.
+    #[error("{}: {reason}", path.display())]
+    Certificate {
+        /// The certificate file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The collateral could not be loaded.
+    #[error("{}: {reason}", path.display())]
+    Collateral {
+        /// The collateral file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `--now` is not RFC 3339.
+    #[error("--now {0:?} is not an RFC 3339 time (e.g. 2025-06-19T10:16:03Z)")]
+    Now(String),
+    /// A required input is missing.
+    #[error("{0}")]
+    Missing(String),
+    /// Writing the output failed.
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, VerifyCmdError> {
+    fs::read(path).map_err(|source| VerifyCmdError::Read {
+        what,
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Runs `silk verify`, writing the verdict to `out`. Returns whether it was accepted.
+pub fn run_verify(args: &VerifyArgs, out: &mut dyn Write) -> Result<bool, VerifyCmdError> {
+    let now = match &args.now {
+        Some(text) => OffsetDateTime::parse(text, &Rfc3339)
+            .map_err(|_| VerifyCmdError::Now(text.clone()))?,
+        None => OffsetDateTime::now_utc(),
+    };
+    let policy = match &args.policy {
+        Some(path) => {
+            let text = read("policy", path)?;
+            let text = String::from_utf8_lossy(&text);
+            Policy::from_toml(&text).map_err(|source| VerifyCmdError::Policy {
+                path: path.clone(),
+                source,
+            })?
+        }
+        None => Policy::default(),
+    };
+    let raw = read("evidence", &args.evidence)?;
+    let evidence_err = |source| VerifyCmdError::Evidence {
+        path: args.evidence.clone(),
+        source,
+    };
+    let evidence = Evidence::detect(&raw).map_err(evidence_err)?;
+    let mut notes = Vec::new();
+    if args.policy.is_none() {
+        notes.push("no --policy given: the empty policy rejects everything".to_owned());
+    }
+    let verdict: Verdict = match evidence.kind {
+        EvidenceKind::SnpReport => {
+            let certs = load_snp_certs(args)?;
+            verify_snp(&evidence.bytes, &certs, &policy, now)
+                .map_err(evidence_err)?
+                .1
+        }
+        EvidenceKind::DcapQuote(_) => {
+            let path = collateral_path(args, &mut notes)?;
+            let json = read("collateral", &path)?;
+            let collateral =
+                TdxCollateral::from_json(&json).map_err(|e| VerifyCmdError::Collateral {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+            verify_quote(&evidence.bytes, &collateral, &policy, now)
+                .map_err(evidence_err)?
+                .1
+        }
+    };
+    let source = args.evidence.display().to_string();
+    if args.json {
+        render::json(&verdict, evidence.kind, &source, now, out)?;
+    } else {
+        render::table(&verdict, evidence.kind, &source, now, &notes, out)?;
+    }
+    Ok(verdict.accepted())
+}
+
+fn collateral_path(args: &VerifyArgs, notes: &mut Vec<String>) -> Result<PathBuf, VerifyCmdError> {
+    if let Some(path) = &args.collateral {
+        return Ok(path.clone());
+    }
+    let mut beside = args.evidence.clone().into_os_string();
+    beside.push("_collateral.json");
+    let beside = PathBuf::from(beside);
+    if beside.is_file() {
+        notes.push(format!("collateral: {} (found beside the quote)", beside.display()));
+        return Ok(beside);
+    }
+    Err(VerifyCmdError::Missing(format!(
+        "a DCAP quote needs its collateral: pass --collateral FILE (Intel PCS JSON); \
+         {} does not exist",
+        beside.display()
+    )))
+}
+
+/// Loads the VCEK/VLEK and any ASK/ARK from `--vcek` or `--certs`.
+fn load_snp_certs(args: &VerifyArgs) -> Result<SnpCertificates, VerifyCmdError> {
+    let cert_err = |path: &Path, e: &dyn std::fmt::Display| VerifyCmdError::Certificate {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
+    if let Some(path) = &args.vcek {
+        let bytes = read("VCEK", path)?;
+        let vek = silk_attestation::snp::certs::cert_to_der(&bytes).map_err(|e| cert_err(path, &e))?;
+        return Ok(SnpCertificates {
+            vek,
+            ask: None,
+            ark: None,
+        });
+    }
+    let Some(dir) = &args.certs else {
+        return Err(VerifyCmdError::Missing(
+            "an SNP report needs the certificate that signed it: pass --vcek FILE or --certs DIR"
+                .into(),
+        ));
+    };
+    let entries = fs::read_dir(dir).map_err(|source| VerifyCmdError::Read {
+        what: "certificate directory",
+        path: dir.clone(),
+        source,
+    })?;
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    let (mut vek, mut ask, mut ark) = (None, None, None);
+    for path in paths {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        if name.starts_with("vcek") || name.starts_with("vlek") {
+            let bytes = read("VCEK/VLEK", &path)?;
+            vek = Some(silk_attestation::snp::certs::cert_to_der(&bytes).map_err(|e| cert_err(&path, &e))?);
+        } else if name.starts_with("cert_chain") {
+            let bytes = read("certificate chain", &path)?;
+            let chain = silk_attestation::snp::certs::pem_chain_to_der(&bytes)
+                .map_err(|e| cert_err(&path, &e))?;
+            let mut it = chain.into_iter();
+            ask = it.next();
+            ark = it.next();
+        } else if name.starts_with("ask") || name.starts_with("asvk") {
+            let bytes = read("ASK", &path)?;
+            ask = Some(silk_attestation::snp::certs::cert_to_der(&bytes).map_err(|e| cert_err(&path, &e))?);
+        } else if name.starts_with("ark") {
+            let bytes = read("ARK", &path)?;
+            ark = Some(silk_attestation::snp::certs::cert_to_der(&bytes).map_err(|e| cert_err(&path, &e))?);
+        }
+    }
+    let vek = vek.ok_or_else(|| {
+        VerifyCmdError::Missing(format!(
+            "{} holds no vcek* or vlek* certificate",
+            dir.display()
+        ))
+    })?;
+    Ok(SnpCertificates { vek, ask, ark })
+}

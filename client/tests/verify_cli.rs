@@ -1,0 +1,190 @@
+//! `silk verify` as a user runs it: real vendor evidence, exit codes, table and JSON.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn vectors() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors"))
+}
+
+fn example(name: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/examples")).join(name)
+}
+
+fn silk(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_silk"))
+        .args(args)
+        .output()
+        .expect("run silk")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn p(path: PathBuf) -> String {
+    path.display().to_string()
+}
+
+const SNP_POLICY: &str = "snp-milan-sample.toml";
+const TDX_POLICY: &str = "tdx-sample.toml";
+const IN_WINDOW: &str = "2025-06-20T00:00:00Z";
+const AFTER_WINDOW: &str = "2025-08-01T00:00:00Z";
+
+#[test]
+fn milan_report_verifies_with_certs_dir() {
+    let out = silk(&[
+        "verify",
+        &p(vectors().join("snp/milan/report_milan.hex")),
+        "--certs",
+        &p(vectors().join("snp/milan")),
+        "--policy",
+        &p(example(SNP_POLICY)),
+        "--now",
+        "2025-01-01T00:00:00Z",
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("VERDICT: ACCEPTED"), "{t}");
+    assert!(t.contains("✔  snp.report_signature"), "{t}");
+}
+
+#[test]
+fn milan_report_verifies_with_vcek_and_pinned_chain() {
+    let out = silk(&[
+        "verify",
+        &p(vectors().join("snp/milan/report_milan.hex")),
+        "--vcek",
+        &p(vectors().join("snp/milan/vcek_milan.der")),
+        "--policy",
+        &p(example(SNP_POLICY)),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn milan_report_with_turin_vcek_is_rejected_at_the_signature() {
+    let out = silk(&[
+        "verify",
+        &p(vectors().join("snp/milan/report_milan.hex")),
+        "--vcek",
+        &p(vectors().join("snp/turin/vcek_turin.der")),
+        "--policy",
+        &p(example(SNP_POLICY)),
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("✗ snp.report_signature"), "{t}");
+}
+
+#[test]
+fn without_policy_everything_is_rejected() {
+    let out = silk(&[
+        "verify",
+        &p(vectors().join("snp/milan/report_milan.hex")),
+        "--certs",
+        &p(vectors().join("snp/milan")),
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("policy.snp") && t.contains("no --policy"), "{t}");
+}
+
+#[test]
+fn json_output_is_machine_readable() {
+    let out = silk(&[
+        "verify",
+        &p(vectors().join("snp/milan/report_milan.hex")),
+        "--certs",
+        &p(vectors().join("snp/milan")),
+        "--policy",
+        &p(example(SNP_POLICY)),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["accepted"], true);
+    assert_eq!(v["platform"], "sev_snp");
+    let checks = v["checks"].as_array().expect("checks");
+    assert!(checks.iter().all(|c| c["outcome"]["status"] == "pass"));
+    assert!(checks.iter().any(|c| c["name"] == "snp.measurement"));
+}
+
+#[test]
+fn tdx_quote_verifies_inside_its_collateral_window_only() {
+    let quote = p(vectors().join("tdx/tdx_quote"));
+    let policy = p(example(TDX_POLICY));
+    let out = silk(&["verify", &quote, "--policy", &policy, "--now", IN_WINDOW]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("found beside the quote"), "{t}");
+
+    let out = silk(&["verify", &quote, "--policy", &policy, "--now", AFTER_WINDOW]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("✗ tdx.collateral_window"), "{t}");
+}
+
+#[test]
+fn outdated_tdx_quote_is_rejected_by_the_default_statuses() {
+    let dir = tempdir();
+    let policy = dir.join("p.toml");
+    std::fs::write(&policy, "[tdx]\nallow_any_measurement = true\n").expect("write");
+    let quote = p(vectors().join("tdx/tdx_quote_outdated"));
+    let out = silk(&["verify", &quote, "--policy", &p(policy.clone()), "--now", "2026-02-19T00:00:00Z"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("✗ tdx.tcb_status") && t.contains("OutOfDate"), "{t}");
+}
+
+#[test]
+fn unusable_inputs_exit_2_with_a_reason() {
+    let dir = tempdir();
+    let junk = dir.join("junk.bin");
+    std::fs::write(&junk, b"definitely not evidence").expect("write");
+    let out = silk(&["verify", &p(junk)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("unrecognised evidence"), "{}", text(&out));
+
+    let bad_policy = dir.join("bad.toml");
+    std::fs::write(&bad_policy, "[snp]\nmeasurments = []\n").expect("write");
+    let out = silk(&[
+        "verify",
+        &p(vectors().join("snp/milan/report_milan.hex")),
+        "--certs",
+        &p(vectors().join("snp/milan")),
+        "--policy",
+        &p(bad_policy),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("measurments"), "{}", text(&out));
+
+    let out = silk(&["verify", &p(vectors().join("snp/milan/report_milan.hex"))]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("--vcek"), "{}", text(&out));
+
+    let out = silk(&["verify", &p(vectors().join("tdx/tdx-quote.hex"))]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("--collateral"), "{}", text(&out));
+
+    let out = silk(&["verify", &p(vectors().join("tdx/tdx_quote")), "--now", "yesterday"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("RFC 3339"), "{}", text(&out));
+}
+
+/// A fresh directory under the target dir (no tempfile dependency needed for three files).
+fn tempdir() -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "silk-cli-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    dir
+}

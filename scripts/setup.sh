@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs everything silk's build, tests and demo need on a fresh Debian machine, and
+# nothing when it is already there (so the README's commands can call it every time).
+# Set SILK_SETUP_DONE=1 to skip it inside scripts that already ran it.
+set -euo pipefail
+[ "${SILK_SETUP_DONE:-}" = 1 ] && exit 0
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Debian packages: a C toolchain for crates with C parts (ring), pkg-config, and curl for
+# rustup on machines that have no Rust yet.
+need_pkgs=()
+for p in build-essential pkg-config ca-certificates curl git; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need_pkgs+=("$p")
+done
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  say "installing Debian packages: ${need_pkgs[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+# Rust: the stable toolchain with rustfmt and clippy.
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v cargo >/dev/null; then
+  if ! command -v rustup >/dev/null; then
+    say "installing rustup"
+    if apt-cache show rustup >/dev/null 2>&1; then
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rustup >/dev/null
+    else
+      curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+    fi
+  fi
+  rustup default stable
+fi
+if command -v rustup >/dev/null; then
+  for c in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+  done
+fi
+
+# cargo-nextest runs the test suite (test groups keep slow VM tests apart).
+if ! command -v cargo-nextest >/dev/null; then
+  say "installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
