@@ -9,6 +9,7 @@
 
 mod collateral;
 mod quote;
+mod sigdata;
 mod tcb;
 
 pub use collateral::{CollateralError, TdxCollateral};

@@ -62,12 +62,25 @@ pub enum QuoteError {
         /// The decoder's reason.
         reason: String,
     },
-    /// Bytes follow the signature data; nothing signs them, so they are refused rather
-    /// than carried along unnoticed.
-    #[error("quote is {len} bytes but its signature data ends at byte {end}")]
+    /// A part of the signature data that no signature covers is not in its one accepted
+    /// encoding (see the `sigdata` module): a length with slack, an unexpected
+    /// certification data type, non-canonical PEM, or a chain not ending at Intel's root.
+    #[error("quote signature data field {field} {reason}")]
+    NonCanonical {
+        /// The field, e.g. `pck_cert_chain`.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Non-zero bytes follow the signature data. Nothing signs them, so they are refused
+    /// rather than carried along unnoticed; zero padding (quote generators hand out
+    /// fixed-size buffers) is allowed.
+    #[error(
+        "quote has a non-zero byte at offset {offset}, after its signature data ends at {end}"
+    )]
     TrailingBytes {
-        /// Length of the input.
-        len: usize,
+        /// Offset of the first non-zero byte after the end.
+        offset: usize,
         /// Where the quote, as its own length fields describe it, ends.
         end: usize,
     },
@@ -273,10 +286,12 @@ impl Quote {
         let parsed = dcap_qvl::quote::Quote::parse(raw).map_err(|e| QuoteError::Malformed {
             reason: format!("{e:#}"),
         })?;
-        let end = encoded_len(raw, parsed.signed_length())?;
-        if end != raw.len() {
+        let (sig_data_len, end) = encoded_len(raw, parsed.signed_length())?;
+        super::sigdata::check(&parsed.auth_data, sig_data_len)?;
+        let padding = raw.get(end..).unwrap_or_default();
+        if let Some(pos) = padding.iter().position(|&b| b != 0) {
             return Err(QuoteError::TrailingBytes {
-                len: raw.len(),
+                offset: end + pos,
                 end,
             });
         }
@@ -304,9 +319,9 @@ impl Quote {
     }
 }
 
-/// Where a quote ends by its own length fields: the signed part, the signature-data length,
-/// then that many bytes.
-fn encoded_len(raw: &[u8], signed_len: usize) -> Result<usize, QuoteError> {
+/// The signature data's length field, and where the quote ends by it: the signed part,
+/// the length, then that many bytes.
+fn encoded_len(raw: &[u8], signed_len: usize) -> Result<(usize, usize), QuoteError> {
     let malformed = || QuoteError::Malformed {
         reason: "signature data length runs past the end of the quote".into(),
     };
@@ -318,7 +333,8 @@ fn encoded_len(raw: &[u8], signed_len: usize) -> Result<usize, QuoteError> {
         .and_then(|b| b.try_into().ok())
         .ok_or_else(malformed)?;
     let sig_len = usize::try_from(u32::from_le_bytes(len_bytes)).map_err(|_| malformed())?;
-    len_end.checked_add(sig_len).ok_or_else(malformed)
+    let end = len_end.checked_add(sig_len).ok_or_else(malformed)?;
+    Ok((sig_len, end))
 }
 
 #[cfg(test)]
