@@ -245,3 +245,26 @@ fn zero_padding_is_allowed_and_other_trailing_bytes_are_not() {
         Err(QuoteError::TrailingBytes { offset, end: 4936 }) if offset == last
     ));
 }
+
+#[test]
+fn unsigned_signature_data_fields_have_one_encoding() {
+    let raw = read("tdx/tdx_quote");
+    // Offsets in tdx_quote: header 0..48, TD body 48..632, signature data length 632..636,
+    // ECDSA signature and key 636..764, certification data type 764 and size 766, QE
+    // report certification data from 770, PCK chain PEM 1258..4936, zero padding after.
+    let cases: [(usize, &str); 5] = [
+        (632, "signature_data_len"),
+        (764, "certification_data.type"),
+        (1285, "pck_cert_chain"), // the line feed after "-----BEGIN CERTIFICATE-----"
+        (4500, "pck_cert_chain"), // inside the root CA copy
+        (4935, "pck_cert_chain"), // the chain's NUL terminator
+    ];
+    for (offset, field) in cases {
+        let mut mutated = raw.clone();
+        mutated[offset] ^= 0x01;
+        match Quote::from_bytes(&mutated) {
+            Err(QuoteError::NonCanonical { field: f, .. }) => assert_eq!(f, field, "byte {offset}"),
+            other => panic!("byte {offset}: expected NonCanonical {field}, got {other:?}"),
+        }
+    }
+}
