@@ -111,7 +111,8 @@ fn tdx_quote_is_rejected_before_its_collateral_was_issued() {
 /// The "outdated" vector's platform TCB is below every level its TCB info lists, so
 /// dcap-qvl 0.7.1 finds no TCB level at all (Intel's QVL: TCB not supported) rather than
 /// `OutOfDate`; its own tests only reach a status by overriding the TCB info. Every
-/// signature step runs before that match, so the failure reason is the TCB match.
+/// signature step runs before that match, so the signature check passes and the failure
+/// is named `tdx.tcb_level`.
 #[test]
 fn outdated_quote_is_a_v5_td15_quote_without_a_matching_tcb_level() {
     let raw = read("tdx/tdx_quote_outdated");
@@ -119,10 +120,12 @@ fn outdated_quote_is_a_v5_td15_quote_without_a_matching_tcb_level() {
     let (verdict, result) = verify_at(&raw, &c, valid_now(&c));
     let (quote, tcb) = result.expect("parses");
     assert!(passed(&verdict, tdx::CHECK_COLLATERAL_WINDOW));
-    let sig = verdict.check(tdx::CHECK_QUOTE_SIGNATURE).expect("ran");
+    assert!(passed(&verdict, tdx::CHECK_QUOTE_SIGNATURE), "{verdict:#?}");
+    let level = verdict.check(tdx::CHECK_TCB_LEVEL).expect("ran");
+    assert_eq!(level.stage, Stage::Platform);
     assert!(
-        format!("{:?}", sig.outcome).contains("No matching TCB level found"),
-        "{sig:?}"
+        format!("{:?}", level.outcome).contains("No matching TCB level found"),
+        "{level:?}"
     );
     assert!(tcb.is_none());
     assert!(!verdict.accepted());
@@ -145,20 +148,19 @@ fn mismatching_collateral_is_rejected() {
     let other = collateral("tdx/tdx_quote_outdated_collateral.json");
     let (verdict, result) = verify_at(&raw, &other, valid_now(&other));
     let (_, tcb) = result.expect("parses");
-    assert!(
-        !passed(&verdict, tdx::CHECK_QUOTE_SIGNATURE),
-        "{verdict:#?}"
-    );
+    // Both collaterals are genuinely Intel-signed, so the signatures verify; the TCB
+    // info is for another FMSPC, which the TCB-level step names.
+    let level = verdict.check(tdx::CHECK_TCB_LEVEL).expect("ran");
+    assert!(format!("{:?}", level.outcome).contains("Fmspc mismatch"), "{level:?}");
     assert!(tcb.is_none());
     assert!(!verdict.accepted());
 
     // SGX collateral (QE identity "QE", SGX TCB info) for a TDX quote.
     let sgx = collateral("sgx/sgx_quote_collateral.json");
     let (verdict, _) = verify_at(&raw, &sgx, valid_now(&sgx));
-    assert!(
-        !passed(&verdict, tdx::CHECK_QUOTE_SIGNATURE),
-        "{verdict:#?}"
-    );
+    assert!(!verdict.accepted(), "{verdict:#?}");
+    assert!(verdict.failures().any(|c| c.name == tdx::CHECK_QUOTE_SIGNATURE
+        || c.name == tdx::CHECK_TCB_LEVEL));
 }
 
 #[test]

@@ -129,8 +129,10 @@ fn tdx_quote_verifies_inside_its_collateral_window_only() {
     assert!(t.contains("✗ tdx.collateral_window"), "{t}");
 }
 
+/// The "outdated" sample's platform TCB is below every level of its TCB info: the
+/// signatures verify, and the TCB appraisal names the failure (Intel: TCB not supported).
 #[test]
-fn outdated_tdx_quote_is_rejected_by_the_default_statuses() {
+fn outdated_tdx_quote_is_rejected_at_the_tcb_level() {
     let dir = tempdir();
     let policy = dir.join("p.toml");
     std::fs::write(&policy, "[tdx]\nallow_any_measurement = true\n").expect("write");
@@ -138,7 +140,35 @@ fn outdated_tdx_quote_is_rejected_by_the_default_statuses() {
     let out = silk(&["verify", &quote, "--policy", &p(policy.clone()), "--now", "2026-02-19T00:00:00Z"]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains("✗ tdx.tcb_status") && t.contains("OutOfDate"), "{t}");
+    assert!(t.contains("✔  tdx.quote_signature"), "{t}");
+    assert!(t.contains("✗ tdx.tcb_level") && t.contains("No matching TCB level"), "{t}");
+    assert!(t.contains("✗ tdx.tcb_status"), "{t}");
+}
+
+/// The SGX sample's TCB status is ConfigurationAndSWHardeningNeeded: rejected by the
+/// default statuses, accepted by a policy that lists that status.
+#[test]
+fn tcb_status_rule_decides_the_sgx_sample() {
+    let dir = tempdir();
+    let quote = p(vectors().join("sgx/sgx_quote"));
+    let strict = dir.join("strict.toml");
+    std::fs::write(&strict, "[sgx]\nallow_any_measurement = true\n").expect("write");
+    let out = silk(&["verify", &quote, "--policy", &p(strict), "--now", "2025-06-20T00:00:00Z"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("✗ sgx.tcb_status"), "{t}");
+
+    let lenient = dir.join("lenient.toml");
+    std::fs::write(
+        &lenient,
+        "[sgx]\nallow_any_measurement = true\n\
+         allowed_tcb_statuses = [\"UpToDate\", \"ConfigurationAndSWHardeningNeeded\"]\n",
+    )
+    .expect("write");
+    let out = silk(&["verify", &quote, "--policy", &p(lenient), "--now", "2025-06-20T00:00:00Z"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("warning: policy accepts ANY MRENCLAVE"), "{t}");
 }
 
 #[test]

@@ -145,7 +145,8 @@ impl TdxPolicy {
         now: OffsetDateTime,
         verdict: &mut Verdict,
     ) {
-        let debug = report.td_attributes.debug();
+        // Any TUD bit (debug or its profiling variants) opens the TD to the host.
+        let debug = report.td_attributes.under_debug();
         verdict.push(Check::from_bool(
             "tdx.debug",
             Stage::Platform,

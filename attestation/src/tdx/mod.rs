@@ -23,17 +23,23 @@ use crate::verdict::{Check, Stage, Verdict};
 
 /// Name of the check that the quote and collateral verify up to Intel's root.
 pub const CHECK_QUOTE_SIGNATURE: &str = "tdx.quote_signature";
+/// Name of the check that the platform's TCB matches a (non-revoked) level of the TCB info.
+pub const CHECK_TCB_LEVEL: &str = "tdx.tcb_level";
+/// Name of the check that the TD attributes are acceptable to Intel's appraisal.
+pub const CHECK_TD_ATTRIBUTES: &str = "tdx.td_attributes";
 /// Name of the check that `now` lies within the collateral's validity window.
 pub const CHECK_COLLATERAL_WINDOW: &str = "tdx.collateral_window";
 
 /// Verifies the quote's signature chain and its collateral at `now` with `dcap-qvl`.
 ///
-/// Pushes two checks onto `verdict`:
-/// - `tdx.quote_signature` (`Stage::Signature`): `dcap-qvl`'s full verification with its
-///   default strictness; on failure the reason is `dcap-qvl`'s error text. That
-///   strictness also rejects TDs that run in debug mode, are migratable, lack
-///   SEPT_VE_DISABLE, set reserved attribute bits or are bound to service TDs, and SGX
-///   debug enclaves, and a `Revoked` platform.
+/// Pushes these checks onto `verdict`:
+/// - `tdx.quote_signature` (`Stage::Signature`): `dcap-qvl`'s verification of every
+///   signature and certificate; on failure the reason is `dcap-qvl`'s error text.
+/// - `tdx.tcb_level` (`Stage::Platform`), only when it fails: the signatures verified but
+///   the platform's TCB matches no level of the TCB info, or a revoked one.
+/// - `tdx.td_attributes` (`Stage::Platform`), only when it fails: the signatures verified
+///   but the TD is migratable, profiled, bound to a service TD, lacks SEPT_VE_DISABLE or
+///   sets reserved attribute bits. (Debug is left to the policy's `tdx.debug`.)
 /// - `tdx.collateral_window` (`Stage::Freshness`): `now` lies within
 ///   [[`TdxCollateral::latest_issue_date`], [`TdxCollateral::earliest_next_update`]].
 ///
@@ -46,55 +52,154 @@ pub fn verify(
     verdict: &mut Verdict,
 ) -> Result<(Quote, Option<TcbVerdict>), QuoteError> {
     let quote = Quote::from_bytes(raw)?;
-    let (check, tcb) = signature_check(raw, collateral, now);
-    verdict.push(check);
+    let tcb = signature_check(raw, collateral, now, verdict);
     verdict.push(window_check(collateral, now));
     Ok((quote, tcb))
+}
+
+/// Where in `dcap-qvl`'s pipeline a failure happened. Its errors are text (anyhow), so the
+/// step is recognised from the message; `dcap-qvl` is pinned to an exact version in the
+/// workspace for that reason, and `tests/tdx_quote.rs` covers each class on real vectors.
+#[derive(Debug, PartialEq, Eq)]
+enum FailureStep {
+    /// Signatures, certificate chains, CRLs, collateral dates: nothing verified.
+    Chain,
+    /// Every signature verified, but the platform's TCB matches no level in the TCB info
+    /// (or the TCB info is for another platform or TDX module).
+    TcbLevel,
+    /// Every signature verified and the TCB level is `Revoked`.
+    Revoked,
+    /// Every signature verified, but the TD attributes are unacceptable to `dcap-qvl`.
+    Attributes,
+}
+
+fn failure_step(message: &str) -> FailureStep {
+    // These steps run in verify_impl after the QE report, QE identity, PCK chain and
+    // quote signatures all verified.
+    const TCB_LEVEL: &[&str] = &[
+        "No matching TCB level found",
+        "Fmspc mismatch",
+        "with non-TDX TCB info",
+        "with non-SGX TCB info",
+        "TDX TCB Info is missing tdxModule",
+        "TDX module",
+    ];
+    const ATTRIBUTES: &[&str] = &[
+        "TD profiling is enabled",
+        "Reserved bits in TD attributes",
+        "TD migration is enabled",
+        "SERVTD_EXT is enabled",
+        "SEPT_VE_DISABLE is not enabled",
+        "Invalid MR service TD",
+    ];
+    let first_line = message.lines().next().unwrap_or_default();
+    if TCB_LEVEL.iter().any(|m| first_line.contains(m)) {
+        FailureStep::TcbLevel
+    } else if first_line.contains("TCB status is invalid: Revoked") {
+        FailureStep::Revoked
+    } else if ATTRIBUTES.iter().any(|m| first_line.contains(m)) {
+        FailureStep::Attributes
+    } else {
+        FailureStep::Chain
+    }
 }
 
 fn signature_check(
     raw: &[u8],
     collateral: &TdxCollateral,
     now: OffsetDateTime,
-) -> (Check, Option<TcbVerdict>) {
+    verdict: &mut Verdict,
+) -> Option<TcbVerdict> {
     const EXPECTED: &str =
         "quote, QE report and collateral signed through the Intel SGX Root CA, none revoked";
-    let fail = |reason: String| {
-        (
-            Check::fail(
-                CHECK_QUOTE_SIGNATURE,
-                Stage::Signature,
-                EXPECTED,
-                "invalid",
-                reason,
-            ),
-            None,
+    let chain_fail = |reason: String| {
+        Check::fail(
+            CHECK_QUOTE_SIGNATURE,
+            Stage::Signature,
+            EXPECTED,
+            "invalid",
+            reason,
         )
     };
     let Ok(now_secs) = u64::try_from(now.unix_timestamp()) else {
-        return fail(format!("now ({}) is before the Unix epoch", fmt_time(now)));
+        verdict.push(chain_fail(format!(
+            "now ({}) is before the Unix epoch",
+            fmt_time(now)
+        )));
+        return None;
     };
-    let report = match dcap_qvl::verify::verify(raw, collateral.as_dcap(), now_secs) {
+    // Debug TDs and enclaves are the policy's call (`tdx.debug`, `sgx.debug`), so that a
+    // debug quote is reported by that name rather than as a bad signature.
+    let verifier = dcap_qvl::verify::QuoteVerifier::new_prod().allow_debug(true);
+    let report = match verifier.verify(raw, collateral.as_dcap(), now_secs) {
         Ok(report) => report,
-        // `{:#}` keeps anyhow's context chain, which says which step failed.
-        Err(e) => return fail(format!("{e:#}")),
+        Err(e) => {
+            // `{:#}` keeps anyhow's context chain, which says which step failed.
+            let message = format!("{e:#}");
+            let step = failure_step(&message);
+            if step == FailureStep::Chain {
+                verdict.push(chain_fail(message));
+                return None;
+            }
+            verdict.push(Check::pass(
+                CHECK_QUOTE_SIGNATURE,
+                Stage::Signature,
+                EXPECTED,
+                "valid",
+            ));
+            verdict.push(match step {
+                FailureStep::TcbLevel => Check::fail(
+                    CHECK_TCB_LEVEL,
+                    Stage::Platform,
+                    "the platform TCB (PCK certificate, TEE TCB SVN) matches a level of the TCB info",
+                    "no matching level",
+                    format!(
+                        "{message}: the platform's TCB is below every level Intel lists for it, \
+                         so Intel's appraisal gives it no status (TCB not supported)"
+                    ),
+                ),
+                FailureStep::Revoked => Check::fail(
+                    CHECK_TCB_LEVEL,
+                    Stage::Platform,
+                    "a TCB level that is not revoked",
+                    "Revoked",
+                    message,
+                ),
+                _ => Check::fail(
+                    CHECK_TD_ATTRIBUTES,
+                    Stage::Platform,
+                    "no profiling, migration, service-TD binding or reserved bits; SEPT_VE_DISABLE set",
+                    "unacceptable TD attributes",
+                    message,
+                ),
+            });
+            return None;
+        }
     };
     let status = match report.status.parse::<TcbStatus>() {
         Ok(status) => status,
-        Err(e) => return fail(format!("dcap-qvl verified the quote but reported {e}")),
+        Err(e) => {
+            verdict.push(chain_fail(format!(
+                "dcap-qvl verified the quote but reported {e}"
+            )));
+            return None;
+        }
     };
     let found = if report.advisory_ids.is_empty() {
         format!("valid, TCB {status}")
     } else {
         format!("valid, TCB {status} ({})", report.advisory_ids.join(", "))
     };
-    (
-        Check::pass(CHECK_QUOTE_SIGNATURE, Stage::Signature, EXPECTED, found),
-        Some(TcbVerdict {
-            status,
-            advisory_ids: report.advisory_ids,
-        }),
-    )
+    verdict.push(Check::pass(
+        CHECK_QUOTE_SIGNATURE,
+        Stage::Signature,
+        EXPECTED,
+        found,
+    ));
+    Some(TcbVerdict {
+        status,
+        advisory_ids: report.advisory_ids,
+    })
 }
 
 fn window_check(collateral: &TdxCollateral, now: OffsetDateTime) -> Check {
