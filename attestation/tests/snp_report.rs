@@ -4,7 +4,10 @@
 use silk_attestation::snp::report::*;
 
 fn vector(rel: &str) -> Vec<u8> {
-    let path = format!("{}/../../shared/vectors/snp/{rel}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../shared/vectors/snp/{rel}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -88,7 +91,11 @@ fn every_common_field_at_its_offset() {
     assert_eq!(rep.reported_tcb, TcbVersion(0x2222_2222_2222_2222));
     assert_eq!(rep.chip_id.to_vec(), chip_id);
     assert_eq!(rep.committed_tcb, TcbVersion(0x3333_3333_3333_3333));
-    let v = |major, minor, build| FirmwareVersion { major, minor, build };
+    let v = |major, minor, build| FirmwareVersion {
+        major,
+        minor,
+        build,
+    };
     assert_eq!(rep.current_version, v(1, 52, 7));
     assert_eq!(rep.committed_version, v(1, 51, 3));
     assert_eq!(rep.current_version.to_string(), "1.52.7");
@@ -116,11 +123,17 @@ fn key_flags() {
     assert!(r.mask_chip_key && !r.author_key_en);
     assert_eq!(parse(7 << 2).unwrap().signing_key, SigningKey::None);
     for v in 2..=6u8 {
-        assert_eq!(parse(u32::from(v) << 2).unwrap().signing_key, SigningKey::Reserved(v));
+        assert_eq!(
+            parse(u32::from(v) << 2).unwrap().signing_key,
+            SigningKey::Reserved(v)
+        );
     }
     assert_eq!(
         parse(1 << 5),
-        Err(ReportError::ReservedNotZero { field: "key flags bits 31:5", offset: 0x48 })
+        Err(ReportError::ReservedNotZero {
+            field: "key flags bits 31:5",
+            offset: 0x48
+        })
     );
 }
 
@@ -132,7 +145,14 @@ fn v3_and_v4_have_cpuid_but_no_mitigation_vectors() {
         put_u64(&mut b, 0x1F0, 9);
         let r = AttestationReport::from_bytes(&b).expect("parses");
         assert_eq!(r.version, version);
-        assert_eq!(r.cpuid, Some(Cpuid { family: 0x19, model: 0x11, stepping: 0x01 }));
+        assert_eq!(
+            r.cpuid,
+            Some(Cpuid {
+                family: 0x19,
+                model: 0x11,
+                stepping: 0x01
+            })
+        );
         assert_eq!(r.product_line(), Some(ProductLine::Genoa));
         assert_eq!(r.launch_tcb, TcbVersion(9));
         assert_eq!(r.launch_mitigation_vector, None);
@@ -141,7 +161,10 @@ fn v3_and_v4_have_cpuid_but_no_mitigation_vectors() {
         b[0x1F8] = 1;
         assert_eq!(
             AttestationReport::from_bytes(&b),
-            Err(ReportError::ReservedNotZero { field: "reserved before SIGNATURE", offset: 0x1F8 })
+            Err(ReportError::ReservedNotZero {
+                field: "reserved before SIGNATURE",
+                offset: 0x1F8
+            })
         );
     }
 }
@@ -153,7 +176,14 @@ fn v5_has_cpuid_and_mitigation_vectors() {
     put_u64(&mut b, 0x1F8, 0x0102_0304_0506_0708);
     put_u64(&mut b, 0x200, 0x1112_1314_1516_1718);
     let r = AttestationReport::from_bytes(&b).expect("parses");
-    assert_eq!(r.cpuid, Some(Cpuid { family: 0x1A, model: 0x02, stepping: 0 }));
+    assert_eq!(
+        r.cpuid,
+        Some(Cpuid {
+            family: 0x1A,
+            model: 0x02,
+            stepping: 0
+        })
+    );
     assert_eq!(r.product_line(), Some(ProductLine::Turin));
     assert_eq!(r.launch_mitigation_vector, Some(0x0102_0304_0506_0708));
     assert_eq!(r.current_mitigation_vector, Some(0x1112_1314_1516_1718));
@@ -171,7 +201,10 @@ fn wrong_lengths_are_rejected() {
         b.resize(len, 0);
         assert_eq!(
             AttestationReport::from_bytes(&b),
-            Err(ReportError::WrongLength { expected: REPORT_SIZE, found: len })
+            Err(ReportError::WrongLength {
+                expected: REPORT_SIZE,
+                found: len
+            })
         );
     }
 }
@@ -193,7 +226,10 @@ fn signature_algorithms_other_than_ecdsa_p384_are_rejected() {
         put_u32(&mut b, 0x34, algo);
         assert_eq!(
             AttestationReport::from_bytes(&b),
-            Err(ReportError::UnsupportedSignatureAlgorithm { expected: 1, found: algo })
+            Err(ReportError::UnsupportedSignatureAlgorithm {
+                expected: 1,
+                found: algo
+            })
         );
     }
 }
@@ -223,11 +259,14 @@ fn reserved_bytes_must_be_zero() {
     }
 }
 
+/// A bit position and the accessor that reads it.
+type Flag<T> = (u32, fn(T) -> bool);
+
 #[test]
 fn guest_policy_bits() {
     let p = GuestPolicy(0x0000_0000_0000_3402);
     assert_eq!((p.abi_major(), p.abi_minor()), (0x34, 0x02));
-    let flags: [(u32, fn(GuestPolicy) -> bool); 9] = [
+    let flags: [Flag<GuestPolicy>; 9] = [
         (16, GuestPolicy::smt_allowed),
         (18, GuestPolicy::migrate_ma_allowed),
         (19, GuestPolicy::debug_allowed),
@@ -246,7 +285,7 @@ fn guest_policy_bits() {
 
 #[test]
 fn platform_info_bits() {
-    let flags: [(u32, fn(PlatformInfo) -> bool); 7] = [
+    let flags: [Flag<PlatformInfo>; 7] = [
         (0, PlatformInfo::smt_enabled),
         (1, PlatformInfo::tsme_enabled),
         (2, PlatformInfo::ecc_enabled),
@@ -266,22 +305,52 @@ fn tcb_layouts_per_product_line() {
     let raw = TcbVersion(u64::from_le_bytes([1, 2, 3, 4, 5, 6, 7, 8]));
     for line in [ProductLine::Milan, ProductLine::Genoa] {
         let p = raw.parts(line);
-        assert_eq!(p, TcbParts { fmc: None, bootloader: 1, tee: 2, snp: 7, microcode: 8 });
+        assert_eq!(
+            p,
+            TcbParts {
+                fmc: None,
+                bootloader: 1,
+                tee: 2,
+                snp: 7,
+                microcode: 8
+            }
+        );
         assert_eq!(p.to_string(), "bl=1 tee=2 snp=7 ucode=8");
     }
     let p = raw.parts(ProductLine::Turin);
-    assert_eq!(p, TcbParts { fmc: Some(1), bootloader: 2, tee: 3, snp: 4, microcode: 8 });
+    assert_eq!(
+        p,
+        TcbParts {
+            fmc: Some(1),
+            bootloader: 2,
+            tee: 3,
+            snp: 4,
+            microcode: 8
+        }
+    );
     assert_eq!(p.to_string(), "fmc=1 bl=2 tee=3 snp=4 ucode=8");
     for line in ProductLine::ALL {
         let parts = raw.parts(line);
         assert_eq!(TcbVersion::from_parts(parts, line).parts(line), parts);
     }
-    assert_eq!(TcbVersion(0x7308_0000_0000_0003).parts(ProductLine::Milan).to_string(), "bl=3 tee=0 snp=8 ucode=115");
+    assert_eq!(
+        TcbVersion(0x7308_0000_0000_0003)
+            .parts(ProductLine::Milan)
+            .to_string(),
+        "bl=3 tee=0 snp=8 ucode=115"
+    );
 }
 
 #[test]
 fn cpuid_product_lines() {
-    let line = |family, model| Cpuid { family, model, stepping: 1 }.product_line();
+    let line = |family, model| {
+        Cpuid {
+            family,
+            model,
+            stepping: 1,
+        }
+        .product_line()
+    };
     assert_eq!(line(0x19, 0x01), Some(ProductLine::Milan));
     assert_eq!(line(0x19, 0x0F), Some(ProductLine::Milan));
     assert_eq!(line(0x19, 0x11), Some(ProductLine::Genoa));
@@ -297,7 +366,10 @@ fn cpuid_product_lines() {
 fn product_line_names() {
     for line in ProductLine::ALL {
         assert_eq!(ProductLine::from_name(&line.to_string()), Some(line));
-        assert_eq!(ProductLine::from_name(&line.to_string().to_uppercase()), Some(line));
+        assert_eq!(
+            ProductLine::from_name(&line.to_string().to_uppercase()),
+            Some(line)
+        );
     }
     assert_eq!(ProductLine::Milan.to_string(), "Milan");
     assert_eq!(ProductLine::from_name("Rome"), None);
@@ -319,8 +391,18 @@ fn milan_vector_fields() {
         "7a1e5c266c0108dbc9bb94fa926951320940915d0aafb42464bd88b579ea158d3e1a0dc39b2c60bd95b9c480cd81841f"
     );
     assert_eq!(r.reported_tcb, TcbVersion(0x7308_0000_0000_0003));
-    assert_eq!(r.reported_tcb.parts(ProductLine::Milan).to_string(), "bl=3 tee=0 snp=8 ucode=115");
-    assert_eq!(r.current_version, FirmwareVersion { major: 1, minor: 52, build: 4 });
+    assert_eq!(
+        r.reported_tcb.parts(ProductLine::Milan).to_string(),
+        "bl=3 tee=0 snp=8 ucode=115"
+    );
+    assert_eq!(
+        r.current_version,
+        FirmwareVersion {
+            major: 1,
+            minor: 52,
+            build: 4
+        }
+    );
     assert!(hex::encode(r.chip_id).starts_with("d49554ec717f4e5b"));
     assert_eq!(r.cpuid, None);
     assert_eq!(r.launch_mitigation_vector, None);

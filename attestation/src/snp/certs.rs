@@ -99,7 +99,9 @@ pub enum CertError {
         line: ProductLine,
     },
     /// An AMD extension is present that the product line's TCB layout has no field for.
-    #[error("VEK certificate has extension {name} ({oid}), which {line}'s TCB layout does not have")]
+    #[error(
+        "VEK certificate has extension {name} ({oid}), which {line}'s TCB layout does not have"
+    )]
     UnexpectedExtension {
         /// The extension's name.
         name: &'static str,
@@ -211,7 +213,10 @@ pub(super) fn common_name(name: &Name) -> Option<String> {
     let value = &atv.value;
     let s = match value.tag() {
         Tag::Utf8String => value.decode_as::<Utf8StringRef<'_>>().ok()?.to_string(),
-        Tag::PrintableString => value.decode_as::<PrintableStringRef<'_>>().ok()?.to_string(),
+        Tag::PrintableString => value
+            .decode_as::<PrintableStringRef<'_>>()
+            .ok()?
+            .to_string(),
         Tag::Ia5String => value.decode_as::<Ia5StringRef<'_>>().ok()?.to_string(),
         _ => return None,
     };
@@ -279,7 +284,11 @@ impl VekExtensions {
     }
 
     pub(super) fn from_cert(cert: &Certificate) -> Result<Self, CertError> {
-        let exts = cert.tbs_certificate.extensions.as_deref().unwrap_or_default();
+        let exts = cert
+            .tbs_certificate
+            .extensions
+            .as_deref()
+            .unwrap_or_default();
         let mut seen = std::collections::BTreeSet::new();
         for ext in exts {
             if !seen.insert(ext.extn_id) {
@@ -332,7 +341,8 @@ impl VekExtensions {
     /// The TCB the key was derived for, in `line`'s layout: the bootloader, TEE, SNP and
     /// microcode SPLs must all be present, and fmcSPL must be present exactly on Turin.
     pub fn tcb_parts(&self, line: ProductLine) -> Result<TcbParts, CertError> {
-        let need = |v: Option<u8>, name, oid| v.ok_or(CertError::MissingExtension { name, oid, line });
+        let need =
+            |v: Option<u8>, name, oid| v.ok_or(CertError::MissingExtension { name, oid, line });
         let fmc = match (line.has_turin_tcb_layout(), self.fmc) {
             (true, Some(fmc)) => Some(fmc),
             (true, None) => {

@@ -124,7 +124,8 @@ fn check_product_line(
     verdict: &mut Verdict,
 ) -> bool {
     let name = "snp.product_line";
-    let expected = "the VEK's issuer names Milan, Genoa or Turin, and the report's CPUID (v3+) agrees";
+    let expected =
+        "the VEK's issuer names Milan, Genoa or Turin, and the report's CPUID (v3+) agrees";
     let from_cpuid = match report.cpuid {
         None => "no CPUID (v2 report)".to_string(),
         Some(c) => match c.product_line() {
@@ -212,7 +213,13 @@ fn signed_by_check(
     let (issuer, subject) = match (issuer, subject) {
         (Ok(i), Ok(s)) => (i, s),
         (Err(e), _) | (_, Err(e)) => {
-            return Check::fail(name, STAGE, format!("{what} signed by its issuer"), "", e.clone())
+            return Check::fail(
+                name,
+                STAGE,
+                format!("{what} signed by its issuer"),
+                "",
+                e.clone(),
+            )
         }
     };
     let expected = format!("{what} signed by {} ({})", issuer.cn(), issuer.source);
@@ -240,7 +247,10 @@ fn verify_rsa_pss(issuer: &Certificate, subject: &Certificate) -> Result<(), Str
     }
     let alg = &subject.signature_algorithm;
     if alg.oid != OID_RSASSA_PSS {
-        return Err(format!("signature algorithm is {}, expected RSASSA-PSS", alg.oid));
+        return Err(format!(
+            "signature algorithm is {}, expected RSASSA-PSS",
+            alg.oid
+        ));
     }
     let params_der = alg
         .parameters
@@ -320,7 +330,8 @@ fn check_validity<const N: usize>(
 
 fn check_signing_key(report: &AttestationReport, kind: Option<VekKind>, verdict: &mut Verdict) {
     let name = "snp.signing_key";
-    let expected = "SIGNING_KEY names the kind of the supplied VEK (VCEK or VLEK), MASK_CHIP_KEY clear";
+    let expected =
+        "SIGNING_KEY names the kind of the supplied VEK (VCEK or VLEK), MASK_CHIP_KEY clear";
     let found = format!(
         "SIGNING_KEY {}, MASK_CHIP_KEY {}, certificate {}",
         report.signing_key,
@@ -333,7 +344,9 @@ fn check_signing_key(report: &AttestationReport, kind: Option<VekKind>, verdict:
         (SigningKey::None, _) => Some("the report is not signed (SIGNING_KEY = none)".into()),
         (SigningKey::Reserved(v), _) => Some(format!("SIGNING_KEY {v} is reserved")),
         (_, None) => Some("the VEK's subject is neither SEV-VCEK nor SEV-VLEK".into()),
-        (key, Some(kind)) => Some(format!("the report was signed by a {key} but the certificate is a {kind}")),
+        (key, Some(kind)) => Some(format!(
+            "the report was signed by a {key} but the certificate is a {kind}"
+        )),
     };
     verdict.push(match reason {
         None => Check::pass(name, STAGE, expected, found),
@@ -363,7 +376,10 @@ fn check_report_signature(
             .as_ref()
             .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
         if spki.algorithm.oid != OID_EC_PUBLIC_KEY || curve != Some(OID_SECP384R1) {
-            return Err(format!("VEK key is {} ({curve:?}), expected EC P-384", spki.algorithm.oid));
+            return Err(format!(
+                "VEK key is {} ({curve:?}), expected EC P-384",
+                spki.algorithm.oid
+            ));
         }
         let point = spki
             .subject_public_key
@@ -378,7 +394,11 @@ fn check_report_signature(
         let signed = raw.get(..SIGNED_LEN).ok_or("report too short")?;
         key.verify(signed, &sig)
             .map_err(|_| "the signature does not verify with the VEK's key".to_string())?;
-        Ok(format!("signature verifies with {} ({})", vek.cn(), vek.source))
+        Ok(format!(
+            "signature verifies with {} ({})",
+            vek.cn(),
+            vek.source
+        ))
     })();
     verdict.push(match result {
         Ok(found) => Check::pass(name, STAGE, expected, found),
@@ -420,7 +440,9 @@ fn check_vek_tcb(
         if Some(certified) == reported {
             Ok(format!("VEK certifies {certified}"))
         } else {
-            Err(format!("VEK certifies {certified}, the report claims another TCB"))
+            Err(format!(
+                "VEK certifies {certified}, the report claims another TCB"
+            ))
         }
     })();
     verdict.push(match result {
@@ -461,7 +483,10 @@ fn check_chip_id(
         let len = if line == ProductLine::Turin { 8 } else { 64 };
         let (head, tail) = report.chip_id.split_at(len);
         if hw_id.len() != len {
-            return Err(format!("{line} hwID must be {len} bytes, the VCEK's is {}", hw_id.len()));
+            return Err(format!(
+                "{line} hwID must be {len} bytes, the VCEK's is {}",
+                hw_id.len()
+            ));
         }
         if head != hw_id.as_slice() || tail.iter().any(|&b| b != 0) {
             return Err(format!("the VCEK's hwID is {}", hex::encode(&hw_id)));

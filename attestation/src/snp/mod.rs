@@ -7,9 +7,10 @@
 //! Policy (measurements, debug, minimum TCB) is evaluated elsewhere against
 //! [`AttestationReport`].
 
-mod chain;
 pub mod certs;
+mod chain;
 pub mod report;
+mod tcb;
 
 pub use certs::{verify_signature_chain, CertError, SnpCertificates, VekExtensions, VekKind};
 pub use report::{

@@ -19,6 +19,8 @@ use std::fmt;
 
 use thiserror::Error;
 
+pub use super::tcb::{ProductLine, TcbParts, TcbVersion};
+
 /// Size of an attestation report in bytes.
 pub const REPORT_SIZE: usize = 0x4A0;
 /// Number of leading bytes covered by the report's signature.
@@ -66,135 +68,6 @@ const OFF_RESERVED_TAIL_V5: usize = 0x208;
 const OFF_SIGNATURE: usize = SIGNED_LEN;
 const SIG_COMPONENT_LEN: usize = 72;
 const OFF_SIG_RESERVED: usize = OFF_SIGNATURE + 2 * SIG_COMPONENT_LEN;
-
-/// An AMD EPYC product line with SEV-SNP; each has its own AMD root key (ARK).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ProductLine {
-    /// EPYC 7003 (Zen 3).
-    Milan,
-    /// EPYC 9004/8004 (Zen 4), including Bergamo and Siena.
-    Genoa,
-    /// EPYC 9005 (Zen 5).
-    Turin,
-}
-
-impl ProductLine {
-    /// All product lines this crate knows, in release order.
-    pub const ALL: [ProductLine; 3] = [ProductLine::Milan, ProductLine::Genoa, ProductLine::Turin];
-
-    /// The line named `name` as AMD spells it in certificates and KDS URLs, ignoring case.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|line| line.name().eq_ignore_ascii_case(name))
-    }
-
-    /// AMD's spelling: `Milan`, `Genoa` or `Turin`.
-    pub fn name(self) -> &'static str {
-        match self {
-            ProductLine::Milan => "Milan",
-            ProductLine::Genoa => "Genoa",
-            ProductLine::Turin => "Turin",
-        }
-    }
-
-    /// Whether TCB_VERSION uses the layout introduced with Turin (with an FMC SPL).
-    pub fn has_turin_tcb_layout(self) -> bool {
-        matches!(self, ProductLine::Turin)
-    }
-}
-
-impl fmt::Display for ProductLine {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// A raw TCB_VERSION: the security patch levels (SPLs) of the platform's firmware components.
-///
-/// The byte layout depends on the product line, so it is decoded with [`TcbVersion::parts`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub struct TcbVersion(pub u64);
-
-/// A TCB_VERSION decoded for one product line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub struct TcbParts {
-    /// SPL of the FMC (first mutable code); only Turin and later have one.
-    pub fmc: Option<u8>,
-    /// SPL of the PSP bootloader.
-    pub bootloader: u8,
-    /// SPL of the PSP operating system (TEE).
-    pub tee: u8,
-    /// SPL of the SNP firmware.
-    pub snp: u8,
-    /// Lowest current patch level of all cores' microcode.
-    pub microcode: u8,
-}
-
-impl TcbVersion {
-    /// Decodes the SPLs with `line`'s layout.
-    ///
-    /// Milan and Genoa: BOOT_LOADER `[7:0]`, TEE `[15:8]`, SNP `[55:48]`, MICROCODE `[63:56]`.
-    /// Turin: FMC `[7:0]`, BOOT_LOADER `[15:8]`, TEE `[23:16]`, SNP `[31:24]`, MICROCODE `[63:56]`.
-    pub fn parts(self, line: ProductLine) -> TcbParts {
-        let b = self.0.to_le_bytes();
-        if line.has_turin_tcb_layout() {
-            TcbParts {
-                fmc: Some(b[0]),
-                bootloader: b[1],
-                tee: b[2],
-                snp: b[3],
-                microcode: b[7],
-            }
-        } else {
-            TcbParts {
-                fmc: None,
-                bootloader: b[0],
-                tee: b[1],
-                snp: b[6],
-                microcode: b[7],
-            }
-        }
-    }
-
-    /// Encodes `parts` with `line`'s layout; the inverse of [`TcbVersion::parts`].
-    ///
-    /// An FMC SPL is dropped for lines without one, and taken as 0 on Turin when absent.
-    pub fn from_parts(parts: TcbParts, line: ProductLine) -> Self {
-        let mut b = [0u8; 8];
-        if line.has_turin_tcb_layout() {
-            b[0] = parts.fmc.unwrap_or(0);
-            b[1] = parts.bootloader;
-            b[2] = parts.tee;
-            b[3] = parts.snp;
-        } else {
-            b[0] = parts.bootloader;
-            b[1] = parts.tee;
-            b[6] = parts.snp;
-        }
-        b[7] = parts.microcode;
-        TcbVersion(u64::from_le_bytes(b))
-    }
-}
-
-impl fmt::Display for TcbVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#018x}", self.0)
-    }
-}
-
-impl fmt::Display for TcbParts {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(fmc) = self.fmc {
-            write!(f, "fmc={fmc} ")?;
-        }
-        write!(
-            f,
-            "bl={} tee={} snp={} ucode={}",
-            self.bootloader, self.tee, self.snp, self.microcode
-        )
-    }
-}
 
 const fn bit(value: u64, n: u32) -> bool {
     (value >> n) & 1 == 1
@@ -527,11 +400,10 @@ impl AttestationReport {
     /// Parses a report, rejecting wrong lengths, unknown versions, signature algorithms
     /// other than ECDSA P-384/SHA-384, and non-zero reserved fields.
     pub fn from_bytes(raw: &[u8]) -> Result<Self, ReportError> {
-        let bytes: &[u8; REPORT_SIZE] =
-            raw.try_into().map_err(|_| ReportError::WrongLength {
-                expected: REPORT_SIZE,
-                found: raw.len(),
-            })?;
+        let bytes: &[u8; REPORT_SIZE] = raw.try_into().map_err(|_| ReportError::WrongLength {
+            expected: REPORT_SIZE,
+            found: raw.len(),
+        })?;
         let f = Fields(bytes);
 
         let version = f.u32(OFF_VERSION);
@@ -561,8 +433,16 @@ impl AttestationReport {
 
         let cpuid_end = if has_cpuid { OFF_CPUID + 3 } else { OFF_CPUID };
         f.zero("reserved before CHIP_ID", cpuid_end, OFF_CHIP_ID)?;
-        f.zero("reserved after CURRENT_MAJOR", OFF_CURRENT_VERSION + 3, OFF_COMMITTED_VERSION)?;
-        f.zero("reserved after COMMITTED_MAJOR", OFF_COMMITTED_VERSION + 3, OFF_LAUNCH_TCB)?;
+        f.zero(
+            "reserved after CURRENT_MAJOR",
+            OFF_CURRENT_VERSION + 3,
+            OFF_COMMITTED_VERSION,
+        )?;
+        f.zero(
+            "reserved after COMMITTED_MAJOR",
+            OFF_COMMITTED_VERSION + 3,
+            OFF_LAUNCH_TCB,
+        )?;
         let tail = if has_mit_vectors {
             OFF_RESERVED_TAIL_V5
         } else {
