@@ -7,7 +7,7 @@
 //! Run with `cargo bench -p silk-attestation --bench verify`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use silk_attestation::snp::certs::{pem_chain_to_der, SnpCertificates};
+use silk_attestation::snp::certs::{pem_bundle, SnpCertificates};
 use silk_attestation::tdx::TdxCollateral;
 use silk_attestation::{verify_quote, verify_snp, Policy};
 use time::macros::datetime;
@@ -22,7 +22,7 @@ fn snp(c: &mut Criterion) {
     let hex_text = String::from_utf8(read("snp/milan/report_milan.hex")).expect("utf8");
     let raw = hex::decode(hex_text.trim()).expect("hex");
     let vcek = read("snp/milan/vcek_milan.der");
-    let chain = pem_chain_to_der(&read("snp/milan/cert_chain.pem")).expect("chain");
+    let chain = pem_bundle(&read("snp/milan/cert_chain.pem"), "chain").expect("chain");
     let certs = SnpCertificates {
         vek: vcek.clone(),
         ask: Some(chain[0].clone()),
@@ -31,7 +31,10 @@ fn snp(c: &mut Criterion) {
     let policy = Policy::from_toml(include_str!("../../docs/examples/snp-milan-sample.toml"))
         .expect("policy");
     let now = datetime!(2025-01-01 0:00 UTC);
-    assert!(verify_snp(&raw, &certs, &policy, now).expect("verifies").1.accepted());
+    assert!(verify_snp(&raw, &certs, &policy, now)
+        .expect("verifies")
+        .1
+        .accepted());
 
     let mut group = c.benchmark_group("snp_milan");
     group.bench_function("silk_verify_snp", |b| {
@@ -66,11 +69,16 @@ fn tdx(c: &mut Criterion) {
         Policy::from_toml(include_str!("../../docs/examples/tdx-sample.toml")).expect("policy");
     let now = datetime!(2025-06-20 0:00 UTC);
     let now_secs = now.unix_timestamp() as u64;
-    assert!(verify_quote(&raw, &collateral, &policy, now).expect("verifies").1.accepted());
+    assert!(verify_quote(&raw, &collateral, &policy, now)
+        .expect("verifies")
+        .1
+        .accepted());
 
     let mut group = c.benchmark_group("tdx_quote");
     group.bench_function("silk_verify_quote", |b| {
-        b.iter(|| verify_quote(black_box(&raw), &collateral, &policy, now).map(|(_, v)| v.accepted()))
+        b.iter(|| {
+            verify_quote(black_box(&raw), &collateral, &policy, now).map(|(_, v)| v.accepted())
+        })
     });
     group.bench_function("dcap_qvl_direct", |b| {
         b.iter(|| dcap_qvl::verify::verify(black_box(&raw), &qvl_collateral, now_secs).is_ok())

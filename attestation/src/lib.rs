@@ -16,6 +16,6 @@ pub mod snp;
 pub mod tdx;
 pub mod verdict;
 
-pub use verdict::{Check, Fact, Outcome, Platform, Stage, Verdict};
 pub use evidence::{verify_quote, verify_snp, Evidence, EvidenceError, EvidenceKind};
 pub use policy::Policy;
+pub use verdict::{Check, Fact, Outcome, Platform, Stage, Verdict};

@@ -220,7 +220,14 @@ mod tests {
     #[test]
     fn all_passing_accepts() {
         let mut v = Verdict::new(Platform::SevSnp);
-        v.push(Check::from_bool("a", Stage::Signature, true, "", "", String::new));
+        v.push(Check::from_bool(
+            "a",
+            Stage::Signature,
+            true,
+            "",
+            "",
+            String::new,
+        ));
         assert!(v.accepted());
     }
 }

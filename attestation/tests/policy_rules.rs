@@ -39,7 +39,11 @@ fn snp_check(policy: &SnpPolicy, report: &AttestationReport, name: &str) -> bool
 fn baseline_policy_accepts_the_milan_report() {
     let mut v = Verdict::new(Platform::SevSnp);
     snp_policy("").evaluate(&milan(), Some(ProductLine::Milan), &mut v);
-    assert!(v.failures().next().is_none(), "{:?}", v.failures().collect::<Vec<_>>());
+    assert!(
+        v.failures().next().is_none(),
+        "{:?}",
+        v.failures().collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -54,7 +58,10 @@ fn snp_measurement_allowlist() {
     .snp
     .unwrap();
     assert!(!snp_check(&other, &r, "snp.measurement"));
-    let empty = Policy::from_toml("[snp]\nmin_tcb = {}\n").unwrap().snp.unwrap();
+    let empty = Policy::from_toml("[snp]\nmin_tcb = {}\n")
+        .unwrap()
+        .snp
+        .unwrap();
     assert!(!snp_check(&empty, &r, "snp.measurement"));
 }
 
@@ -76,7 +83,11 @@ fn snp_debug_forbidden_unless_allowed() {
     assert!(snp_check(&snp_policy(""), &r, "snp.debug"));
     r.policy = GuestPolicy(r.policy.0 | 1 << 19);
     assert!(!snp_check(&snp_policy(""), &r, "snp.debug"));
-    assert!(snp_check(&snp_policy("allow_debug = true"), &r, "snp.debug"));
+    assert!(snp_check(
+        &snp_policy("allow_debug = true"),
+        &r,
+        "snp.debug"
+    ));
 }
 
 #[test]
@@ -98,10 +109,12 @@ fn snp_min_tcb_each_component() {
         assert!(!snp_check(&at(above), &r, "snp.min_tcb"), "{above}");
     }
     // No min_tcb at all is a failure, not an acceptance by default.
-    let none = Policy::from_toml(&format!("[snp]\nmeasurements = [\"{MILAN_MEASUREMENT}\"]\n"))
-        .unwrap()
-        .snp
-        .unwrap();
+    let none = Policy::from_toml(&format!(
+        "[snp]\nmeasurements = [\"{MILAN_MEASUREMENT}\"]\n"
+    ))
+    .unwrap()
+    .snp
+    .unwrap();
     assert!(!snp_check(&none, &r, "snp.min_tcb"));
     // Without a known product line the TCB cannot be decoded.
     let mut v = Verdict::new(Platform::SevSnp);
@@ -120,14 +133,21 @@ fn snp_report_data() {
     // Without the rule the verdict says the report is bound to nothing.
     let mut v = Verdict::new(Platform::SevSnp);
     snp_policy("").evaluate(&r, Some(ProductLine::Milan), &mut v);
-    assert!(v.warnings.iter().any(|w| w.contains("REPORT_DATA not checked")));
+    assert!(v
+        .warnings
+        .iter()
+        .any(|w| w.contains("REPORT_DATA not checked")));
 }
 
 #[test]
 fn snp_host_data() {
     let r = milan();
     let good = hex::encode(r.host_data);
-    assert!(snp_check(&snp_policy(&format!("host_data = \"{good}\"")), &r, "snp.host_data"));
+    assert!(snp_check(
+        &snp_policy(&format!("host_data = \"{good}\"")),
+        &r,
+        "snp.host_data"
+    ));
     let bad = snp_policy(&format!("host_data = \"{}\"", "11".repeat(32)));
     assert!(!snp_check(&bad, &r, "snp.host_data"));
 }
@@ -195,10 +215,18 @@ fn snp_id_and_author_keys() {
 #[test]
 fn snp_guest_svn_and_product() {
     let r = milan();
-    assert!(snp_check(&snp_policy("min_guest_svn = 0"), &r, "snp.guest_svn"));
+    assert!(snp_check(
+        &snp_policy("min_guest_svn = 0"),
+        &r,
+        "snp.guest_svn"
+    ));
     let above = snp_policy(&format!("min_guest_svn = {}", r.guest_svn + 1));
     assert!(!snp_check(&above, &r, "snp.guest_svn"));
-    assert!(snp_check(&snp_policy("products = [\"Milan\"]"), &r, "snp.product"));
+    assert!(snp_check(
+        &snp_policy("products = [\"Milan\"]"),
+        &r,
+        "snp.product"
+    ));
     let others = snp_policy("products = [\"Genoa\", \"Turin\"]");
     assert!(!snp_check(&others, &r, "snp.product"));
     assert!(Policy::from_toml("[snp]\nproducts = [\"Naples\"]\n").is_err());
@@ -260,11 +288,19 @@ fn tdx_measurement_names_the_differing_register() {
     td.rtmr[1][0] ^= 1;
     let v = tdx_verdict(&p, &td, Some(&ok));
     let c = v.check("tdx.measurement").unwrap();
-    assert!(format!("{:?}", c.outcome).contains("RTMR1 differs"), "{c:?}");
+    assert!(
+        format!("{:?}", c.outcome).contains("RTMR1 differs"),
+        "{c:?}"
+    );
     td.mr_td[0] ^= 1;
     assert!(!tdx_check(&p, &td, Some(&ok), "tdx.measurement"));
     let empty = Policy::from_toml("[tdx]\n").unwrap().tdx.unwrap();
-    assert!(!tdx_check(&empty, &tdx_quote(), Some(&ok), "tdx.measurement"));
+    assert!(!tdx_check(
+        &empty,
+        &tdx_quote(),
+        Some(&ok),
+        "tdx.measurement"
+    ));
 }
 
 #[test]
@@ -285,8 +321,18 @@ fn tdx_tcb_status_default_is_up_to_date_only() {
         status: TcbStatus::OutOfDate,
         advisory_ids: vec!["INTEL-SA-00837".into()],
     };
-    assert!(tdx_check(&tdx_policy(""), &td, Some(&up_to_date()), "tdx.tcb_status"));
-    assert!(!tdx_check(&tdx_policy(""), &td, Some(&outdated), "tdx.tcb_status"));
+    assert!(tdx_check(
+        &tdx_policy(""),
+        &td,
+        Some(&up_to_date()),
+        "tdx.tcb_status"
+    ));
+    assert!(!tdx_check(
+        &tdx_policy(""),
+        &td,
+        Some(&outdated),
+        "tdx.tcb_status"
+    ));
     assert!(!tdx_check(&tdx_policy(""), &td, None, "tdx.tcb_status"));
     let allow = tdx_policy("allowed_tcb_statuses = [\"UpToDate\", \"OutOfDate\"]");
     assert!(tdx_check(&allow, &td, Some(&outdated), "tdx.tcb_status"));
@@ -295,7 +341,12 @@ fn tdx_tcb_status_default_is_up_to_date_only() {
     );
     assert!(tdx_check(&listed, &td, Some(&outdated), "tdx.advisories"));
     let unlisted = tdx_policy("allowed_tcb_statuses = [\"OutOfDate\"]\nallowed_advisory_ids = []");
-    assert!(!tdx_check(&unlisted, &td, Some(&outdated), "tdx.advisories"));
+    assert!(!tdx_check(
+        &unlisted,
+        &td,
+        Some(&outdated),
+        "tdx.advisories"
+    ));
     assert!(Policy::from_toml("[tdx]\nallowed_tcb_statuses = []\n").is_err());
 }
 
@@ -303,7 +354,10 @@ fn tdx_tcb_status_default_is_up_to_date_only() {
 fn tdx_min_tee_tcb_svn() {
     let td = tdx_quote();
     let ok = up_to_date();
-    let same = tdx_policy(&format!("min_tee_tcb_svn = \"{}\"", hex::encode(td.tee_tcb_svn)));
+    let same = tdx_policy(&format!(
+        "min_tee_tcb_svn = \"{}\"",
+        hex::encode(td.tee_tcb_svn)
+    ));
     assert!(tdx_check(&same, &td, Some(&ok), "tdx.tee_tcb_svn"));
     let mut higher = td.tee_tcb_svn;
     higher[0] = higher[0].saturating_add(1);
@@ -316,10 +370,22 @@ fn tdx_exact_registers_and_report_data() {
     let td = tdx_quote();
     let ok = up_to_date();
     for (key, name, value) in [
-        ("mr_config_id", "tdx.mr_config_id", hex::encode(td.mr_config_id)),
+        (
+            "mr_config_id",
+            "tdx.mr_config_id",
+            hex::encode(td.mr_config_id),
+        ),
         ("mr_owner", "tdx.mr_owner", hex::encode(td.mr_owner)),
-        ("mr_owner_config", "tdx.mr_owner_config", hex::encode(td.mr_owner_config)),
-        ("report_data", "tdx.report_data", hex::encode(td.report_data)),
+        (
+            "mr_owner_config",
+            "tdx.mr_owner_config",
+            hex::encode(td.mr_owner_config),
+        ),
+        (
+            "report_data",
+            "tdx.report_data",
+            hex::encode(td.report_data),
+        ),
     ] {
         let same = tdx_policy(&format!("{key} = \"{value}\""));
         assert!(tdx_check(&same, &td, Some(&ok), name), "{key}");

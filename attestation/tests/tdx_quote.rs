@@ -151,7 +151,10 @@ fn mismatching_collateral_is_rejected() {
     // Both collaterals are genuinely Intel-signed, so the signatures verify; the TCB
     // info is for another FMSPC, which the TCB-level step names.
     let level = verdict.check(tdx::CHECK_TCB_LEVEL).expect("ran");
-    assert!(format!("{:?}", level.outcome).contains("Fmspc mismatch"), "{level:?}");
+    assert!(
+        format!("{:?}", level.outcome).contains("Fmspc mismatch"),
+        "{level:?}"
+    );
     assert!(tcb.is_none());
     assert!(!verdict.accepted());
 
@@ -159,8 +162,9 @@ fn mismatching_collateral_is_rejected() {
     let sgx = collateral("sgx/sgx_quote_collateral.json");
     let (verdict, _) = verify_at(&raw, &sgx, valid_now(&sgx));
     assert!(!verdict.accepted(), "{verdict:#?}");
-    assert!(verdict.failures().any(|c| c.name == tdx::CHECK_QUOTE_SIGNATURE
-        || c.name == tdx::CHECK_TCB_LEVEL));
+    assert!(verdict
+        .failures()
+        .any(|c| c.name == tdx::CHECK_QUOTE_SIGNATURE || c.name == tdx::CHECK_TCB_LEVEL));
 }
 
 #[test]

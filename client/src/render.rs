@@ -49,7 +49,12 @@ pub fn table(
         writeln!(out, "note: {note}")?;
     }
     writeln!(out)?;
-    let fw = verdict.facts.iter().map(|f| width(f.name)).max().unwrap_or(0);
+    let fw = verdict
+        .facts
+        .iter()
+        .map(|f| width(f.name))
+        .max()
+        .unwrap_or(0);
     for fact in &verdict.facts {
         writeln!(out, "  {}  {}", pad(fact.name, fw), fact.value)?;
     }
@@ -117,7 +122,11 @@ pub fn table(
             "VERDICT: REJECTED ({} of {} checks failed: {})",
             failures.len(),
             verdict.checks.len(),
-            if names.is_empty() { "no check ran".to_owned() } else { names.join(", ") }
+            if names.is_empty() {
+                "no check ran".to_owned()
+            } else {
+                names.join(", ")
+            }
         )?;
     }
     Ok(())
@@ -171,14 +180,30 @@ mod tests {
         let mut v = Verdict::new(Platform::SevSnp);
         v.push(Check::pass("a.ok", Stage::Signature, "x", "x"));
         let long = "f".repeat(96);
-        v.push(Check::fail("b.bad", Stage::Measurement, "e".repeat(96), long.clone(), "nope"));
+        v.push(Check::fail(
+            "b.bad",
+            Stage::Measurement,
+            "e".repeat(96),
+            long.clone(),
+            "nope",
+        ));
         let mut out = Vec::new();
-        table(&v, EvidenceKind::SnpReport, "r.bin", OffsetDateTime::UNIX_EPOCH, &[], &mut out)
-            .unwrap();
+        table(
+            &v,
+            EvidenceKind::SnpReport,
+            "r.bin",
+            OffsetDateTime::UNIX_EPOCH,
+            &[],
+            &mut out,
+        )
+        .unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("✗ b.bad: nope"), "{text}");
         assert!(text.contains(&long), "{text}");
-        assert!(text.contains("VERDICT: REJECTED (1 of 2 checks failed: b.bad)"), "{text}");
+        assert!(
+            text.contains("VERDICT: REJECTED (1 of 2 checks failed: b.bad)"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -186,7 +211,14 @@ mod tests {
         let mut v = Verdict::new(Platform::Tdx);
         v.push(Check::pass("a", Stage::Signature, "x", "x"));
         let mut out = Vec::new();
-        json(&v, EvidenceKind::SnpReport, "q", OffsetDateTime::UNIX_EPOCH, &mut out).unwrap();
+        json(
+            &v,
+            EvidenceKind::SnpReport,
+            "q",
+            OffsetDateTime::UNIX_EPOCH,
+            &mut out,
+        )
+        .unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["accepted"], true);
         assert_eq!(value["checks"][0]["name"], "a");

@@ -98,8 +98,9 @@ fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, VerifyCmdError> {
 /// Runs `silk verify`, writing the verdict to `out`. Returns whether it was accepted.
 pub fn run_verify(args: &VerifyArgs, out: &mut dyn Write) -> Result<bool, VerifyCmdError> {
     let now = match &args.now {
-        Some(text) => OffsetDateTime::parse(text, &Rfc3339)
-            .map_err(|_| VerifyCmdError::Now(text.clone()))?,
+        Some(text) => {
+            OffsetDateTime::parse(text, &Rfc3339).map_err(|_| VerifyCmdError::Now(text.clone()))?
+        }
         None => OffsetDateTime::now_utc(),
     };
     let policy = match &args.policy {
@@ -160,7 +161,10 @@ fn collateral_path(args: &VerifyArgs, notes: &mut Vec<String>) -> Result<PathBuf
     beside.push("_collateral.json");
     let beside = PathBuf::from(beside);
     if beside.is_file() {
-        notes.push(format!("collateral: {} (found beside the quote)", beside.display()));
+        notes.push(format!(
+            "collateral: {} (found beside the quote)",
+            beside.display()
+        ));
         return Ok(beside);
     }
     Err(VerifyCmdError::Missing(format!(
@@ -178,7 +182,8 @@ fn load_snp_certs(args: &VerifyArgs) -> Result<SnpCertificates, VerifyCmdError> 
     };
     if let Some(path) = &args.vcek {
         let bytes = read("VCEK", path)?;
-        let vek = silk_attestation::snp::certs::cert_to_der(&bytes).map_err(|e| cert_err(path, &e))?;
+        let vek = silk_attestation::snp::certs::cert_der(&bytes, "certificate")
+            .map_err(|e| cert_err(path, &e))?;
         return Ok(SnpCertificates {
             vek,
             ask: None,
@@ -206,20 +211,29 @@ fn load_snp_certs(args: &VerifyArgs) -> Result<SnpCertificates, VerifyCmdError> 
             .unwrap_or_default();
         if name.starts_with("vcek") || name.starts_with("vlek") {
             let bytes = read("VCEK/VLEK", &path)?;
-            vek = Some(silk_attestation::snp::certs::cert_to_der(&bytes).map_err(|e| cert_err(&path, &e))?);
+            vek = Some(
+                silk_attestation::snp::certs::cert_der(&bytes, "certificate")
+                    .map_err(|e| cert_err(&path, &e))?,
+            );
         } else if name.starts_with("cert_chain") {
             let bytes = read("certificate chain", &path)?;
-            let chain = silk_attestation::snp::certs::pem_chain_to_der(&bytes)
+            let chain = silk_attestation::snp::certs::pem_bundle(&bytes, "certificate chain")
                 .map_err(|e| cert_err(&path, &e))?;
             let mut it = chain.into_iter();
             ask = it.next();
             ark = it.next();
         } else if name.starts_with("ask") || name.starts_with("asvk") {
             let bytes = read("ASK", &path)?;
-            ask = Some(silk_attestation::snp::certs::cert_to_der(&bytes).map_err(|e| cert_err(&path, &e))?);
+            ask = Some(
+                silk_attestation::snp::certs::cert_der(&bytes, "certificate")
+                    .map_err(|e| cert_err(&path, &e))?,
+            );
         } else if name.starts_with("ark") {
             let bytes = read("ARK", &path)?;
-            ark = Some(silk_attestation::snp::certs::cert_to_der(&bytes).map_err(|e| cert_err(&path, &e))?);
+            ark = Some(
+                silk_attestation::snp::certs::cert_der(&bytes, "certificate")
+                    .map_err(|e| cert_err(&path, &e))?,
+            );
         }
     }
     let vek = vek.ok_or_else(|| {

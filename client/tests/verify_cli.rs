@@ -137,11 +137,21 @@ fn outdated_tdx_quote_is_rejected_at_the_tcb_level() {
     let policy = dir.join("p.toml");
     std::fs::write(&policy, "[tdx]\nallow_any_measurement = true\n").expect("write");
     let quote = p(vectors().join("tdx/tdx_quote_outdated"));
-    let out = silk(&["verify", &quote, "--policy", &p(policy.clone()), "--now", "2026-02-19T00:00:00Z"]);
+    let out = silk(&[
+        "verify",
+        &quote,
+        "--policy",
+        &p(policy.clone()),
+        "--now",
+        "2026-02-19T00:00:00Z",
+    ]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("✔  tdx.quote_signature"), "{t}");
-    assert!(t.contains("✗ tdx.tcb_level") && t.contains("No matching TCB level"), "{t}");
+    assert!(
+        t.contains("✗ tdx.tcb_level") && t.contains("No matching TCB level"),
+        "{t}"
+    );
     assert!(t.contains("✗ tdx.tcb_status"), "{t}");
 }
 
@@ -153,7 +163,14 @@ fn tcb_status_rule_decides_the_sgx_sample() {
     let quote = p(vectors().join("sgx/sgx_quote"));
     let strict = dir.join("strict.toml");
     std::fs::write(&strict, "[sgx]\nallow_any_measurement = true\n").expect("write");
-    let out = silk(&["verify", &quote, "--policy", &p(strict), "--now", "2025-06-20T00:00:00Z"]);
+    let out = silk(&[
+        "verify",
+        &quote,
+        "--policy",
+        &p(strict),
+        "--now",
+        "2025-06-20T00:00:00Z",
+    ]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("✗ sgx.tcb_status"), "{t}");
@@ -165,7 +182,14 @@ fn tcb_status_rule_decides_the_sgx_sample() {
          allowed_tcb_statuses = [\"UpToDate\", \"ConfigurationAndSWHardeningNeeded\"]\n",
     )
     .expect("write");
-    let out = silk(&["verify", &quote, "--policy", &p(lenient), "--now", "2025-06-20T00:00:00Z"]);
+    let out = silk(&[
+        "verify",
+        &quote,
+        "--policy",
+        &p(lenient),
+        "--now",
+        "2025-06-20T00:00:00Z",
+    ]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("warning: policy accepts ANY MRENCLAVE"), "{t}");
@@ -178,7 +202,11 @@ fn unusable_inputs_exit_2_with_a_reason() {
     std::fs::write(&junk, b"definitely not evidence").expect("write");
     let out = silk(&["verify", &p(junk)]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).contains("unrecognised evidence"), "{}", text(&out));
+    assert!(
+        text(&out).contains("unrecognised evidence"),
+        "{}",
+        text(&out)
+    );
 
     let bad_policy = dir.join("bad.toml");
     std::fs::write(&bad_policy, "[snp]\nmeasurments = []\n").expect("write");
@@ -201,7 +229,12 @@ fn unusable_inputs_exit_2_with_a_reason() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("--collateral"), "{}", text(&out));
 
-    let out = silk(&["verify", &p(vectors().join("tdx/tdx_quote")), "--now", "yesterday"]);
+    let out = silk(&[
+        "verify",
+        &p(vectors().join("tdx/tdx_quote")),
+        "--now",
+        "yesterday",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("RFC 3339"), "{}", text(&out));
 }

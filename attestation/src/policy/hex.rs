@@ -79,7 +79,10 @@ mod tests {
     #[test]
     fn wrong_length_names_both_lengths() {
         let e = HexBytes::<48>::parse(&"00".repeat(32)).unwrap_err();
-        assert!(e.contains("expected 48 bytes") && e.contains("found 32"), "{e}");
+        assert!(
+            e.contains("expected 48 bytes") && e.contains("found 32"),
+            "{e}"
+        );
     }
 
     #[test]

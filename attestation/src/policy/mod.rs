@@ -90,7 +90,11 @@ impl Age {
             "m" => 60,
             "h" => 3600,
             "d" => 86_400,
-            other => return Err(format!("unknown unit `{other}` in `{text}` (use s, m, h or d)")),
+            other => {
+                return Err(format!(
+                    "unknown unit `{other}` in `{text}` (use s, m, h or d)"
+                ))
+            }
         };
         n.checked_mul(scale)
             .map(|secs| Age(Duration::from_secs(secs)))
@@ -179,7 +183,10 @@ mod tests {
     fn wrong_digest_length_names_the_rule() {
         let e = Policy::from_toml("[snp]\nmeasurements = [\"00\"]\n").unwrap_err();
         let text = e.to_string();
-        assert!(text.contains("measurements") && text.contains("expected 48 bytes"), "{text}");
+        assert!(
+            text.contains("measurements") && text.contains("expected 48 bytes"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -158,9 +158,16 @@ impl SnpPolicy {
             "snp.debug",
             Stage::Platform,
             self.allow_debug || !debug,
-            if self.allow_debug { "debug allowed" } else { "debug off" },
+            if self.allow_debug {
+                "debug allowed"
+            } else {
+                "debug off"
+            },
             if debug { "debug on" } else { "debug off" },
-            || "the guest policy allows debugging: the host can read and change guest memory".into(),
+            || {
+                "the guest policy allows debugging: the host can read and change guest memory"
+                    .into()
+            },
         ));
         if self.allow_debug {
             verdict.warn("policy allows debug guests: their memory is open to the host");
@@ -172,8 +179,16 @@ impl SnpPolicy {
             "snp.smt",
             Stage::Platform,
             self.allow_smt || (!smt_policy && !smt_on),
-            if self.allow_smt { "SMT allowed" } else { "SMT forbidden by guest policy and off" },
-            format!("guest policy SMT={}, platform SMT={}", bit(smt_policy), bit(smt_on)),
+            if self.allow_smt {
+                "SMT allowed"
+            } else {
+                "SMT forbidden by guest policy and off"
+            },
+            format!(
+                "guest policy SMT={}, platform SMT={}",
+                bit(smt_policy),
+                bit(smt_on)
+            ),
             || "the policy forbids SMT but the guest may run, or runs, with SMT".into(),
         ));
 
@@ -182,7 +197,11 @@ impl SnpPolicy {
             "snp.migration_agent",
             Stage::Platform,
             self.allow_migration_agent || !ma,
-            if self.allow_migration_agent { "migration agent allowed" } else { "no migration agent" },
+            if self.allow_migration_agent {
+                "migration agent allowed"
+            } else {
+                "no migration agent"
+            },
             format!("MIGRATE_MA={}", bit(ma)),
             || "the guest policy allows a migration agent, which can export guest state".into(),
         ));
@@ -192,7 +211,11 @@ impl SnpPolicy {
             "snp.single_socket",
             Stage::Platform,
             !self.require_single_socket || single,
-            if self.require_single_socket { "SINGLE_SOCKET=1" } else { "any" },
+            if self.require_single_socket {
+                "SINGLE_SOCKET=1"
+            } else {
+                "any"
+            },
             format!("SINGLE_SOCKET={}", bit(single)),
             || "the policy requires single-socket guests".into(),
         ));
@@ -203,7 +226,12 @@ impl SnpPolicy {
             report.vmpl <= self.max_vmpl,
             format!("VMPL <= {}", self.max_vmpl),
             format!("VMPL {}", report.vmpl),
-            || format!("the report was requested at VMPL {}, less privileged than allowed", report.vmpl),
+            || {
+                format!(
+                    "the report was requested at VMPL {}, less privileged than allowed",
+                    report.vmpl
+                )
+            },
         ));
 
         if !self.products.is_empty() {
@@ -273,7 +301,12 @@ impl SnpPolicy {
         let found = hex::encode(report.measurement);
         if self.allow_any_measurement {
             verdict.warn("policy accepts ANY measurement: the guest's code is not checked");
-            verdict.push(Check::pass("snp.measurement", Stage::Measurement, "any (!)", found));
+            verdict.push(Check::pass(
+                "snp.measurement",
+                Stage::Measurement,
+                "any (!)",
+                found,
+            ));
         } else {
             let ok = self.measurements.iter().any(|m| m.0 == report.measurement);
             verdict.push(Check::from_bool(
@@ -293,7 +326,10 @@ impl SnpPolicy {
         }
 
         if !self.id_key_digests.is_empty() {
-            let ok = self.id_key_digests.iter().any(|d| d.0 == report.id_key_digest);
+            let ok = self
+                .id_key_digests
+                .iter()
+                .any(|d| d.0 == report.id_key_digest);
             verdict.push(Check::from_bool(
                 "snp.id_key",
                 Stage::Measurement,
@@ -344,7 +380,9 @@ impl SnpPolicy {
                 hex::encode(report.report_data),
                 || "REPORT_DATA differs: the report is not bound to the expected claims".into(),
             )),
-            None => verdict.warn("REPORT_DATA not checked: the report is not bound to any key or nonce"),
+            None => {
+                verdict.warn("REPORT_DATA not checked: the report is not bound to any key or nonce")
+            }
         }
     }
 }

@@ -151,7 +151,11 @@ impl TdxPolicy {
             "tdx.debug",
             Stage::Platform,
             self.allow_debug || !debug,
-            if self.allow_debug { "debug allowed" } else { "debug off" },
+            if self.allow_debug {
+                "debug allowed"
+            } else {
+                "debug off"
+            },
             if debug { "debug on" } else { "debug off" },
             || "the TD has the DEBUG attribute: the host can read its memory".into(),
         ));
@@ -193,13 +197,22 @@ impl TdxPolicy {
         for (name, want, found) in [
             ("tdx.mr_config_id", &self.mr_config_id, &report.mr_config_id),
             ("tdx.mr_owner", &self.mr_owner, &report.mr_owner),
-            ("tdx.mr_owner_config", &self.mr_owner_config, &report.mr_owner_config),
+            (
+                "tdx.mr_owner_config",
+                &self.mr_owner_config,
+                &report.mr_owner_config,
+            ),
         ] {
             if let Some(want) = want {
                 verdict.push(exact(name, Stage::Measurement, &want.0, found));
             }
         }
-        report_data_check("tdx", self.report_data.as_ref(), &report.report_data, verdict);
+        report_data_check(
+            "tdx",
+            self.report_data.as_ref(),
+            &report.report_data,
+            verdict,
+        );
         collateral_age_check("tdx", self.max_collateral_age, collateral, now, verdict);
     }
 
@@ -214,11 +227,19 @@ impl TdxPolicy {
         );
         if self.allow_any_measurement {
             verdict.warn("policy accepts ANY measurement: the TD's code is not checked");
-            verdict.push(Check::pass("tdx.measurement", Stage::Measurement, "any (!)", found));
+            verdict.push(Check::pass(
+                "tdx.measurement",
+                Stage::Measurement,
+                "any (!)",
+                found,
+            ));
             return;
         }
-        let results: Vec<Result<(), String>> =
-            self.measurements.iter().map(|m| m.compare(report)).collect();
+        let results: Vec<Result<(), String>> = self
+            .measurements
+            .iter()
+            .map(|m| m.compare(report))
+            .collect();
         let matched = results.iter().position(Result::is_ok);
         if let Some(i) = matched {
             if self.measurements[i].rtmrs().iter().any(Option::is_none) {
@@ -271,7 +292,11 @@ impl SgxPolicy {
             "sgx.debug",
             Stage::Platform,
             self.allow_debug || !debug,
-            if self.allow_debug { "debug allowed" } else { "debug off" },
+            if self.allow_debug {
+                "debug allowed"
+            } else {
+                "debug off"
+            },
             if debug { "debug on" } else { "debug off" },
             || "the enclave is a debug enclave".into(),
         ));
@@ -295,7 +320,12 @@ impl SgxPolicy {
         let found = hex::encode(report.mr_enclave);
         if self.allow_any_measurement {
             verdict.warn("policy accepts ANY MRENCLAVE");
-            verdict.push(Check::pass("sgx.mr_enclave", Stage::Measurement, "any (!)", found));
+            verdict.push(Check::pass(
+                "sgx.mr_enclave",
+                Stage::Measurement,
+                "any (!)",
+                found,
+            ));
         } else {
             verdict.push(Check::from_bool(
                 "sgx.mr_enclave",
@@ -316,7 +346,12 @@ impl SgxPolicy {
                 || "MRSIGNER is not allowed".into(),
             ));
         }
-        report_data_check("sgx", self.report_data.as_ref(), &report.report_data, verdict);
+        report_data_check(
+            "sgx",
+            self.report_data.as_ref(),
+            &report.report_data,
+            verdict,
+        );
         collateral_age_check("sgx", self.max_collateral_age, collateral, now, verdict);
     }
 }
@@ -381,7 +416,12 @@ fn tcb_checks(
             unlisted.is_empty(),
             one_of(list),
             tcb.advisory_ids.join(", "),
-            || format!("advisories not accepted by the policy: {}", unlisted.join(", ")),
+            || {
+                format!(
+                    "advisories not accepted by the policy: {}",
+                    unlisted.join(", ")
+                )
+            },
         ));
     }
 }
@@ -392,7 +432,11 @@ fn report_data_check(
     found: &[u8; 64],
     verdict: &mut Verdict,
 ) {
-    let name = if prefix == "sgx" { "sgx.report_data" } else { "tdx.report_data" };
+    let name = if prefix == "sgx" {
+        "sgx.report_data"
+    } else {
+        "tdx.report_data"
+    };
     match want {
         Some(want) => verdict.push(Check::from_bool(
             name,
@@ -414,7 +458,11 @@ fn collateral_age_check(
     verdict: &mut Verdict,
 ) {
     let Some(max) = max else { return };
-    let name = if prefix == "sgx" { "sgx.collateral_age" } else { "tdx.collateral_age" };
+    let name = if prefix == "sgx" {
+        "sgx.collateral_age"
+    } else {
+        "tdx.collateral_age"
+    };
     let issued = collateral.tcb_info_issue_date();
     let age = now - issued;
     let ok = age <= time::Duration::try_from(max.0).unwrap_or(time::Duration::MAX);
@@ -423,7 +471,13 @@ fn collateral_age_check(
         Stage::Freshness,
         ok,
         format!("issued within {max}"),
-        format!("issued {issued} ({}h old)", age.whole_hours()),
+        format!(
+            "issued {} ({}h old)",
+            issued
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|_| issued.to_string()),
+            age.whole_hours()
+        ),
         || "the collateral is older than the policy allows".into(),
     ));
 }
