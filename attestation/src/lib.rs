@@ -19,3 +19,9 @@ pub mod verdict;
 pub use evidence::{verify_quote, verify_snp, Evidence, EvidenceError, EvidenceKind};
 pub use policy::Policy;
 pub use verdict::{Check, Fact, Outcome, Platform, Stage, Verdict};
+
+/// Formats a time as RFC 3339 (`2025-06-19T10:16:03Z`), the form every check and fact uses.
+pub fn format_time(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| format!("{} s after the Unix epoch", t.unix_timestamp()))
+}

@@ -3,8 +3,7 @@
 use std::io::{self, Write};
 
 use serde::Serialize;
-use silk_attestation::{Check, EvidenceKind, Outcome, Verdict};
-use time::format_description::well_known::Rfc3339;
+use silk_attestation::{format_time as fmt_time, Check, EvidenceKind, Outcome, Verdict};
 use time::OffsetDateTime;
 
 /// Widest a table cell gets before its middle is elided; failures repeat values in full.
@@ -27,10 +26,6 @@ fn width(s: &str) -> usize {
 
 fn pad(s: &str, w: usize) -> String {
     format!("{s}{}", " ".repeat(w.saturating_sub(width(s))))
-}
-
-fn fmt_time(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
 }
 
 /// Writes the verdict as a table: facts, then one row per check (✔/✗, check, expected,

@@ -473,9 +473,7 @@ fn collateral_age_check(
         format!("issued within {max}"),
         format!(
             "issued {} ({}h old)",
-            issued
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_else(|_| issued.to_string()),
+            crate::format_time(issued),
             age.whole_hours()
         ),
         || "the collateral is older than the policy allows".into(),

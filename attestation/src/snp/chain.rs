@@ -296,7 +296,7 @@ fn check_validity<const N: usize>(
     verdict: &mut Verdict,
 ) {
     let name = "snp.cert_validity";
-    let expected = format!("VEK, ASK and ARK valid at {now}");
+    let expected = format!("VEK, ASK and ARK valid at {}", crate::format_time(now));
     let mut found = Vec::new();
     let mut problems = Vec::new();
     let now_s = now.unix_timestamp();

@@ -16,9 +16,9 @@ pub use collateral::{CollateralError, TdxCollateral};
 pub use quote::{Quote, QuoteBody, QuoteError, SgxReport, TdAttributes, TdReport, TeeType};
 pub use tcb::{TcbStatus, TcbVerdict, UnknownTcbStatus};
 
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::format_time as fmt_time;
 use crate::verdict::{Check, Stage, Verdict};
 
 /// Name of the check that the quote and collateral verify up to Intel's root.
@@ -228,9 +228,4 @@ fn window_check(collateral: &TdxCollateral, now: OffsetDateTime) -> Check {
             }
         },
     )
-}
-
-fn fmt_time(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339)
-        .unwrap_or_else(|_| format!("{} s after the Unix epoch", t.unix_timestamp()))
 }
