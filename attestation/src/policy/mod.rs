@@ -19,6 +19,7 @@ pub use snp::{MinTcb, SnpPolicy};
 pub use tdx::{SgxPolicy, TdxMeasurement, TdxPolicy};
 
 use crate::tdx::TcbStatus;
+use crate::verdict::{Check, Stage, Verdict};
 
 /// Why a policy file could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +149,34 @@ impl Serialize for StatusRule {
 
 fn default_statuses() -> Vec<StatusRule> {
     vec![StatusRule(TcbStatus::UpToDate)]
+}
+
+/// The debug rule shared by every platform: debug evidence passes only when the policy
+/// allows it, and then the verdict warns, since the host can read such a guest's memory.
+fn debug_check(
+    name: &'static str,
+    allowed: bool,
+    debug_on: bool,
+    what: &'static str,
+    verdict: &mut Verdict,
+) {
+    verdict.push(Check::from_bool(
+        name,
+        Stage::Platform,
+        allowed || !debug_on,
+        if allowed {
+            "debug allowed"
+        } else {
+            "debug off"
+        },
+        if debug_on { "debug on" } else { "debug off" },
+        || format!("{what} is debuggable: the host can read and change its memory"),
+    ));
+    if allowed {
+        verdict.warn(format!(
+            "policy allows debug: {what} memory may be open to the host"
+        ));
+    }
 }
 
 /// Formats a list of hex values for the "expected" column.

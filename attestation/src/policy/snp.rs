@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{one_of, HexBytes, PolicyError};
+use super::{debug_check, one_of, HexBytes, PolicyError};
 use crate::snp::report::{AttestationReport, ProductLine, TcbParts};
 use crate::verdict::{Check, Stage, Verdict};
 
@@ -153,25 +153,13 @@ impl SnpPolicy {
         verdict: &mut Verdict,
     ) {
         let policy = report.policy;
-        let debug = policy.debug_allowed();
-        verdict.push(Check::from_bool(
+        debug_check(
             "snp.debug",
-            Stage::Platform,
-            self.allow_debug || !debug,
-            if self.allow_debug {
-                "debug allowed"
-            } else {
-                "debug off"
-            },
-            if debug { "debug on" } else { "debug off" },
-            || {
-                "the guest policy allows debugging: the host can read and change guest memory"
-                    .into()
-            },
-        ));
-        if self.allow_debug {
-            verdict.warn("policy allows debug guests: their memory is open to the host");
-        }
+            self.allow_debug,
+            policy.debug_allowed(),
+            "the guest",
+            verdict,
+        );
 
         let smt_policy = policy.smt_allowed();
         let smt_on = report.platform_info.smt_enabled();

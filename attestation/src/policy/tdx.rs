@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{default_statuses, one_of, Age, HexBytes, PolicyError, StatusRule};
+use super::{debug_check, default_statuses, one_of, Age, HexBytes, PolicyError, StatusRule};
 use crate::tdx::{SgxReport, TcbVerdict, TdReport, TdxCollateral};
 use crate::verdict::{Check, Stage, Verdict};
 
@@ -147,21 +147,7 @@ impl TdxPolicy {
     ) {
         // Any TUD bit (debug or its profiling variants) opens the TD to the host.
         let debug = report.td_attributes.under_debug();
-        verdict.push(Check::from_bool(
-            "tdx.debug",
-            Stage::Platform,
-            self.allow_debug || !debug,
-            if self.allow_debug {
-                "debug allowed"
-            } else {
-                "debug off"
-            },
-            if debug { "debug on" } else { "debug off" },
-            || "the TD has the DEBUG attribute: the host can read its memory".into(),
-        ));
-        if self.allow_debug {
-            verdict.warn("policy allows debug TDs: their memory is open to the host");
-        }
+        debug_check("tdx.debug", self.allow_debug, debug, "the TD", verdict);
         tcb_checks(
             "tdx",
             &self.allowed_tcb_statuses,
@@ -287,19 +273,13 @@ impl SgxPolicy {
         now: OffsetDateTime,
         verdict: &mut Verdict,
     ) {
-        let debug = report.debug();
-        verdict.push(Check::from_bool(
+        debug_check(
             "sgx.debug",
-            Stage::Platform,
-            self.allow_debug || !debug,
-            if self.allow_debug {
-                "debug allowed"
-            } else {
-                "debug off"
-            },
-            if debug { "debug on" } else { "debug off" },
-            || "the enclave is a debug enclave".into(),
-        ));
+            self.allow_debug,
+            report.debug(),
+            "the enclave",
+            verdict,
+        );
         tcb_checks(
             "sgx",
             &self.allowed_tcb_statuses,
