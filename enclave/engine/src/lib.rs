@@ -1,0 +1,12 @@
+//! silk's inference engine: llama-family decoder models on candle.
+//!
+//! Messages in, a stream of text deltas out. The engine loads GGUF (quantised or not) and
+//! safetensors checkpoints with their tokenizer and chat template, samples with the usual
+//! OpenAI-style controls, and serves many requests at once from one model through a
+//! continuous-batching scheduler. It knows nothing of networks or keys: the enclave wraps
+//! it in the sealed session.
+#![warn(missing_docs)]
+
+pub mod template;
+pub mod text;
+pub mod tokenizer;

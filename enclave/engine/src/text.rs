@@ -1,0 +1,1 @@
+//! Streaming detokenisation: UTF-8-safe text deltas and stop strings.

@@ -1,0 +1,1 @@
+//! Tokenizers: `tokenizer.json`, or rebuilt from GGUF `tokenizer.ggml.*` metadata.
