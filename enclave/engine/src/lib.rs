@@ -7,6 +7,17 @@
 //! it in the sealed session.
 #![warn(missing_docs)]
 
+pub mod config;
+pub mod error;
+pub mod loader;
+pub mod model;
+pub mod sampler;
 pub mod template;
 pub mod text;
 pub mod tokenizer;
+
+pub use config::{Architecture, ModelConfig, RopeStyle};
+pub use error::{LoadError, RunError};
+pub use loader::{load, Loaded};
+pub use model::{KvCache, Model, SeqStep};
+pub use sampler::{SamplingParams, Sampler};
