@@ -53,6 +53,20 @@ TEXTS = [
     "<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n",
     "<|endoftext|>",
     "text<|im_end|>more <repo_name>x",
+    # edge cases of the regex split: digits in words and other scripts' digits, whitespace
+    # kinds and runs, contractions, combining marks, control and format characters
+    "abc123def x1y22z333",
+    "١٢٣ ½ ² １２３ Ⅷ",
+    "  \n  x\r\n\r\n\ty\t\t\n   ",
+    "a\u00a0\u00a0b \u3000c\u2003d",
+    "'S 'T 'Re don't've y'all 'll",
+    "n\u0303 \u0915\u093f \u0939\u093f\u0928\u094d\u0926\u0940 \u0e20\u0e32\u0e29\u0e32\u0e44\u0e17\u0e22",
+    "\x00\x01\x7f \ufeffBOM \u200d\u200c",
+    "... !!! ??? \u2026 \u2014 \u201cquoted\u201d \u00abguillemets\u00bb",
+    "\U0001F1EB\U0001F1F7 \U0001D400\U0001D401 \U00020000",
+    "<|im_start|><|im_start|>  <|im_end|>\n\n<|endoftext|>x",
+    "https://example.com/path?q=1&r=two#frag user@example.org",
+    "    indented\n        more\n\tand tab",
 ]
 
 
@@ -84,7 +98,10 @@ def main():
         "eos": llm.token_eos(),
         "cases": cases,
     }
-    OUT.write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n")
+    # One case per line: readable diffs when llama.cpp's answers change.
+    head = json.dumps({k: v for k, v in doc.items() if k != "cases"}, ensure_ascii=False)[:-1]
+    lines = ",\n".join("  " + json.dumps(c, ensure_ascii=False) for c in cases)
+    OUT.write_text(f'{head}, "cases": [\n{lines}\n]}}\n')
     print(f"wrote {len(cases)} cases to {OUT}")
 
 

@@ -10,7 +10,12 @@ use silk_engine::tokenizer::{Tokenizer, TokenizerError};
 type Meta = HashMap<String, Value>;
 
 fn strings(items: &[&str]) -> Value {
-    Value::Array(items.iter().map(|s| Value::String((*s).to_owned())).collect())
+    Value::Array(
+        items
+            .iter()
+            .map(|s| Value::String((*s).to_owned()))
+            .collect(),
+    )
 }
 
 fn set(meta: &mut Meta, key: &str, value: Value) {
@@ -34,28 +39,59 @@ fn gpt2_meta(pre: Option<&str>) -> Meta {
     let alphabet = gpt2_alphabet();
     let mut tokens: Vec<String> = vec!["<|endoftext|>".into()];
     tokens.extend(alphabet.iter().map(|c| c.to_string()));
-    for t in ["he", "ll", "hell", "hello", "Ġw", "or", "Ġwor", "ld", "Ġworld", "<|im_start|>", "<|im_end|>", "<tool>"] {
+    for t in [
+        "he",
+        "ll",
+        "hell",
+        "hello",
+        "Ġw",
+        "or",
+        "Ġwor",
+        "ld",
+        "Ġworld",
+        "<|im_start|>",
+        "<|im_end|>",
+        "<tool>",
+    ] {
         tokens.push(t.into());
     }
     let mut types = vec![3i32];
     types.extend(std::iter::repeat_n(1, 256 + 9));
     types.extend([3, 3, 4]);
     let mut meta = Meta::new();
-    set(&mut meta, "tokenizer.ggml.model", Value::String("gpt2".into()));
+    set(
+        &mut meta,
+        "tokenizer.ggml.model",
+        Value::String("gpt2".into()),
+    );
     if let Some(pre) = pre {
         set(&mut meta, "tokenizer.ggml.pre", Value::String(pre.into()));
     }
     let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
     set(&mut meta, "tokenizer.ggml.tokens", strings(&refs));
-    set(&mut meta, "tokenizer.ggml.token_type", Value::Array(types.into_iter().map(Value::I32).collect()));
+    set(
+        &mut meta,
+        "tokenizer.ggml.token_type",
+        Value::Array(types.into_iter().map(Value::I32).collect()),
+    );
     set(
         &mut meta,
         "tokenizer.ggml.merges",
-        strings(&["h e", "l l", "he ll", "hell o", "Ġ w", "o r", "Ġw or", "l d", "Ġwor ld"]),
+        strings(&[
+            "h e", "l l", "he ll", "hell o", "Ġ w", "o r", "Ġw or", "l d", "Ġwor ld",
+        ]),
     );
-    set(&mut meta, "tokenizer.ggml.bos_token_id", Value::U32(IM_START));
+    set(
+        &mut meta,
+        "tokenizer.ggml.bos_token_id",
+        Value::U32(IM_START),
+    );
     set(&mut meta, "tokenizer.ggml.eos_token_id", Value::U32(IM_END));
-    set(&mut meta, "tokenizer.ggml.add_bos_token", Value::Bool(false));
+    set(
+        &mut meta,
+        "tokenizer.ggml.add_bos_token",
+        Value::Bool(false),
+    );
     meta
 }
 
@@ -64,7 +100,10 @@ fn gpt2_alphabet() -> Vec<char> {
     let mut shifted = 0;
     (0u32..256)
         .map(|b| {
-            if (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b) {
+            if (0x21..=0x7E).contains(&b)
+                || (0xA1..=0xAC).contains(&b)
+                || (0xAE..=0xFF).contains(&b)
+            {
                 char::from_u32(b).unwrap()
             } else {
                 shifted += 1;
@@ -78,9 +117,15 @@ fn gpt2_alphabet() -> Vec<char> {
 fn bpe_merges_by_rank() {
     let tok = Tokenizer::from_gguf(&gpt2_meta(Some("gpt-2"))).unwrap();
     assert_eq!(tok.vocab_size(), 269);
-    assert_eq!(tok.encode("hello world", false, false).unwrap(), vec![HELLO, WORLD]);
+    assert_eq!(
+        tok.encode("hello world", false, false).unwrap(),
+        vec![HELLO, WORLD]
+    );
     // "hel" stops at "he" + "l": "he l" is not a merge.
-    assert_eq!(tok.encode("hel", false, false).unwrap(), vec![257, byte_id(b'l')]);
+    assert_eq!(
+        tok.encode("hel", false, false).unwrap(),
+        vec![257, byte_id(b'l')]
+    );
     assert_eq!(tok.decode(&[HELLO, WORLD], false), "hello world");
     assert_eq!(tok.token_bytes(261).unwrap(), b" w");
     assert_eq!(tok.token_bytes(byte_id(b'\n')).unwrap(), b"\n");
@@ -111,7 +156,10 @@ fn bpe_smollm_splits_digits() {
 #[test]
 fn bpe_special_tokens() {
     let tok = Tokenizer::from_gguf(&gpt2_meta(Some("gpt-2"))).unwrap();
-    assert_eq!(tok.encode("<|im_start|>hello<tool>", false, true).unwrap(), vec![IM_START, HELLO, TOOL]);
+    assert_eq!(
+        tok.encode("<|im_start|>hello<tool>", false, true).unwrap(),
+        vec![IM_START, HELLO, TOOL]
+    );
     // Without parse_special control tokens are text; user-defined ones still match.
     let plain = tok.encode("<|im_start|>hello<tool>", false, false).unwrap();
     let expected: Vec<u32> = b"<|im_start|>"
@@ -123,7 +171,10 @@ fn bpe_special_tokens() {
     assert!(tok.is_special(IM_START));
     assert!(!tok.is_special(TOOL));
     assert!(!tok.is_special(HELLO));
-    assert_eq!(tok.decode(&[IM_START, HELLO, IM_END], false), "<|im_start|>hello<|im_end|>");
+    assert_eq!(
+        tok.decode(&[IM_START, HELLO, IM_END], false),
+        "<|im_start|>hello<|im_end|>"
+    );
     assert_eq!(tok.decode(&[IM_START, HELLO, IM_END], true), "hello");
     assert_eq!(tok.token_to_id("<|im_end|>"), Some(IM_END));
     assert_eq!(tok.id_to_token(WORLD), Some("Ġworld"));
@@ -136,18 +187,27 @@ fn bpe_bos_eos_and_defaults() {
     // EOS first, then the end-of-generation tokens recognised by text.
     assert_eq!(tok.eos_ids(), &[IM_END, 0]);
     assert!(!tok.add_bos_default());
-    assert_eq!(tok.encode("hello", true, false).unwrap(), vec![IM_START, HELLO]);
+    assert_eq!(
+        tok.encode("hello", true, false).unwrap(),
+        vec![IM_START, HELLO]
+    );
 
     let mut meta = gpt2_meta(Some("llama-bpe"));
     meta.remove("tokenizer.ggml.add_bos_token");
     let tok = Tokenizer::from_gguf(&meta).unwrap();
-    assert!(tok.add_bos_default(), "llama3-style BPE adds BOS by default");
+    assert!(
+        tok.add_bos_default(),
+        "llama3-style BPE adds BOS by default"
+    );
 
     let mut meta = gpt2_meta(Some("gpt-2"));
     meta.remove("tokenizer.ggml.bos_token_id");
     let tok = Tokenizer::from_gguf(&meta).unwrap();
     assert_eq!(tok.bos_id(), None);
-    assert!(matches!(tok.encode("x", true, false), Err(TokenizerError::NoBos)));
+    assert!(matches!(
+        tok.encode("x", true, false),
+        Err(TokenizerError::NoBos)
+    ));
 }
 
 #[test]
@@ -155,13 +215,19 @@ fn bpe_missing_pre_warns_and_uses_default() {
     let tok = Tokenizer::from_gguf(&gpt2_meta(None)).unwrap();
     assert_eq!(tok.warnings().len(), 1);
     assert!(tok.warnings()[0].contains("tokenizer.ggml.pre"));
-    assert_eq!(tok.encode("hello world", false, false).unwrap(), vec![HELLO, WORLD]);
+    assert_eq!(
+        tok.encode("hello world", false, false).unwrap(),
+        vec![HELLO, WORLD]
+    );
 }
 
 #[test]
 fn bad_metadata_names_the_key() {
     let err = Tokenizer::from_gguf(&gpt2_meta(Some("no-such-pre"))).unwrap_err();
-    assert!(matches!(&err, TokenizerError::UnsupportedPreTokenizer(p) if p == "no-such-pre"), "{err}");
+    assert!(
+        matches!(&err, TokenizerError::UnsupportedPreTokenizer(p) if p == "no-such-pre"),
+        "{err}"
+    );
 
     let mut meta = gpt2_meta(Some("gpt-2"));
     meta.remove("tokenizer.ggml.merges");
@@ -170,32 +236,66 @@ fn bad_metadata_names_the_key() {
 
     let mut meta = gpt2_meta(Some("gpt-2"));
     meta.remove("tokenizer.ggml.model");
-    assert!(matches!(Tokenizer::from_gguf(&meta), Err(TokenizerError::MissingKey("tokenizer.ggml.model"))));
+    assert!(matches!(
+        Tokenizer::from_gguf(&meta),
+        Err(TokenizerError::MissingKey("tokenizer.ggml.model"))
+    ));
 
     let mut meta = gpt2_meta(Some("gpt-2"));
-    set(&mut meta, "tokenizer.ggml.model", Value::String("bert".into()));
-    assert!(matches!(Tokenizer::from_gguf(&meta), Err(TokenizerError::UnsupportedModel(m)) if m == "bert"));
+    set(
+        &mut meta,
+        "tokenizer.ggml.model",
+        Value::String("bert".into()),
+    );
+    assert!(
+        matches!(Tokenizer::from_gguf(&meta), Err(TokenizerError::UnsupportedModel(m)) if m == "bert")
+    );
 
     let mut meta = gpt2_meta(Some("gpt-2"));
-    set(&mut meta, "tokenizer.ggml.token_type", Value::Array(vec![Value::I32(1)]));
+    set(
+        &mut meta,
+        "tokenizer.ggml.token_type",
+        Value::Array(vec![Value::I32(1)]),
+    );
     let err = Tokenizer::from_gguf(&meta).unwrap_err();
     assert!(
-        matches!(err, TokenizerError::LengthMismatch { key: "tokenizer.ggml.token_type", found: 1, expected: 269 }),
+        matches!(
+            err,
+            TokenizerError::LengthMismatch {
+                key: "tokenizer.ggml.token_type",
+                found: 1,
+                expected: 269
+            }
+        ),
         "{err}"
     );
 
     let mut meta = gpt2_meta(Some("gpt-2"));
-    set(&mut meta, "tokenizer.ggml.tokens", Value::String("oops".into()));
+    set(
+        &mut meta,
+        "tokenizer.ggml.tokens",
+        Value::String("oops".into()),
+    );
     assert!(matches!(
         Tokenizer::from_gguf(&meta),
-        Err(TokenizerError::WrongType { key: "tokenizer.ggml.tokens", .. })
+        Err(TokenizerError::WrongType {
+            key: "tokenizer.ggml.tokens",
+            ..
+        })
     ));
 
     let mut meta = gpt2_meta(Some("gpt-2"));
-    set(&mut meta, "tokenizer.ggml.eos_token_id", Value::String("2".into()));
+    set(
+        &mut meta,
+        "tokenizer.ggml.eos_token_id",
+        Value::String("2".into()),
+    );
     assert!(matches!(
         Tokenizer::from_gguf(&meta),
-        Err(TokenizerError::WrongType { key: "tokenizer.ggml.eos_token_id", .. })
+        Err(TokenizerError::WrongType {
+            key: "tokenizer.ggml.eos_token_id",
+            ..
+        })
     ));
 }
 
@@ -225,27 +325,27 @@ fn spm_meta() -> Meta {
         scores.push(0.0);
     }
     let pieces: &[(&str, f32)] = &[
-        ("▁", -1.0),     // 259
-        ("h", -10.0),    // 260
-        ("e", -10.0),    // 261
-        ("l", -10.0),    // 262
-        ("o", -10.0),    // 263
-        ("w", -10.0),    // 264
-        ("r", -10.0),    // 265
-        ("d", -10.0),    // 266
-        ("▁h", -3.0),    // 267
-        ("ll", -1.0),    // 268
-        ("▁he", -2.0),   // 269
-        ("▁hell", -1.5), // 270
+        ("▁", -1.0),      // 259
+        ("h", -10.0),     // 260
+        ("e", -10.0),     // 261
+        ("l", -10.0),     // 262
+        ("o", -10.0),     // 263
+        ("w", -10.0),     // 264
+        ("r", -10.0),     // 265
+        ("d", -10.0),     // 266
+        ("▁h", -3.0),     // 267
+        ("ll", -1.0),     // 268
+        ("▁he", -2.0),    // 269
+        ("▁hell", -1.5),  // 270
         ("▁hello", -0.5), // 271
-        ("▁w", -3.0),    // 272
-        ("or", -2.0),    // 273
-        ("▁wor", -1.0),  // 274
-        ("ld", -2.5),    // 275
-        ("orl", -9.0),   // 276: never reachable, "or" + "l" is formed only after "ld" took the l
+        ("▁w", -3.0),     // 272
+        ("or", -2.0),     // 273
+        ("▁wor", -1.0),   // 274
+        ("ld", -2.5),     // 275
+        ("orl", -9.0),    // 276: never reachable, "or" + "l" is formed only after "ld" took the l
         ("▁world", -0.1), // 277
-        ("a", -10.0),    // 278
-        ("aa", -1.0),    // 279
+        ("a", -10.0),     // 278
+        ("aa", -1.0),     // 279
     ];
     for (t, s) in pieces {
         tokens.push((*t).into());
@@ -253,18 +353,33 @@ fn spm_meta() -> Meta {
         scores.push(*s);
     }
     let mut meta = Meta::new();
-    set(&mut meta, "tokenizer.ggml.model", Value::String("llama".into()));
+    set(
+        &mut meta,
+        "tokenizer.ggml.model",
+        Value::String("llama".into()),
+    );
     let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
     set(&mut meta, "tokenizer.ggml.tokens", strings(&refs));
-    set(&mut meta, "tokenizer.ggml.token_type", Value::Array(types.into_iter().map(Value::I32).collect()));
-    set(&mut meta, "tokenizer.ggml.scores", Value::Array(scores.into_iter().map(Value::F32).collect()));
+    set(
+        &mut meta,
+        "tokenizer.ggml.token_type",
+        Value::Array(types.into_iter().map(Value::I32).collect()),
+    );
+    set(
+        &mut meta,
+        "tokenizer.ggml.scores",
+        Value::Array(scores.into_iter().map(Value::F32).collect()),
+    );
     meta
 }
 
 #[test]
 fn spm_merges_by_score_with_space_prefix() {
     let tok = Tokenizer::from_gguf(&spm_meta()).unwrap();
-    assert_eq!(tok.encode("hello world", false, false).unwrap(), vec![S_HELLO, S_WORLD]);
+    assert_eq!(
+        tok.encode("hello world", false, false).unwrap(),
+        vec![S_HELLO, S_WORLD]
+    );
     assert_eq!(tok.decode(&[S_HELLO, S_WORLD], false), " hello world");
     // Equal scores: the leftmost pair merges first.
     assert_eq!(tok.encode("aaa", false, false).unwrap(), vec![SPACE, AA, A]);
@@ -289,7 +404,10 @@ fn spm_byte_fallback() {
 fn spm_special_tokens_and_prefix_after_them() {
     let tok = Tokenizer::from_gguf(&spm_meta()).unwrap();
     // llama.cpp adds the space prefix to text that follows a special token.
-    assert_eq!(tok.encode("<s>hello</s>", false, true).unwrap(), vec![1, S_HELLO, 2]);
+    assert_eq!(
+        tok.encode("<s>hello</s>", false, true).unwrap(),
+        vec![1, S_HELLO, 2]
+    );
     assert!(tok.is_special(1) && tok.is_special(0));
     assert_eq!(tok.decode(&[1, S_HELLO, 2], true), " hello");
 }
@@ -297,15 +415,26 @@ fn spm_special_tokens_and_prefix_after_them() {
 #[test]
 fn spm_without_space_prefix() {
     let mut meta = spm_meta();
-    set(&mut meta, "tokenizer.ggml.add_space_prefix", Value::Bool(false));
+    set(
+        &mut meta,
+        "tokenizer.ggml.add_space_prefix",
+        Value::Bool(false),
+    );
     let tok = Tokenizer::from_gguf(&meta).unwrap();
-    assert_eq!(tok.encode("hello", false, false).unwrap(), vec![H, E, LL, O]);
+    assert_eq!(
+        tok.encode("hello", false, false).unwrap(),
+        vec![H, E, LL, O]
+    );
 }
 
 #[test]
 fn spm_scores_length_must_match() {
     let mut meta = spm_meta();
-    set(&mut meta, "tokenizer.ggml.scores", Value::Array(vec![Value::F32(0.0)]));
+    set(
+        &mut meta,
+        "tokenizer.ggml.scores",
+        Value::Array(vec![Value::F32(0.0)]),
+    );
     let err = Tokenizer::from_gguf(&meta).unwrap_err();
     assert!(err.to_string().contains("tokenizer.ggml.scores"), "{err}");
 }

@@ -11,15 +11,23 @@ use std::path::{Path, PathBuf};
 use candle_core::quantized::gguf_file::Content;
 use silk_engine::tokenizer::Tokenizer;
 
-const MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/smollm2_tokens.json");
+const MODEL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../models/SmolLM2-135M-Instruct.Q4_1.gguf"
+);
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/smollm2_tokens.json"
+);
 
 fn model_path() -> Option<PathBuf> {
     let bundled = Path::new(MODEL);
     if bundled.exists() {
         return Some(bundled.to_owned());
     }
-    std::env::var_os("SILK_DEFAULT_MODEL").map(PathBuf::from).filter(|p| p.exists())
+    std::env::var_os("SILK_DEFAULT_MODEL")
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
 }
 
 fn load() -> Option<Tokenizer> {
@@ -38,7 +46,10 @@ fn smollm2_metadata() {
     assert_eq!(tok.vocab_size(), 49152);
     assert_eq!(tok.bos_id(), Some(1));
     assert_eq!(tok.eos_ids()[0], 2, "EOS comes first");
-    assert!(tok.eos_ids().contains(&0), "<|endoftext|> ends generation too");
+    assert!(
+        tok.eos_ids().contains(&0),
+        "<|endoftext|> ends generation too"
+    );
     assert!(!tok.add_bos_default());
     assert!(tok.warnings().is_empty(), "{:?}", tok.warnings());
     assert_eq!(tok.token_to_id("<|im_start|>"), Some(1));
@@ -64,11 +75,14 @@ struct Case {
 fn smollm2_matches_llama_cpp() {
     let Some(tok) = load() else { return };
     let fixture: Fixture =
-        serde_json::from_str(&std::fs::read_to_string(FIXTURE).expect("read fixture")).expect("parse fixture");
+        serde_json::from_str(&std::fs::read_to_string(FIXTURE).expect("read fixture"))
+            .expect("parse fixture");
     assert!(fixture.cases.len() >= 40);
     let mut failures = Vec::new();
     for case in &fixture.cases {
-        let ids = tok.encode(&case.text, false, case.parse_special).expect("encode");
+        let ids = tok
+            .encode(&case.text, false, case.parse_special)
+            .expect("encode");
         if ids != case.ids {
             failures.push(format!(
                 "{:?} (parse_special={}):\n  ours      {:?}\n  llama.cpp {:?}",
@@ -77,26 +91,44 @@ fn smollm2_matches_llama_cpp() {
         }
         let decoded = tok.decode(&case.ids, false);
         if decoded != case.decoded {
-            failures.push(format!("decode {:?}: ours {:?}, llama.cpp {:?}", case.ids, decoded, case.decoded));
+            failures.push(format!(
+                "decode {:?}: ours {:?}, llama.cpp {:?}",
+                case.ids, decoded, case.decoded
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn smollm2_round_trips_plain_text() {
     let Some(tok) = load() else { return };
-    for text in ["Hello, world!", "  spaced\n\n\tout  ", "naïve 日本語 🎉 1234", "<|im_start|> as text"] {
+    for text in [
+        "Hello, world!",
+        "  spaced\n\n\tout  ",
+        "naïve 日本語 🎉 1234",
+        "<|im_start|> as text",
+    ] {
         let ids = tok.encode(text, false, false).unwrap();
         assert_eq!(tok.decode(&ids, false), text);
-        assert!(ids.iter().all(|&id| !tok.is_special(id)), "{text:?} -> {ids:?}");
+        assert!(
+            ids.iter().all(|&id| !tok.is_special(id)),
+            "{text:?} -> {ids:?}"
+        );
     }
 }
 
 #[test]
 fn smollm2_chat_prompt_with_specials() {
     let Some(tok) = load() else { return };
-    let ids = tok.encode("<|im_start|>user\nHi<|im_end|>\n", false, true).unwrap();
+    let ids = tok
+        .encode("<|im_start|>user\nHi<|im_end|>\n", false, true)
+        .unwrap();
     assert_eq!(ids.first(), Some(&1));
     assert!(ids.contains(&2));
     assert_eq!(tok.decode(&ids, true), "user\nHi\n");
