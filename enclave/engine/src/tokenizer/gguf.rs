@@ -78,50 +78,16 @@ pub(super) fn build(meta: &Metadata) -> Result<Tokenizer, TokenizerError> {
         None => vec![TokenKind::Normal; n],
     };
 
-    let (model, piece_fn, mut bos, mut eos, mut add_bos): (
-        Model,
-        fn(&str, TokenKind) -> Vec<u8>,
-        _,
-        _,
-        _,
-    ) = if is_spm {
-        let scores = match array(meta, SCORES)? {
-            Some(values) => {
-                check_len(SCORES, values.len(), n)?;
-                values
-                    .iter()
-                    .map(|v| {
-                        float(v).ok_or(TokenizerError::WrongType {
-                            key: SCORES,
-                            expected: "array of floats",
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?
-            }
-            None => vec![0.0; n],
-        };
-        let add_space_prefix = boolean(meta, ADD_SPACE_PREFIX)?.unwrap_or(true);
-        // llama.cpp's defaults for SentencePiece vocabularies.
-        (
-            Model::Spm(spm::Spm::new(scores, add_space_prefix)),
-            spm::piece,
-            Some(1),
-            Some(2),
-            true,
-        )
+    let Setup {
+        model,
+        piece,
+        mut bos,
+        mut eos,
+        mut add_bos,
+    } = if is_spm {
+        spm_setup(meta, n)?
     } else {
-        let merges = strings(meta, MERGES)?.ok_or(TokenizerError::MissingKey(MERGES))?;
-        let pre = match string(meta, PRE)? {
-            Some(pre) => pre,
-            None => {
-                warnings.push(format!("`{PRE}` is missing: using llama.cpp's 'default' pre-tokenizer; generation quality may be degraded"));
-                "default"
-            }
-        };
-        let (bpe, add_bos) = bpe::Bpe::new(pre, &merges)?;
-        // llama.cpp defaults BPE BOS/EOS to id 11, a GPT-2-era placeholder that names an
-        // ordinary token in most vocabularies; no BOS and no EOS is the safer default.
-        (Model::Bpe(bpe), bpe::piece, None, None, add_bos)
+        bpe_setup(meta, &mut warnings)?
     };
 
     let in_range = |key: &'static str, id: u32, warnings: &mut Vec<String>| {
@@ -150,7 +116,7 @@ pub(super) fn build(meta: &Metadata) -> Result<Tokenizer, TokenizerError> {
         eos = None;
     }
 
-    let mut vocab = Vocab::new(texts, kinds, piece_fn);
+    let mut vocab = Vocab::new(texts, kinds, piece);
 
     // End of generation: EOS, EOT, EOM and the FIM terminators from metadata, plus the tokens
     // llama.cpp recognises by text. llama.cpp forces those to control type so they are
@@ -192,6 +158,65 @@ pub(super) fn build(meta: &Metadata) -> Result<Tokenizer, TokenizerError> {
         eos: seen,
         add_bos,
         warnings,
+    })
+}
+
+/// The model-specific part of a GGUF tokenizer, with llama.cpp's defaults for it.
+struct Setup {
+    model: Model,
+    piece: fn(&str, TokenKind) -> Vec<u8>,
+    bos: Option<u32>,
+    eos: Option<u32>,
+    add_bos: bool,
+}
+
+fn spm_setup(meta: &Metadata, n: usize) -> Result<Setup, TokenizerError> {
+    let scores = match array(meta, SCORES)? {
+        Some(values) => {
+            check_len(SCORES, values.len(), n)?;
+            values
+                .iter()
+                .map(|v| {
+                    float(v).ok_or(TokenizerError::WrongType {
+                        key: SCORES,
+                        expected: "array of floats",
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        None => vec![0.0; n],
+    };
+    let add_space_prefix = boolean(meta, ADD_SPACE_PREFIX)?.unwrap_or(true);
+    // llama.cpp's defaults for SentencePiece vocabularies: BOS 1, EOS 2, add BOS.
+    Ok(Setup {
+        model: Model::Spm(spm::Spm::new(scores, add_space_prefix)),
+        piece: spm::piece,
+        bos: Some(1),
+        eos: Some(2),
+        add_bos: true,
+    })
+}
+
+fn bpe_setup(meta: &Metadata, warnings: &mut Vec<String>) -> Result<Setup, TokenizerError> {
+    let merges = strings(meta, MERGES)?.ok_or(TokenizerError::MissingKey(MERGES))?;
+    let pre = match string(meta, PRE)? {
+        Some(pre) => pre,
+        None => {
+            warnings.push(format!(
+                "`{PRE}` is missing: using llama.cpp's 'default' pre-tokenizer; generation quality may be degraded"
+            ));
+            "default"
+        }
+    };
+    let (bpe, add_bos) = bpe::Bpe::new(pre, &merges)?;
+    // llama.cpp defaults BPE BOS/EOS to id 11, a GPT-2-era placeholder that names an
+    // ordinary token in most vocabularies; no BOS and no EOS is the safer default.
+    Ok(Setup {
+        model: Model::Bpe(bpe),
+        piece: bpe::piece,
+        bos: None,
+        eos: None,
+        add_bos,
     })
 }
 
