@@ -6,12 +6,12 @@
 //! vocabulary to the `tokenizers` crate:
 //!
 //! * `tokenizer.ggml.model = "gpt2"`: byte-level BPE over the merge ranks, after llama.cpp's
-//!   pre-tokenizer regexes for `tokenizer.ggml.pre` ([`bpe`]).
+//!   pre-tokenizer regexes for `tokenizer.ggml.pre` (module `bpe`).
 //! * `tokenizer.ggml.model = "llama"`: SentencePiece BPE over token scores with `<0xNN>` byte
-//!   fallback ([`spm`]); the `tokenizers` crate merges by rank, not score, so cannot express
+//!   fallback (module `spm`); the `tokenizers` crate merges by rank, not score, so cannot express
 //!   it.
 //!
-//! Special tokens are split out of the input before either runs ([`vocab`]).
+//! Special tokens are split out of the input before either runs (module `vocab`).
 
 mod bpe;
 mod gguf;
@@ -157,7 +157,8 @@ impl Tokenizer {
         hf::load(path)
     }
 
-    /// Overrides the BOS token (e.g. from `tokenizer_config.json`).
+    /// Overrides the BOS token (e.g. from `tokenizer_config.json`). An id outside the
+    /// vocabulary leaves no BOS.
     pub fn with_bos(mut self, bos: Option<u32>) -> Self {
         self.bos = bos.filter(|&id| (id as usize) < self.vocab.len());
         self
