@@ -98,22 +98,29 @@ impl ModelConfig {
             None => d_model / n_head.max(1),
         };
         let rope_theta = match md.get(&key("rope.freq_base")) {
-            Some(v) => v.to_f32().map_err(|_| LoadError::metadata(&key("rope.freq_base"), "not a float"))?,
+            Some(v) => v
+                .to_f32()
+                .map_err(|_| LoadError::metadata(&key("rope.freq_base"), "not a float"))?,
             None => 10_000.0,
         };
         let rms_eps = md
             .get(&key("attention.layer_norm_rms_epsilon"))
-            .ok_or_else(|| LoadError::metadata(&key("attention.layer_norm_rms_epsilon"), "missing"))?
+            .ok_or_else(|| {
+                LoadError::metadata(&key("attention.layer_norm_rms_epsilon"), "missing")
+            })?
             .to_f32()
-            .map_err(|_| LoadError::metadata(&key("attention.layer_norm_rms_epsilon"), "not a float"))?
-            as f64;
+            .map_err(|_| {
+                LoadError::metadata(&key("attention.layer_norm_rms_epsilon"), "not a float")
+            })? as f64;
         let vocab_size = match md.get(&key("vocab_size")) {
             Some(_) => md_usize(md, &key("vocab_size"))?,
             None => md
                 .get("tokenizer.ggml.tokens")
                 .and_then(|v| v.to_vec().ok())
                 .map(Vec::len)
-                .ok_or_else(|| LoadError::metadata(&key("vocab_size"), "missing, and no tokenizer.ggml.tokens"))?,
+                .ok_or_else(|| {
+                    LoadError::metadata(&key("vocab_size"), "missing, and no tokenizer.ggml.tokens")
+                })?,
         };
         let cfg = ModelConfig {
             arch,
@@ -188,7 +195,10 @@ impl ModelConfig {
             ));
         }
         if self.head_dim % 2 != 0 {
-            return bad(format!("head size {} is odd; RoPE needs pairs", self.head_dim));
+            return bad(format!(
+                "head size {} is odd; RoPE needs pairs",
+                self.head_dim
+            ));
         }
         Ok(())
     }
@@ -224,7 +234,9 @@ fn md_str(md: &HashMap<String, Value>, key: &str) -> Result<String, LoadError> {
 }
 
 fn md_usize(md: &HashMap<String, Value>, key: &str) -> Result<usize, LoadError> {
-    let v = md.get(key).ok_or_else(|| LoadError::metadata(key, "missing"))?;
+    let v = md
+        .get(key)
+        .ok_or_else(|| LoadError::metadata(key, "missing"))?;
     let n = match v {
         Value::U8(x) => u64::from(*x),
         Value::U16(x) => u64::from(*x),
@@ -249,7 +261,10 @@ mod tests {
         md.insert("llama.feed_forward_length".into(), Value::U32(128));
         md.insert("llama.attention.head_count".into(), Value::U32(4));
         md.insert("llama.attention.head_count_kv".into(), Value::U32(2));
-        md.insert("llama.attention.layer_norm_rms_epsilon".into(), Value::F32(1e-5));
+        md.insert(
+            "llama.attention.layer_norm_rms_epsilon".into(),
+            Value::F32(1e-5),
+        );
         md.insert("llama.vocab_size".into(), Value::U32(100));
         md
     }
@@ -257,7 +272,10 @@ mod tests {
     #[test]
     fn reads_gguf_llama() {
         let cfg = ModelConfig::from_gguf(&llama_md()).unwrap();
-        assert_eq!((cfg.n_layer, cfg.d_model, cfg.head_dim, cfg.n_kv_head), (2, 64, 16, 2));
+        assert_eq!(
+            (cfg.n_layer, cfg.d_model, cfg.head_dim, cfg.n_kv_head),
+            (2, 64, 16, 2)
+        );
         assert_eq!(cfg.rope_style, RopeStyle::Interleaved);
         assert_eq!(cfg.rope_theta, 10_000.0);
     }
@@ -284,9 +302,10 @@ mod tests {
             "num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,
             "vocab_size":100,"rms_norm_eps":1e-6"#;
         let top = ModelConfig::from_hf_json(&format!("{base},\"rope_theta\":1000000.0}}")).unwrap();
-        let nested =
-            ModelConfig::from_hf_json(&format!("{base},\"rope_parameters\":{{\"rope_theta\":1000000.0}}}}"))
-                .unwrap();
+        let nested = ModelConfig::from_hf_json(&format!(
+            "{base},\"rope_parameters\":{{\"rope_theta\":1000000.0}}}}"
+        ))
+        .unwrap();
         assert_eq!(top.rope_theta, 1e6);
         assert_eq!(nested.rope_theta, 1e6);
         assert_eq!(top.arch, Architecture::Qwen2);

@@ -76,15 +76,26 @@ pub fn load_gguf(path: &Path, device: &Device) -> Result<Loaded, LoadError> {
     };
     let (d, hd) = (cfg.d_model, cfg.head_dim);
     let (q_out, kv_out) = (cfg.n_head * hd, cfg.n_kv_head * hd);
-    let embed_q = expect_shape(get("token_embd.weight")?, "token_embd.weight", &[cfg.vocab_size, d])?;
-    let embed = embed_q.dequantize(device).map_err(tensor_err("token_embd.weight"))?;
+    let embed_q = expect_shape(
+        get("token_embd.weight")?,
+        "token_embd.weight",
+        &[cfg.vocab_size, d],
+    )?;
+    let embed = embed_q
+        .dequantize(device)
+        .map_err(tensor_err("token_embd.weight"))?;
     let output = if content.tensor_infos.contains_key("output.weight") {
         expect_shape(get("output.weight")?, "output.weight", &[cfg.vocab_size, d])?
     } else {
         // Tied embeddings: llama.cpp multiplies by the (quantised) embedding matrix.
         embed_q
     };
-    let norm = dense(get("output_norm.weight")?, "output_norm.weight", &[d], device)?;
+    let norm = dense(
+        get("output_norm.weight")?,
+        "output_norm.weight",
+        &[d],
+        device,
+    )?;
     let mut layers = Vec::with_capacity(cfg.n_layer);
     for i in 0..cfg.n_layer {
         let name = |t: &str| format!("blk.{i}.{t}");
@@ -113,8 +124,18 @@ pub fn load_gguf(path: &Path, device: &Device) -> Result<Loaded, LoadError> {
             bias("attn_v.bias", kv_out)?,
         );
         layers.push(Layer {
-            attn_norm: dense(get(&name("attn_norm.weight"))?, &name("attn_norm.weight"), &[d], device)?,
-            ffn_norm: dense(get(&name("ffn_norm.weight"))?, &name("ffn_norm.weight"), &[d], device)?,
+            attn_norm: dense(
+                get(&name("attn_norm.weight"))?,
+                &name("attn_norm.weight"),
+                &[d],
+                device,
+            )?,
+            ffn_norm: dense(
+                get(&name("ffn_norm.weight"))?,
+                &name("ffn_norm.weight"),
+                &[d],
+                device,
+            )?,
             wq,
             wk,
             wv,
@@ -134,7 +155,8 @@ pub fn load_gguf(path: &Path, device: &Device) -> Result<Loaded, LoadError> {
         norm,
         output,
     };
-    let model = Model::new(cfg, weights, device.clone()).map_err(|e| LoadError::Config(e.to_string()))?;
+    let model =
+        Model::new(cfg, weights, device.clone()).map_err(|e| LoadError::Config(e.to_string()))?;
     Ok(Loaded {
         model,
         gguf_metadata: content.metadata,
@@ -218,7 +240,8 @@ pub fn load_safetensors_dir(dir: &Path, device: &Device) -> Result<Loaded, LoadE
     let mut layers = Vec::with_capacity(cfg.n_layer);
     for i in 0..cfg.n_layer {
         let p = format!("model.layers.{i}");
-        let mut mat = |t: &str, shape: &[usize]| take(&format!("{p}.{t}"), shape).map(QMatMul::Tensor);
+        let mut mat =
+            |t: &str, shape: &[usize]| take(&format!("{p}.{t}"), shape).map(QMatMul::Tensor);
         let wq = mat("self_attn.q_proj.weight", &[q_out, d])?;
         let wk = mat("self_attn.k_proj.weight", &[kv_out, d])?;
         let wv = mat("self_attn.v_proj.weight", &[kv_out, d])?;
@@ -262,7 +285,8 @@ pub fn load_safetensors_dir(dir: &Path, device: &Device) -> Result<Loaded, LoadE
         norm,
         output: QMatMul::Tensor(output),
     };
-    let model = Model::new(cfg, weights, device.clone()).map_err(|e| LoadError::Config(e.to_string()))?;
+    let model =
+        Model::new(cfg, weights, device.clone()).map_err(|e| LoadError::Config(e.to_string()))?;
     Ok(Loaded {
         model,
         gguf_metadata: HashMap::new(),

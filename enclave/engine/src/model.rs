@@ -77,7 +77,12 @@ impl KvCache {
 
     /// Appends `k`, `v` (`[n_kv, n, head_dim]`) for `layer` at position `self.len` and
     /// returns views of all keys and values so far (`[n_kv, len + n, head_dim]`).
-    fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+    fn append(
+        &mut self,
+        layer: usize,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
         let n = k.dim(1)?;
         let needed = self.len + n;
         let slot = &mut self.layers[layer];
@@ -173,9 +178,14 @@ impl Model {
     /// new token, `[steps.len(), vocab]` (f32). Every cache grows by its step's tokens.
     pub fn forward(&self, steps: &mut [SeqStep<'_>]) -> Result<Tensor, RunError> {
         let cfg = &self.cfg;
-        let ids: Vec<u32> = steps.iter().flat_map(|s| s.tokens.iter().copied()).collect();
+        let ids: Vec<u32> = steps
+            .iter()
+            .flat_map(|s| s.tokens.iter().copied())
+            .collect();
         if ids.is_empty() {
-            return Err(RunError(candle_core::Error::Msg("forward with no tokens".into())));
+            return Err(RunError(candle_core::Error::Msg(
+                "forward with no tokens".into(),
+            )));
         }
         for s in steps.iter() {
             if s.cache.len + s.tokens.len() > cfg.context_length {

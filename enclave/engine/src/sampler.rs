@@ -79,9 +79,24 @@ impl SamplingParams {
                 Err(ParamError { name, value, range })
             }
         };
-        check("temperature", self.temperature, self.temperature >= 0.0, ">= 0")?;
-        check("top_p", self.top_p, self.top_p > 0.0 && self.top_p <= 1.0, "(0, 1]")?;
-        check("min_p", self.min_p, (0.0..=1.0).contains(&self.min_p), "[0, 1]")?;
+        check(
+            "temperature",
+            self.temperature,
+            self.temperature >= 0.0,
+            ">= 0",
+        )?;
+        check(
+            "top_p",
+            self.top_p,
+            self.top_p > 0.0 && self.top_p <= 1.0,
+            "(0, 1]",
+        )?;
+        check(
+            "min_p",
+            self.min_p,
+            (0.0..=1.0).contains(&self.min_p),
+            "[0, 1]",
+        )?;
         check(
             "repetition_penalty",
             self.repetition_penalty,
@@ -183,7 +198,9 @@ impl Sampler {
             *counts.entry(t).or_default() += 1;
         }
         for (&t, &c) in &counts {
-            let Some(l) = logits.get_mut(t as usize) else { continue };
+            let Some(l) = logits.get_mut(t as usize) else {
+                continue;
+            };
             if *l <= 0.0 {
                 *l *= p.repetition_penalty;
             } else {
@@ -239,7 +256,9 @@ mod tests {
         };
         let draw = |params: &SamplingParams| {
             let mut s = Sampler::new(params.clone());
-            (0..50).map(|_| s.sample(&mut logits(), &[])).collect::<Vec<_>>()
+            (0..50)
+                .map(|_| s.sample(&mut logits(), &[]))
+                .collect::<Vec<_>>()
         };
         assert_eq!(draw(&params), draw(&params));
         let other = SamplingParams {
@@ -293,7 +312,7 @@ mod tests {
         let mut l = logits();
         s.penalise(&mut l, &[1, 1, 3]);
         assert_eq!(l[1], 3.0 / 2.0 - 2.0 * 0.5 - 0.25);
-        assert_eq!(l[3], -1.0 * 2.0 - 0.5 - 0.25);
+        assert_eq!(l[3], -2.0 - 0.5 - 0.25); // -1 * 2: negative logits are multiplied
         assert_eq!(l[0], 1.0);
     }
 

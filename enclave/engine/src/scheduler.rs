@@ -447,7 +447,9 @@ impl Worker {
             {
                 return;
             }
-            let Some(job) = self.waiting.pop_front() else { return };
+            let Some(job) = self.waiting.pop_front() else {
+                return;
+            };
             self.waiting_count.fetch_sub(1, Ordering::SeqCst);
             self.reserved += job.reserve_bytes;
             let reserve_tokens = job.prompt_len + job.max_tokens;
@@ -471,7 +473,9 @@ impl Worker {
                     cache: &mut r.cache,
                 })
                 .collect();
-            self.model.forward(&mut steps).and_then(|l| Ok(l.to_vec2::<f32>()?))
+            self.model
+                .forward(&mut steps)
+                .and_then(|l| Ok(l.to_vec2::<f32>()?))
         };
         let logits = match logits {
             Ok(l) => l,

@@ -53,7 +53,11 @@ fn collect(g: Generation) -> (String, FinishReason, usize) {
 fn wait_idle(e: &Engine) {
     let t0 = Instant::now();
     while e.stats().running > 0 || e.stats().waiting > 0 || e.stats().reserved_kv_bytes > 0 {
-        assert!(t0.elapsed() < Duration::from_secs(30), "engine never idled: {:?}", e.stats());
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "engine never idled: {:?}",
+            e.stats()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -80,13 +84,23 @@ fn same_seed_same_output() {
 #[test]
 fn batching_does_not_change_answers() {
     let e = engine(EngineConfig::default());
-    let prompts = ["one", "two words", "three little words", "a b c d e f", "x", "in the end"];
+    let prompts = [
+        "one",
+        "two words",
+        "three little words",
+        "a b c d e f",
+        "x",
+        "in the end",
+    ];
     let alone: Vec<_> = prompts
         .iter()
         .map(|p| collect(e.submit(request(p, 10, None)).unwrap()))
         .collect();
     // All at once: they share decode steps (and some prefill while others decode).
-    let gens: Vec<Generation> = prompts.iter().map(|p| e.submit(request(p, 10, None)).unwrap()).collect();
+    let gens: Vec<Generation> = prompts
+        .iter()
+        .map(|p| e.submit(request(p, 10, None)).unwrap())
+        .collect();
     let together: Vec<_> = gens.into_iter().map(collect).collect();
     assert_eq!(alone, together);
     wait_idle(&e);
@@ -123,7 +137,10 @@ fn full_queue_says_busy_and_loses_nothing() {
             Err(other) => panic!("unexpected error {other}"),
         }
     }
-    assert!(busy > 0, "a queue of 2 behind a batch of 1 must refuse some of 12");
+    assert!(
+        busy > 0,
+        "a queue of 2 behind a batch of 1 must refuse some of 12"
+    );
     for g in accepted {
         let (_, reason, _) = collect(g);
         assert!(matches!(reason, FinishReason::Length | FinishReason::Stop));
@@ -138,12 +155,17 @@ fn kv_budget_queues_instead_of_overcommitting() {
         kv_budget_bytes: per_token * 60,
         ..EngineConfig::default()
     });
-    let gens: Vec<_> = (0..4).map(|i| e.submit(request(&format!("q{i}"), 30, None)).unwrap()).collect();
+    let gens: Vec<_> = (0..4)
+        .map(|i| e.submit(request(&format!("q{i}"), 30, None)).unwrap())
+        .collect();
     for g in gens {
         collect(g);
     }
     // A request that can never fit is refused up front.
-    let err = e.submit(request("too long", 500, None)).err().expect("must not fit");
+    let err = e
+        .submit(request("too long", 500, None))
+        .err()
+        .expect("must not fit");
     assert!(matches!(err, SubmitError::TooLarge(_)), "{err}");
 }
 

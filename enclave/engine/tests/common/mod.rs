@@ -43,34 +43,110 @@ pub fn tiny_gguf(name: &str, seed: u64, dtype: GgmlDType, extra: &[(&str, Value)
     let t = &TINY;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut tensors: Vec<(String, QTensor)> = Vec::new();
-    let mut push = |rng: &mut ChaCha8Rng, name: String, dims: &[usize], ty: GgmlDType, scale: f32| {
-        let x = random(rng, dims, scale);
-        let q = QTensor::quantize(&x, ty).expect("quantize");
-        tensors.push((name, q));
-    };
+    let mut push =
+        |rng: &mut ChaCha8Rng, name: String, dims: &[usize], ty: GgmlDType, scale: f32| {
+            let x = random(rng, dims, scale);
+            let q = QTensor::quantize(&x, ty).expect("quantize");
+            tensors.push((name, q));
+        };
     let hd = t.d / t.heads;
-    push(&mut rng, "token_embd.weight".into(), &[t.vocab, t.d], dtype, 1.0);
-    push(&mut rng, "output_norm.weight".into(), &[t.d], GgmlDType::F32, 1.0);
+    push(
+        &mut rng,
+        "token_embd.weight".into(),
+        &[t.vocab, t.d],
+        dtype,
+        1.0,
+    );
+    push(
+        &mut rng,
+        "output_norm.weight".into(),
+        &[t.d],
+        GgmlDType::F32,
+        1.0,
+    );
     for i in 0..t.layers {
         let s = 0.3;
-        push(&mut rng, format!("blk.{i}.attn_norm.weight"), &[t.d], GgmlDType::F32, 1.0);
-        push(&mut rng, format!("blk.{i}.ffn_norm.weight"), &[t.d], GgmlDType::F32, 1.0);
-        push(&mut rng, format!("blk.{i}.attn_q.weight"), &[t.heads * hd, t.d], dtype, s);
-        push(&mut rng, format!("blk.{i}.attn_k.weight"), &[t.kv_heads * hd, t.d], dtype, s);
-        push(&mut rng, format!("blk.{i}.attn_v.weight"), &[t.kv_heads * hd, t.d], dtype, s);
-        push(&mut rng, format!("blk.{i}.attn_output.weight"), &[t.d, t.heads * hd], dtype, s);
-        push(&mut rng, format!("blk.{i}.ffn_gate.weight"), &[t.ff, t.d], dtype, s);
-        push(&mut rng, format!("blk.{i}.ffn_up.weight"), &[t.ff, t.d], dtype, s);
-        push(&mut rng, format!("blk.{i}.ffn_down.weight"), &[t.d, t.ff], dtype, s);
+        push(
+            &mut rng,
+            format!("blk.{i}.attn_norm.weight"),
+            &[t.d],
+            GgmlDType::F32,
+            1.0,
+        );
+        push(
+            &mut rng,
+            format!("blk.{i}.ffn_norm.weight"),
+            &[t.d],
+            GgmlDType::F32,
+            1.0,
+        );
+        push(
+            &mut rng,
+            format!("blk.{i}.attn_q.weight"),
+            &[t.heads * hd, t.d],
+            dtype,
+            s,
+        );
+        push(
+            &mut rng,
+            format!("blk.{i}.attn_k.weight"),
+            &[t.kv_heads * hd, t.d],
+            dtype,
+            s,
+        );
+        push(
+            &mut rng,
+            format!("blk.{i}.attn_v.weight"),
+            &[t.kv_heads * hd, t.d],
+            dtype,
+            s,
+        );
+        push(
+            &mut rng,
+            format!("blk.{i}.attn_output.weight"),
+            &[t.d, t.heads * hd],
+            dtype,
+            s,
+        );
+        push(
+            &mut rng,
+            format!("blk.{i}.ffn_gate.weight"),
+            &[t.ff, t.d],
+            dtype,
+            s,
+        );
+        push(
+            &mut rng,
+            format!("blk.{i}.ffn_up.weight"),
+            &[t.ff, t.d],
+            dtype,
+            s,
+        );
+        push(
+            &mut rng,
+            format!("blk.{i}.ffn_down.weight"),
+            &[t.d, t.ff],
+            dtype,
+            s,
+        );
     }
     let mut md: Vec<(String, Value)> = vec![
         ("general.architecture".into(), Value::String("llama".into())),
         ("llama.block_count".into(), Value::U32(t.layers as u32)),
         ("llama.embedding_length".into(), Value::U32(t.d as u32)),
         ("llama.feed_forward_length".into(), Value::U32(t.ff as u32)),
-        ("llama.attention.head_count".into(), Value::U32(t.heads as u32)),
-        ("llama.attention.head_count_kv".into(), Value::U32(t.kv_heads as u32)),
-        ("llama.attention.layer_norm_rms_epsilon".into(), Value::F32(1e-5)),
+        (
+            "llama.attention.head_count".into(),
+            Value::U32(t.heads as u32),
+        ),
+        (
+            "llama.attention.head_count_kv".into(),
+            Value::U32(t.kv_heads as u32),
+        ),
+        (
+            "llama.attention.layer_norm_rms_epsilon".into(),
+            Value::F32(1e-5),
+        ),
         ("llama.context_length".into(), Value::U32(t.ctx as u32)),
         ("llama.rope.freq_base".into(), Value::F32(10_000.0)),
         ("llama.vocab_size".into(), Value::U32(t.vocab as u32)),
@@ -134,12 +210,25 @@ pub fn tiny_tokenizer_md() -> Vec<(&'static str, Value)> {
     }
     let sp = bc[b' ' as usize];
     let pairs: Vec<(String, String)> = [
-        ("h", "e"), ("l", "l"), ("o", "r"), ("i", "n"), ("t", "h"), ("e", "r"),
-        ("a", "n"), ("r", "e"), ("o", "n"), ("a", "t"), ("e", "n"), ("i", "s"),
+        ("h", "e"),
+        ("l", "l"),
+        ("o", "r"),
+        ("i", "n"),
+        ("t", "h"),
+        ("e", "r"),
+        ("a", "n"),
+        ("r", "e"),
+        ("o", "n"),
+        ("a", "t"),
+        ("e", "n"),
+        ("i", "s"),
     ]
     .iter()
     .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
-    .chain([(sp.to_string(), "t".to_owned()), (sp.to_string(), "a".to_owned())])
+    .chain([
+        (sp.to_string(), "t".to_owned()),
+        (sp.to_string(), "a".to_owned()),
+    ])
     .collect();
     let mut merges = Vec::new();
     for (a, b) in pairs {
@@ -154,9 +243,15 @@ pub fn tiny_tokenizer_md() -> Vec<(&'static str, Value)> {
     let template = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
     vec![
         ("tokenizer.ggml.model", Value::String("gpt2".into())),
-        ("tokenizer.ggml.pre", Value::String("gpt2".into())),
-        ("tokenizer.ggml.tokens", Value::Array(tokens.into_iter().map(Value::String).collect())),
-        ("tokenizer.ggml.token_type", Value::Array(types.into_iter().map(Value::I32).collect())),
+        ("tokenizer.ggml.pre", Value::String("gpt-2".into())),
+        (
+            "tokenizer.ggml.tokens",
+            Value::Array(tokens.into_iter().map(Value::String).collect()),
+        ),
+        (
+            "tokenizer.ggml.token_type",
+            Value::Array(types.into_iter().map(Value::I32).collect()),
+        ),
         ("tokenizer.ggml.merges", Value::Array(merges)),
         ("tokenizer.ggml.eos_token_id", Value::U32(EOS)),
         ("tokenizer.ggml.bos_token_id", Value::U32(EOS)),
