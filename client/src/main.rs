@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use silk_client::bench::{run_engine_bench, EngineBenchArgs};
 use silk_client::verify::{run_verify, VerifyArgs};
 
 #[derive(Parser)]
@@ -43,11 +44,79 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure speed and print a table.
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// The inference engine beside llama.cpp: prefill and decode tok/s for one sequence,
+    /// and silk's aggregate decode tok/s for several sequences at once.
+    Engine {
+        /// GGUF files to measure (default: the default model).
+        #[arg(long = "model", value_name = "GGUF")]
+        models: Vec<PathBuf>,
+        /// Compute threads for both engines (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Prompt tokens.
+        #[arg(long, default_value_t = 64)]
+        prompt: usize,
+        /// Decode steps.
+        #[arg(long, default_value_t = 32)]
+        decode: usize,
+        /// Concurrent sequences for the aggregate rate.
+        #[arg(long, value_delimiter = ',', default_value = "8,32")]
+        concurrency: Vec<usize>,
+        /// Repetitions; the best is reported.
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// llama.cpp's side (llama-cpp-python); `none` skips it.
+        #[arg(long, default_value = "scripts/reference/llama_cpp_bench.py")]
+        llama_cpp: String,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Bench {
+            what:
+                BenchWhat::Engine {
+                    models,
+                    threads,
+                    prompt,
+                    decode,
+                    concurrency,
+                    reps,
+                    llama_cpp,
+                },
+        } => {
+            let args = EngineBenchArgs {
+                models: if models.is_empty() {
+                    vec![PathBuf::from("models/SmolLM2-135M-Instruct.Q4_1.gguf")]
+                } else {
+                    models
+                },
+                threads: threads
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+                prompt,
+                decode,
+                concurrency,
+                reps,
+                llama_cpp_script: (llama_cpp != "none").then(|| PathBuf::from(llama_cpp)),
+            };
+            match run_engine_bench(&args, &mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("silk bench engine: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Verify {
             evidence,
             certs,

@@ -1,0 +1,232 @@
+//! `silk bench engine`: the engine's speed beside llama.cpp's on the same GGUF files.
+//!
+//! silk's numbers come from the decoder directly (`Model::forward`, as the scheduler calls
+//! it): one prompt prefilled per sequence, then single-token decode steps for 1, 8 and 32
+//! sequences at once. llama.cpp's come from `scripts/reference/llama_cpp_bench.py`
+//! (llama-cpp-python) with the same thread count, prompt and step counts and an f32 KV
+//! cache. Each figure is the best of a few repetitions.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use candle_core::Device;
+use silk_engine::{load, Model, SeqStep};
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct EngineBenchArgs {
+    /// GGUF files (or model directories) to measure.
+    pub models: Vec<PathBuf>,
+    /// Compute threads for both engines.
+    pub threads: usize,
+    /// Prompt length in tokens.
+    pub prompt: usize,
+    /// Decode steps measured.
+    pub decode: usize,
+    /// Concurrent sequence counts for the aggregate decode rate.
+    pub concurrency: Vec<usize>,
+    /// Repetitions (the best is reported).
+    pub reps: usize,
+    /// llama.cpp's side; skipped when `None` or when it cannot run.
+    pub llama_cpp_script: Option<PathBuf>,
+}
+
+/// One engine's figures on one model.
+#[derive(Clone, Debug, Default)]
+pub struct Figures {
+    /// Prompt tokens per second, one sequence.
+    pub prefill: f64,
+    /// Decode tokens per second, one sequence.
+    pub decode: f64,
+    /// Aggregate decode tokens per second at each concurrency.
+    pub aggregate: Vec<(usize, f64)>,
+}
+
+/// Why the benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The model did not load.
+    #[error("{}: {source}", path.display())]
+    Load {
+        /// The model path.
+        path: PathBuf,
+        /// Why.
+        source: silk_engine::LoadError,
+    },
+    /// The model failed while running.
+    #[error("{0}")]
+    Run(#[from] silk_engine::RunError),
+    /// Writing the table failed.
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+fn prompt_tokens(n: usize, vocab: usize) -> Vec<u32> {
+    // Ordinary vocabulary ids, away from the special tokens at the start.
+    (0..n)
+        .map(|i| (100 + i * 7) as u32 % vocab as u32)
+        .collect()
+}
+
+/// Measures silk on one model.
+pub fn measure_silk(model: &Model, args: &EngineBenchArgs) -> Result<Figures, BenchError> {
+    let vocab = model.config().vocab_size;
+    let prompt = prompt_tokens(args.prompt, vocab);
+    let mut figures = Figures::default();
+    for _ in 0..args.reps.max(1) {
+        let mut cache = model.new_cache();
+        let t0 = Instant::now();
+        model.forward(&mut [SeqStep {
+            tokens: &prompt,
+            cache: &mut cache,
+        }])?;
+        figures.prefill = figures
+            .prefill
+            .max(args.prompt as f64 / t0.elapsed().as_secs_f64());
+    }
+    let mut counts = vec![1];
+    counts.extend(args.concurrency.iter().copied().filter(|&c| c > 1));
+    for &n in &counts {
+        let mut best: f64 = 0.0;
+        for _ in 0..args.reps.max(1) {
+            let mut caches: Vec<_> = (0..n).map(|_| model.new_cache()).collect();
+            for c in caches.iter_mut() {
+                model.forward(&mut [SeqStep {
+                    tokens: &prompt,
+                    cache: c,
+                }])?;
+            }
+            let next = [42u32];
+            let t0 = Instant::now();
+            for _ in 0..args.decode {
+                let mut steps: Vec<SeqStep> = caches
+                    .iter_mut()
+                    .map(|c| SeqStep {
+                        tokens: &next,
+                        cache: c,
+                    })
+                    .collect();
+                model.forward(&mut steps)?;
+            }
+            best = best.max((args.decode * n) as f64 / t0.elapsed().as_secs_f64());
+        }
+        if n == 1 {
+            figures.decode = best;
+        } else {
+            figures.aggregate.push((n, best));
+        }
+    }
+    Ok(figures)
+}
+
+/// Runs llama.cpp's side through the reference script, or says why it could not.
+pub fn measure_llama_cpp(model: &Path, args: &EngineBenchArgs) -> Result<Figures, String> {
+    let script = args
+        .llama_cpp_script
+        .as_ref()
+        .ok_or("no llama.cpp script given")?;
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(model)
+        .args(["--threads", &args.threads.to_string()])
+        .args(["--prompt", &args.prompt.to_string()])
+        .args(["--decode", &args.decode.to_string()])
+        .args(["--reps", &args.reps.to_string()])
+        .output()
+        .map_err(|e| format!("cannot run python3: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().last().unwrap_or("failed").to_owned();
+        return Err(format!("{last} (pip install llama-cpp-python to compare)"));
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("bad output: {e}"))?;
+    let get = |k: &str| v[k].as_f64().ok_or(format!("no {k} in output"));
+    Ok(Figures {
+        prefill: get("prefill_tok_s")?,
+        decode: get("decode_tok_s")?,
+        aggregate: Vec::new(),
+    })
+}
+
+/// Runs the whole benchmark and prints its table.
+pub fn run_engine_bench(args: &EngineBenchArgs, out: &mut dyn Write) -> Result<(), BenchError> {
+    std::env::set_var("SILK_THREADS", args.threads.to_string());
+    writeln!(
+        out,
+        "silk bench engine: {} threads, {}-token prompt, {} decode steps, best of {}",
+        args.threads, args.prompt, args.decode, args.reps
+    )?;
+    let agg_head: Vec<String> = args
+        .concurrency
+        .iter()
+        .filter(|&&c| c > 1)
+        .map(|c| format!("decode x{c} tok/s"))
+        .collect();
+    writeln!(
+        out,
+        "\n{:<34} {:<10} {:>14} {:>14} {}",
+        "model",
+        "engine",
+        "prefill tok/s",
+        "decode tok/s",
+        agg_head
+            .iter()
+            .map(|h| format!("{h:>18}"))
+            .collect::<String>()
+    )?;
+    for path in &args.models {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        let model = load(path, &Device::Cpu)
+            .map_err(|source| BenchError::Load {
+                path: path.clone(),
+                source,
+            })?
+            .model;
+        let silk = measure_silk(&model, args)?;
+        drop(model);
+        let aggs: String = silk
+            .aggregate
+            .iter()
+            .map(|(_, v)| format!("{v:>18.1}"))
+            .collect();
+        writeln!(
+            out,
+            "{:<34} {:<10} {:>14.1} {:>14.1} {aggs}",
+            name, "silk", silk.prefill, silk.decode
+        )?;
+        match measure_llama_cpp(path, args) {
+            Ok(l) => {
+                writeln!(
+                    out,
+                    "{:<34} {:<10} {:>14.1} {:>14.1}",
+                    "", "llama.cpp", l.prefill, l.decode
+                )?;
+                writeln!(
+                    out,
+                    "{:<34} {:<10} {:>14.2} {:>14.2}",
+                    "",
+                    "silk/llama",
+                    silk.prefill / l.prefill,
+                    silk.decode / l.decode
+                )?;
+            }
+            Err(why) => writeln!(out, "{:<34} {:<10} not measured: {why}", "", "llama.cpp")?,
+        }
+        for (n, v) in &silk.aggregate {
+            writeln!(
+                out,
+                "{:<34} {:<10} {n} sequences: {:.2}x the throughput of one",
+                "",
+                "scaling",
+                v / silk.decode
+            )?;
+        }
+    }
+    Ok(())
+}
