@@ -65,6 +65,10 @@ pub fn open(path: &Path, device: &Device) -> Result<scheduler::ModelBundle, Load
         })?),
         None => None,
     };
+    let tokenizer = match (&config_text, is_gguf) {
+        (Some(text), false) => apply_tokenizer_config(tokenizer, text, dir.as_deref())?,
+        _ => tokenizer,
+    };
     let from_config = if is_gguf {
         None
     } else {
@@ -82,4 +86,111 @@ pub fn open(path: &Path, device: &Device) -> Result<scheduler::ModelBundle, Load
         tokenizer,
         template,
     })
+}
+
+/// Applies `tokenizer_config.json` (and `generation_config.json` when present) to a
+/// `tokenizer.json` tokenizer: its BOS and EOS tokens and whether to add BOS.
+fn apply_tokenizer_config(
+    mut tok: tokenizer::Tokenizer,
+    text: &str,
+    dir: Option<&Path>,
+) -> Result<tokenizer::Tokenizer, LoadError> {
+    let cfg: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| LoadError::Tokenizer(format!("tokenizer_config.json: {e}")))?;
+    // Tokens are written either as a string or as an AddedToken object.
+    let token = |key: &str| -> Option<String> {
+        match &cfg[key] {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Object(o) => o.get("content")?.as_str().map(str::to_owned),
+            _ => None,
+        }
+    };
+    let id_of = |key: &str, tok: &tokenizer::Tokenizer| -> Result<Option<u32>, LoadError> {
+        match token(key) {
+            None => Ok(None),
+            Some(t) => tok.token_to_id(&t).map(Some).ok_or_else(|| {
+                LoadError::Tokenizer(format!(
+                    "tokenizer_config.json {key} `{t}` is not in the vocabulary"
+                ))
+            }),
+        }
+    };
+    if let Some(bos) = id_of("bos_token", &tok)? {
+        tok = tok.with_bos(Some(bos));
+    }
+    let mut eos: Vec<u32> = id_of("eos_token", &tok)?.into_iter().collect();
+    // generation_config.json may list several end tokens (e.g. Llama 3's eot and eom).
+    if let Some(gen) = dir
+        .map(|d| d.join("generation_config.json"))
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+    {
+        let ids: Vec<u32> = match &gen["eos_token_id"] {
+            serde_json::Value::Number(n) => n.as_u64().into_iter().map(|v| v as u32).collect(),
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|v| v.as_u64())
+                .map(|v| v as u32)
+                .collect(),
+            _ => Vec::new(),
+        };
+        for id in ids {
+            if !eos.contains(&id) {
+                eos.push(id);
+            }
+        }
+    }
+    if !eos.is_empty() {
+        tok = tok.with_eos_ids(eos);
+    }
+    if let Some(add) = cfg["add_bos_token"].as_bool() {
+        tok = tok.with_add_bos_default(add);
+    }
+    Ok(tok)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use candle_core::quantized::gguf_file::Value;
+
+    use super::*;
+
+    fn tiny() -> tokenizer::Tokenizer {
+        let tokens = ["a", "b", "<s>", "</s>", "<eot>"];
+        let mut md = HashMap::new();
+        md.insert("tokenizer.ggml.model".into(), Value::String("gpt2".into()));
+        md.insert("tokenizer.ggml.pre".into(), Value::String("gpt-2".into()));
+        md.insert(
+            "tokenizer.ggml.tokens".into(),
+            Value::Array(tokens.iter().map(|t| Value::String((*t).into())).collect()),
+        );
+        md.insert(
+            "tokenizer.ggml.token_type".into(),
+            Value::Array([1, 1, 3, 3, 3].into_iter().map(Value::I32).collect()),
+        );
+        md.insert("tokenizer.ggml.merges".into(), Value::Array(vec![]));
+        tokenizer::Tokenizer::from_gguf(&md).expect("tiny tokenizer")
+    }
+
+    #[test]
+    fn tokenizer_config_sets_bos_eos_and_add_bos() {
+        let dir = std::env::temp_dir().join(format!("silk-tokcfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("generation_config.json"),
+            r#"{"eos_token_id": [3, 4]}"#,
+        )
+        .unwrap();
+        let cfg =
+            r#"{"bos_token": {"content": "<s>"}, "eos_token": "</s>", "add_bos_token": true}"#;
+        let tok = apply_tokenizer_config(tiny(), cfg, Some(&dir)).unwrap();
+        assert_eq!(tok.bos_id(), Some(2));
+        assert_eq!(tok.eos_ids(), &[3, 4]);
+        assert!(tok.add_bos_default());
+        let bad = r#"{"eos_token": "<missing>"}"#;
+        let e = apply_tokenizer_config(tiny(), bad, None).err().unwrap();
+        assert!(e.to_string().contains("<missing>"), "{e}");
+    }
 }
