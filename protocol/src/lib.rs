@@ -1,8 +1,18 @@
 //! The sealed session between a client and an attested enclave.
 //!
-//! This crate will hold the claims document whose SHA-512 is the hardware REPORT_DATA, the
-//! HPKE-sealed request format (RFC 9180), the numbered sealed response stream and the
-//! RA-TLS certificate and verifier. It builds on `silk-attestation` for every trust
-//! decision. See `docs/` and the design map for the wire formats as they land.
+//! - [`claims`]: the document the enclave attests and its canonical encoding, whose
+//!   SHA-512 is the hardware report's REPORT_DATA.
+//! - [`seal`]: HPKE-sealed requests (RFC 9180) bound to those claims, and the numbered,
+//!   authenticated response stream keyed from the same HPKE context.
+//!
+//! Everything here is pure: bytes in, bytes out. `docs/protocol.md` is the specification.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod claims;
+pub mod seal;
+
+pub use claims::{Claims, ClaimsError};
+pub use seal::{
+    open_request, seal_request, EnclaveKeys, SealError, StreamError, StreamOpener, StreamSealer,
+};

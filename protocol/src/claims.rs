@@ -1,0 +1,266 @@
+//! The claims document an enclave attests, and its one canonical byte encoding.
+//!
+//! The hardware signs 64 bytes of REPORT_DATA; silk puts SHA-512 of the canonical claims
+//! there. Canonical means exactly one encoding per document: fields in a fixed order, each
+//! present once, with fixed or length-prefixed sizes, nothing unknown and nothing after the
+//! end. A decoder that accepted two spellings of the same claims would let a relay swap one
+//! for the other under the same signature, so decoding is strict and re-encoding a decoded
+//! document gives back the same bytes. The format is written by hand (about a hundred
+//! lines) because a general serialiser's "canonical" mode would itself need verifying;
+//! `docs/protocol.md` specifies it byte by byte.
+
+use sha2::{Digest, Sha256, Sha512};
+
+/// Magic and version at the start of every encoding.
+pub const MAGIC: &[u8; 8] = b"SILKCLM1";
+
+/// Largest length-prefixed field accepted (model identity, version strings, nonces).
+pub const MAX_FIELD: usize = 1024;
+
+/// What the enclave attests about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claims {
+    /// The enclave's HPKE public key (X25519) for sealed requests.
+    pub hpke_public_key: [u8; 32],
+    /// SHA-256 of the SubjectPublicKeyInfo of the enclave's TLS certificate key.
+    pub tls_spki_sha256: [u8; 32],
+    /// SHA-256 of the image manifest the enclave booted from.
+    pub image_digest: [u8; 32],
+    /// The model's identity, e.g. `verity:<root hash hex>` or `sha256:<file digest hex>`.
+    pub model: String,
+    /// The nonce the GPU evidence was made over (empty when there is no GPU).
+    pub gpu_nonce: Vec<u8>,
+    /// The client's challenge when the evidence was made on request (empty otherwise).
+    pub challenge: Vec<u8>,
+    /// When the claims were made, seconds since the Unix epoch.
+    pub created_at: u64,
+    /// The enclave software's version.
+    pub software_version: String,
+}
+
+/// Why bytes are not a canonical claims encoding.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ClaimsError {
+    /// The magic/version prefix is wrong.
+    #[error("claims do not start with {:?} (unknown format or version)", std::str::from_utf8(MAGIC).unwrap_or("?"))]
+    Magic,
+    /// The input ended inside `field`.
+    #[error("claims end inside field `{field}`")]
+    Truncated {
+        /// The field being read.
+        field: &'static str,
+    },
+    /// A length prefix is over [`MAX_FIELD`].
+    #[error("claims field `{field}` is {len} bytes, more than {MAX_FIELD}")]
+    TooLong {
+        /// The field.
+        field: &'static str,
+        /// Its declared length.
+        len: usize,
+    },
+    /// A text field is not UTF-8.
+    #[error("claims field `{field}` is not UTF-8")]
+    NotUtf8 {
+        /// The field.
+        field: &'static str,
+    },
+    /// Bytes follow the last field.
+    #[error("{0} bytes follow the end of the claims")]
+    TrailingBytes(usize),
+}
+
+impl Claims {
+    /// The canonical encoding; fails only when a field is longer than [`MAX_FIELD`].
+    pub fn encode(&self) -> Result<Vec<u8>, ClaimsError> {
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&self.hpke_public_key);
+        out.extend_from_slice(&self.tls_spki_sha256);
+        out.extend_from_slice(&self.image_digest);
+        put_var(&mut out, self.model.as_bytes(), "model")?;
+        put_var(&mut out, &self.gpu_nonce, "gpu_nonce")?;
+        put_var(&mut out, &self.challenge, "challenge")?;
+        out.extend_from_slice(&self.created_at.to_be_bytes());
+        put_var(
+            &mut out,
+            self.software_version.as_bytes(),
+            "software_version",
+        )?;
+        Ok(out)
+    }
+
+    /// Decodes a canonical encoding; anything else is an error.
+    pub fn decode(bytes: &[u8]) -> Result<Self, ClaimsError> {
+        let mut r = Reader { bytes, at: 0 };
+        if r.take(MAGIC.len(), "magic")? != MAGIC {
+            return Err(ClaimsError::Magic);
+        }
+        let claims = Claims {
+            hpke_public_key: r.array("hpke_public_key")?,
+            tls_spki_sha256: r.array("tls_spki_sha256")?,
+            image_digest: r.array("image_digest")?,
+            model: r.text("model")?,
+            gpu_nonce: r.var("gpu_nonce")?.to_vec(),
+            challenge: r.var("challenge")?.to_vec(),
+            created_at: u64::from_be_bytes(r.array("created_at")?),
+            software_version: r.text("software_version")?,
+        };
+        match bytes.len() - r.at {
+            0 => Ok(claims),
+            n => Err(ClaimsError::TrailingBytes(n)),
+        }
+    }
+
+    /// SHA-512 of the canonical encoding: the REPORT_DATA the hardware report carries.
+    pub fn report_data(&self) -> Result<[u8; 64], ClaimsError> {
+        Ok(Sha512::digest(self.encode()?).into())
+    }
+
+    /// SHA-256 of the canonical encoding: the short digest sealed requests are bound to.
+    pub fn digest(&self) -> Result<[u8; 32], ClaimsError> {
+        Ok(Sha256::digest(self.encode()?).into())
+    }
+}
+
+/// Length-prefixed field: u16 big-endian length, then the bytes.
+fn put_var(out: &mut Vec<u8>, bytes: &[u8], field: &'static str) -> Result<(), ClaimsError> {
+    if bytes.len() > MAX_FIELD {
+        return Err(ClaimsError::TooLong {
+            field,
+            len: bytes.len(),
+        });
+    }
+    out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+    out.extend_from_slice(bytes);
+    Ok(())
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], ClaimsError> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let end = end.ok_or(ClaimsError::Truncated { field })?;
+        let s = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+
+    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], ClaimsError> {
+        let s = self.take(N, field)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+
+    fn var(&mut self, field: &'static str) -> Result<&'a [u8], ClaimsError> {
+        let len = u16::from_be_bytes(self.array(field)?) as usize;
+        if len > MAX_FIELD {
+            return Err(ClaimsError::TooLong { field, len });
+        }
+        self.take(len, field)
+    }
+
+    fn text(&mut self, field: &'static str) -> Result<String, ClaimsError> {
+        let b = self.var(field)?;
+        String::from_utf8(b.to_vec()).map_err(|_| ClaimsError::NotUtf8 { field })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> Claims {
+        Claims {
+            hpke_public_key: [1; 32],
+            tls_spki_sha256: [2; 32],
+            image_digest: [3; 32],
+            model: "sha256:abcd".into(),
+            gpu_nonce: vec![4; 32],
+            challenge: vec![5; 16],
+            created_at: 1_764_000_000,
+            software_version: "silk 0.1.0".into(),
+        }
+    }
+
+    #[test]
+    fn round_trips_to_the_same_bytes() {
+        let c = sample();
+        let bytes = c.encode().unwrap();
+        assert_eq!(Claims::decode(&bytes).unwrap(), c);
+        assert_eq!(Claims::decode(&bytes).unwrap().encode().unwrap(), bytes);
+    }
+
+    #[test]
+    fn layout_is_fixed() {
+        let bytes = sample().encode().unwrap();
+        assert_eq!(&bytes[..8], MAGIC);
+        assert_eq!(&bytes[8..40], &[1; 32]);
+        assert_eq!(&bytes[104..106], &[0, 11]); // model length, big-endian
+        assert_eq!(&bytes[106..117], b"sha256:abcd");
+    }
+
+    #[test]
+    fn every_truncation_and_extension_is_rejected() {
+        let bytes = sample().encode().unwrap();
+        for n in 0..bytes.len() {
+            assert!(
+                Claims::decode(&bytes[..n]).is_err(),
+                "prefix of {n} bytes accepted"
+            );
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(Claims::decode(&longer), Err(ClaimsError::TrailingBytes(1)));
+    }
+
+    #[test]
+    fn every_byte_change_changes_the_report_data_or_fails() {
+        let c = sample();
+        let bytes = c.encode().unwrap();
+        for i in 0..bytes.len() {
+            let mut m = bytes.clone();
+            m[i] ^= 0x01;
+            if let Ok(d) = Claims::decode(&m) {
+                assert_ne!(
+                    d.report_data().unwrap(),
+                    c.report_data().unwrap(),
+                    "byte {i}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bad_magic_utf8_and_lengths_are_named() {
+        let mut b = sample().encode().unwrap();
+        b[7] = b'2';
+        assert_eq!(Claims::decode(&b), Err(ClaimsError::Magic));
+        let mut b = sample().encode().unwrap();
+        b[106] = 0xff;
+        assert_eq!(
+            Claims::decode(&b),
+            Err(ClaimsError::NotUtf8 { field: "model" })
+        );
+        let mut b = sample().encode().unwrap();
+        b[104] = 0xff;
+        assert!(matches!(
+            Claims::decode(&b),
+            Err(ClaimsError::TooLong { field: "model", .. })
+        ));
+    }
+
+    #[test]
+    fn over_long_fields_do_not_encode() {
+        let mut c = sample();
+        c.model = "m".repeat(MAX_FIELD + 1);
+        assert!(matches!(
+            c.encode(),
+            Err(ClaimsError::TooLong { field: "model", .. })
+        ));
+    }
+}
