@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 use crate::policy::Policy;
 use crate::snp::certs::{verify_signature_chain, SnpCertificates};
 use crate::snp::report::{AttestationReport, ReportError, REPORT_SIZE};
+use crate::snp::simulated;
 use crate::tdx::{self, QuoteBody, QuoteError, TdxCollateral, TeeType};
 use crate::verdict::{Check, Platform, Stage, Verdict};
 
@@ -134,7 +135,18 @@ pub fn verify_snp(
 ) -> Result<(AttestationReport, Verdict), EvidenceError> {
     let report = AttestationReport::from_bytes(raw)?;
     let mut verdict = Verdict::new(Platform::SevSnp);
-    let line = verify_signature_chain(raw, &report, certs, now, &mut verdict);
+    let line = match (&certs.ask, &certs.ark) {
+        (Some(ask), Some(ark)) if simulated::is_simulated(Some(ark)) => {
+            let chain = simulated::SimulatedChain {
+                ark: ark.clone(),
+                ask: ask.clone(),
+                vcek: certs.vek.clone(),
+            };
+            let pins: Vec<[u8; 32]> = policy.simulated_roots.iter().map(|h| h.0).collect();
+            simulated::verify_simulated(raw, &chain, policy.allow_simulated, &pins, &mut verdict)
+        }
+        _ => verify_signature_chain(raw, &report, certs, now, &mut verdict),
+    };
     snp_facts(&report, line, &mut verdict);
     match &policy.snp {
         Some(rules) => rules.evaluate(&report, line, &mut verdict),

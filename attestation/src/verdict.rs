@@ -141,6 +141,8 @@ pub struct Verdict {
     pub warnings: Vec<String>,
     /// What the evidence says, for display: field name and value (hex for digests).
     pub facts: Vec<Fact>,
+    /// True when the evidence came from silk's simulated platform, not hardware.
+    pub simulated: bool,
 }
 
 /// One field of the evidence, shown to a reader beside the checks.
@@ -160,6 +162,7 @@ impl Verdict {
             checks: Vec::new(),
             warnings: Vec::new(),
             facts: Vec::new(),
+            simulated: false,
         }
     }
 

@@ -39,6 +39,12 @@ pub fn table(
     out: &mut dyn Write,
 ) -> io::Result<()> {
     writeln!(out, "{kind}: {source}")?;
+    if verdict.simulated {
+        writeln!(
+            out,
+            "*** SIMULATED: silk development evidence, not from a TEE ***"
+        )?;
+    }
     writeln!(out, "verified as of {}", fmt_time(now))?;
     for note in notes {
         writeln!(out, "note: {note}")?;
@@ -107,7 +113,12 @@ pub fn table(
     if verdict.accepted() {
         writeln!(
             out,
-            "VERDICT: ACCEPTED ({} checks passed)",
+            "VERDICT: ACCEPTED{} ({} checks passed)",
+            if verdict.simulated {
+                " (SIMULATED)"
+            } else {
+                ""
+            },
             verdict.checks.len()
         )?;
     } else {

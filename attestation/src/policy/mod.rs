@@ -44,6 +44,10 @@ pub struct Policy {
     /// Accept evidence from silk's simulated TEE (development only; every output says so).
     #[serde(default)]
     pub allow_simulated: bool,
+    /// SHA-256 digests of the silk development roots whose simulated evidence is accepted
+    /// (only with `allow_simulated`).
+    #[serde(default)]
+    pub simulated_roots: Vec<HexBytes<32>>,
     /// Rules for AMD SEV-SNP reports; without this section SNP evidence is rejected.
     pub snp: Option<SnpPolicy>,
     /// Rules for Intel TDX quotes; without this section TDX evidence is rejected.

@@ -5,11 +5,12 @@
 //! certificates for each product line, loads VCEK/VLEK chains, and verifies a report's
 //! signature up to a pinned root, recording each step as a named [`crate::Check`].
 //! Policy (measurements, debug, minimum TCB) is evaluated elsewhere against
-//! [`AttestationReport`].
+//! [`AttestationReport`]. [`simulated`] is silk's development stand-in for the platform.
 
 pub mod certs;
 mod chain;
 pub mod report;
+pub mod simulated;
 mod tcb;
 
 pub use certs::{verify_signature_chain, CertError, SnpCertificates, VekExtensions, VekKind};

@@ -1,0 +1,352 @@
+//! silk's simulated SEV-SNP platform, for development and CI where there is no TEE.
+//!
+//! A development chain mirrors AMD's — a root ("ARK"), a signing key ("ASK") and a chip
+//! key ("VCEK") with the same TCB and hwID extensions — but every key is a P-384 key that
+//! silk generates, and every name says SIMULATED. Reports use the real SEV-SNP layout, so
+//! everything after the signature check (policy, REPORT_DATA binding, the claims) runs the
+//! same code as on hardware.
+//!
+//! Such evidence proves nothing about the machine: whoever holds the development root can
+//! sign any report. A verifier accepts it only when its policy says `allow_simulated = true`
+//! *and* pins that root's digest in `simulated_roots`, and every verdict then carries a
+//! warning that it is SIMULATED.
+
+use der::{Decode, Encode};
+use p384::ecdsa::signature::{Signer, Verifier};
+use p384::ecdsa::{DerSignature, Signature, SigningKey, VerifyingKey};
+use p384::pkcs8::DecodePrivateKey;
+use rcgen::{
+    BasicConstraints, CertificateParams, CustomExtension, DnType, IsCa, Issuer, KeyPair,
+    PKCS_ECDSA_P384_SHA384,
+};
+use sha2::{Digest, Sha256};
+use x509_cert::Certificate;
+use zeroize::Zeroizing;
+
+use super::report::{ProductLine, TcbParts, TcbVersion, REPORT_SIZE, SIGNED_LEN};
+use crate::verdict::{Check, Stage, Verdict};
+
+/// Common name of the simulated root; its presence marks a chain as simulated.
+pub const ROOT_CN: &str = "silk development ARK (SIMULATED, not AMD)";
+const ASK_CN: &str = "silk development ASK (SIMULATED, not AMD)";
+const VCEK_CN: &str = "SEV-VCEK (SIMULATED by silk, not AMD)";
+
+/// Why the development chain could not be made or used.
+#[derive(Debug, thiserror::Error)]
+pub enum SimulatedError {
+    /// Certificate generation failed.
+    #[error("cannot build the development chain: {0}")]
+    Build(String),
+    /// A key could not be used.
+    #[error("development key: {0}")]
+    Key(String),
+}
+
+/// The public half of a development chain, as an evidence bundle carries it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimulatedChain {
+    /// The development root, DER.
+    pub ark: Vec<u8>,
+    /// The development signing key's certificate, DER.
+    pub ask: Vec<u8>,
+    /// The simulated chip key's certificate, DER.
+    pub vcek: Vec<u8>,
+}
+
+impl SimulatedChain {
+    /// SHA-256 of the root certificate: what a policy pins in `simulated_roots`.
+    pub fn root_digest(&self) -> [u8; 32] {
+        Sha256::digest(&self.ark).into()
+    }
+}
+
+/// A development platform: the chain and the chip key that signs reports.
+pub struct SimulatedPlatform {
+    chain: SimulatedChain,
+    vcek_key: SigningKey,
+    chip_id: [u8; 64],
+    tcb: TcbParts,
+}
+
+fn build(e: rcgen::Error) -> SimulatedError {
+    SimulatedError::Build(e.to_string())
+}
+
+fn spl_ext(arc: u64, value: u8) -> CustomExtension {
+    // AMD encodes each SPL as a DER INTEGER.
+    let der = der::asn1::Uint::new(&[value])
+        .and_then(|u| u.to_der())
+        .unwrap_or_default();
+    CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 3704, 1, 3, arc], der)
+}
+
+fn ca_params(cn: &str) -> CertificateParams {
+    let mut p = CertificateParams::default();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.distinguished_name
+        .push(DnType::OrganizationName, "silk development (SIMULATED)");
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p
+}
+
+impl SimulatedPlatform {
+    /// Generates a fresh development chain for a simulated Milan-layout chip.
+    pub fn generate() -> Result<Self, SimulatedError> {
+        let ark_key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).map_err(build)?;
+        let ask_key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).map_err(build)?;
+        let vcek_pair = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).map_err(build)?;
+        let ark_params = ca_params(ROOT_CN);
+        let ark = ark_params.self_signed(&ark_key).map_err(build)?;
+        let ask_params = ca_params(ASK_CN);
+        let ask = ask_params
+            .signed_by(&ask_key, &Issuer::from_params(&ark_params, &ark_key))
+            .map_err(build)?;
+
+        let mut chip_id = [0u8; 64];
+        let root: [u8; 32] = Sha256::digest(ark.der()).into();
+        chip_id[..32].copy_from_slice(&root);
+        chip_id[32..].copy_from_slice(&root);
+        let tcb = TcbParts {
+            fmc: None,
+            bootloader: 4,
+            tee: 0,
+            snp: 22,
+            microcode: 213,
+        };
+        let mut vcek_params = CertificateParams::default();
+        vcek_params
+            .distinguished_name
+            .push(DnType::CommonName, VCEK_CN);
+        vcek_params.custom_extensions = vec![
+            spl_ext(1, tcb.bootloader),
+            spl_ext(2, tcb.tee),
+            spl_ext(3, tcb.snp),
+            spl_ext(8, tcb.microcode),
+            CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 3704, 1, 4], chip_id.to_vec()),
+        ];
+        let vcek = vcek_params
+            .signed_by(&vcek_pair, &Issuer::from_params(&ask_params, &ask_key))
+            .map_err(build)?;
+        let pkcs8 = Zeroizing::new(vcek_pair.serialize_der());
+        let vcek_key =
+            SigningKey::from_pkcs8_der(&pkcs8).map_err(|e| SimulatedError::Key(e.to_string()))?;
+        Ok(Self {
+            chain: SimulatedChain {
+                ark: ark.der().to_vec(),
+                ask: ask.der().to_vec(),
+                vcek: vcek.der().to_vec(),
+            },
+            vcek_key,
+            chip_id,
+            tcb,
+        })
+    }
+
+    /// The public chain, for evidence bundles and policies.
+    pub fn chain(&self) -> &SimulatedChain {
+        &self.chain
+    }
+
+    /// A version-3 report in the SEV-SNP layout with this measurement and REPORT_DATA,
+    /// signed by the simulated VCEK. Guest policy: SMT allowed, no debug, no migration
+    /// agent; VMPL 0.
+    pub fn report(&self, measurement: &[u8; 48], report_data: &[u8; 64]) -> Vec<u8> {
+        let mut r = vec![0u8; REPORT_SIZE];
+        let put = |r: &mut Vec<u8>, at: usize, b: &[u8]| r[at..at + b.len()].copy_from_slice(b);
+        put(&mut r, 0x00, &3u32.to_le_bytes());
+        put(&mut r, 0x08, &0x3_0000u64.to_le_bytes()); // SMT allowed + reserved bit 17
+        put(&mut r, 0x34, &1u32.to_le_bytes()); // ECDSA P-384 with SHA-384
+        let tcb = TcbVersion::from_parts(self.tcb, ProductLine::Milan)
+            .0
+            .to_le_bytes();
+        for at in [0x38, 0x180, 0x1E0, 0x1F0] {
+            put(&mut r, at, &tcb); // current, reported, committed, launch
+        }
+        put(&mut r, 0x50, report_data);
+        put(&mut r, 0x90, measurement);
+        put(&mut r, 0x188, &[0x19, 0x01, 0x01]); // CPUID: family 19h model 01h (Milan)
+        put(&mut r, 0x1A0, &self.chip_id);
+        put(&mut r, 0x1E8, &[7, 55, 1]); // current firmware 1.55 build 7
+        put(&mut r, 0x1EC, &[7, 55, 1]);
+        let sig: Signature = self.vcek_key.sign(&r[..SIGNED_LEN]);
+        // The wire holds r and s little-endian in 72-byte fields.
+        let (rb, sb) = (sig.r().to_bytes(), sig.s().to_bytes());
+        for (i, b) in rb.iter().rev().enumerate() {
+            r[0x2A0 + i] = *b;
+        }
+        for (i, b) in sb.iter().rev().enumerate() {
+            r[0x2A0 + 72 + i] = *b;
+        }
+        r
+    }
+}
+
+/// Whether `ark_der` is a simulated development root (its subject says SIMULATED).
+pub fn is_simulated(ark_der: Option<&[u8]>) -> bool {
+    ark_der
+        .and_then(|d| Certificate::from_der(d).ok())
+        .is_some_and(|c| c.tbs_certificate.subject.to_string().contains("SIMULATED"))
+}
+
+fn ecdsa_signed_by(issuer: &Certificate, cert: &Certificate) -> Result<(), String> {
+    let key = issuer
+        .tbs_certificate
+        .subject_public_key_info
+        .subject_public_key
+        .as_bytes()
+        .ok_or("issuer key is not a whole number of bytes")?;
+    let key = VerifyingKey::from_sec1_bytes(key).map_err(|e| format!("issuer key: {e}"))?;
+    let tbs = cert
+        .tbs_certificate
+        .to_der()
+        .map_err(|e| format!("re-encoding: {e}"))?;
+    let sig = cert
+        .signature
+        .as_bytes()
+        .ok_or("signature is not a whole number of bytes")?;
+    let sig = DerSignature::from_bytes(sig).map_err(|e| format!("signature: {e}"))?;
+    key.verify(&tbs, &sig)
+        .map_err(|_| "signature does not verify".to_owned())
+}
+
+/// Verifies a simulated chain and the report's signature with it, pushing the checks that
+/// stand in for AMD's: `sim.allowed`, `sim.root_pinned`, `sim.chain`,
+/// `sim.report_signature`. Returns the product line whose TCB layout the simulated chip
+/// uses (Milan).
+pub fn verify_simulated(
+    raw: &[u8],
+    chain: &SimulatedChain,
+    allow: bool,
+    pinned_roots: &[[u8; 32]],
+    verdict: &mut Verdict,
+) -> Option<ProductLine> {
+    const STAGE: Stage = Stage::Signature;
+    verdict.simulated = true;
+    verdict.warn("SIMULATED evidence: signed by a silk development key, not by AMD; it proves nothing about the machine");
+    verdict.push(Check::from_bool(
+        "sim.allowed",
+        STAGE,
+        allow,
+        "allow_simulated = true",
+        "SIMULATED evidence",
+        || "the policy does not allow simulated evidence".into(),
+    ));
+    let digest = chain.root_digest();
+    verdict.push(Check::from_bool(
+        "sim.root_pinned",
+        STAGE,
+        pinned_roots.contains(&digest),
+        if pinned_roots.is_empty() {
+            "a pinned development root (simulated_roots)".to_owned()
+        } else {
+            format!("one of {} pinned development roots", pinned_roots.len())
+        },
+        hex::encode(digest),
+        || "this development root is not pinned in the policy's simulated_roots".into(),
+    ));
+    let parsed: Result<Vec<Certificate>, String> = [&chain.ark, &chain.ask, &chain.vcek]
+        .iter()
+        .map(|d| Certificate::from_der(d).map_err(|e| format!("certificate: {e}")))
+        .collect();
+    let chain_ok = parsed.as_ref().map_err(Clone::clone).and_then(|c| {
+        ecdsa_signed_by(&c[0], &c[0]).map_err(|e| format!("root: {e}"))?;
+        ecdsa_signed_by(&c[0], &c[1]).map_err(|e| format!("ASK: {e}"))?;
+        ecdsa_signed_by(&c[1], &c[2]).map_err(|e| format!("VCEK: {e}"))
+    });
+    verdict.push(match &chain_ok {
+        Ok(()) => Check::pass("sim.chain", STAGE, "root → ASK → VCEK signatures", "valid"),
+        Err(e) => Check::fail(
+            "sim.chain",
+            STAGE,
+            "root → ASK → VCEK signatures",
+            "invalid",
+            e.clone(),
+        ),
+    });
+    let sig_ok = parsed.ok().and_then(|c| {
+        let key = c[2]
+            .tbs_certificate
+            .subject_public_key_info
+            .subject_public_key
+            .as_bytes()
+            .and_then(|k| VerifyingKey::from_sec1_bytes(k).ok())?;
+        let field = |at: usize| -> [u8; 48] {
+            let mut be = [0u8; 48];
+            for (i, b) in raw[at..at + 48].iter().enumerate() {
+                be[47 - i] = *b;
+            }
+            be
+        };
+        if raw.len() != REPORT_SIZE {
+            return Some(false);
+        }
+        let sig = Signature::from_scalars(field(0x2A0), field(0x2A0 + 72)).ok()?;
+        Some(key.verify(&raw[..SIGNED_LEN], &sig).is_ok())
+    });
+    verdict.push(Check::from_bool(
+        "sim.report_signature",
+        STAGE,
+        sig_ok == Some(true),
+        "ECDSA P-384 over the report by the simulated VCEK",
+        if sig_ok == Some(true) {
+            "valid"
+        } else {
+            "invalid"
+        },
+        || "the report's signature does not verify with the simulated VCEK".into(),
+    ));
+    Some(ProductLine::Milan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snp::report::AttestationReport;
+
+    #[test]
+    fn simulated_report_parses_and_verifies_only_when_pinned_and_allowed() {
+        let p = SimulatedPlatform::generate().unwrap();
+        let raw = p.report(&[7; 48], &[9; 64]);
+        let report = AttestationReport::from_bytes(&raw).unwrap();
+        assert_eq!(report.measurement, [7; 48]);
+        assert_eq!(report.report_data, [9; 64]);
+        assert!(is_simulated(Some(&p.chain().ark)));
+
+        let pin = [p.chain().root_digest()];
+        let mut v = Verdict::new(crate::Platform::SevSnp);
+        verify_simulated(&raw, p.chain(), true, &pin, &mut v);
+        assert!(v.accepted(), "{:?}", v.failures().collect::<Vec<_>>());
+        assert!(v.warnings.iter().any(|w| w.contains("SIMULATED")));
+
+        let mut v = Verdict::new(crate::Platform::SevSnp);
+        verify_simulated(&raw, p.chain(), false, &pin, &mut v);
+        assert!(!v.check("sim.allowed").unwrap().passed());
+
+        let mut v = Verdict::new(crate::Platform::SevSnp);
+        verify_simulated(&raw, p.chain(), true, &[[0; 32]], &mut v);
+        assert!(!v.check("sim.root_pinned").unwrap().passed());
+    }
+
+    #[test]
+    fn another_platforms_chain_or_a_changed_byte_fails() {
+        let p = SimulatedPlatform::generate().unwrap();
+        let q = SimulatedPlatform::generate().unwrap();
+        let raw = p.report(&[7; 48], &[9; 64]);
+        let pin = [p.chain().root_digest()];
+        let mut v = Verdict::new(crate::Platform::SevSnp);
+        let mixed = SimulatedChain {
+            vcek: q.chain().vcek.clone(),
+            ..p.chain().clone()
+        };
+        verify_simulated(&raw, &mixed, true, &pin, &mut v);
+        assert!(!v.check("sim.chain").unwrap().passed());
+        assert!(!v.check("sim.report_signature").unwrap().passed());
+        for i in (0..SIGNED_LEN).step_by(7) {
+            let mut m = raw.clone();
+            m[i] ^= 1;
+            let mut v = Verdict::new(crate::Platform::SevSnp);
+            verify_simulated(&m, p.chain(), true, &pin, &mut v);
+            assert!(!v.accepted(), "byte {i}");
+        }
+    }
+}
