@@ -5,13 +5,18 @@
 //! - [`seal`]: HPKE-sealed requests (RFC 9180) bound to those claims, and the numbered,
 //!   authenticated response stream keyed from the same HPKE context.
 //!
+//! - [`bundle`]: the evidence bundle an enclave serves, and its verification: platform
+//!   evidence under the policy, REPORT_DATA bound to the claims, challenge and freshness.
+//!
 //! Everything here is pure: bytes in, bytes out. `docs/protocol.md` is the specification.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bundle;
 pub mod claims;
 pub mod seal;
 
+pub use bundle::{BundleError, EvidenceBundle, Expectations, PlatformEvidence};
 pub use claims::{Claims, ClaimsError};
 pub use seal::{
     open_request, seal_request, EnclaveKeys, SealError, StreamError, StreamOpener, StreamSealer,
