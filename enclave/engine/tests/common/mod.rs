@@ -259,3 +259,64 @@ pub fn tiny_tokenizer_md() -> Vec<(&'static str, Value)> {
         ("tokenizer.chat_template", Value::String(template.into())),
     ]
 }
+
+/// The default model (SmolLM2-135M-Instruct Q4_1) in the repository's `models/` folder,
+/// else at `$SILK_DEFAULT_MODEL`; `None` (after printing a skip note naming `test`) when
+/// it is in neither place.
+pub fn default_model(test: &str) -> Option<PathBuf> {
+    let bundled = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../models/SmolLM2-135M-Instruct.Q4_1.gguf"
+    ));
+    let found = if bundled.exists() {
+        Some(bundled.to_owned())
+    } else {
+        std::env::var_os("SILK_DEFAULT_MODEL")
+            .map(PathBuf::from)
+            .filter(|p| p.exists())
+    };
+    if found.is_none() {
+        eprintln!("note: SmolLM2 GGUF not found (models/ or $SILK_DEFAULT_MODEL); skipping {test}");
+    }
+    found
+}
+
+/// A file under `tests/fixtures/`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures")).join(name)
+}
+
+/// A JSON fixture under `tests/fixtures/`, parsed.
+pub fn json_fixture(name: &str) -> serde_json::Value {
+    let path = fixture(name);
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
+}
+
+/// Largest absolute elementwise difference.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// A JSON array of numbers as f32.
+pub fn f32s(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().expect("number") as f32)
+        .collect()
+}
+
+/// A JSON array of integers as u32.
+pub fn u32s(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| u32::try_from(x.as_u64().expect("integer")).expect("u32"))
+        .collect()
+}
