@@ -8,65 +8,85 @@
 use std::arch::x86_64::*;
 
 use super::act::Q8Block;
-use super::f16::f16_to_f32;
 use super::QuantType;
 
 /// True when this CPU can run the kernels below.
 pub(crate) fn available() -> bool {
-    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c")
 }
 
-/// `out[r] = dot(w, acts[r])` for every activation row, each `nb` blocks long.
+/// For each of the weight rows in `w` (`nb` blocks each) and each activation row `r`:
+/// `out[row * acts.len() + r] = w_row · acts[r]`.
 ///
-/// Panics if `w` is shorter than `nb` blocks of `ty` or an activation row is shorter than
-/// `nb`: those checks are what make the unchecked loads inside sound.
+/// Panics if `w` is not a whole number of rows or an activation row is shorter than `nb`
+/// blocks: those checks are what make the unchecked loads inside sound.
 pub(crate) fn dot_rows(ty: QuantType, w: &[u8], acts: &[&[Q8Block]], nb: usize, out: &mut [f32]) {
-    assert!(available(), "AVX2 kernels called on a CPU without AVX2/FMA");
-    assert!(w.len() >= nb * ty.block_bytes());
+    let row_bytes = nb * ty.block_bytes();
+    let m = acts.len();
+    assert!(available(), "AVX2 kernels called on a CPU without AVX2/FMA/F16C");
+    assert!(row_bytes > 0 && w.len() % row_bytes == 0);
+    assert_eq!(out.len(), w.len() / row_bytes * m);
     assert!(acts.iter().all(|a| a.len() >= nb));
-    assert_eq!(acts.len(), out.len());
-    let mut r = 0;
-    while r < acts.len() {
-        let take = (acts.len() - r).min(4);
-        let (a, o) = (&acts[r..r + take], &mut out[r..r + take]);
-        // SAFETY: AVX2 and FMA were detected above, and the lengths checked above bound
-        // every load the kernels make (`nb` blocks of `w` and of each activation row).
-        unsafe {
-            match take {
-                4 => dispatch::<4>(ty, w, a, nb, o),
-                3 => dispatch::<3>(ty, w, a, nb, o),
-                2 => dispatch::<2>(ty, w, a, nb, o),
-                _ => dispatch::<1>(ty, w, a, nb, o),
-            }
-        }
-        r += take;
-    }
+    // SAFETY: the features were detected above, and the lengths checked above bound every
+    // load the kernels make (`nb` blocks of each weight row and activation row).
+    unsafe { rows(ty, w, acts, nb, out) }
 }
 
 /// # Safety
-/// The CPU must support AVX2 and FMA; `w` must hold `nb` blocks of `ty` and each of the
-/// first `R` rows of `acts` at least `nb` blocks.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dispatch<const R: usize>(
+/// The CPU must support AVX2, FMA and F16C; `w` must hold whole rows of `nb` blocks of
+/// `ty`, every row of `acts` at least `nb` blocks, and `out` one value per pair.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn rows(ty: QuantType, w: &[u8], acts: &[&[Q8Block]], nb: usize, out: &mut [f32]) {
+    let row_bytes = nb * ty.block_bytes();
+    let m = acts.len();
+    for (wr, o) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(m)) {
+        let mut r = 0;
+        while r < m {
+            let take = (m - r).min(4);
+            let (a, o) = (&acts[r..r + take], &mut o[r..r + take]);
+            match take {
+                4 => group::<4>(ty, wr.as_ptr(), a, nb, o),
+                3 => group::<3>(ty, wr.as_ptr(), a, nb, o),
+                2 => group::<2>(ty, wr.as_ptr(), a, nb, o),
+                _ => group::<1>(ty, wr.as_ptr(), a, nb, o),
+            }
+            r += take;
+        }
+    }
+}
+
+/// One weight row against `R` activation rows.
+#[inline(always)]
+unsafe fn group<const R: usize>(
     ty: QuantType,
-    w: &[u8],
+    w: *const u8,
     acts: &[&[Q8Block]],
     nb: usize,
     out: &mut [f32],
 ) {
     let a: [*const Q8Block; R] = std::array::from_fn(|r| acts[r].as_ptr());
     let res = match ty {
-        QuantType::Q4_0 => q4_0::<R>(w.as_ptr(), a, nb),
-        QuantType::Q4_1 => q4_1::<R>(w.as_ptr(), a, nb),
-        QuantType::Q8_0 => q8_0::<R>(w.as_ptr(), a, nb),
+        QuantType::Q4_0 => q4_0::<R>(w, a, nb),
+        QuantType::Q4_1 => q4_1::<R>(w, a, nb),
+        QuantType::Q8_0 => q8_0::<R>(w, a, nb),
     };
     out[..R].copy_from_slice(&res);
 }
 
+/// The f16 at `p` and the one after it, widened (F16C: exact, like the scalar code).
 #[inline(always)]
-unsafe fn f16_ptr(p: *const u8) -> f32 {
-    // SAFETY (caller): `p` points at two readable bytes.
-    f16_to_f32(u16::from_le_bytes([*p, *p.add(1)]))
+unsafe fn f16_pair(p: *const u8) -> (f32, f32) {
+    let v = _mm_cvtph_ps(_mm_cvtsi32_si128((p as *const i32).read_unaligned()));
+    (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_movehdup_ps(v)))
+}
+
+/// The f16 at `p`, widened.
+#[inline(always)]
+unsafe fn f16_half(p: *const u8) -> f32 {
+    let h = (p as *const u16).read_unaligned();
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)))
 }
 
 /// Horizontal sum in the order [`super::scalar::hsum8`] mirrors.
@@ -110,7 +130,7 @@ unsafe fn q4_0<const R: usize>(w: *const u8, a: [*const Q8Block; R], nb: usize) 
     let eight = _mm256_set1_epi8(8);
     for b in 0..nb {
         let wb = w.add(b * 18);
-        let d = f16_ptr(wb);
+        let d = f16_half(wb);
         let qx = _mm256_sub_epi8(nibbles(wb.add(2)), eight);
         for r in 0..R {
             let ab = a[r].add(b);
@@ -127,7 +147,7 @@ unsafe fn q4_1<const R: usize>(w: *const u8, a: [*const Q8Block; R], nb: usize) 
     let mut summs = [0f32; R];
     for b in 0..nb {
         let wb = w.add(b * 20);
-        let (d, m) = (f16_ptr(wb), f16_ptr(wb.add(2)));
+        let (d, m) = f16_pair(wb);
         let qx = nibbles(wb.add(4));
         for r in 0..R {
             let ab = a[r].add(b);
@@ -144,7 +164,7 @@ unsafe fn q8_0<const R: usize>(w: *const u8, a: [*const Q8Block; R], nb: usize) 
     let mut acc = [_mm256_setzero_ps(); R];
     for b in 0..nb {
         let wb = w.add(b * 34);
-        let d = f16_ptr(wb);
+        let d = f16_half(wb);
         let qx = _mm256_loadu_si256(wb.add(2) as *const __m256i);
         for r in 0..R {
             let ab = a[r].add(b);

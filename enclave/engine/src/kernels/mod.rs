@@ -98,7 +98,7 @@ impl Backend {
         }
     }
 
-    /// `out[r] = w · acts[r]` for one weight row `w` of `nb` blocks.
+    /// `out[row * m + r] = w_row · acts[r]` for the whole weight rows of `nb` blocks in `w`.
     fn dot_rows(self, ty: QuantType, w: &[u8], acts: &[&[Q8Block]], nb: usize, out: &mut [f32]) {
         match self {
             #[cfg(target_arch = "x86_64")]
@@ -109,8 +109,11 @@ impl Backend {
                     QuantType::Q4_1 => scalar::dot_q4_1,
                     QuantType::Q8_0 => scalar::dot_q8_0,
                 };
-                for (o, a) in out.iter_mut().zip(acts) {
-                    *o = dot(w, &a[..nb]);
+                let row_bytes = nb * ty.block_bytes();
+                for (wr, o) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(acts.len())) {
+                    for (o, a) in o.iter_mut().zip(acts) {
+                        *o = dot(wr, &a[..nb]);
+                    }
                 }
             }
         }
@@ -302,10 +305,9 @@ fn run(ws: &[&QWeight], x: &[f32], m: usize, outs: &mut [&mut [f32]], backend: B
                 ActFormat::Q8_1 => &rows_1,
             };
             let row_bytes = nb * w.ty.block_bytes();
-            for (r, o) in piece.chunks_mut(m).enumerate() {
-                let at = (row0 + r) * row_bytes;
-                backend.dot_rows(w.ty, &w.data[at..at + row_bytes], acts, nb, o);
-            }
+            let at = row0 * row_bytes;
+            let rows = piece.len() / m;
+            backend.dot_rows(w.ty, &w.data[at..at + rows * row_bytes], acts, nb, piece);
         });
     }
     for ((s, o), w) in scratch.iter().zip(outs.iter_mut()).zip(ws) {
