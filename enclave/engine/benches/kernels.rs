@@ -21,7 +21,9 @@ const SHAPES: [(&str, GgmlDType, usize, usize); 4] = [
 
 fn data(n: usize) -> Vec<f32> {
     // Deterministic, varied values; the timings do not depend on them.
-    (0..n).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 250.0).collect()
+    (0..n)
+        .map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 250.0)
+        .collect()
 }
 
 fn bench(c: &mut Criterion) {
@@ -29,7 +31,11 @@ fn bench(c: &mut Criterion) {
     g.sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    println!("threads: {}, backend: {:?}", kernels::thread_count(), Backend::best());
+    println!(
+        "threads: {}, backend: {:?}",
+        kernels::thread_count(),
+        Backend::best()
+    );
     for (name, dtype, n, k) in SHAPES {
         let w = Tensor::from_vec(data(n * k), (n, k), &Device::Cpu).expect("weights");
         let q = QTensor::quantize(&w, dtype).expect("quantize");
@@ -40,9 +46,11 @@ fn bench(c: &mut Criterion) {
             let xt = Tensor::from_vec(x.clone(), (m, k), &Device::Cpu).expect("x");
             let mut out = vec![0f32; m * n];
             g.throughput(Throughput::Elements((m * n * k) as u64));
-            g.bench_with_input(BenchmarkId::new(format!("{name}/native"), m), &m, |b, &m| {
-                b.iter(|| native.matmul(&x, m, &mut out).expect("matmul"))
-            });
+            g.bench_with_input(
+                BenchmarkId::new(format!("{name}/native"), m),
+                &m,
+                |b, &m| b.iter(|| native.matmul(&x, m, &mut out).expect("matmul")),
+            );
             if m <= 8 {
                 g.bench_with_input(BenchmarkId::new(format!("{name}/candle"), m), &m, |b, _| {
                     b.iter(|| candle.forward(&xt).expect("forward"))

@@ -25,7 +25,10 @@ pub(crate) fn available() -> bool {
 pub(crate) fn dot_rows(ty: QuantType, w: &[u8], acts: &[&[Q8Block]], nb: usize, out: &mut [f32]) {
     let row_bytes = nb * ty.block_bytes();
     let m = acts.len();
-    assert!(available(), "AVX2 kernels called on a CPU without AVX2/FMA/F16C");
+    assert!(
+        available(),
+        "AVX2 kernels called on a CPU without AVX2/FMA/F16C"
+    );
     assert!(row_bytes > 0 && w.len() % row_bytes == 0);
     assert_eq!(out.len(), w.len() / row_bytes * m);
     assert!(acts.iter().all(|a| a.len() >= nb));

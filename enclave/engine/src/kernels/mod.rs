@@ -15,6 +15,7 @@ mod act;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 mod f16;
+mod linear;
 mod scalar;
 mod threads;
 
@@ -22,6 +23,7 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use rayon::prelude::*;
 
 use act::{ActFormat, Q8Block, QK};
+pub(crate) use linear::Linear;
 pub use threads::{install, thread_count, THREADS_ENV};
 
 /// The GGML block formats multiplied natively.
@@ -110,7 +112,10 @@ impl Backend {
                     QuantType::Q8_0 => scalar::dot_q8_0,
                 };
                 let row_bytes = nb * ty.block_bytes();
-                for (wr, o) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(acts.len())) {
+                for (wr, o) in w
+                    .chunks_exact(row_bytes)
+                    .zip(out.chunks_exact_mut(acts.len()))
+                {
                     for (o, a) in o.iter_mut().zip(acts) {
                         *o = dot(wr, &a[..nb]);
                     }
@@ -153,7 +158,12 @@ impl std::fmt::Debug for QWeight {
 
 impl QWeight {
     /// Wraps raw GGML blocks; `data` must hold exactly `rows * cols / 32` blocks.
-    pub fn new(ty: QuantType, rows: usize, cols: usize, data: Vec<u8>) -> Result<Self, KernelError> {
+    pub fn new(
+        ty: QuantType,
+        rows: usize,
+        cols: usize,
+        data: Vec<u8>,
+    ) -> Result<Self, KernelError> {
         if cols % ty.block_elems() != 0 {
             return Err(KernelError::Shape(format!(
                 "{cols} columns is not a multiple of the {}-weight block",
@@ -167,7 +177,12 @@ impl QWeight {
                 data.len()
             )));
         }
-        Ok(Self { ty, rows, cols, data })
+        Ok(Self {
+            ty,
+            rows,
+            cols,
+            data,
+        })
     }
 
     /// Copies a 2-D candle `QTensor`'s blocks (`[rows, cols]`, as GGUF stores weights).
@@ -236,7 +251,11 @@ pub fn matmul_many(
             x.len()
         )));
     }
-    if let Some((w, o)) = ws.iter().zip(outs.iter()).find(|(w, o)| o.len() != m * w.rows) {
+    if let Some((w, o)) = ws
+        .iter()
+        .zip(outs.iter())
+        .find(|(w, o)| o.len() != m * w.rows)
+    {
         return Err(KernelError::Shape(format!(
             "output of {} values for {m}x{}",
             o.len(),
@@ -252,7 +271,8 @@ pub fn matmul_many(
 
 /// The rows of `nb` blocks of a quantised activation matrix (none when not needed).
 fn act_rows(q: &Option<Vec<Q8Block>>, nb: usize) -> Vec<&[Q8Block]> {
-    q.as_deref().map_or_else(Vec::new, |q| q.chunks(nb).collect())
+    q.as_deref()
+        .map_or_else(Vec::new, |q| q.chunks(nb).collect())
 }
 
 /// [`matmul_many`] after its checks, on the pool.

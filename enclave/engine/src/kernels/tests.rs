@@ -32,7 +32,10 @@ fn dequant_acts(x: &[f32], m: usize, k: usize, fmt: ActFormat) -> Vec<f32> {
     for row in x.chunks(k) {
         let mut q = vec![Q8Block::default(); k / QK];
         quantize_row(row, &mut q, fmt);
-        out.extend(q.iter().flat_map(|b| b.qs.iter().map(move |&v| b.d * v as f32)));
+        out.extend(
+            q.iter()
+                .flat_map(|b| b.qs.iter().map(move |&v| b.d * v as f32)),
+        );
     }
     out
 }
@@ -114,6 +117,13 @@ fn bad_shapes_are_errors() {
     assert!(w.matmul(&[0.0; 128], 2, &mut out[..7]).is_err());
     assert!(QWeight::new(QuantType::Q4_0, 2, 48, vec![0; 54]).is_err());
     assert!(QWeight::new(QuantType::Q4_0, 2, 64, vec![0; 71]).is_err());
-    let f = QTensor::quantize(&Tensor::zeros((2, 32), candle_core::DType::F32, &Device::Cpu).unwrap(), GgmlDType::F16).unwrap();
-    assert!(matches!(QWeight::from_qtensor(&f), Err(KernelError::Unsupported(_))));
+    let f = QTensor::quantize(
+        &Tensor::zeros((2, 32), candle_core::DType::F32, &Device::Cpu).unwrap(),
+        GgmlDType::F16,
+    )
+    .unwrap();
+    assert!(matches!(
+        QWeight::from_qtensor(&f),
+        Err(KernelError::Unsupported(_))
+    ));
 }
