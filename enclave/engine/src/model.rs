@@ -264,6 +264,9 @@ impl Model {
         let k = self.rope(&k.reshape((n, kv, hd))?.transpose(0, 1)?, pos)?;
         let v = v.reshape((n, kv, hd))?.transpose(0, 1)?;
         let (k_all, v_all) = cache.append(layer, &k, &v)?;
+        if q.device().is_cpu() {
+            return kernels::attention::attend(&q, &k_all, &v_all, pos);
+        }
         let total = k_all.dim(1)?;
         // Grouped-query attention without copying keys: the `group` query heads that share
         // a key/value head become extra rows of one matrix product.

@@ -10,6 +10,9 @@ use super::f16::round_f16;
 /// Elements in a Q8_0/Q8_1 block.
 pub(crate) const QK: usize = 32;
 
+/// 1.5 * 2^23: adding it leaves no fraction bits (see [`quantize_row`]).
+const ROUND_MAGIC: f32 = 12_582_912.0;
+
 /// One quantised block of 32 activations.
 ///
 /// Unlike GGML's `block_q8_1` the scales are kept as f32 — already rounded through f16,
@@ -45,8 +48,11 @@ pub(crate) fn quantize_row(x: &[f32], out: &mut [Q8Block], fmt: ActFormat) {
         let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
         let mut sum = 0i32;
         for (q, &v) in b.qs.iter_mut().zip(xs) {
-            // |v * id| <= 127 (up to rounding, which cannot pass 127.5), so the cast is exact.
-            let r = (v * id).round_ties_even() as i32;
+            // Round half to even by adding and removing 1.5 * 2^23: the sum has no bits
+            // below the units, so the FPU's default rounding does the work (the same as
+            // `round_ties_even`, which compiles to a libm call without SSE4.1). Exact for
+            // |v * id| <= 127.5, which holds since |v| <= amax.
+            let r = ((v * id + ROUND_MAGIC) - ROUND_MAGIC) as i32;
             *q = r as i8;
             sum += r;
         }

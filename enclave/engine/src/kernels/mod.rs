@@ -12,6 +12,7 @@
 //!    the same bits), so a batch of sequences reads the weights once.
 
 mod act;
+pub(crate) mod attention;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 mod f16;
