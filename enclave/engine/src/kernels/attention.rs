@@ -56,32 +56,33 @@ pub(crate) fn attend(
     with_rank3(&q, |qs, _| {
         with_rank3(k, |ks, [k_head, k_pos]| {
             with_rank3(v, |vs, [v_head, v_pos]| {
-                // One output row per query; rows are independent, so a prompt splits
-                // across threads while a single decode token stays on this one.
-                let row = |(i, o): (usize, &mut [f32])| {
-                    let mut scores = vec![0f32; pos + i + 1];
-                    for h in 0..n_head {
-                        let g = h / group;
-                        let qh = &qs[(h * n + i) * hd..(h * n + i + 1) * hd];
-                        for (j, s) in scores.iter_mut().enumerate() {
+                // One piece of work per (query, head): the output's `hd`-wide slices in
+                // row-major order. Even one decode token has `n_head` of them, enough to
+                // keep every thread busy once the cache is long.
+                let piece = |(idx, oh): (usize, &mut [f32])| {
+                    let (i, h) = (idx / n_head, idx % n_head);
+                    let g = h / group;
+                    let qh = &qs[(h * n + i) * hd..(h * n + i + 1) * hd];
+                    let mut scores: Vec<f32> = (0..=pos + i)
+                        .map(|j| {
                             let at = g * k_head + j * k_pos;
-                            *s = dot(qh, &ks[at..at + hd]) * scale;
-                        }
-                        softmax(&mut scores);
-                        let oh = &mut o[h * hd..(h + 1) * hd];
-                        oh.fill(0.0);
-                        for (j, &p) in scores.iter().enumerate() {
-                            let at = g * v_head + j * v_pos;
-                            for (x, &y) in oh.iter_mut().zip(&vs[at..at + hd]) {
-                                *x += p * y;
-                            }
+                            dot(qh, &ks[at..at + hd]) * scale
+                        })
+                        .collect();
+                    softmax(&mut scores);
+                    oh.fill(0.0);
+                    for (j, &p) in scores.iter().enumerate() {
+                        let at = g * v_head + j * v_pos;
+                        for (x, &y) in oh.iter_mut().zip(&vs[at..at + hd]) {
+                            *x += p * y;
                         }
                     }
                 };
-                if n * total >= 2048 {
-                    out.par_chunks_mut(n_head * hd).enumerate().for_each(row);
+                // Below this many multiply-adds a thread hand-off costs more than it saves.
+                if n * n_head * total * hd >= 1 << 15 {
+                    out.par_chunks_mut(hd).enumerate().for_each(piece);
                 } else {
-                    out.chunks_mut(n_head * hd).enumerate().for_each(row);
+                    out.chunks_mut(hd).enumerate().for_each(piece);
                 }
                 Ok(())
             })

@@ -33,8 +33,8 @@ impl Linear {
         Ok(y)
     }
 
-    /// Several matrices applied to one input; when all are native this is one parallel
-    /// pass that quantises `x` once.
+    /// Several matrices applied to one input; the native ones run as one parallel pass
+    /// that quantises `x` once, the others through candle.
     pub(crate) fn forward_many<const N: usize>(
         ls: [&Self; N],
         x: &Tensor,
@@ -46,42 +46,43 @@ impl Linear {
                 Self::Dense(_) => None,
             })
             .collect();
-        if ws.len() < N || !x.device().is_cpu() {
-            return Ok(std_array(ls.map(|l| match l {
-                Self::Quant(_) => Err(err("a native weight needs a CPU input")),
+        let mut native = native_many(&ws, x)?.into_iter();
+        let ys: Vec<Tensor> = ls
+            .iter()
+            .map(|l| match l {
+                Self::Quant(_) => native.next().ok_or_else(|| err("missing output")),
                 Self::Dense(d) => d.forward(x),
-            }))?);
-        }
-        let (m, k) = x.dims2()?;
-        let x = x.to_dtype(DType::F32)?.contiguous()?;
-        let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; m * w.rows()]).collect();
-        {
-            // Borrow the input where it lies: copying it out costs as much as the
-            // product itself for one token.
-            let (storage, layout) = x.storage_and_layout();
-            let Storage::Cpu(cpu) = &*storage else {
-                return Err(err("a native weight needs a CPU input"));
-            };
-            let (start, end) = layout
-                .contiguous_offsets()
-                .ok_or_else(|| err("input not contiguous"))?;
-            let xs = &cpu.as_slice::<f32>()?[start..end];
-            debug_assert_eq!(xs.len(), m * k);
-            let mut views: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
-            matmul_many(&ws, xs, m, &mut views, Backend::best()).map_err(err)?;
-        }
-        let mut it = outs
-            .into_iter()
-            .zip(&ws)
-            .map(|(o, w)| Tensor::from_vec(o, (m, w.rows()), x.device()));
-        std_array(std::array::from_fn(|_| {
-            it.next().unwrap_or_else(|| Err(err("missing output")))
-        }))
+            })
+            .collect::<candle_core::Result<_>>()?;
+        ys.try_into().map_err(|_| err("output count"))
     }
 }
 
-/// `[Result<T>; N]` to `Result<[T; N]>`.
-fn std_array<T, const N: usize>(rs: [candle_core::Result<T>; N]) -> candle_core::Result<[T; N]> {
-    let v: Vec<T> = rs.into_iter().collect::<candle_core::Result<_>>()?;
-    v.try_into().map_err(|_| err("length"))
+/// `x[m, k] · wᵀ` for each of `ws`, in one pass of the kernels.
+fn native_many(ws: &[&QWeight], x: &Tensor) -> candle_core::Result<Vec<Tensor>> {
+    if ws.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (m, k) = x.dims2()?;
+    let x = x.to_dtype(DType::F32)?.contiguous()?;
+    let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; m * w.rows()]).collect();
+    {
+        // Borrow the input where it lies: copying it out costs as much as the product
+        // itself for one token.
+        let (storage, layout) = x.storage_and_layout();
+        let Storage::Cpu(cpu) = &*storage else {
+            return Err(err("a native weight needs a CPU input"));
+        };
+        let (start, end) = layout
+            .contiguous_offsets()
+            .ok_or_else(|| err("input not contiguous"))?;
+        let xs = &cpu.as_slice::<f32>()?[start..end];
+        debug_assert_eq!(xs.len(), m * k);
+        let mut views: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
+        matmul_many(ws, xs, m, &mut views, Backend::best()).map_err(err)?;
+    }
+    outs.into_iter()
+        .zip(ws)
+        .map(|(o, w)| Tensor::from_vec(o, (m, w.rows()), x.device()))
+        .collect()
 }
