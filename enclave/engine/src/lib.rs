@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod error;
+pub mod kernels;
 pub mod loader;
 pub mod model;
 pub mod sampler;

@@ -10,6 +10,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::config::{Architecture, ModelConfig};
 use crate::error::LoadError;
+use crate::kernels::Linear;
 use crate::model::{Layer, Model, Weights};
 
 /// Where a model came from, and what else the file carries.
@@ -99,10 +100,10 @@ pub fn load_gguf(path: &Path, device: &Device) -> Result<Loaded, LoadError> {
     let mut layers = Vec::with_capacity(cfg.n_layer);
     for i in 0..cfg.n_layer {
         let name = |t: &str| format!("blk.{i}.{t}");
-        let mut mat = |t: &str, shape: &[usize]| -> Result<QMatMul, LoadError> {
+        let mut mat = |t: &str, shape: &[usize]| -> Result<Linear, LoadError> {
             let n = name(t);
             let q = expect_shape(get(&n)?, &n, shape)?;
-            QMatMul::from_qtensor(q).map_err(tensor_err(&n))
+            Linear::from_qtensor(q, device).map_err(tensor_err(&n))
         };
         let wq = mat("attn_q.weight", &[q_out, d])?;
         let wk = mat("attn_k.weight", &[kv_out, d])?;
@@ -148,7 +149,7 @@ pub fn load_gguf(path: &Path, device: &Device) -> Result<Loaded, LoadError> {
             w_down,
         });
     }
-    let output = QMatMul::from_qtensor(output).map_err(tensor_err("output.weight"))?;
+    let output = Linear::from_qtensor(output, device).map_err(tensor_err("output.weight"))?;
     let weights = Weights {
         embed,
         layers,
@@ -240,8 +241,9 @@ pub fn load_safetensors_dir(dir: &Path, device: &Device) -> Result<Loaded, LoadE
     let mut layers = Vec::with_capacity(cfg.n_layer);
     for i in 0..cfg.n_layer {
         let p = format!("model.layers.{i}");
-        let mut mat =
-            |t: &str, shape: &[usize]| take(&format!("{p}.{t}"), shape).map(QMatMul::Tensor);
+        let mut mat = |t: &str, shape: &[usize]| {
+            take(&format!("{p}.{t}"), shape).map(|t| Linear::Dense(QMatMul::Tensor(t)))
+        };
         let wq = mat("self_attn.q_proj.weight", &[q_out, d])?;
         let wk = mat("self_attn.k_proj.weight", &[kv_out, d])?;
         let wv = mat("self_attn.v_proj.weight", &[kv_out, d])?;
@@ -283,7 +285,7 @@ pub fn load_safetensors_dir(dir: &Path, device: &Device) -> Result<Loaded, LoadE
         embed,
         layers,
         norm,
-        output: QMatMul::Tensor(output),
+        output: Linear::Dense(QMatMul::Tensor(output)),
     };
     let model =
         Model::new(cfg, weights, device.clone()).map_err(|e| LoadError::Config(e.to_string()))?;

@@ -6,26 +6,26 @@
 //! prefilled and single tokens being decoded — through every weight matrix once. Only
 //! attention, whose keys differ per sequence, runs per sequence.
 
-use candle_core::quantized::QMatMul;
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use crate::config::{ModelConfig, RopeStyle};
 use crate::error::RunError;
+use crate::kernels::{self, Linear};
 
 /// One transformer block's weights.
 pub(crate) struct Layer {
     pub attn_norm: Tensor,
-    pub wq: QMatMul,
-    pub wk: QMatMul,
-    pub wv: QMatMul,
-    pub wo: QMatMul,
+    pub wq: Linear,
+    pub wk: Linear,
+    pub wv: Linear,
+    pub wo: Linear,
     pub bq: Option<Tensor>,
     pub bk: Option<Tensor>,
     pub bv: Option<Tensor>,
     pub ffn_norm: Tensor,
-    pub w_gate: QMatMul,
-    pub w_up: QMatMul,
-    pub w_down: QMatMul,
+    pub w_gate: Linear,
+    pub w_up: Linear,
+    pub w_down: Linear,
 }
 
 /// All weights of a model.
@@ -35,7 +35,7 @@ pub(crate) struct Weights {
     pub layers: Vec<Layer>,
     pub norm: Tensor,
     /// The output projection (the embedding matrix again when tied).
-    pub output: QMatMul,
+    pub output: Linear,
 }
 
 /// A loaded model, ready to run.
@@ -177,6 +177,11 @@ impl Model {
     /// Runs `steps` through the model and returns the logits after each sequence's last
     /// new token, `[steps.len(), vocab]` (f32). Every cache grows by its step's tokens.
     pub fn forward(&self, steps: &mut [SeqStep<'_>]) -> Result<Tensor, RunError> {
+        // On the kernel threads, so each matrix product splits without a hand-off.
+        kernels::install(|| self.forward_on_pool(steps))
+    }
+
+    fn forward_on_pool(&self, steps: &mut [SeqStep<'_>]) -> Result<Tensor, RunError> {
         let cfg = &self.cfg;
         let ids: Vec<u32> = steps
             .iter()
@@ -202,9 +207,10 @@ impl Model {
         let eps = cfg.rms_eps as f32;
         for (li, layer) in self.w.layers.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, eps)?;
-            let q = add_bias(layer.wq.forward(&h)?, layer.bq.as_ref())?;
-            let k = add_bias(layer.wk.forward(&h)?, layer.bk.as_ref())?;
-            let v = add_bias(layer.wv.forward(&h)?, layer.bv.as_ref())?;
+            let [q, k, v] = Linear::forward_many([&layer.wq, &layer.wk, &layer.wv], &h)?;
+            let q = add_bias(q, layer.bq.as_ref())?;
+            let k = add_bias(k, layer.bk.as_ref())?;
+            let v = add_bias(v, layer.bv.as_ref())?;
             let mut outs = Vec::with_capacity(steps.len());
             let mut offset = 0;
             for s in steps.iter_mut() {
@@ -222,8 +228,8 @@ impl Model {
             let attn = Tensor::cat(&outs, 0)?;
             x = (x + layer.wo.forward(&attn)?)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, eps)?;
-            let gate = candle_nn::ops::silu(&layer.w_gate.forward(&h)?)?;
-            let up = layer.w_up.forward(&h)?;
+            let [gate, up] = Linear::forward_many([&layer.w_gate, &layer.w_up], &h)?;
+            let gate = candle_nn::ops::silu(&gate)?;
             x = (x + layer.w_down.forward(&(gate * up)?)?)?;
         }
         let mut last = Vec::with_capacity(steps.len());
@@ -258,6 +264,9 @@ impl Model {
         let k = self.rope(&k.reshape((n, kv, hd))?.transpose(0, 1)?, pos)?;
         let v = v.reshape((n, kv, hd))?.transpose(0, 1)?;
         let (k_all, v_all) = cache.append(layer, &k, &v)?;
+        if q.device().is_cpu() {
+            return kernels::attention::attend(&q, &k_all, &v_all, pos);
+        }
         let total = k_all.dim(1)?;
         // Grouped-query attention without copying keys: the `group` query heads that share
         // a key/value head become extra rows of one matrix product.

@@ -25,7 +25,12 @@ const PROMPTS: [&[u32]; 3] = [
 
 #[test]
 fn incremental_decode_equals_full_prefill() {
-    for dtype in [GgmlDType::F32, GgmlDType::Q8_0] {
+    for dtype in [
+        GgmlDType::F32,
+        GgmlDType::Q8_0,
+        GgmlDType::Q4_0,
+        GgmlDType::Q4_1,
+    ] {
         let path = common::tiny_gguf("inc", 7, dtype, &[]);
         let m = load(&path, &Device::Cpu).expect("load").model;
         let prompt = PROMPTS[2];

@@ -1,0 +1,93 @@
+//! Quantising activations, one row at a time, the way llama.cpp's x86 build does.
+//!
+//! Every weight format is multiplied against activations turned into 8-bit blocks first,
+//! so the inner loops are integer dot products. The rounding here follows llama.cpp's
+//! AVX2 `quantize_row_q8_0`/`quantize_row_q8_1` (scale `max/127`, multiplier `127/max`,
+//! round half to even, scales stored as f16) so that logits stay bit-close to its.
+
+use super::f16::round_f16;
+
+/// Elements in a Q8_0/Q8_1 block.
+pub(crate) const QK: usize = 32;
+
+/// 1.5 * 2^23: adding it leaves no fraction bits (see [`quantize_row`]).
+const ROUND_MAGIC: f32 = 12_582_912.0;
+
+/// One quantised block of 32 activations.
+///
+/// Unlike GGML's `block_q8_1` the scales are kept as f32 — already rounded through f16,
+/// so the numbers are the same — to spare the inner loops a conversion.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(8))]
+pub(crate) struct Q8Block {
+    /// Scale: element `i` is `d * qs[i]`.
+    pub d: f32,
+    /// `d * sum(qs)` (Q8_1 only; zero for Q8_0), used by the formats with an offset.
+    pub s: f32,
+    /// The quantised values, in `[-127, 127]`.
+    pub qs: [i8; QK],
+}
+
+/// Which activation format a weight format multiplies against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ActFormat {
+    /// Scale only (for Q4_0 and Q8_0 weights).
+    Q8_0,
+    /// Scale and block sum (for Q4_1 weights, whose offset multiplies the sum).
+    Q8_1,
+}
+
+/// Quantises `x` (a multiple of 32 long) into `out` (`x.len() / 32` blocks).
+pub(crate) fn quantize_row(x: &[f32], out: &mut [Q8Block], fmt: ActFormat) {
+    debug_assert_eq!(x.len(), out.len() * QK);
+    for (xs, b) in x.chunks_exact(QK).zip(out.iter_mut()) {
+        let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        // llama.cpp multiplies by 127/max rather than by 1/d; the two differ in the last
+        // bit often enough to change a rounding, so do the same.
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+        let mut sum = 0i32;
+        for (q, &v) in b.qs.iter_mut().zip(xs) {
+            // Round half to even by adding and removing 1.5 * 2^23: the sum has no bits
+            // below the units, so the FPU's default rounding does the work (the same as
+            // `round_ties_even`, which compiles to a libm call without SSE4.1). Exact for
+            // |v * id| <= 127.5, which holds since |v| <= amax.
+            let r = ((v * id + ROUND_MAGIC) - ROUND_MAGIC) as i32;
+            *q = r as i8;
+            sum += r;
+        }
+        b.d = round_f16(d);
+        b.s = match fmt {
+            ActFormat::Q8_1 => round_f16(d * sum as f32),
+            ActFormat::Q8_0 => 0.0,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_row_quantises_to_zero() {
+        let mut b = [Q8Block::default(); 1];
+        quantize_row(&[0.0; 32], &mut b, ActFormat::Q8_1);
+        assert_eq!(b[0].d, 0.0);
+        assert_eq!(b[0].s, 0.0);
+        assert!(b[0].qs.iter().all(|&q| q == 0));
+    }
+
+    #[test]
+    fn extremes_map_to_127_and_ties_go_to_even() {
+        let mut x = [0f32; 32];
+        x[0] = 127.0;
+        x[1] = -127.0;
+        x[2] = 2.5; // exactly halfway: llama.cpp's _mm256_round_ps gives 2
+        x[3] = 3.5; // gives 4
+        let mut b = [Q8Block::default(); 1];
+        quantize_row(&x, &mut b, ActFormat::Q8_1);
+        assert_eq!(&b[0].qs[..4], &[127, -127, 2, 4]);
+        assert_eq!(b[0].d, 1.0);
+        assert_eq!(b[0].s, 6.0);
+    }
+}

@@ -1,0 +1,344 @@
+//! Quantised matrix products on the CPU, computed the way llama.cpp computes them.
+//!
+//! candle's CPU `QMatMul` dequantises nothing but runs scalar dot products for Q4_1 and
+//! splits work poorly across threads; this module is the fast path the decoder uses for
+//! GGML-quantised weights. For `y[m, n] = x[m, k] · W[n, k]ᵀ` it
+//!
+//! 1. quantises each activation row once into 8-bit blocks (Q8_1 for Q4_1 weights, Q8_0
+//!    for Q4_0 and Q8_0), with llama.cpp's rounding, so logits stay close to its;
+//! 2. splits the weight rows into chunks over the worker threads ([`install`]);
+//! 3. multiplies each weight block into all `m` activation rows while it is in registers,
+//!    with integer dot products (AVX2 when the CPU has it, else portable code that gives
+//!    the same bits), so a batch of sequences reads the weights once.
+
+mod act;
+pub(crate) mod attention;
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+mod f16;
+mod linear;
+mod scalar;
+mod threads;
+
+use candle_core::quantized::{GgmlDType, QTensor};
+use rayon::prelude::*;
+
+use act::{ActFormat, Q8Block, QK};
+pub(crate) use linear::Linear;
+pub use threads::{install, thread_count, THREADS_ENV};
+
+/// The GGML block formats multiplied natively.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuantType {
+    /// 32 weights: an f16 scale and 4-bit values offset by 8.
+    Q4_0,
+    /// 32 weights: an f16 scale, an f16 minimum and 4-bit values.
+    Q4_1,
+    /// 32 weights: an f16 scale and 8-bit values.
+    Q8_0,
+}
+
+impl QuantType {
+    /// The native format for a GGML type, or `None` when candle must do the product.
+    pub fn from_ggml(dtype: GgmlDType) -> Option<Self> {
+        match dtype {
+            GgmlDType::Q4_0 => Some(Self::Q4_0),
+            GgmlDType::Q4_1 => Some(Self::Q4_1),
+            GgmlDType::Q8_0 => Some(Self::Q8_0),
+            _ => None,
+        }
+    }
+
+    /// Weights per block.
+    pub const fn block_elems(self) -> usize {
+        QK
+    }
+
+    /// Bytes per block, as stored in a GGUF file.
+    pub const fn block_bytes(self) -> usize {
+        match self {
+            Self::Q4_0 => 18,
+            Self::Q4_1 => 20,
+            Self::Q8_0 => 34,
+        }
+    }
+
+    fn act_format(self) -> ActFormat {
+        match self {
+            Self::Q4_1 => ActFormat::Q8_1,
+            Self::Q4_0 | Self::Q8_0 => ActFormat::Q8_0,
+        }
+    }
+}
+
+/// Which implementation of the dot products runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Portable Rust; the reference.
+    Scalar,
+    /// x86-64 AVX2 + FMA.
+    Avx2,
+}
+
+impl Backend {
+    /// The fastest backend this CPU supports.
+    pub fn best() -> Self {
+        if Self::Avx2.is_available() {
+            Self::Avx2
+        } else {
+            Self::Scalar
+        }
+    }
+
+    /// Whether this CPU can run the backend.
+    pub fn is_available(self) -> bool {
+        match self {
+            Self::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2 => avx2::available(),
+            #[cfg(not(target_arch = "x86_64"))]
+            Self::Avx2 => false,
+        }
+    }
+
+    /// `out[row * m + r] = w_row · acts[r]` for the whole weight rows of `nb` blocks in `w`.
+    fn dot_rows(self, ty: QuantType, w: &[u8], acts: &[&[Q8Block]], nb: usize, out: &mut [f32]) {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2 => avx2::dot_rows(ty, w, acts, nb, out),
+            _ => {
+                let dot = match ty {
+                    QuantType::Q4_0 => scalar::dot_q4_0,
+                    QuantType::Q4_1 => scalar::dot_q4_1,
+                    QuantType::Q8_0 => scalar::dot_q8_0,
+                };
+                let row_bytes = nb * ty.block_bytes();
+                for (wr, o) in w
+                    .chunks_exact(row_bytes)
+                    .zip(out.chunks_exact_mut(acts.len()))
+                {
+                    for (o, a) in o.iter_mut().zip(acts) {
+                        *o = dot(wr, &a[..nb]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Why a product could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// The GGML type has no native kernel.
+    #[error("no native kernel for {0:?}")]
+    Unsupported(GgmlDType),
+    /// Sizes that do not fit together.
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+    /// The backend cannot run on this CPU.
+    #[error("the {0:?} kernels are not available on this CPU")]
+    Unavailable(Backend),
+    /// candle could not hand over the weight bytes.
+    #[error("reading the weights: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+/// A quantised weight matrix `[rows, cols]` in GGML's block layout, row after row.
+pub struct QWeight {
+    ty: QuantType,
+    rows: usize,
+    cols: usize,
+    data: Vec<u8>,
+}
+
+impl std::fmt::Debug for QWeight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "QWeight({:?}, {}x{})", self.ty, self.rows, self.cols)
+    }
+}
+
+impl QWeight {
+    /// Wraps raw GGML blocks; `data` must hold exactly `rows * cols / 32` blocks.
+    pub fn new(
+        ty: QuantType,
+        rows: usize,
+        cols: usize,
+        data: Vec<u8>,
+    ) -> Result<Self, KernelError> {
+        if cols % ty.block_elems() != 0 {
+            return Err(KernelError::Shape(format!(
+                "{cols} columns is not a multiple of the {}-weight block",
+                ty.block_elems()
+            )));
+        }
+        let want = rows * (cols / ty.block_elems()) * ty.block_bytes();
+        if data.len() != want {
+            return Err(KernelError::Shape(format!(
+                "{ty:?} {rows}x{cols} needs {want} bytes, got {}",
+                data.len()
+            )));
+        }
+        Ok(Self {
+            ty,
+            rows,
+            cols,
+            data,
+        })
+    }
+
+    /// Copies a 2-D candle `QTensor`'s blocks (`[rows, cols]`, as GGUF stores weights).
+    pub fn from_qtensor(t: &QTensor) -> Result<Self, KernelError> {
+        let ty = QuantType::from_ggml(t.dtype()).ok_or(KernelError::Unsupported(t.dtype()))?;
+        let (rows, cols) = t
+            .shape()
+            .dims2()
+            .map_err(|_| KernelError::Shape(format!("{:?} is not 2-D", t.shape())))?;
+        Self::new(ty, rows, cols, t.data()?.into_owned())
+    }
+
+    /// The block format.
+    pub fn quant_type(&self) -> QuantType {
+        self.ty
+    }
+
+    /// Output features (`n`).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Input features (`k`).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// `out[m, rows] = x[m, cols] · selfᵀ` on the best backend.
+    pub fn matmul(&self, x: &[f32], m: usize, out: &mut [f32]) -> Result<(), KernelError> {
+        matmul_many(&[self], x, m, &mut [out], Backend::best())
+    }
+
+    /// As [`QWeight::matmul`], on a chosen backend (to compare them).
+    pub fn matmul_with(
+        &self,
+        x: &[f32],
+        m: usize,
+        out: &mut [f32],
+        backend: Backend,
+    ) -> Result<(), KernelError> {
+        matmul_many(&[self], x, m, &mut [out], backend)
+    }
+}
+
+/// Several products of one input in a single parallel pass: `outs[i][m, ws[i].rows] =
+/// x[m, k] · ws[i]ᵀ` (for instance the query, key and value projections).
+///
+/// The activations are quantised once per format, and all the weights' rows form one
+/// pool of work, so the threads stay busy even when each matrix alone is small.
+pub fn matmul_many(
+    ws: &[&QWeight],
+    x: &[f32],
+    m: usize,
+    outs: &mut [&mut [f32]],
+    backend: Backend,
+) -> Result<(), KernelError> {
+    let Some(k) = ws.first().map(|w| w.cols) else {
+        return Ok(());
+    };
+    if !backend.is_available() {
+        return Err(KernelError::Unavailable(backend));
+    }
+    if ws.iter().any(|w| w.cols != k) || x.len() != m * k || outs.len() != ws.len() {
+        return Err(KernelError::Shape(format!(
+            "input of {} values for m={m} against weights of {k} columns",
+            x.len()
+        )));
+    }
+    if let Some((w, o)) = ws
+        .iter()
+        .zip(outs.iter())
+        .find(|(w, o)| o.len() != m * w.rows)
+    {
+        return Err(KernelError::Shape(format!(
+            "output of {} values for {m}x{}",
+            o.len(),
+            w.rows
+        )));
+    }
+    if m == 0 {
+        return Ok(());
+    }
+    install(|| run(ws, x, m, outs, backend));
+    Ok(())
+}
+
+/// The rows of `nb` blocks of a quantised activation matrix (none when not needed).
+fn act_rows(q: &Option<Vec<Q8Block>>, nb: usize) -> Vec<&[Q8Block]> {
+    q.as_deref()
+        .map_or_else(Vec::new, |q| q.chunks(nb).collect())
+}
+
+/// [`matmul_many`] after its checks, on the pool.
+fn run(ws: &[&QWeight], x: &[f32], m: usize, outs: &mut [&mut [f32]], backend: Backend) {
+    let k = ws[0].cols;
+    let nb = k / QK;
+    let quantise = |fmt: ActFormat| -> Option<Vec<Q8Block>> {
+        if !ws.iter().any(|w| w.ty.act_format() == fmt) {
+            return None;
+        }
+        let mut q = vec![Q8Block::default(); m * nb];
+        // Rows are independent; a prompt's worth is worth splitting.
+        q.par_chunks_mut(nb)
+            .zip(x.par_chunks(k))
+            .with_min_len(8)
+            .for_each(|(qr, xr)| act::quantize_row(xr, qr, fmt));
+        Some(q)
+    };
+    let (q8_0, q8_1) = (quantise(ActFormat::Q8_0), quantise(ActFormat::Q8_1));
+    let (rows_0, rows_1) = (act_rows(&q8_0, nb), act_rows(&q8_1, nb));
+
+    // With one activation row the [n, m] work layout is the output layout; otherwise
+    // each weight gets a scratch [n, m] so every chunk of weight rows owns a contiguous
+    // piece of it, transposed into `outs` at the end.
+    let mut scratch: Vec<Vec<f32>> = if m > 1 {
+        ws.iter().map(|w| vec![0f32; w.rows * m]).collect()
+    } else {
+        Vec::new()
+    };
+    let total_rows: usize = ws.iter().map(|w| w.rows).sum();
+    // Several chunks per thread so a thread slowed by something else is caught up by
+    // the others; a floor so tiny chunks do not cost more to hand out than to compute.
+    let chunk = total_rows.div_ceil(thread_count() * 8).max(16);
+    {
+        let dests: Vec<&mut [f32]> = if m > 1 {
+            scratch.iter_mut().map(|s| s.as_mut_slice()).collect()
+        } else {
+            outs.iter_mut().map(|o| &mut **o).collect()
+        };
+        let mut items: Vec<(usize, usize, &mut [f32])> = Vec::new();
+        for (i, d) in dests.into_iter().enumerate() {
+            for (c, piece) in d.chunks_mut(chunk * m).enumerate() {
+                items.push((i, c * chunk, piece));
+            }
+        }
+        items.into_par_iter().for_each(|(i, row0, piece)| {
+            let w = ws[i];
+            let acts = match w.ty.act_format() {
+                ActFormat::Q8_0 => &rows_0,
+                ActFormat::Q8_1 => &rows_1,
+            };
+            let row_bytes = nb * w.ty.block_bytes();
+            let at = row0 * row_bytes;
+            let rows = piece.len() / m;
+            backend.dot_rows(w.ty, &w.data[at..at + rows * row_bytes], acts, nb, piece);
+        });
+    }
+    for ((s, o), w) in scratch.iter().zip(outs.iter_mut()).zip(ws) {
+        for (r, vals) in s.chunks(m).enumerate() {
+            for (j, &v) in vals.iter().enumerate() {
+                o[j * w.rows + r] = v;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
