@@ -149,7 +149,7 @@ impl TdxPolicy {
         let debug = report.td_attributes.under_debug();
         debug_check("tdx.debug", self.allow_debug, debug, "the TD", verdict);
         tcb_checks(
-            "tdx",
+            &TDX,
             &self.allowed_tcb_statuses,
             self.allowed_advisory_ids.as_deref(),
             tcb,
@@ -194,12 +194,12 @@ impl TdxPolicy {
             }
         }
         report_data_check(
-            "tdx",
+            &TDX,
             self.report_data.as_ref(),
             &report.report_data,
             verdict,
         );
-        collateral_age_check("tdx", self.max_collateral_age, collateral, now, verdict);
+        collateral_age_check(&TDX, self.max_collateral_age, collateral, now, verdict);
     }
 
     fn measurement_check(&self, report: &TdReport, verdict: &mut Verdict) {
@@ -281,7 +281,7 @@ impl SgxPolicy {
             verdict,
         );
         tcb_checks(
-            "sgx",
+            &SGX,
             &self.allowed_tcb_statuses,
             self.allowed_advisory_ids.as_deref(),
             tcb,
@@ -327,14 +327,36 @@ impl SgxPolicy {
             ));
         }
         report_data_check(
-            "sgx",
+            &SGX,
             self.report_data.as_ref(),
             &report.report_data,
             verdict,
         );
-        collateral_age_check("sgx", self.max_collateral_age, collateral, now, verdict);
+        collateral_age_check(&SGX, self.max_collateral_age, collateral, now, verdict);
     }
 }
+
+/// The names of the checks TDX and SGX quotes share.
+struct QuoteChecks {
+    tcb_status: &'static str,
+    advisories: &'static str,
+    report_data: &'static str,
+    collateral_age: &'static str,
+}
+
+const TDX: QuoteChecks = QuoteChecks {
+    tcb_status: "tdx.tcb_status",
+    advisories: "tdx.advisories",
+    report_data: "tdx.report_data",
+    collateral_age: "tdx.collateral_age",
+};
+
+const SGX: QuoteChecks = QuoteChecks {
+    tcb_status: "sgx.tcb_status",
+    advisories: "sgx.advisories",
+    report_data: "sgx.report_data",
+    collateral_age: "sgx.collateral_age",
+};
 
 fn exact(name: &'static str, stage: Stage, want: &[u8], found: &[u8]) -> Check {
     Check::from_bool(
@@ -348,16 +370,13 @@ fn exact(name: &'static str, stage: Stage, want: &[u8], found: &[u8]) -> Check {
 }
 
 fn tcb_checks(
-    prefix: &'static str,
+    names: &QuoteChecks,
     allowed: &[StatusRule],
     advisories: Option<&[String]>,
     tcb: Option<&TcbVerdict>,
     verdict: &mut Verdict,
 ) {
-    let (status_name, advisory_name) = match prefix {
-        "sgx" => ("sgx.tcb_status", "sgx.advisories"),
-        _ => ("tdx.tcb_status", "tdx.advisories"),
-    };
+    let (status_name, advisory_name) = (names.tcb_status, names.advisories);
     let expected = one_of(&allowed.iter().map(|s| s.0.to_string()).collect::<Vec<_>>());
     let Some(tcb) = tcb else {
         verdict.push(Check::fail(
@@ -407,16 +426,12 @@ fn tcb_checks(
 }
 
 fn report_data_check(
-    prefix: &'static str,
+    names: &QuoteChecks,
     want: Option<&HexBytes<64>>,
     found: &[u8; 64],
     verdict: &mut Verdict,
 ) {
-    let name = if prefix == "sgx" {
-        "sgx.report_data"
-    } else {
-        "tdx.report_data"
-    };
+    let name = names.report_data;
     match want {
         Some(want) => verdict.push(Check::from_bool(
             name,
@@ -431,18 +446,14 @@ fn report_data_check(
 }
 
 fn collateral_age_check(
-    prefix: &'static str,
+    names: &QuoteChecks,
     max: Option<Age>,
     collateral: &TdxCollateral,
     now: OffsetDateTime,
     verdict: &mut Verdict,
 ) {
     let Some(max) = max else { return };
-    let name = if prefix == "sgx" {
-        "sgx.collateral_age"
-    } else {
-        "tdx.collateral_age"
-    };
+    let name = names.collateral_age;
     let issued = collateral.tcb_info_issue_date();
     let age = now - issued;
     let ok = age <= time::Duration::try_from(max.0).unwrap_or(time::Duration::MAX);
