@@ -176,16 +176,9 @@ fn collateral_path(args: &VerifyArgs, notes: &mut Vec<String>) -> Result<PathBuf
 
 /// Loads the VCEK/VLEK and any ASK/ARK from `--vcek` or `--certs`.
 fn load_snp_certs(args: &VerifyArgs) -> Result<SnpCertificates, VerifyCmdError> {
-    let cert_err = |path: &Path, e: &dyn std::fmt::Display| VerifyCmdError::Certificate {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    };
     if let Some(path) = &args.vcek {
-        let bytes = read("VCEK", path)?;
-        let vek = silk_attestation::snp::certs::cert_der(&bytes, "certificate")
-            .map_err(|e| cert_err(path, &e))?;
         return Ok(SnpCertificates {
-            vek,
+            vek: load_cert("VCEK", path)?,
             ask: None,
             ark: None,
         });
@@ -210,30 +203,18 @@ fn load_snp_certs(args: &VerifyArgs) -> Result<SnpCertificates, VerifyCmdError> 
             .map(|n| n.to_string_lossy().to_ascii_lowercase())
             .unwrap_or_default();
         if name.starts_with("vcek") || name.starts_with("vlek") {
-            let bytes = read("VCEK/VLEK", &path)?;
-            vek = Some(
-                silk_attestation::snp::certs::cert_der(&bytes, "certificate")
-                    .map_err(|e| cert_err(&path, &e))?,
-            );
+            vek = Some(load_cert("VCEK/VLEK", &path)?);
         } else if name.starts_with("cert_chain") {
             let bytes = read("certificate chain", &path)?;
             let chain = silk_attestation::snp::certs::pem_bundle(&bytes, "certificate chain")
-                .map_err(|e| cert_err(&path, &e))?;
+                .map_err(|e| cert_error(&path, &e))?;
             let mut it = chain.into_iter();
             ask = it.next();
             ark = it.next();
         } else if name.starts_with("ask") || name.starts_with("asvk") {
-            let bytes = read("ASK", &path)?;
-            ask = Some(
-                silk_attestation::snp::certs::cert_der(&bytes, "certificate")
-                    .map_err(|e| cert_err(&path, &e))?,
-            );
+            ask = Some(load_cert("ASK/ASVK", &path)?);
         } else if name.starts_with("ark") {
-            let bytes = read("ARK", &path)?;
-            ark = Some(
-                silk_attestation::snp::certs::cert_der(&bytes, "certificate")
-                    .map_err(|e| cert_err(&path, &e))?,
-            );
+            ark = Some(load_cert("ARK", &path)?);
         }
     }
     let vek = vek.ok_or_else(|| {
@@ -243,4 +224,17 @@ fn load_snp_certs(args: &VerifyArgs) -> Result<SnpCertificates, VerifyCmdError> 
         ))
     })?;
     Ok(SnpCertificates { vek, ask, ark })
+}
+
+fn cert_error(path: &Path, e: &dyn std::fmt::Display) -> VerifyCmdError {
+    VerifyCmdError::Certificate {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+/// Reads one certificate (PEM or DER) and returns its DER.
+fn load_cert(what: &'static str, path: &Path) -> Result<Vec<u8>, VerifyCmdError> {
+    let bytes = read(what, path)?;
+    silk_attestation::snp::certs::cert_der(&bytes, what).map_err(|e| cert_error(path, &e))
 }
