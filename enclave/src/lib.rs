@@ -1,7 +1,10 @@
 //! `silk-enclave`: the program that runs inside the confidential VM.
 //!
-//! It will generate its keys at boot, obtain hardware evidence through the kernel's
-//! attestation interfaces (configfs-tsm, `/dev/sev-guest`, `/dev/tdx_guest`, or a simulated
-//! provider for development), run the inference engine and serve the sealed session over an
-//! RA-TLS HTTPS listener. Nothing that opens a prompt ever leaves this process.
+//! It generates its keys at boot, obtains hardware evidence through the kernel's
+//! attestation interfaces ([`evidence`]: configfs-tsm, `/dev/sev-guest`, `/dev/tdx_guest`,
+//! or the simulated provider for development), runs the inference engine and serves the
+//! sealed session. Nothing that opens a prompt ever leaves this process. The HTTP server
+//! is the next step.
 #![warn(missing_docs)]
+
+pub mod evidence;

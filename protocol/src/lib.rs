@@ -12,6 +12,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+/// Re-exported so that crates above see the same attestation types.
+pub use silk_attestation as attestation;
+
 pub mod bundle;
 pub mod claims;
 pub mod seal;
