@@ -29,14 +29,7 @@ pub fn load(path: &Path, device: &Device) -> Result<Loaded, LoadError> {
         if path.join("config.json").is_file() {
             return load_safetensors_dir(path, device);
         }
-        let ggufs: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|source| LoadError::Io {
-                path: path.to_owned(),
-                source,
-            })?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "gguf"))
-            .collect();
+        let ggufs = files_with_extension(path, "gguf")?;
         return match ggufs.as_slice() {
             [one] => load_gguf(one, device),
             [] => Err(LoadError::NotAModel {
@@ -50,6 +43,20 @@ pub fn load(path: &Path, device: &Device) -> Result<Loaded, LoadError> {
         };
     }
     load_gguf(path, device)
+}
+
+/// The files in `dir` ending in `.ext`, sorted (so shards load in a fixed order).
+fn files_with_extension(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, LoadError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|source| LoadError::Io {
+            path: dir.to_owned(),
+            source,
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 /// Loads a GGUF file.
@@ -197,15 +204,7 @@ pub fn load_safetensors_dir(dir: &Path, device: &Device) -> Result<Loaded, LoadE
         source,
     })?;
     let cfg = ModelConfig::from_hf_json(&text)?;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|source| LoadError::Io {
-            path: dir.to_owned(),
-            source,
-        })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-        .collect();
-    files.sort();
+    let files = files_with_extension(dir, "safetensors")?;
     if files.is_empty() {
         return Err(LoadError::NotAModel {
             path: dir.to_owned(),
