@@ -56,7 +56,8 @@ enum BenchWhat {
     /// The inference engine beside llama.cpp: prefill and decode tok/s for one sequence,
     /// and silk's aggregate decode tok/s for several sequences at once.
     Engine {
-        /// GGUF files to measure (default: the default model).
+        /// GGUF files to measure (default: the default model and the variants
+        /// scripts/reference/requant.py makes, where present).
         #[arg(long = "model", value_name = "GGUF")]
         models: Vec<PathBuf>,
         /// Compute threads for both engines (default: all cores).
@@ -97,7 +98,7 @@ fn main() -> ExitCode {
         } => {
             let args = EngineBenchArgs {
                 models: if models.is_empty() {
-                    vec![PathBuf::from("models/SmolLM2-135M-Instruct.Q4_1.gguf")]
+                    default_bench_models()
                 } else {
                     models
                 },
@@ -145,4 +146,15 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The default model, then any requantised variants `scripts/reference/requant.py` made.
+fn default_bench_models() -> Vec<PathBuf> {
+    ["Q4_1", "Q8_0", "Q4_0", "Q4_K_M"]
+        .iter()
+        .map(|q| PathBuf::from(format!("models/SmolLM2-135M-Instruct.{q}.gguf")))
+        .enumerate()
+        .filter(|(i, p)| *i == 0 || p.is_file())
+        .map(|(_, p)| p)
+        .collect()
 }
