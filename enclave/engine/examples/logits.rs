@@ -8,7 +8,12 @@ fn main() {
     let ids: Vec<u32> = args.map(|a| a.parse().expect("token id")).collect();
     let m = load(path.as_ref(), &Device::Cpu).expect("load").model;
     let mut c = m.new_cache();
-    let l = m.forward(&mut [SeqStep { tokens: &ids, cache: &mut c }]).expect("forward");
+    let l = m
+        .forward(&mut [SeqStep {
+            tokens: &ids,
+            cache: &mut c,
+        }])
+        .expect("forward");
     for v in l.to_vec2::<f32>().expect("logits")[0].iter() {
         println!("{v}");
     }
