@@ -4,6 +4,9 @@
 //! lanes (lane `i` holds the integer sum of elements `4i..4i+4` of each block), fused
 //! multiply-adds, and the same horizontal-sum order — so the two paths agree exactly and
 //! a machine without AVX2 computes the same logits.
+//!
+//! The K-quants (256-value blocks) are simpler still: both paths form each block's exact
+//! integer sums, then apply the same scalar float operations per block.
 
 use super::act::Q8Block;
 use super::f16::f16_to_f32;
