@@ -18,8 +18,19 @@ fn random(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
 #[test]
 fn native_products_match_candle_dequantised_f32() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let (n, k) = (53, 192); // odd rows, k a multiple of the block
-    for dtype in [GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0] {
+    let n = 53; // odd rows
+    for dtype in [
+        GgmlDType::Q4_0,
+        GgmlDType::Q4_1,
+        GgmlDType::Q8_0,
+        GgmlDType::Q5_0,
+        GgmlDType::Q4K,
+        GgmlDType::Q6K,
+    ] {
+        // A multiple of the block: 192 for the 32-value formats, two K-quant blocks.
+        let k = 192usize
+            .next_multiple_of(dtype.block_size())
+            .max(2 * dtype.block_size());
         let w = Tensor::from_vec(random(&mut rng, n * k), (n, k), &Device::Cpu).unwrap();
         let q = QTensor::quantize(&w, dtype).unwrap();
         let wd = q.dequantize(&Device::Cpu).unwrap();

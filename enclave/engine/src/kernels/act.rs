@@ -35,11 +35,21 @@ pub(crate) enum ActFormat {
     Q8_0,
     /// Scale and block sum (for Q4_1 weights, whose offset multiplies the sum).
     Q8_1,
+    /// llama.cpp's Q8_K (for the K-quants): one f32 scale per 256 values, shared by the
+    /// eight 32-value blocks it is stored as here, and `s` the integer sum of each block's
+    /// values (what `bsums` hold, two at a time).
+    Q8K,
 }
+
+/// Values in a Q8_K super-block.
+pub(crate) const QK_K: usize = 256;
 
 /// Quantises `x` (a multiple of 32 long) into `out` (`x.len() / 32` blocks).
 pub(crate) fn quantize_row(x: &[f32], out: &mut [Q8Block], fmt: ActFormat) {
     debug_assert_eq!(x.len(), out.len() * QK);
+    if fmt == ActFormat::Q8K {
+        return quantize_row_q8k(x, out);
+    }
     for (xs, b) in x.chunks_exact(QK).zip(out.iter_mut()) {
         let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
         let d = amax / 127.0;
@@ -59,8 +69,41 @@ pub(crate) fn quantize_row(x: &[f32], out: &mut [Q8Block], fmt: ActFormat) {
         b.d = round_f16(d);
         b.s = match fmt {
             ActFormat::Q8_1 => round_f16(d * sum as f32),
-            ActFormat::Q8_0 => 0.0,
+            ActFormat::Q8_0 | ActFormat::Q8K => 0.0,
         };
+    }
+}
+
+/// llama.cpp's `quantize_row_q8_K` (the reference, which its x86 build uses): the scale is
+/// `-127 / max` where `max` is the first value of largest magnitude, rounding to nearest
+/// even, and the stored scale is the reciprocal of that multiplier, in f32.
+fn quantize_row_q8k(x: &[f32], out: &mut [Q8Block]) {
+    debug_assert_eq!(x.len() % QK_K, 0);
+    for (xs, bs) in x.chunks_exact(QK_K).zip(out.chunks_exact_mut(QK_K / QK)) {
+        let (mut amax, mut max) = (0f32, 0f32);
+        for &v in xs {
+            if v.abs() > amax {
+                amax = v.abs();
+                max = v;
+            }
+        }
+        if amax == 0.0 {
+            bs.fill(Q8Block::default());
+            continue;
+        }
+        let iscale = -127.0 / max;
+        let d = 1.0 / iscale;
+        for (xb, b) in xs.chunks_exact(QK).zip(bs.iter_mut()) {
+            let mut sum = 0i32;
+            for (q, &v) in b.qs.iter_mut().zip(xb) {
+                // The same magic-number rounding as above (llama.cpp's `nearest_int`).
+                let r = (((iscale * v + ROUND_MAGIC) - ROUND_MAGIC) as i32).min(127);
+                *q = r as i8;
+                sum += r;
+            }
+            b.d = d;
+            b.s = sum as f32;
+        }
     }
 }
 
@@ -89,5 +132,24 @@ mod tests {
         assert_eq!(&b[0].qs[..4], &[127, -127, 2, 4]);
         assert_eq!(b[0].d, 1.0);
         assert_eq!(b[0].s, 6.0);
+    }
+
+    #[test]
+    fn q8k_scales_by_the_signed_maximum() {
+        let mut x = [0f32; QK_K];
+        x[3] = 0.5;
+        x[100] = -2.0; // the largest magnitude: the multiplier is -127 / -2
+        x[200] = 1.0;
+        let mut b = [Q8Block::default(); QK_K / QK];
+        quantize_row(&x, &mut b, ActFormat::Q8K);
+        let iscale = -127.0f32 / -2.0;
+        assert!(b.iter().all(|b| b.d == 1.0 / iscale));
+        assert_eq!(b[0].qs[3], 32); // 31.75
+        assert_eq!(b[3].qs[4], -127);
+        assert_eq!(b[6].qs[8], 64); // 63.5: ties go to even
+        assert_eq!(
+            b.iter().map(|b| b.s).collect::<Vec<_>>(),
+            [32.0, 0.0, 0.0, -127.0, 0.0, 0.0, 64.0, 0.0]
+        );
     }
 }

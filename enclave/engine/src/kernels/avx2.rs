@@ -8,6 +8,7 @@
 use std::arch::x86_64::*;
 
 use super::act::Q8Block;
+use super::scalar::q4k_scale_min;
 use super::QuantType;
 
 /// True when this CPU can run the kernels below.
@@ -23,7 +24,7 @@ pub(crate) fn available() -> bool {
 /// Panics if `w` is not a whole number of rows or an activation row is shorter than `nb`
 /// blocks: those checks are what make the unchecked loads inside sound.
 pub(crate) fn dot_rows(ty: QuantType, w: &[u8], acts: &[&[Q8Block]], nb: usize, out: &mut [f32]) {
-    let row_bytes = nb * ty.block_bytes();
+    let row_bytes = ty.row_bytes(nb);
     let m = acts.len();
     assert!(
         available(),
@@ -42,7 +43,7 @@ pub(crate) fn dot_rows(ty: QuantType, w: &[u8], acts: &[&[Q8Block]], nb: usize, 
 /// `ty`, every row of `acts` at least `nb` blocks, and `out` one value per pair.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn rows(ty: QuantType, w: &[u8], acts: &[&[Q8Block]], nb: usize, out: &mut [f32]) {
-    let row_bytes = nb * ty.block_bytes();
+    let row_bytes = ty.row_bytes(nb);
     let m = acts.len();
     for (wr, o) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(m)) {
         let mut r = 0;
@@ -74,6 +75,9 @@ unsafe fn group<const R: usize>(
         QuantType::Q4_0 => q4_0::<R>(w, a, nb),
         QuantType::Q4_1 => q4_1::<R>(w, a, nb),
         QuantType::Q8_0 => q8_0::<R>(w, a, nb),
+        QuantType::Q5_0 => q5_0::<R>(w, a, nb),
+        QuantType::Q4K => q4_k::<R>(w, a, nb),
+        QuantType::Q6K => q6_k::<R>(w, a, nb),
     };
     out[..R].copy_from_slice(&res);
 }
@@ -176,4 +180,142 @@ unsafe fn q8_0<const R: usize>(w: *const u8, a: [*const Q8Block; R], nb: usize) 
         }
     }
     std::array::from_fn(|r| hsum(acc[r]))
+}
+
+/// 32 bytes, byte `j` all ones when bit `j` of the little-endian word at `p` is set.
+#[inline(always)]
+unsafe fn bytes_from_bits(p: *const u8) -> __m256i {
+    let word = (p as *const i32).read_unaligned();
+    // Byte j of the result gets byte j / 8 of the word ...
+    let spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(word),
+        _mm256_set_epi64x(
+            0x0303_0303_0303_0303,
+            0x0202_0202_0202_0202,
+            0x0101_0101_0101_0101,
+            0,
+        ),
+    );
+    // ... and every bit but bit j % 8 is set, so it is all ones exactly when that bit is.
+    let others = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
+    _mm256_cmpeq_epi8(_mm256_or_si256(spread, others), _mm256_set1_epi8(-1))
+}
+
+/// Sum of the eight i32 lanes (exact: the callers' sums fit in an i32).
+#[inline(always)]
+unsafe fn hsum_i32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+    _mm_cvtsi128_si32(s)
+}
+
+#[inline(always)]
+unsafe fn q5_0<const R: usize>(w: *const u8, a: [*const Q8Block; R], nb: usize) -> [f32; R] {
+    let mut acc = [_mm256_setzero_ps(); R];
+    let high = _mm256_set1_epi8(0xf0u8 as i8);
+    for b in 0..nb {
+        let wb = w.add(b * 22);
+        let d = f16_half(wb);
+        // `q - 16` as a signed byte is the nibble with 0xf0 or'ed in when the fifth bit
+        // is clear, and the nibble itself when it is set.
+        let clear = _mm256_andnot_si256(bytes_from_bits(wb.add(2)), high);
+        let qx = _mm256_or_si256(nibbles(wb.add(6)), clear);
+        for r in 0..R {
+            let ab = a[r].add(b);
+            let xy = dot_i8_i8(qx, load_qs(ab));
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * (*ab).d), xy, acc[r]);
+        }
+    }
+    std::array::from_fn(|r| hsum(acc[r]))
+}
+
+/// `nb` counts 32-value activation blocks: eight per Q4_K block.
+#[inline(always)]
+unsafe fn q4_k<const R: usize>(w: *const u8, a: [*const Q8Block; R], nb: usize) -> [f32; R] {
+    let (mut acc, mut acc_m) = ([0f32; R], [0f32; R]);
+    let m4 = _mm256_set1_epi8(0x0f);
+    for b in 0..nb / 8 {
+        let wb = w.add(b * 144);
+        let (d, dmin) = f16_pair(wb);
+        let scales = std::slice::from_raw_parts(wb.add(4), 12);
+        let sm: [(i32, i32); 8] = std::array::from_fn(|j| q4k_scale_min(j, scales));
+        let sc: [__m256i; 8] = std::array::from_fn(|j| _mm256_set1_epi16(sm[j].0 as i16));
+        let mut q = [_mm256_setzero_si256(); 8];
+        for c in 0..4 {
+            let bits = _mm256_loadu_si256(wb.add(16 + 32 * c) as *const __m256i);
+            q[2 * c] = _mm256_and_si256(bits, m4);
+            q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+        }
+        for r in 0..R {
+            let ab = a[r].add(8 * b);
+            let mut sumi = _mm256_setzero_si256();
+            let mut isum_m = 0i32;
+            for j in 0..8 {
+                // |pair sums| <= 2 * 15 * 127: no saturation.
+                let p = _mm256_maddubs_epi16(q[j], load_qs(ab.add(j)));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sc[j]));
+                isum_m += sm[j].1 * (*ab.add(j)).s as i32;
+            }
+            let d8 = (*ab).d;
+            acc[r] = (d8 * d).mul_add(hsum_i32(sumi) as f32, acc[r]);
+            acc_m[r] = (d8 * dmin).mul_add(isum_m as f32, acc_m[r]);
+        }
+    }
+    std::array::from_fn(|r| acc[r] - acc_m[r])
+}
+
+/// `nb` counts 32-value activation blocks: eight per Q6_K block.
+#[inline(always)]
+unsafe fn q6_k<const R: usize>(w: *const u8, a: [*const Q8Block; R], nb: usize) -> [f32; R] {
+    let mut acc = [0f32; R];
+    let (m4, m3, m32) = (
+        _mm256_set1_epi8(0x0f),
+        _mm256_set1_epi8(3),
+        _mm256_set1_epi8(32),
+    );
+    for b in 0..nb / 8 {
+        let wb = w.add(b * 210);
+        let d = f16_half(wb.add(208));
+        // Values 32v..32v+32 (unsigned, `q + 32`), as the scalar `q6k_values` orders them.
+        let mut q = [_mm256_setzero_si256(); 8];
+        for n in 0..2 {
+            let l1 = _mm256_loadu_si256(wb.add(64 * n) as *const __m256i);
+            let l2 = _mm256_loadu_si256(wb.add(64 * n + 32) as *const __m256i);
+            let h = _mm256_loadu_si256(wb.add(128 + 32 * n) as *const __m256i);
+            let hi = |s: i32| -> __m256i {
+                let bits = match s {
+                    0 => h,
+                    2 => _mm256_srli_epi16(h, 2),
+                    4 => _mm256_srli_epi16(h, 4),
+                    _ => _mm256_srli_epi16(h, 6),
+                };
+                _mm256_slli_epi16(_mm256_and_si256(bits, m3), 4)
+            };
+            q[4 * n] = _mm256_or_si256(_mm256_and_si256(l1, m4), hi(0));
+            q[4 * n + 1] = _mm256_or_si256(_mm256_and_si256(l2, m4), hi(2));
+            let l1h = _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4);
+            let l2h = _mm256_and_si256(_mm256_srli_epi16(l2, 4), m4);
+            q[4 * n + 2] = _mm256_or_si256(l1h, hi(4));
+            q[4 * n + 3] = _mm256_or_si256(l2h, hi(6));
+        }
+        // One scale per 16 values: the low half of vector v takes scale 2v, the high 2v+1.
+        let sc: [__m256i; 8] = std::array::from_fn(|v| {
+            let s = |g: usize| _mm_set1_epi16(*(wb.add(192 + g) as *const i8) as i16);
+            _mm256_set_m128i(s(2 * v + 1), s(2 * v))
+        });
+        for r in 0..R {
+            let ab = a[r].add(8 * b);
+            let mut sumi = _mm256_setzero_si256();
+            for v in 0..8 {
+                let y = load_qs(ab.add(v));
+                // (q + 32)·y - 32·y, pairwise: at most 2 * 63 * 127 + 2 * 32 * 127 in size.
+                let p =
+                    _mm256_sub_epi16(_mm256_maddubs_epi16(q[v], y), _mm256_maddubs_epi16(m32, y));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sc[v]));
+            }
+            acc[r] = ((*ab).d * d).mul_add(hsum_i32(sumi) as f32, acc[r]);
+        }
+    }
+    acc
 }

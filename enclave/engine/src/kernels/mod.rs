@@ -5,7 +5,8 @@
 //! GGML-quantised weights. For `y[m, n] = x[m, k] · W[n, k]ᵀ` it
 //!
 //! 1. quantises each activation row once into 8-bit blocks (Q8_1 for Q4_1 weights, Q8_0
-//!    for Q4_0 and Q8_0), with llama.cpp's rounding, so logits stay close to its;
+//!    for Q4_0, Q5_0 and Q8_0, Q8_K for Q4_K and Q6_K), with llama.cpp's rounding, so
+//!    logits stay close to its;
 //! 2. splits the weight rows into chunks over the worker threads ([`install`]);
 //! 3. multiplies each weight block into all `m` activation rows while it is in registers,
 //!    with integer dot products (AVX2 when the CPU has it, else portable code that gives
@@ -23,7 +24,7 @@ mod threads;
 use candle_core::quantized::{GgmlDType, QTensor};
 use rayon::prelude::*;
 
-use act::{ActFormat, Q8Block, QK};
+use act::{ActFormat, Q8Block, QK, QK_K};
 pub(crate) use linear::Linear;
 pub use threads::{install, thread_count, THREADS_ENV};
 
@@ -36,6 +37,13 @@ pub enum QuantType {
     Q4_1,
     /// 32 weights: an f16 scale and 8-bit values.
     Q8_0,
+    /// 32 weights: an f16 scale and 5-bit values offset by 16 (high bits packed apart).
+    Q5_0,
+    /// 256 weights: f16 super-scale and super-minimum, eight 6-bit scales and minimums,
+    /// 4-bit values.
+    Q4K,
+    /// 256 weights: 6-bit values offset by 32, sixteen 8-bit scales, an f16 super-scale.
+    Q6K,
 }
 
 impl QuantType {
@@ -45,13 +53,19 @@ impl QuantType {
             GgmlDType::Q4_0 => Some(Self::Q4_0),
             GgmlDType::Q4_1 => Some(Self::Q4_1),
             GgmlDType::Q8_0 => Some(Self::Q8_0),
+            GgmlDType::Q5_0 => Some(Self::Q5_0),
+            GgmlDType::Q4K => Some(Self::Q4K),
+            GgmlDType::Q6K => Some(Self::Q6K),
             _ => None,
         }
     }
 
     /// Weights per block.
     pub const fn block_elems(self) -> usize {
-        QK
+        match self {
+            Self::Q4K | Self::Q6K => QK_K,
+            _ => QK,
+        }
     }
 
     /// Bytes per block, as stored in a GGUF file.
@@ -60,13 +74,22 @@ impl QuantType {
             Self::Q4_0 => 18,
             Self::Q4_1 => 20,
             Self::Q8_0 => 34,
+            Self::Q5_0 => 22,
+            Self::Q4K => 144,
+            Self::Q6K => 210,
         }
+    }
+
+    /// Bytes in a weight row as long as `nb` 32-value activation blocks.
+    const fn row_bytes(self, nb: usize) -> usize {
+        nb * QK / self.block_elems() * self.block_bytes()
     }
 
     fn act_format(self) -> ActFormat {
         match self {
             Self::Q4_1 => ActFormat::Q8_1,
-            Self::Q4_0 | Self::Q8_0 => ActFormat::Q8_0,
+            Self::Q4_0 | Self::Q8_0 | Self::Q5_0 => ActFormat::Q8_0,
+            Self::Q4K | Self::Q6K => ActFormat::Q8K,
         }
     }
 }
@@ -111,8 +134,11 @@ impl Backend {
                     QuantType::Q4_0 => scalar::dot_q4_0,
                     QuantType::Q4_1 => scalar::dot_q4_1,
                     QuantType::Q8_0 => scalar::dot_q8_0,
+                    QuantType::Q5_0 => scalar::dot_q5_0,
+                    QuantType::Q4K => scalar::dot_q4_k,
+                    QuantType::Q6K => scalar::dot_q6_k,
                 };
-                let row_bytes = nb * ty.block_bytes();
+                let row_bytes = ty.row_bytes(nb);
                 for (wr, o) in w
                     .chunks_exact(row_bytes)
                     .zip(out.chunks_exact_mut(acts.len()))
@@ -158,7 +184,7 @@ impl std::fmt::Debug for QWeight {
 }
 
 impl QWeight {
-    /// Wraps raw GGML blocks; `data` must hold exactly `rows * cols / 32` blocks.
+    /// Wraps raw GGML blocks; `data` must hold exactly `rows * cols / block_elems` blocks.
     pub fn new(
         ty: QuantType,
         rows: usize,
@@ -292,8 +318,16 @@ fn run(ws: &[&QWeight], x: &[f32], m: usize, outs: &mut [&mut [f32]], backend: B
             .for_each(|(qr, xr)| act::quantize_row(xr, qr, fmt));
         Some(q)
     };
-    let (q8_0, q8_1) = (quantise(ActFormat::Q8_0), quantise(ActFormat::Q8_1));
-    let (rows_0, rows_1) = (act_rows(&q8_0, nb), act_rows(&q8_1, nb));
+    let (q8_0, q8_1, q8_k) = (
+        quantise(ActFormat::Q8_0),
+        quantise(ActFormat::Q8_1),
+        quantise(ActFormat::Q8K),
+    );
+    let (rows_0, rows_1, rows_k) = (
+        act_rows(&q8_0, nb),
+        act_rows(&q8_1, nb),
+        act_rows(&q8_k, nb),
+    );
 
     // With one activation row the [n, m] work layout is the output layout; otherwise
     // each weight gets a scratch [n, m] so every chunk of weight rows owns a contiguous
@@ -324,8 +358,9 @@ fn run(ws: &[&QWeight], x: &[f32], m: usize, outs: &mut [&mut [f32]], backend: B
             let acts = match w.ty.act_format() {
                 ActFormat::Q8_0 => &rows_0,
                 ActFormat::Q8_1 => &rows_1,
+                ActFormat::Q8K => &rows_k,
             };
-            let row_bytes = nb * w.ty.block_bytes();
+            let row_bytes = w.ty.row_bytes(nb);
             let at = row0 * row_bytes;
             let rows = piece.len() / m;
             backend.dot_rows(w.ty, &w.data[at..at + rows * row_bytes], acts, nb, piece);

@@ -4,6 +4,9 @@
 //! lanes (lane `i` holds the integer sum of elements `4i..4i+4` of each block), fused
 //! multiply-adds, and the same horizontal-sum order — so the two paths agree exactly and
 //! a machine without AVX2 computes the same logits.
+//!
+//! The K-quants (256-value blocks) are simpler still: both paths form each block's exact
+//! integer sums, then apply the same scalar float operations per block.
 
 use super::act::Q8Block;
 use super::f16::f16_to_f32;
@@ -78,4 +81,113 @@ pub(crate) fn dot_q8_0(w: &[u8], a: &[Q8Block]) -> f32 {
         fma_lanes(&mut acc, f16_at(wb, 0) * ab.d, &q, &ab.qs);
     }
     hsum8(acc)
+}
+
+/// Unpacks a Q5_0 block's 20 value bytes (4 bytes of high bits, 16 of nibbles) into
+/// signed values in `[-16, 15]`: element `j` takes bit `j` of the high-bit word.
+#[inline(always)]
+fn q5_values(qh: &[u8], qs: &[u8]) -> [i32; 32] {
+    let hi = u32::from_le_bytes([qh[0], qh[1], qh[2], qh[3]]);
+    let mut q = nibbles(qs, 0);
+    for (j, v) in q.iter_mut().enumerate() {
+        *v |= (((hi >> j) & 1) << 4) as i32;
+        *v -= 16;
+    }
+    q
+}
+
+/// Q5_0 weights (22-byte blocks: f16 scale, 32 high bits, 16 bytes of nibbles) · Q8_0.
+pub(crate) fn dot_q5_0(w: &[u8], a: &[Q8Block]) -> f32 {
+    let mut acc = [0f32; 8];
+    for (wb, ab) in w.chunks_exact(22).zip(a) {
+        let q = q5_values(&wb[2..6], &wb[6..22]);
+        fma_lanes(&mut acc, f16_at(wb, 0) * ab.d, &q, &ab.qs);
+    }
+    hsum8(acc)
+}
+
+/// The 6-bit scale and minimum of sub-block `j` (of 8) from a Q4_K block's 12 packed bytes
+/// (llama.cpp's `get_scale_min_k4`).
+#[inline(always)]
+pub(crate) fn q4k_scale_min(j: usize, s: &[u8]) -> (i32, i32) {
+    if j < 4 {
+        ((s[j] & 63) as i32, (s[j + 4] & 63) as i32)
+    } else {
+        (
+            ((s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4)) as i32,
+            ((s[j + 4] >> 4) | ((s[j] >> 6) << 4)) as i32,
+        )
+    }
+}
+
+/// Integer dot of 32 values with a Q8 block's.
+#[inline(always)]
+fn idot32(q: impl Iterator<Item = i32>, y: &[i8; 32]) -> i32 {
+    q.zip(y).map(|(q, &y)| q * y as i32).sum()
+}
+
+/// Q4_K weights (144-byte blocks: f16 `d`, f16 `dmin`, 12 bytes of scales and minimums,
+/// 128 bytes of nibbles) · Q8_K (eight [`Q8Block`]s per weight block).
+///
+/// Weight `i` of sub-block `j` is `d * sc_j * q_i - dmin * m_j`, so the block's dot is
+/// `d8 * (d * Σ sc_j Σ q·y - dmin * Σ m_j Σ y)` with both sums exact integers; the SIMD
+/// kernel computes the same integers, then the same float operations.
+pub(crate) fn dot_q4_k(w: &[u8], a: &[Q8Block]) -> f32 {
+    let (mut acc, mut acc_m) = (0f32, 0f32);
+    for (wb, ab) in w.chunks_exact(144).zip(a.chunks_exact(8)) {
+        let (d, dmin) = (f16_at(wb, 0), f16_at(wb, 2));
+        let (scales, qs) = (&wb[4..16], &wb[16..144]);
+        let (mut isum, mut isum_m) = (0i32, 0i32);
+        for c in 0..4 {
+            let bytes = &qs[32 * c..32 * c + 32];
+            let (sl, ml) = q4k_scale_min(2 * c, scales);
+            let (sh, mh) = q4k_scale_min(2 * c + 1, scales);
+            let lo = idot32(bytes.iter().map(|&b| (b & 0x0f) as i32), &ab[2 * c].qs);
+            let hi = idot32(bytes.iter().map(|&b| (b >> 4) as i32), &ab[2 * c + 1].qs);
+            isum += sl * lo + sh * hi;
+            isum_m += ml * ab[2 * c].s as i32 + mh * ab[2 * c + 1].s as i32;
+        }
+        let d8 = ab[0].d;
+        acc = (d8 * d).mul_add(isum as f32, acc);
+        acc_m = (d8 * dmin).mul_add(isum_m as f32, acc_m);
+    }
+    acc - acc_m
+}
+
+/// The 256 signed values (`[-32, 31]`) of a Q6_K block, in order.
+#[inline(always)]
+fn q6k_values(ql: &[u8], qh: &[u8]) -> [i32; 256] {
+    let mut q = [0i32; 256];
+    for n in 0..2 {
+        let (ql, qh, q) = (&ql[64 * n..], &qh[32 * n..], &mut q[128 * n..]);
+        for l in 0..32 {
+            let h = qh[l] as i32;
+            q[l] = ((ql[l] & 0x0f) as i32 | (h & 3) << 4) - 32;
+            q[l + 32] = ((ql[l + 32] & 0x0f) as i32 | ((h >> 2) & 3) << 4) - 32;
+            q[l + 64] = ((ql[l] >> 4) as i32 | ((h >> 4) & 3) << 4) - 32;
+            q[l + 96] = ((ql[l + 32] >> 4) as i32 | ((h >> 6) & 3) << 4) - 32;
+        }
+    }
+    q
+}
+
+/// Q6_K weights (210-byte blocks: 128 bytes of low nibbles, 64 of high bit pairs, 16
+/// signed scales, one per 16 values, f16 `d`) · Q8_K: `d8 * d * Σ sc_g Σ q·y`.
+pub(crate) fn dot_q6_k(w: &[u8], a: &[Q8Block]) -> f32 {
+    let mut acc = 0f32;
+    for (wb, ab) in w.chunks_exact(210).zip(a.chunks_exact(8)) {
+        let q = q6k_values(&wb[..128], &wb[128..192]);
+        let mut isum = 0i32;
+        for g in 0..16 {
+            let y = &ab[g / 2].qs[16 * (g % 2)..16 * (g % 2) + 16];
+            let s: i32 = q[16 * g..16 * g + 16]
+                .iter()
+                .zip(y)
+                .map(|(&q, &y)| q * y as i32)
+                .sum();
+            isum += wb[192 + g] as i8 as i32 * s;
+        }
+        acc = (ab[0].d * f16_at(wb, 208)).mul_add(isum as f32, acc);
+    }
+    acc
 }

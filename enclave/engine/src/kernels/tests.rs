@@ -9,7 +9,19 @@ use rand_chacha::ChaCha8Rng;
 use super::act::{quantize_row, Q8Block, QK};
 use super::*;
 
-const TYPES: [GgmlDType; 3] = [GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0];
+const TYPES: [GgmlDType; 6] = [
+    GgmlDType::Q4_0,
+    GgmlDType::Q4_1,
+    GgmlDType::Q8_0,
+    GgmlDType::Q5_0,
+    GgmlDType::Q4K,
+    GgmlDType::Q6K,
+];
+
+/// A width of at least `k` that whole blocks of `dtype` fill.
+fn cols_for(dtype: GgmlDType, k: usize) -> usize {
+    k.next_multiple_of(dtype.block_size())
+}
 
 fn random(n: usize, seed: u64) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -42,8 +54,10 @@ fn dequant_acts(x: &[f32], m: usize, k: usize, fmt: ActFormat) -> Vec<f32> {
 
 #[test]
 fn products_match_the_reference_on_the_same_quantised_values() {
-    let (n, k) = (37, 160);
+    let n = 37;
     for (ti, &dtype) in TYPES.iter().enumerate() {
+        // Two K-quant blocks; five of the others.
+        let k = cols_for(dtype, 160).max(2 * dtype.block_size());
         let (w, wd) = weight(dtype, n, k, 10 + ti as u64);
         for m in [1, 3, 8] {
             let x = random(m * k, 100 + m as u64);
@@ -72,8 +86,9 @@ fn simd_and_scalar_agree_bit_for_bit() {
     if !Backend::Avx2.is_available() {
         return;
     }
-    let (n, k) = (19, 256);
+    let n = 19;
     for (ti, &dtype) in TYPES.iter().enumerate() {
+        let k = cols_for(dtype, 512);
         let (w, _) = weight(dtype, n, k, 20 + ti as u64);
         for m in 1..=9 {
             let x = random(m * k, 200 + m as u64);
