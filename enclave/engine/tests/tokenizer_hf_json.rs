@@ -3,6 +3,8 @@
 //! byte-level pre-tokenizer, special tokens) and both must agree with llama.cpp's fixture.
 //! Also a tiny hand-written `tokenizer.json` that runs without the model.
 
+mod common;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -10,24 +12,10 @@ use candle_core::quantized::gguf_file::{Content, Value};
 use serde_json::json;
 use silk_engine::tokenizer::{Tokenizer, TokenizerError};
 
-const MODEL: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../models/SmolLM2-135M-Instruct.Q4_1.gguf"
-);
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/smollm2_tokens.json"
 );
-
-fn model_path() -> Option<PathBuf> {
-    let bundled = Path::new(MODEL);
-    if bundled.exists() {
-        return Some(bundled.to_owned());
-    }
-    std::env::var_os("SILK_DEFAULT_MODEL")
-        .map(PathBuf::from)
-        .filter(|p| p.exists())
-}
 
 fn write_temp(name: &str, doc: &serde_json::Value) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("silk-engine-{}-{name}", std::process::id()));
@@ -146,8 +134,7 @@ struct Case {
 
 #[test]
 fn smollm2_tokenizer_json_agrees_with_llama_cpp() {
-    let Some(path) = model_path() else {
-        eprintln!("note: SmolLM2 GGUF not found (models/ or $SILK_DEFAULT_MODEL); skipping");
+    let Some(path) = common::default_model("tokenizer.json") else {
         return;
     };
     let content = Content::read(&mut File::open(path).unwrap()).unwrap();

@@ -5,36 +5,20 @@
 //! repository's `models/` folder, then at `$SILK_DEFAULT_MODEL`; without it these tests print
 //! a note and pass.
 
+mod common;
+
 use std::fs::File;
-use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file::Content;
 use silk_engine::tokenizer::Tokenizer;
 
-const MODEL: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../models/SmolLM2-135M-Instruct.Q4_1.gguf"
-);
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/smollm2_tokens.json"
 );
 
-fn model_path() -> Option<PathBuf> {
-    let bundled = Path::new(MODEL);
-    if bundled.exists() {
-        return Some(bundled.to_owned());
-    }
-    std::env::var_os("SILK_DEFAULT_MODEL")
-        .map(PathBuf::from)
-        .filter(|p| p.exists())
-}
-
 fn load() -> Option<Tokenizer> {
-    let Some(path) = model_path() else {
-        eprintln!("note: SmolLM2 GGUF not found (models/ or $SILK_DEFAULT_MODEL); skipping");
-        return None;
-    };
+    let path = common::default_model("smollm2 tokenizer")?;
     let mut file = File::open(&path).expect("open model");
     let content = Content::read(&mut file).expect("read GGUF header");
     Some(Tokenizer::from_gguf(&content.metadata).expect("tokenizer from GGUF"))
