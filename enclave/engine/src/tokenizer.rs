@@ -17,6 +17,7 @@ mod bpe;
 mod gguf;
 mod hf;
 mod spm;
+mod symbols;
 mod vocab;
 
 use std::collections::HashMap;

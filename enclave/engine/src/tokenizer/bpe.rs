@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 
 use tokenizers::utils::SysRegex;
 
+use super::symbols::{merge, split_chars, Symbol};
 use super::vocab::{TokenKind, Vocab};
 use super::TokenizerError;
 
@@ -246,18 +247,7 @@ impl Bpe {
                 return;
             }
         }
-        let mut symbols: Vec<Symbol> = Vec::with_capacity(word.len());
-        for (i, (start, c)) in word.char_indices().enumerate() {
-            symbols.push(Symbol {
-                start,
-                len: c.len_utf8(),
-                prev: i.checked_sub(1),
-                next: None,
-            });
-            if i > 0 {
-                symbols[i - 1].next = Some(i);
-            }
-        }
+        let mut symbols = split_chars(word);
         let mut queue = BinaryHeap::new();
         for i in 1..symbols.len() {
             self.push_bigram(word, &symbols, i - 1, i, &mut queue);
@@ -272,16 +262,11 @@ impl Bpe {
             if right.start != left.start + left.len || joined != bigram.text {
                 continue;
             }
-            symbols[bigram.left].len += right.len;
-            symbols[bigram.left].next = right.next;
-            symbols[bigram.right].len = 0;
-            if let Some(n) = right.next {
-                symbols[n].prev = Some(bigram.left);
-            }
-            if let Some(p) = symbols[bigram.left].prev {
+            let (prev, next) = merge(&mut symbols, bigram.left, bigram.right);
+            if let Some(p) = prev {
                 self.push_bigram(word, &symbols, p, bigram.left, &mut queue);
             }
-            if let Some(n) = symbols[bigram.left].next {
+            if let Some(n) = next {
                 self.push_bigram(word, &symbols, bigram.left, n, &mut queue);
             }
         }
@@ -322,14 +307,6 @@ impl Bpe {
             });
         }
     }
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Symbol {
-    start: usize,
-    len: usize,
-    prev: Option<usize>,
-    next: Option<usize>,
 }
 
 /// A candidate merge; the heap pops the lowest rank, then the leftmost.

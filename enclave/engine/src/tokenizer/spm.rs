@@ -8,6 +8,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
+use super::symbols::{merge, split_chars, Symbol};
 use super::vocab::{TokenKind, Vocab};
 use super::TokenizerError;
 
@@ -72,18 +73,7 @@ impl Spm {
         vocab: &Vocab,
         out: &mut Vec<u32>,
     ) -> Result<(), TokenizerError> {
-        let mut symbols: Vec<Symbol> = Vec::with_capacity(text.len());
-        for (i, (start, c)) in text.char_indices().enumerate() {
-            symbols.push(Symbol {
-                start,
-                len: c.len_utf8(),
-                prev: i.checked_sub(1),
-                next: None,
-            });
-            if i > 0 {
-                symbols[i - 1].next = Some(i);
-            }
-        }
+        let mut symbols = split_chars(text);
         let mut queue = BinaryHeap::new();
         for i in 1..symbols.len() {
             self.push_bigram(text, &symbols, i - 1, i, vocab, &mut queue);
@@ -94,16 +84,11 @@ impl Spm {
             if left.len == 0 || right.len == 0 || left.len + right.len != bigram.size {
                 continue;
             }
-            symbols[bigram.left].len += right.len;
-            symbols[bigram.left].next = right.next;
-            symbols[bigram.right].len = 0;
-            if let Some(n) = right.next {
-                symbols[n].prev = Some(bigram.left);
-            }
-            if let Some(p) = symbols[bigram.left].prev {
+            let (prev, next) = merge(&mut symbols, bigram.left, bigram.right);
+            if let Some(p) = prev {
                 self.push_bigram(text, &symbols, p, bigram.left, vocab, &mut queue);
             }
-            if let Some(n) = symbols[bigram.left].next {
+            if let Some(n) = next {
                 self.push_bigram(text, &symbols, bigram.left, n, vocab, &mut queue);
             }
         }
@@ -162,14 +147,6 @@ fn byte_token(b: u8, vocab: &Vocab) -> Result<u32, TokenizerError> {
         .ok()
         .and_then(|s| vocab.id(s))
         .ok_or(TokenizerError::MissingByteToken(b))
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Symbol {
-    start: usize,
-    len: usize,
-    prev: Option<usize>,
-    next: Option<usize>,
 }
 
 /// A candidate merge; the heap pops the highest score, then the leftmost.
