@@ -88,78 +88,133 @@ impl Drop for Scratch {
     }
 }
 
+/// A local `silk-enclave` child process in simulated mode, with the policy that accepts
+/// exactly it. The process is killed when this is dropped.
+pub struct LocalEnclave {
+    /// `https://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// The policy pinning its development root and binary measurement.
+    pub policy: Policy,
+    /// Its log file (stderr).
+    pub log_path: PathBuf,
+    child: tokio::process::Child,
+    _scratch: Scratch,
+}
+
+impl LocalEnclave {
+    /// Starts `enclave` (default: beside this executable) serving `model`; `extra` args are
+    /// passed through (e.g. `--max-batch`).
+    pub async fn spawn(
+        model: &Path,
+        enclave: Option<&Path>,
+        extra: &[&str],
+    ) -> Result<Self, DemoError> {
+        let setup = |what: &str| {
+            let what = what.to_owned();
+            move |e: std::io::Error| DemoError::Setup(format!("{what}: {e}"))
+        };
+        if !model.exists() {
+            return Err(DemoError::Setup(format!(
+                "model {} not found (scripts/fetch-model.sh fetches the default one)",
+                model.display()
+            )));
+        }
+        let enclave = enclave_binary(enclave)?;
+        let measurement = file_sha384(&enclave)?;
+        let platform =
+            SimulatedPlatform::generate().map_err(|e| DemoError::Setup(e.to_string()))?;
+        let root = platform.chain().root_digest();
+        let scratch = Scratch(std::env::temp_dir().join(format!(
+            "silk-local-{}-{}",
+            std::process::id(),
+            hex::encode(&root[..4])
+        )));
+        std::fs::create_dir_all(&scratch.0).map_err(setup("scratch directory"))?;
+        let chain_path = scratch.0.join("dev-chain.pem");
+        let pem = platform
+            .to_pem()
+            .map_err(|e| DemoError::Setup(e.to_string()))?;
+        write_private(&chain_path, pem.as_bytes())
+            .map_err(setup("writing the development chain"))?;
+        let log_path = std::env::temp_dir().join(format!(
+            "silk-enclave-{}-{}.log",
+            std::process::id(),
+            hex::encode(&root[..4])
+        ));
+        let log = std::fs::File::create(&log_path).map_err(setup("enclave log"))?;
+        let mut child = tokio::process::Command::new(&enclave)
+            .args(["--listen", "127.0.0.1:0", "--evidence", "simulated", "--sim-chain"])
+            .arg(&chain_path)
+            .arg("--model")
+            .arg(model)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(setup(&format!("starting {}", enclave.display())))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| DemoError::Setup("no enclave stdout".into()))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let endpoint = tokio::time::timeout(Duration::from_secs(300), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(url) = line.strip_prefix("listening https://") {
+                    return Some(format!("https://{url}"));
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| {
+            DemoError::Setup(format!(
+                "the enclave did not start; its log is {}",
+                log_path.display()
+            ))
+        })?;
+        Ok(Self {
+            endpoint,
+            policy: demo_policy(&root, &measurement)?,
+            log_path,
+            child,
+            _scratch: scratch,
+        })
+    }
+
+    /// Stops the enclave.
+    pub async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
 /// Runs the demo, writing everything a user should see to `out`.
 pub async fn run_demo(args: &DemoArgs, out: &mut dyn Write) -> Result<(), DemoError> {
-    let setup = |what: &str| {
-        let what = what.to_owned();
-        move |e: std::io::Error| DemoError::Setup(format!("{what}: {e}"))
-    };
-    if !args.model.is_file() {
-        return Err(DemoError::Setup(format!(
-            "model {} not found (scripts/fetch-model.sh fetches the default one)",
-            args.model.display()
-        )));
-    }
-    let enclave = enclave_binary(args.enclave.as_deref())?;
-    let measurement = file_sha384(&enclave)?;
-    let platform =
-        SimulatedPlatform::generate().map_err(|e| DemoError::Setup(e.to_string()))?;
-    let root = platform.chain().root_digest();
-    let scratch = Scratch(std::env::temp_dir().join(format!("silk-demo-{}", std::process::id())));
-    std::fs::create_dir_all(&scratch.0).map_err(setup("scratch directory"))?;
-    let chain_path = scratch.0.join("dev-chain.pem");
-    write_private(&chain_path, platform.to_pem().map_err(|e| DemoError::Setup(e.to_string()))?.as_bytes())
-        .map_err(setup("writing the development chain"))?;
-    let log_path = std::env::temp_dir().join(format!("silk-demo-enclave-{}.log", std::process::id()));
-    let log = std::fs::File::create(&log_path).map_err(setup("enclave log"))?;
-
-    let _ = writeln!(out, "Starting a local silk-enclave (SIMULATED TEE) with {}", args.model.display());
+    let _ = writeln!(
+        out,
+        "Starting a local silk-enclave (SIMULATED TEE) with {}",
+        args.model.display()
+    );
     let started = Instant::now();
-    let mut child = tokio::process::Command::new(&enclave)
-        .args(["--listen", "127.0.0.1:0", "--evidence", "simulated", "--sim-chain"])
-        .arg(&chain_path)
-        .arg("--model")
-        .arg(&args.model)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(setup(&format!("starting {}", enclave.display())))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| DemoError::Setup("no enclave stdout".into()))?;
-    let mut lines = BufReader::new(stdout).lines();
-    let endpoint = tokio::time::timeout(Duration::from_secs(300), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(url) = line.strip_prefix("listening https://") {
-                return Some(format!("https://{url}"));
-            }
-        }
-        None
-    })
-    .await
-    .ok()
-    .flatten()
-    .ok_or_else(|| {
-        DemoError::Setup(format!(
-            "the enclave did not start; its log is {}",
-            log_path.display()
-        ))
-    })?;
+    let local = LocalEnclave::spawn(&args.model, args.enclave.as_deref(), &[]).await?;
+    let endpoint = local.endpoint.clone();
     let _ = writeln!(
         out,
         "Enclave up at {endpoint} after {:.1} s (log: {})\n",
         started.elapsed().as_secs_f64(),
-        log_path.display()
+        local.log_path.display()
     );
-
-    let policy = demo_policy(&root, &measurement)?;
     let t = Instant::now();
-    let session = Session::connect(&endpoint, policy).await?;
+    let session = Session::connect(&endpoint, local.policy.clone()).await?;
     let verify_ms = t.elapsed().as_secs_f64() * 1e3;
     let _ = print_verification(&session, &endpoint, out);
-    let _ = writeln!(out, "Attested over RA-TLS with a fresh nonce in {verify_ms:.1} ms.");
+    let _ = writeln!(
+        out,
+        "Attested over RA-TLS with a fresh nonce in {verify_ms:.1} ms."
+    );
     let _ = writeln!(out, "\n> {}\n", args.prompt);
     let settings = ChatSettings {
         max_tokens: args.max_tokens,
@@ -180,8 +235,7 @@ pub async fn run_demo(args: &DemoArgs, out: &mut dyn Write) -> Result<(), DemoEr
         answer.completion_tokens.unwrap_or(0),
         answer.finish_reason.as_deref().unwrap_or("?")
     );
-    let _ = child.start_kill();
-    let _ = child.wait().await;
+    local.stop().await;
     Ok(())
 }
 
