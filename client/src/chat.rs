@@ -103,7 +103,9 @@ pub async fn ask(
     let mut answer = session.send(&body).await?;
     if answer.status() != hyper::StatusCode::OK {
         answer.collect().await?;
-        return Err(ClientError::Transport("error status without an error body".into()));
+        return Err(ClientError::Transport(
+            "error status without an error body".into(),
+        ));
     }
     let mut parser = SseParser::default();
     let mut result = Answer {
@@ -121,9 +123,8 @@ pub async fn ask(
             if let Some(err) = v.get("error") {
                 return Err(ClientError::Api {
                     status: 500,
-                    body: serde_json::from_value(json!({ "error": err })).map_err(|_| {
-                        ClientError::Transport("malformed error event".into())
-                    })?,
+                    body: serde_json::from_value(json!({ "error": err }))
+                        .map_err(|_| ClientError::Transport("malformed error event".into()))?,
                 });
             }
             if let Some(t) = v["choices"][0]["delta"]["content"].as_str() {

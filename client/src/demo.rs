@@ -143,7 +143,13 @@ impl LocalEnclave {
         ));
         let log = std::fs::File::create(&log_path).map_err(setup("enclave log"))?;
         let mut child = tokio::process::Command::new(&enclave)
-            .args(["--listen", "127.0.0.1:0", "--evidence", "simulated", "--sim-chain"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--evidence",
+                "simulated",
+                "--sim-chain",
+            ])
             .arg(&chain_path)
             .arg("--model")
             .arg(model)

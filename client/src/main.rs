@@ -11,11 +11,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use silk_client::bench::{run_engine_bench, EngineBenchArgs};
 use silk_client::chat::{load_policy, print_verification, run_chat, ChatSettings};
 use silk_client::demo::{run_demo, DemoArgs, DemoError};
-use silk_client::{ClientError, ErrorKind, Session};
-use silk_client::bench::{run_engine_bench, EngineBenchArgs};
 use silk_client::verify::{run_verify, VerifyArgs};
+use silk_client::{ClientError, ErrorKind, Session};
 
 #[derive(Parser)]
 #[command(name = "silk", version, about = "Private inference you can verify", long_about = None)]
@@ -141,7 +141,10 @@ enum BenchWhat {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("silk: cannot start the async runtime: {e}");

@@ -240,9 +240,17 @@ impl Session {
         base.challenge = Vec::new();
         if let Some(peer) = &ex.peer {
             let p = &peer.claims;
-            if (p.hpke_public_key, p.tls_spki_sha256, p.image_digest, &p.model)
-                != (base.hpke_public_key, base.tls_spki_sha256, base.image_digest, &base.model)
-            {
+            if (
+                p.hpke_public_key,
+                p.tls_spki_sha256,
+                p.image_digest,
+                &p.model,
+            ) != (
+                base.hpke_public_key,
+                base.tls_spki_sha256,
+                base.image_digest,
+                &base.model,
+            ) {
                 return Err(ClientError::Attestation {
                     summary: "claims.same_enclave: the fresh evidence comes from another enclave \
                               than the TLS peer"
@@ -289,14 +297,26 @@ impl Session {
         let bundle =
             EvidenceBundle::from_json(&body).map_err(|e| refused(format!("base bundle: {e}")))?;
         let (base, verdict) = bundle
-            .verify(&self.policy, &Expectations::default(), time::OffsetDateTime::now_utc())
+            .verify(
+                &self.policy,
+                &Expectations::default(),
+                time::OffsetDateTime::now_utc(),
+            )
             .map_err(|e| refused(format!("base bundle: {e}")))?;
         if !verdict.accepted() {
             return Err(refused("the base evidence does not verify".into()));
         }
-        if (base.hpke_public_key, base.tls_spki_sha256, base.image_digest, &base.model)
-            != (fresh.hpke_public_key, fresh.tls_spki_sha256, fresh.image_digest, &fresh.model)
-        {
+        if (
+            base.hpke_public_key,
+            base.tls_spki_sha256,
+            base.image_digest,
+            &base.model,
+        ) != (
+            fresh.hpke_public_key,
+            fresh.tls_spki_sha256,
+            fresh.image_digest,
+            &fresh.model,
+        ) {
             return Err(refused(
                 "claims.same_enclave: base and fresh evidence come from different enclaves".into(),
             ));
@@ -411,9 +431,7 @@ impl Session {
                     .map_err(|e| ClientError::Config(e.to_string()))?;
                 let stream = connector.connect(name, tcp).await.map_err(|e| {
                     match self.verifier.last_refusal() {
-                        Some(r) if e.to_string().contains("certificate") => {
-                            refusal_error(r)
-                        }
+                        Some(r) if e.to_string().contains("certificate") => refusal_error(r),
                         _ => ClientError::Transport(format!("TLS handshake: {e}")),
                     }
                 })?;
@@ -448,7 +466,10 @@ fn refusal_error(r: ratls::Refusal) -> ClientError {
     ClientError::Attestation { summary, verdict }
 }
 
-async fn send_http<S>(stream: S, req: Request<Full<Bytes>>) -> Result<Response<Incoming>, ClientError>
+async fn send_http<S>(
+    stream: S,
+    req: Request<Full<Bytes>>,
+) -> Result<Response<Incoming>, ClientError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {

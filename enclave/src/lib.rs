@@ -11,5 +11,6 @@ pub mod evidence;
 pub mod identity;
 pub mod metrics;
 pub mod openai;
+pub mod replay;
 pub mod server;
 pub mod start;

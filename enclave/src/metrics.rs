@@ -15,6 +15,8 @@ pub enum Outcome {
     Ok,
     /// The seal did not open (altered, wrong claims, unknown version).
     BadSeal,
+    /// The same sealed request arrived twice.
+    Replayed,
     /// The body was too large.
     TooLarge,
     /// The plaintext was not a valid request.

@@ -41,6 +41,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Bounds concurrent fresh-evidence requests (each is a firmware call).
     pub fresh_limit: tokio::sync::Semaphore,
+    /// Encapsulated keys of requests already opened.
+    pub replay: std::sync::Mutex<crate::replay::ReplayGuard>,
 }
 
 /// The router of all endpoints.
@@ -238,6 +240,23 @@ async fn sealed(State(s): State<Arc<AppState>>, body: Body) -> Response {
             );
         }
     };
+    let mut enc = [0u8; 32];
+    enc.copy_from_slice(&wire_bytes[33..65]);
+    let fresh = s
+        .replay
+        .lock()
+        .map(|mut g| g.first_use(enc))
+        .unwrap_or(false);
+    if !fresh {
+        s.metrics.outcome(Outcome::Replayed);
+        tracing::warn!("sealed request refused: replayed");
+        return plain_error(
+            StatusCode::CONFLICT,
+            "invalid_request_error",
+            "replayed",
+            "this sealed request was already received (replay)".into(),
+        );
+    }
     let parsed = openai::parse(&plain);
     drop(plain);
     let parsed = match parsed {

@@ -262,6 +262,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         model_name,
         metrics: Metrics::default(),
         fresh_limit: tokio::sync::Semaphore::new(4),
+        replay: std::sync::Mutex::new(crate::replay::ReplayGuard::new(1 << 20)),
     });
     let app = server::router(state);
     let bind = |addr: SocketAddr| async move {
