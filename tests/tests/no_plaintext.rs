@@ -43,7 +43,7 @@ fn forms(secret: &str) -> Vec<Vec<u8>> {
             let body = enc.trim_end_matches('=');
             let keep = body.len().saturating_sub(4);
             if keep > skip + 8 {
-                out.push(body[skip..keep].as_bytes().to_vec());
+                out.push(body.as_bytes()[skip..keep].to_vec());
             }
         }
     }

@@ -181,7 +181,7 @@ impl SimulatedPlatform {
                 .find("-----")
                 .ok_or_else(|| bad("unterminated END line"))?;
             let block_len = end_tag + 9 + close + 5;
-            let (label, der) = der::pem::decode_vec(tail[..block_len].as_bytes())
+            let (label, der) = der::pem::decode_vec(&tail.as_bytes()[..block_len])
                 .map_err(|e| bad(&e.to_string()))?;
             blocks.push((label.to_owned(), Zeroizing::new(der)));
             rest = &tail[block_len..];
