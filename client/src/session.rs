@@ -333,20 +333,8 @@ impl Session {
                 Some(v) if v.at.elapsed() < self.options.claims_ttl => v,
                 _ => self.attest().await?,
             };
-            let (wire_bytes, opener) = seal_request(
-                &verified.claims.hpke_public_key,
-                &verified.claims_digest,
-                body,
-                &mut silk_protocol::seal::os_rng(),
-            )
-            .map_err(|e| ClientError::Attestation {
-                summary: e.to_string(),
-                verdict: None,
-            })?;
-            let req = Request::post(wire::PATH_SEALED)
-                .header(hyper::header::CONTENT_TYPE, wire::SEALED_REQUEST_TYPE);
-            let ex = self.exchange(req, Bytes::from(wire_bytes)).await?;
-            let changed = ex.peer.as_ref().is_some_and(|p| {
+            let (sender, peer) = self.open().await?;
+            let changed = peer.as_ref().is_some_and(|p| {
                 p.claims.hpke_public_key != verified.claims.hpke_public_key
                     || p.claims.tls_spki_sha256 != verified.claims.tls_spki_sha256
             });
@@ -361,6 +349,20 @@ impl Session {
                 self.attest().await?;
                 continue;
             }
+            let (wire_bytes, opener) = seal_request(
+                &verified.claims.hpke_public_key,
+                &verified.claims_digest,
+                body,
+                &mut silk_protocol::seal::os_rng(),
+            )
+            .map_err(|e| ClientError::Attestation {
+                summary: e.to_string(),
+                verdict: None,
+            })?;
+            let req = Request::post(wire::PATH_SEALED)
+                .header(hyper::header::CONTENT_TYPE, wire::SEALED_REQUEST_TYPE);
+            let response = self.send_on(sender, req, Bytes::from(wire_bytes)).await?;
+            let ex = Exchange { response, peer };
             let status = ex.response.status();
             let sealed = ex
                 .response
@@ -408,52 +410,74 @@ impl Session {
         req: hyper::http::request::Builder,
         body: Bytes,
     ) -> Result<Exchange, ClientError> {
+        let (sender, peer) = self.open().await?;
+        let response = self.send_on(sender, req, body).await?;
+        Ok(Exchange { response, peer })
+    }
+
+    async fn send_on(
+        &self,
+        mut sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+        req: hyper::http::request::Builder,
+        body: Bytes,
+    ) -> Result<Response<Incoming>, ClientError> {
+        let authority = if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        };
+        let req = req
+            .header(hyper::header::HOST, authority)
+            .body(Full::new(body))
+            .map_err(|e| ClientError::Config(e.to_string()))?;
+        sender
+            .send_request(req)
+            .await
+            .map_err(|e| transport("HTTP request")(e.to_string()))
+    }
+
+    /// Opens a connection; over TLS, also returns what the verifier accepted about the peer
+    /// — before any request is written to it.
+    async fn open(
+        &self,
+    ) -> Result<
+        (
+            hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+            Option<ratls::Accepted>,
+        ),
+        ClientError,
+    > {
         let addr = format!("{}:{}", self.host, self.port);
         let tcp = tokio::time::timeout(self.options.connect_timeout, TcpStream::connect(&addr))
             .await
             .map_err(|_| ClientError::Transport(format!("connecting to {addr} timed out")))?
             .map_err(|e| transport("connect")(format!("{addr}: {e}")))?;
         let _ = tcp.set_nodelay(true);
-        let authority = if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            addr.clone()
+        let Some(connector) = &self.tls else {
+            return Ok((handshake(tcp).await?, None));
         };
-        let req = req
-            .header(hyper::header::HOST, authority)
-            .body(Full::new(body))
-            .map_err(|e| ClientError::Config(e.to_string()))?;
-        match &self.tls {
-            Some(connector) => {
-                // The certificate is self-signed and trusted only through its evidence;
-                // the name is a constant.
-                let name = ServerName::try_from("silk-enclave")
-                    .map_err(|e| ClientError::Config(e.to_string()))?;
-                let stream = connector.connect(name, tcp).await.map_err(|e| {
-                    match self.verifier.last_refusal() {
-                        Some(r) if e.to_string().contains("certificate") => refusal_error(r),
-                        _ => ClientError::Transport(format!("TLS handshake: {e}")),
-                    }
+        // The certificate is self-signed and trusted only through its evidence; the name
+        // is a constant.
+        let name =
+            ServerName::try_from("silk-enclave").map_err(|e| ClientError::Config(e.to_string()))?;
+        let stream =
+            connector
+                .connect(name, tcp)
+                .await
+                .map_err(|e| match self.verifier.last_refusal() {
+                    Some(r) if e.to_string().contains("certificate") => refusal_error(r),
+                    _ => ClientError::Transport(format!("TLS handshake: {e}")),
                 })?;
-                let peer = stream
-                    .get_ref()
-                    .1
-                    .peer_certificates()
-                    .and_then(|c| c.first())
-                    .and_then(|c| self.verifier.accepted_for(c.as_ref()));
-                if peer.is_none() {
-                    return Err(ClientError::Transport(
-                        "the TLS peer's verified evidence is not known".into(),
-                    ));
-                }
-                let response = send_http(stream, req).await?;
-                Ok(Exchange { response, peer })
-            }
-            None => Ok(Exchange {
-                response: send_http(tcp, req).await?,
-                peer: None,
-            }),
-        }
+        let peer = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(|c| self.verifier.accepted_for(c.as_ref()))
+            .ok_or_else(|| {
+                ClientError::Transport("the TLS peer's verified evidence is not known".into())
+            })?;
+        Ok((handshake(stream).await?, Some(peer)))
     }
 }
 
@@ -466,23 +490,19 @@ fn refusal_error(r: ratls::Refusal) -> ClientError {
     ClientError::Attestation { summary, verdict }
 }
 
-async fn send_http<S>(
+async fn handshake<S>(
     stream: S,
-    req: Request<Full<Bytes>>,
-) -> Result<Response<Incoming>, ClientError>
+) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, ClientError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| transport("HTTP handshake")(e.to_string()))?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    sender
-        .send_request(req)
-        .await
-        .map_err(|e| transport("HTTP request")(e.to_string()))
+    Ok(sender)
 }
 
 async fn read_all(response: Response<Incoming>) -> Result<Vec<u8>, ClientError> {

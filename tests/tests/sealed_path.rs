@@ -255,3 +255,29 @@ async fn bad_input_gets_a_clear_status_and_never_a_panic() {
     let (status, _) = relay::http_get(plain, "/healthz").await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_enclave_is_attested_again_before_it_gets_a_request() {
+    let (pem, root) = common::dev_chain();
+    let first = enclave_with(pem.clone(), root, EngineConfig::default()).await;
+    let (addr, _, target) = relay::switchable_relay(first.running.addr).await;
+    let session = Session::connect(&format!("https://{addr}"), first.policy.clone())
+        .await
+        .unwrap();
+    let before = session.verified().unwrap();
+    stream_text(&session, "Say hello.", 4).await.unwrap();
+
+    // The host restarts the VM: new keys, new evidence, same address.
+    let second = enclave_with(pem, root, EngineConfig::default()).await;
+    *target.lock().unwrap() = second.running.addr;
+    drop(first);
+    stream_text(&session, "Say hello.", 4).await.unwrap();
+    let after = session.verified().unwrap();
+    assert_ne!(after.claims.hpke_public_key, before.claims.hpke_public_key);
+    assert_eq!(after.claims, second.running.claims);
+    assert_eq!(
+        metric(second.plain(), "silk_enclave_sealed_requests_total").await,
+        1.0,
+        "the new enclave got exactly the request sealed for it"
+    );
+}

@@ -23,13 +23,25 @@ pub struct Recording {
 
 /// Starts a TCP relay to `target` that records both directions.
 pub async fn recording_relay(target: SocketAddr) -> (SocketAddr, Arc<Mutex<Recording>>) {
+    let (addr, rec, _) = switchable_relay(target).await;
+    (addr, rec)
+}
+
+/// A recording TCP relay whose target can be changed (as a host does when it restarts
+/// the VM behind the same address).
+pub async fn switchable_relay(
+    target: SocketAddr,
+) -> (SocketAddr, Arc<Mutex<Recording>>, Arc<Mutex<SocketAddr>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let rec = Arc::new(Mutex::new(Recording::default()));
     let r = rec.clone();
+    let target = Arc::new(Mutex::new(target));
+    let t = target.clone();
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
-            let Ok(server) = TcpStream::connect(target).await else {
+            let to = *t.lock().unwrap();
+            let Ok(server) = TcpStream::connect(to).await else {
                 continue;
             };
             let (cr, cw) = client.into_split();
@@ -38,7 +50,7 @@ pub async fn recording_relay(target: SocketAddr) -> (SocketAddr, Arc<Mutex<Recor
             tokio::spawn(pipe(sr, cw, r.clone(), false));
         }
     });
-    (addr, rec)
+    (addr, rec, target)
 }
 
 async fn pipe(
