@@ -5,3 +5,6 @@
 //! report the VM's health. By design it depends on no crate that can open a sealed request.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod pci;
+pub mod qemu;
