@@ -8,3 +8,4 @@
 
 pub mod pci;
 pub mod qemu;
+pub mod vfio;
