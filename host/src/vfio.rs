@@ -242,7 +242,8 @@ impl VfioGuard {
             let addr = b.addr.to_string();
             // An empty write clears the override (the kernel accepts "\n" too).
             let mut steps = vec![(dev.join("driver_override"), "\n".to_string())];
-            if s.driver(b.addr).as_deref() == Some(VFIO_DRIVER) {
+            let now = s.driver(b.addr);
+            if now.as_deref() == Some(VFIO_DRIVER) {
                 steps.push((
                     s.root
                         .join("bus/pci/drivers")
@@ -251,7 +252,8 @@ impl VfioGuard {
                     addr.clone(),
                 ));
             }
-            if let Some(prev) = &b.previous {
+            // A device whose unbind failed half-way still has its driver: leave it be.
+            if let Some(prev) = b.previous.as_ref().filter(|p| now.as_ref() != Some(*p)) {
                 steps.push((
                     s.root.join("bus/pci/drivers").join(prev).join("bind"),
                     addr.clone(),
