@@ -7,5 +7,6 @@
 #![warn(missing_docs)]
 
 pub mod pci;
+pub mod preflight;
 pub mod qemu;
 pub mod vfio;
