@@ -6,7 +6,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod metrics;
 pub mod pci;
 pub mod preflight;
 pub mod qemu;
+pub mod relay;
+pub mod supervisor;
 pub mod vfio;
