@@ -228,6 +228,13 @@ pub fn dry_run_text(opts: &RunOptions, p: &Prepared) -> String {
 
 /// Runs the VM until SIGTERM or Ctrl-C.
 pub async fn run(opts: RunOptions) -> Result<(), AppError> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(signals(tx));
+    run_until(opts, rx).await
+}
+
+/// Runs the VM until `stop` turns true (or QEMU cannot be started at all).
+pub async fn run_until(opts: RunOptions, stop: watch::Receiver<bool>) -> Result<(), AppError> {
     let prepared = prepare(&opts)?;
     if opts.dry_run {
         print!("{}", dry_run_text(&opts, &prepared));
@@ -242,7 +249,15 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
     tracing::info!(image = %opts.image.display(), digest = %prepared.image_digest, "image verified");
 
     let metrics = Arc::new(Metrics::default());
+    // One internal stop signal: the caller's, or the supervisor giving up.
     let (tx, rx) = watch::channel(false);
+    let forward = tx.clone();
+    let mut stop = stop;
+    tokio::spawn(async move {
+        if stop.wait_for(|s| *s).await.is_ok() {
+            let _ = forward.send(true);
+        }
+    });
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
             .await
@@ -260,7 +275,6 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
         guards.push(sysfs.bind_group(*gpu)?);
     }
 
-    tokio::spawn(signals(tx.clone()));
     let target = SocketAddr::V4(prepared.plan.forward);
     tracing::info!(listen = %opts.listen, %target, "relaying");
     let relay = tokio::spawn(crate::relay::serve(

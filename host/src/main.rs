@@ -88,8 +88,8 @@ struct RunArgs {
     #[arg(long, value_parser = parse_hex)]
     snp_policy: Option<u64>,
     /// TDX quote generation service: vsock:CID:PORT, unix:PATH or none.
-    #[arg(long, default_value = "vsock:2:4050", value_parser = app::parse_quote_socket)]
-    tdx_qgs: Option<silk_host::qemu::QuoteSocket>,
+    #[arg(long, default_value = "vsock:2:4050")]
+    tdx_qgs: String,
     /// Root of the host filesystem for the preflight checks (for testing).
     #[arg(long, default_value = "/", hide = true)]
     host_root: PathBuf,
@@ -106,21 +106,27 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
     let Cmd::Run(a) = cli.cmd;
+    let quote_socket = match app::parse_quote_socket(&a.tdx_qgs) {
+        Ok(q) => q,
+        Err(e) => {
+            eprintln!("silk-host: --tdx-qgs {e}");
+            return ExitCode::from(2);
+        }
+    };
     let tee = match a.tee {
         TeeArg::Snp => Tee::Snp {
             cbitpos: 51,
             reduced_phys_bits: 1,
             policy: a.snp_policy,
         },
-        TeeArg::Tdx => Tee::Tdx {
-            quote_socket: a.tdx_qgs,
-        },
+        TeeArg::Tdx => Tee::Tdx { quote_socket },
         TeeArg::None => Tee::None,
     };
     let opts = RunOptions {
@@ -161,5 +167,44 @@ fn main() -> ExitCode {
             eprintln!("silk-host: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "silk-host",
+            "run",
+            "--image",
+            "i",
+            "--tee",
+            "tdx",
+            "--model",
+            "m",
+            "--listen",
+            "127.0.0.1:1",
+            "--gpu",
+            "41:00.0",
+            "--gpu",
+            "0000:c1:00.0",
+            "--memory",
+            "8G",
+            "--tdx-qgs",
+            "unix:/run/qgs",
+            "--snp-policy",
+            "0x30000",
+        ])
+        .unwrap();
+        let Cmd::Run(a) = cli.cmd;
+        assert_eq!(a.gpus.len(), 2);
+        assert_eq!(a.memory, 8192);
+        assert_eq!(a.snp_policy, Some(0x30000));
+        assert!(Cli::try_parse_from(["silk-host", "run", "--tee", "sgx"]).is_err());
     }
 }

@@ -7,4 +7,5 @@
 #![warn(missing_docs)]
 
 pub mod cpio;
+pub mod kmod;
 pub mod manifest;

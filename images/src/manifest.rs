@@ -303,10 +303,10 @@ impl Component {
 pub fn cmdline_value<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
     cmdline
         .split_ascii_whitespace()
+        .rev()
         .filter_map(|w| w.split_once('='))
-        .filter(|(k, _)| *k == key)
+        .find(|(k, _)| *k == key)
         .map(|(_, v)| v)
-        .last()
 }
 
 #[cfg(test)]

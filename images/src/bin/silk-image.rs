@@ -44,6 +44,19 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Copies kernel modules and their dependencies into a staging tree, and writes their
+    /// load order to `etc/silk/modules`.
+    Modules {
+        /// The kernel's module directory (`.../lib/modules/<version>`).
+        #[arg(long)]
+        moddir: PathBuf,
+        /// The staging tree.
+        #[arg(long)]
+        root: PathBuf,
+        /// Modules to include (comma-separated names).
+        #[arg(long, value_delimiter = ',')]
+        want: Vec<String>,
+    },
     /// Checks an image directory against its manifest and prints the image digest.
     Verify {
         /// The image directory.
@@ -63,6 +76,10 @@ enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Kmod(#[from] silk_images::kmod::KmodError),
+    #[error("{0} is not a lib/modules/<version> directory")]
+    ModDir(PathBuf),
     #[error("input {0} has no usable file name")]
     InputName(PathBuf),
 }
@@ -130,6 +147,31 @@ fn build(
     Ok(m)
 }
 
+fn modules(moddir: &Path, root: &Path, want: &[String]) -> Result<(), Error> {
+    let version = moddir
+        .file_name()
+        .and_then(|v| v.to_str())
+        .ok_or_else(|| Error::ModDir(moddir.to_path_buf()))?;
+    let want: Vec<&str> = want.iter().map(String::as_str).collect();
+    let order = silk_images::kmod::resolve(moddir, &want)?;
+    let guest_dir = Path::new("/lib/modules").join(version);
+    let mut list = String::new();
+    for rel in &order {
+        let dest = root.join("lib/modules").join(version).join(rel);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(io("creating", parent))?;
+        }
+        std::fs::copy(moddir.join(rel), &dest).map_err(io("copying", &dest))?;
+        list.push_str(&format!("{}\n", guest_dir.join(rel).display()));
+    }
+    let etc = root.join("etc/silk");
+    std::fs::create_dir_all(&etc).map_err(io("creating", &etc))?;
+    let path = etc.join("modules");
+    std::fs::write(&path, &list).map_err(io("writing", &path))?;
+    print!("{list}");
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
@@ -150,6 +192,15 @@ fn main() -> ExitCode {
             source_date_epoch,
             &out,
         ),
+        Cmd::Modules { moddir, root, want } => {
+            return match modules(&moddir, &root, &want) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("silk-image: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Cmd::Verify { dir } => Manifest::load(&dir)
             .map_err(Error::from)
             .and_then(|m| m.verify_files(&dir).map(|()| m).map_err(Error::from)),
