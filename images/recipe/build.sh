@@ -4,6 +4,7 @@
 #
 #   images/recipe/build.sh --out DIR [--enclave BIN] [--evidence simulated|configfs|sev-guest|tdx-guest]
 #                          [--payload enclave|httpd] [--cmdline-extra "pci=realloc"] [--cache DIR]
+#                          [--sim-chain PEM]
 #
 # Inputs are Debian packages fetched with `apt-get download` (cached, and recorded in the
 # manifest with their SHA-256) and the enclave binary. Everything written into the image
@@ -20,7 +21,7 @@ export LC_ALL=C TZ=UTC
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 target="${CARGO_TARGET_DIR:-$repo/target}"
-out="" enclave="" evidence="simulated" payload="enclave" extra="" cache="$target/silk-image-cache"
+sim_chain="" out="" enclave="" evidence="simulated" payload="enclave" extra="" cache="$target/silk-image-cache"
 
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
 say() { printf '[image] %s\n' "$*" >&2; }
@@ -29,6 +30,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --out) out="$2"; shift 2 ;;
     --enclave) enclave="$2"; shift 2 ;;
+    --sim-chain) sim_chain="$2"; shift 2 ;;
     --evidence) evidence="$2"; shift 2 ;;
     --payload) payload="$2"; shift 2 ;;
     --cmdline-extra) extra="$2"; shift 2 ;;
@@ -108,6 +110,15 @@ if [ -n "$enclave" ]; then
     cp -L "$lib" "$root$lib"
     inputs+=("$lib")
   done
+fi
+
+# --sim-chain: the development chain a simulated enclave signs with (its key is a
+# development key, not a secret; `silk-host`/the test that made it pins its root). It is
+# part of the image, so the root stays the same across reboots and is measured.
+if [ -n "$sim_chain" ]; then
+  [ "$evidence" = simulated ] || die "--sim-chain only makes sense with --evidence simulated"
+  install -D -m 0644 "$sim_chain" "$root/etc/silk/dev-chain.pem"
+  inputs+=("$sim_chain")
 fi
 
 # Modes are part of the archive: make them independent of the umask.

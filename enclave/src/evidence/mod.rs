@@ -212,7 +212,7 @@ impl std::str::FromStr for ProviderKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
-            "configfs-tsm" | "tsm" => Ok(Self::ConfigFs),
+            "configfs-tsm" | "configfs" | "tsm" => Ok(Self::ConfigFs),
             "sev-guest" => Ok(Self::SevGuest),
             "tdx-guest" => Ok(Self::TdxGuest),
             "simulated" => Ok(Self::Simulated),

@@ -1,0 +1,49 @@
+//! The `silk-enclave` command line refuses bad input with a clear message (and building
+//! this test builds the binary, which the whole-VM tests put in the guest image).
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_silk-enclave"))
+        .args(args)
+        .output()
+        .expect("run silk-enclave");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_arguments_are_named() {
+    let (code, err) = run(&["--model", "/nonexistent.gguf", "--evidence", "quantum"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown evidence provider `quantum`"), "{err}");
+    let (code, err) = run(&[
+        "--model",
+        "/nonexistent.gguf",
+        "--evidence",
+        "simulated",
+        "--image-digest",
+        "abc",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--image-digest must be 64 hex digits"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_model_stops_the_start_with_its_path() {
+    let (code, err) = run(&[
+        "--model",
+        "/nonexistent/model.gguf",
+        "--evidence",
+        "simulated",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/nonexistent/model.gguf"), "{err}");
+}
