@@ -5,3 +5,6 @@
 //! model disk, so that a verifier can rebuild the image and check an allowlist itself.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod ovmf;
+pub mod snp;
