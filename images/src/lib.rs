@@ -8,3 +8,4 @@
 
 pub mod ovmf;
 pub mod snp;
+pub mod verity;
