@@ -9,3 +9,5 @@
 pub mod ovmf;
 pub mod snp;
 pub mod verity;
+pub mod pe;
+pub mod tdx;
