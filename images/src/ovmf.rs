@@ -250,7 +250,10 @@ mod tests {
     fn parses_entries_backwards() {
         let image = image_with(
             &[
-                (SEV_ES_RESET_BLOCK_GUID, 0x0080_b004u32.to_le_bytes().to_vec()),
+                (
+                    SEV_ES_RESET_BLOCK_GUID,
+                    0x0080_b004u32.to_le_bytes().to_vec(),
+                ),
                 (SEV_METADATA_GUID, 0x52cu32.to_le_bytes().to_vec()),
             ],
             4096,

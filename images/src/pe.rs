@@ -32,7 +32,9 @@ pub enum PeError {
         max: u64,
     },
     /// A command-line option changes the header in a way this code does not reproduce.
-    #[error("kernel command line option {0} makes QEMU patch the header in a way silk does not model")]
+    #[error(
+        "kernel command line option {0} makes QEMU patch the header in a way silk does not model"
+    )]
     Unsupported(&'static str),
 }
 
@@ -48,7 +50,12 @@ fn u32_at(b: &[u8], at: usize, what: &'static str) -> Result<u32, PeError> {
         .ok_or(PeError::Malformed(what))
 }
 
-fn range<'a>(b: &'a [u8], start: usize, end: usize, what: &'static str) -> Result<&'a [u8], PeError> {
+fn range<'a>(
+    b: &'a [u8],
+    start: usize,
+    end: usize,
+    what: &'static str,
+) -> Result<&'a [u8], PeError> {
     b.get(start..end).ok_or(PeError::Malformed(what))
 }
 
@@ -80,10 +87,20 @@ pub fn authenticode_sha384(image: &[u8]) -> Result<[u8; 48], PeError> {
     if rva_count > 4 {
         let cert_dir = dirs_at + 4 * 8;
         h.update(range(image, checksum_at + 4, cert_dir, "headers")?);
-        h.update(range(image, cert_dir + 8, size_of_headers, "SizeOfHeaders")?);
+        h.update(range(
+            image,
+            cert_dir + 8,
+            size_of_headers,
+            "SizeOfHeaders",
+        )?);
         cert_size = u32_at(image, cert_dir + 4, "certificate table size")? as usize;
     } else {
-        h.update(range(image, checksum_at + 4, size_of_headers, "SizeOfHeaders")?);
+        h.update(range(
+            image,
+            checksum_at + 4,
+            size_of_headers,
+            "SizeOfHeaders",
+        )?);
     }
     // Sections in file order, each by its raw size.
     let table = opt + opt_size;
@@ -143,12 +160,16 @@ pub fn qemu_patch_bzimage(
     mem: QemuMemory,
 ) -> Result<Vec<u8>, PeError> {
     if kernel.get(0x202..0x206) != Some(b"HdrS") {
-        return Err(PeError::NotBzImage("no HdrS boot-protocol signature at 0x202"));
+        return Err(PeError::NotBzImage(
+            "no HdrS boot-protocol signature at 0x202",
+        ));
     }
     let protocol = u16_at(kernel, 0x206, "boot protocol version")?;
     let loadflags = *kernel.get(0x211).ok_or(PeError::Malformed("loadflags"))?;
     if protocol < 0x202 || loadflags & 0x01 == 0 {
-        return Err(PeError::NotBzImage("boot protocol older than 2.02 or not loaded high"));
+        return Err(PeError::NotBzImage(
+            "boot protocol older than 2.02 or not loaded high",
+        ));
     }
     if cmdline.contains("vga=") {
         return Err(PeError::Unsupported("vga="));
@@ -170,7 +191,8 @@ pub fn qemu_patch_bzimage(
     }
 
     let mut k = kernel.to_vec();
-    let put32 = |k: &mut Vec<u8>, at: usize, v: u32| k[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    let put32 =
+        |k: &mut Vec<u8>, at: usize, v: u32| k[at..at + 4].copy_from_slice(&v.to_le_bytes());
     if k.len() < 0x240 {
         return Err(PeError::Malformed("setup header"));
     }

@@ -252,7 +252,9 @@ fn parse_metadata(image: &[u8], offset_from_end: usize) -> Result<Vec<SevSection
     let start = image
         .len()
         .checked_sub(offset_from_end)
-        .ok_or(SnpError::Metadata("header offset is past the start of the image"))?;
+        .ok_or(SnpError::Metadata(
+            "header offset is past the start of the image",
+        ))?;
     let header = image
         .get(start..start + 16)
         .ok_or(SnpError::Metadata("header is cut off"))?;
@@ -416,7 +418,11 @@ fn measure_after_firmware(
     }
     // EC2 launches the CPUID page after all the others.
     if inputs.vmm == VmmType::Ec2 {
-        for s in fw.sections().iter().filter(|s| s.kind == SevSectionKind::Cpuid) {
+        for s in fw
+            .sections()
+            .iter()
+            .filter(|s| s.kind == SevSectionKind::Cpuid)
+        {
             gctx.update(PageType::Cpuid, u64::from(s.gpa), &[0; 48]);
         }
     }

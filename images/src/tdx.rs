@@ -210,18 +210,29 @@ fn section_page(image: &[u8], s: &TdvfSection, i: u64) -> [u8; 4096] {
 pub fn mrtd(ovmf: &[u8], order: PageOrder) -> Result<Mr, TdxError> {
     let sections = tdvf_sections(ovmf)?;
     let mut h = Sha384::new();
-    for s in sections.iter().filter(|s| s.attributes & ATTR_PAGE_AUG == 0) {
+    for s in sections
+        .iter()
+        .filter(|s| s.attributes & ATTR_PAGE_AUG == 0)
+    {
         let pages = s.memory_data_size / PAGE;
         let extend = s.attributes & ATTR_MR_EXTEND != 0;
         for i in 0..pages {
             page_add(&mut h, s.memory_address + i * PAGE);
             if extend && order == PageOrder::PerPage {
-                mr_extend(&mut h, s.memory_address + i * PAGE, &section_page(ovmf, s, i));
+                mr_extend(
+                    &mut h,
+                    s.memory_address + i * PAGE,
+                    &section_page(ovmf, s, i),
+                );
             }
         }
         if extend && order == PageOrder::PerSection {
             for i in 0..pages {
-                mr_extend(&mut h, s.memory_address + i * PAGE, &section_page(ovmf, s, i));
+                mr_extend(
+                    &mut h,
+                    s.memory_address + i * PAGE,
+                    &section_page(ovmf, s, i),
+                );
             }
         }
     }

@@ -341,7 +341,10 @@ mod tests {
         h.update([0xaa; 32]);
         h.update(&block);
         assert_eq!(info.root_hash, <[u8; 32]>::from(h.finalize()));
-        assert_eq!((info.data_blocks, info.data_size, info.hash_size), (1, 100, 4096));
+        assert_eq!(
+            (info.data_blocks, info.data_size, info.hash_size),
+            (1, 100, 4096)
+        );
         assert_eq!(out.len(), 4096);
     }
 

@@ -93,7 +93,11 @@ fn golden_digests_from_sev_snp_measure() {
 
 #[test]
 fn live_sev_snp_measure_agrees_when_installed() {
-    if Command::new("sev-snp-measure").arg("--help").output().is_err() {
+    if Command::new("sev-snp-measure")
+        .arg("--help")
+        .output()
+        .is_err()
+    {
         eprintln!(
             "!!! sev-snp-measure is not installed: only the committed golden digests were \
              checked (pip install -r scripts/reference/requirements.txt)"
@@ -130,7 +134,9 @@ fn sev_crate_test_vectors() {
     let epyc_v4 = VcpuType::from_name("EPYC-v4").unwrap();
     let empty = SevHashes::new(b"", Some(b""), None);
     let cmd = SevHashes::new(b"", Some(b""), Some("console=ttyS0 loglevel=7"));
-    let cases: [(&[u8], Option<SevHashes>, u32, u64, &str); 10] = [
+    // (firmware, hashes, vCPUs, guest features, expected digest)
+    type Vector<'a> = (&'a [u8], Option<SevHashes>, u32, u64, &'a str);
+    let cases: [Vector; 10] = [
         (&amdsev, Some(empty), 1, 0x1, "ddc5224521617a536ee7ce9dd6224d1b58a8d4fda1c741f3ac99fc4bfa04ba6e9fc98646d4a07a9079397fa3852819b5"),
         (&amdsev, Some(empty), 1, 0x21, "329c8ce0972ae52343b64d34a434a86f245dfd74f5ed7aae15d22efc78fb9683632b9b50e4e1d7fa41179ef98a7ef198"),
         (&amdsev, Some(cmd), 1, 0x1, "6d287813eb5222d770f75005c664e34c204f385ce832cc2ce7d0d6f354454362f390ef83a92046c042e706363b4b08fa"),

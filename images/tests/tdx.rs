@@ -25,16 +25,25 @@ fn mrtd_of_synthetic_tdvf_matches_reference() {
     let s = tdx::tdvf_sections(&fd).unwrap();
     assert_eq!(s.len(), 6);
     assert_eq!(s[1].kind, TdvfSectionType::Bfv);
-    assert_eq!((s[1].data_offset, s[1].memory_address), (0x4000, 0xffff_4000));
+    assert_eq!(
+        (s[1].data_offset, s[1].memory_address),
+        (0x4000, 0xffff_4000)
+    );
     assert_eq!(s[5].attributes, tdx::ATTR_PAGE_AUG);
 
     // One byte in an extended section changes MRTD; one in the unextended CFV does not.
     let mut bfv = fd.clone();
     bfv[0x5000] ^= 1;
-    assert_ne!(tdx::mrtd(&bfv, PageOrder::PerPage).unwrap(), tdx::mrtd(&fd, PageOrder::PerPage).unwrap());
+    assert_ne!(
+        tdx::mrtd(&bfv, PageOrder::PerPage).unwrap(),
+        tdx::mrtd(&fd, PageOrder::PerPage).unwrap()
+    );
     let mut cfv = fd.clone();
     cfv[0x10] ^= 1;
-    assert_eq!(tdx::mrtd(&cfv, PageOrder::PerPage).unwrap(), tdx::mrtd(&fd, PageOrder::PerPage).unwrap());
+    assert_eq!(
+        tdx::mrtd(&cfv, PageOrder::PerPage).unwrap(),
+        tdx::mrtd(&fd, PageOrder::PerPage).unwrap()
+    );
 }
 
 #[test]
@@ -50,14 +59,22 @@ fn mrtd_of_debian_ovmf_when_installed() {
         eprintln!("!!! {path} is another build than golden.json's: rerun scripts/reference/tdx_mrtd_reference.py");
         return;
     }
-    assert_eq!(hex::encode(tdx::mrtd(&fd, PageOrder::PerPage).unwrap()), g["per_page"].as_str().unwrap());
-    assert_eq!(hex::encode(tdx::mrtd(&fd, PageOrder::PerSection).unwrap()), g["per_section"].as_str().unwrap());
+    assert_eq!(
+        hex::encode(tdx::mrtd(&fd, PageOrder::PerPage).unwrap()),
+        g["per_page"].as_str().unwrap()
+    );
+    assert_eq!(
+        hex::encode(tdx::mrtd(&fd, PageOrder::PerSection).unwrap()),
+        g["per_section"].as_str().unwrap()
+    );
 }
 
 /// A minimal EFI-stub bzImage: MZ + PE32+ headers below the setup header at 0x1f1, three
 /// sections, trailing bytes and (optionally) a certificate table at the end.
 fn bzimage(certs: usize) -> Vec<u8> {
-    let mut k: Vec<u8> = (0..0x6100u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let mut k: Vec<u8> = (0..0x6100u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     k[..0x200].fill(0);
     k[..2].copy_from_slice(b"MZ");
     k[0x3c..0x40].copy_from_slice(&0x40u32.to_le_bytes());
@@ -123,9 +140,16 @@ fn authenticode_matches_google_crate() {
     let mem = QemuMemory::q35(2 << 30);
     for certs in [0, 0x80] {
         let k = bzimage(certs);
-        assert_eq!(pe::authenticode_sha384(&k).unwrap(), crate_authenticode(&k), "certs {certs}");
+        assert_eq!(
+            pe::authenticode_sha384(&k).unwrap(),
+            crate_authenticode(&k),
+            "certs {certs}"
+        );
         let patched = pe::qemu_patch_bzimage(&k, Some(5000), "ro", mem).unwrap();
-        assert_eq!(pe::authenticode_sha384(&patched).unwrap(), crate_authenticode(&patched));
+        assert_eq!(
+            pe::authenticode_sha384(&patched).unwrap(),
+            crate_authenticode(&patched)
+        );
         // The checksum and the certificates are not covered.
         let mut c = k.clone();
         c[0x40 + 24 + 64] ^= 0xff;
@@ -133,7 +157,10 @@ fn authenticode_matches_google_crate() {
             let n = c.len();
             c[n - 1] ^= 0xff;
         }
-        assert_eq!(pe::authenticode_sha384(&c).unwrap(), pe::authenticode_sha384(&k).unwrap());
+        assert_eq!(
+            pe::authenticode_sha384(&c).unwrap(),
+            pe::authenticode_sha384(&k).unwrap()
+        );
     }
 }
 
@@ -146,8 +173,17 @@ fn authenticode_of_a_real_kernel_when_present() {
         return;
     };
     assert_eq!(pe::authenticode_sha384(&k).unwrap(), crate_authenticode(&k));
-    let patched = pe::qemu_patch_bzimage(&k, Some(30 << 20), "console=ttyS0", QemuMemory::q35(8 << 30)).unwrap();
-    assert_eq!(pe::authenticode_sha384(&patched).unwrap(), crate_authenticode(&patched));
+    let patched = pe::qemu_patch_bzimage(
+        &k,
+        Some(30 << 20),
+        "console=ttyS0",
+        QemuMemory::q35(8 << 30),
+    )
+    .unwrap();
+    assert_eq!(
+        pe::authenticode_sha384(&patched).unwrap(),
+        crate_authenticode(&patched)
+    );
 }
 
 #[test]
@@ -160,10 +196,16 @@ fn qemu_header_patch_fields() {
     assert_eq!(p[0x211], 0x81);
     assert_eq!(&p[0x224..0x226], &0xfe00u16.to_le_bytes());
     assert_eq!(u32_at(0x228), 0x20000);
-    assert_eq!(u32_at(0x218), ((0x8000_0000u64 - 0x28000 - 1 - 5000) & !4095) as u32);
+    assert_eq!(
+        u32_at(0x218),
+        ((0x8000_0000u64 - 0x28000 - 1 - 5000) & !4095) as u32
+    );
     assert_eq!(u32_at(0x21c), 5000);
     let changed: Vec<usize> = (0..k.len()).filter(|&i| k[i] != p[i]).collect();
-    assert!(changed.iter().all(|&i| (0x210..0x22c).contains(&i)), "{changed:x?}");
+    assert!(
+        changed.iter().all(|&i| (0x210..0x22c).contains(&i)),
+        "{changed:x?}"
+    );
     // No initrd: the ramdisk fields stay as in the file.
     let p = pe::qemu_patch_bzimage(&k, None, "ro", QemuMemory::q35(2 << 30)).unwrap();
     assert_eq!(&p[0x218..0x220], &[0; 8]);
@@ -184,7 +226,10 @@ fn rtmr_events_and_one_byte_changes() {
     let ev = tdx::direct_boot_events(&boot).unwrap();
     let patched = pe::qemu_patch_bzimage(&kernel, Some(10_000), boot.cmdline, boot.memory).unwrap();
     assert_eq!(ev.rtmr1[0], pe::authenticode_sha384(&patched).unwrap());
-    assert_eq!(ev.rtmr1[1], tdx::sha384(b"Calling EFI Application from Boot Option"));
+    assert_eq!(
+        ev.rtmr1[1],
+        tdx::sha384(b"Calling EFI Application from Boot Option")
+    );
     assert_eq!(ev.rtmr1[2], tdx::sha384(&[0, 0, 0, 0]));
     assert_eq!(ev.rtmr1.len(), 5);
     let utf16: Vec<u8> = "console=hvc0 root=/dev/vda initrd=initrd\0"
@@ -197,13 +242,41 @@ fn rtmr_events_and_one_byte_changes() {
     assert_eq!(base, (tdx::replay(&ev.rtmr1), tdx::replay(&ev.rtmr2)));
     let mut k2 = kernel.clone();
     k2[0x3000] ^= 1;
-    assert_ne!(tdx::rtmrs(&DirectBoot { kernel: &k2, ..boot.clone() }).unwrap().0, base.0);
+    assert_ne!(
+        tdx::rtmrs(&DirectBoot {
+            kernel: &k2,
+            ..boot.clone()
+        })
+        .unwrap()
+        .0,
+        base.0
+    );
     let mut i2 = initrd.clone();
     i2[0] ^= 1;
-    assert_ne!(tdx::rtmrs(&DirectBoot { initrd: Some(&i2), ..boot.clone() }).unwrap().1, base.1);
-    let c2 = tdx::rtmrs(&DirectBoot { cmdline: "console=hvc1 root=/dev/vda", ..boot.clone() }).unwrap();
+    assert_ne!(
+        tdx::rtmrs(&DirectBoot {
+            initrd: Some(&i2),
+            ..boot.clone()
+        })
+        .unwrap()
+        .1,
+        base.1
+    );
+    let c2 = tdx::rtmrs(&DirectBoot {
+        cmdline: "console=hvc1 root=/dev/vda",
+        ..boot.clone()
+    })
+    .unwrap();
     assert_ne!(c2.1, base.1);
     // The initrd's size is in the patched kernel header, so it moves RTMR1 too.
     let i3 = vec![7u8; 20_000];
-    assert_ne!(tdx::rtmrs(&DirectBoot { initrd: Some(&i3), ..boot.clone() }).unwrap().0, base.0);
+    assert_ne!(
+        tdx::rtmrs(&DirectBoot {
+            initrd: Some(&i3),
+            ..boot.clone()
+        })
+        .unwrap()
+        .0,
+        base.0
+    );
 }

@@ -19,7 +19,11 @@ fn veritysetup(args: &[&str]) -> Output {
 fn format_root(args: &[&str]) -> String {
     let out = veritysetup(&[&["format"], args].concat());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "veritysetup format {args:?}: {text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "veritysetup format {args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     text.lines()
         .find_map(|l| l.strip_prefix("Root hash:"))
         .map(|h| h.trim().to_string())
@@ -32,7 +36,12 @@ fn data(len: usize, seed: u8) -> Vec<u8> {
     let mut out = Vec::with_capacity(len + 32);
     let mut i = 0u64;
     while out.len() < len {
-        out.extend_from_slice(&Sha256::new().chain_update([seed]).chain_update(i.to_le_bytes()).finalize());
+        out.extend_from_slice(
+            &Sha256::new()
+                .chain_update([seed])
+                .chain_update(i.to_le_bytes())
+                .finalize(),
+        );
         i += 1;
     }
     out.truncate(len);
@@ -53,12 +62,21 @@ fn separate_hash_device_matches_veritysetup_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
     // 1 block (no hash levels), a partial block, one full hash block of digests, one more
     // than that (two levels), and three levels (128*128 + 1 blocks = 64 MiB).
-    let sizes = [BLOCK_SIZE, 10_000, 128 * BLOCK_SIZE, 129 * BLOCK_SIZE, (128 * 128 + 1) * BLOCK_SIZE];
+    let sizes = [
+        BLOCK_SIZE,
+        10_000,
+        128 * BLOCK_SIZE,
+        129 * BLOCK_SIZE,
+        (128 * 128 + 1) * BLOCK_SIZE,
+    ];
     let salts: [&[u8]; 3] = [&[0x5a; 32], &[], &[1, 2, 3]];
     for (i, &len) in sizes.iter().enumerate() {
         let salt = salts[i % salts.len()];
         let bytes = data(len, i as u8);
-        let params = VerityParams { salt: salt.to_vec(), uuid: UUID_BYTES };
+        let params = VerityParams {
+            salt: salt.to_vec(),
+            uuid: UUID_BYTES,
+        };
         let mut ours = Vec::new();
         let info = verity::format(&mut &bytes[..], &mut ours, &params).unwrap();
 
@@ -68,18 +86,30 @@ fn separate_hash_device_matches_veritysetup_byte_for_byte() {
         fs::write(&data_file, &padded).unwrap();
         let hash_file = dir.path().join(format!("hash{i}"));
         fs::write(&hash_file, b"").unwrap();
-        let salt_arg = if salt.is_empty() { "-".to_string() } else { hex::encode(salt) };
+        let salt_arg = if salt.is_empty() {
+            "-".to_string()
+        } else {
+            hex::encode(salt)
+        };
         let root = format_root(&[
-            p(&data_file), p(&hash_file), "--hash=sha256", "--format=1",
-            "--data-block-size=4096", "--hash-block-size=4096",
-            &format!("--salt={salt_arg}"), &format!("--uuid={UUID}"),
+            p(&data_file),
+            p(&hash_file),
+            "--hash=sha256",
+            "--format=1",
+            "--data-block-size=4096",
+            "--hash-block-size=4096",
+            &format!("--salt={salt_arg}"),
+            &format!("--uuid={UUID}"),
         ]);
         assert_eq!(info.root_hex(), root, "{len} bytes");
         assert_eq!(info.data_blocks, padded.len() as u64 / 4096);
         assert_eq!(info.data_size, len as u64);
         let theirs = fs::read(&hash_file).unwrap();
         assert_eq!(ours.len() as u64, info.hash_size);
-        assert!(ours == theirs, "{len} bytes: hash device differs from veritysetup's");
+        assert!(
+            ours == theirs,
+            "{len} bytes: hash device differs from veritysetup's"
+        );
     }
 }
 
@@ -105,17 +135,26 @@ fn model_disk_matches_veritysetup_and_verifies() {
     theirs.resize(v.hash_offset as usize, 0);
     fs::write(&theirs_path, &theirs).unwrap();
     let root = format_root(&[
-        p(&theirs_path), p(&theirs_path), "--data-blocks=301",
+        p(&theirs_path),
+        p(&theirs_path),
+        "--data-blocks=301",
         &format!("--hash-offset={}", v.hash_offset),
-        &format!("--salt={}", hex::encode(&v.salt)), &format!("--uuid={}", v.uuid_text()),
+        &format!("--salt={}", hex::encode(&v.salt)),
+        &format!("--uuid={}", v.uuid_text()),
     ]);
     assert_eq!(v.root_hex(), root);
-    assert!(fs::read(&theirs_path).unwrap() == ours, "model disk differs from veritysetup's");
+    assert!(
+        fs::read(&theirs_path).unwrap() == ours,
+        "model disk differs from veritysetup's"
+    );
 
     // Userspace verification of our disk passes, and fails after a one-byte change.
     let verify = |path: &Path| {
         veritysetup(&[
-            "verify", p(path), p(path), &v.root_hex(),
+            "verify",
+            p(path),
+            p(path),
+            &v.root_hex(),
             &format!("--hash-offset={}", v.hash_offset),
         ])
         .status
@@ -125,7 +164,10 @@ fn model_disk_matches_veritysetup_and_verifies() {
     let mut tampered = ours.clone();
     tampered[4096 * 200 + 7] ^= 1;
     fs::write(&theirs_path, &tampered).unwrap();
-    assert!(!verify(&theirs_path), "a changed data byte must fail verification");
+    assert!(
+        !verify(&theirs_path),
+        "a changed data byte must fail verification"
+    );
 
     // Reproducible: the same model gives the same disk; another model another root.
     let again = dir.path().join("again.disk");

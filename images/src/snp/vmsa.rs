@@ -147,32 +147,46 @@ fn put64(page: &mut [u8; 4096], at: usize, v: u64) {
 
 /// Builds the reset-state VMSA page for a vCPU that starts at `eip`.
 pub fn vmsa_page(eip: u32, sev_features: u64, vcpu: VcpuType, vmm: VmmType) -> [u8; 4096] {
-    let (cs_flags, ss_flags, tr_flags, rdx, mxcsr, fcw, g_pat): (u16, u16, u16, u64, u32, u16, u64) =
-        match vmm {
-            VmmType::Qemu => (
-                0x9b,
-                0x93,
-                0x8b,
-                u64::from(vcpu.signature()),
-                0x1f80,
-                0x37f,
-                0x0007_0406_0007_0406,
-            ),
-            // EC2 leaves the BSP's code segment not-yet-accessed.
-            VmmType::Ec2 => (
-                if eip == BSP_EIP { 0x9a } else { 0x9b },
-                0x92,
-                0x83,
-                0x600,
-                0,
-                0,
-                0x0007_0406_0007_0406,
-            ),
-            VmmType::Gce => (0x9b, 0x93, 0x8b, 0x600, 0, 0, 0x0007_0106),
-        };
+    let (cs_flags, ss_flags, tr_flags, rdx, mxcsr, fcw, g_pat): (
+        u16,
+        u16,
+        u16,
+        u64,
+        u32,
+        u16,
+        u64,
+    ) = match vmm {
+        VmmType::Qemu => (
+            0x9b,
+            0x93,
+            0x8b,
+            u64::from(vcpu.signature()),
+            0x1f80,
+            0x37f,
+            0x0007_0406_0007_0406,
+        ),
+        // EC2 leaves the BSP's code segment not-yet-accessed.
+        VmmType::Ec2 => (
+            if eip == BSP_EIP { 0x9a } else { 0x9b },
+            0x92,
+            0x83,
+            0x600,
+            0,
+            0,
+            0x0007_0406_0007_0406,
+        ),
+        VmmType::Gce => (0x9b, 0x93, 0x8b, 0x600, 0, 0, 0x0007_0106),
+    };
     let mut p = [0u8; 4096];
     seg(&mut p, off::ES, 0, 0x93, 0xffff, 0);
-    seg(&mut p, off::CS, 0xf000, cs_flags, 0xffff, u64::from(eip & 0xffff_0000));
+    seg(
+        &mut p,
+        off::CS,
+        0xf000,
+        cs_flags,
+        0xffff,
+        u64::from(eip & 0xffff_0000),
+    );
     seg(&mut p, off::SS, 0, ss_flags, 0xffff, 0);
     seg(&mut p, off::DS, 0, 0x93, 0xffff, 0);
     seg(&mut p, off::FS, 0, 0x93, 0xffff, 0);
@@ -208,7 +222,10 @@ mod tests {
     #[test]
     fn signatures_match_amd_encoding() {
         // Values QEMU reports in CPUID 1 EAX for these models.
-        assert_eq!(VcpuType::from_name("EPYC").unwrap().signature(), 0x0080_0f12);
+        assert_eq!(
+            VcpuType::from_name("EPYC").unwrap().signature(),
+            0x0080_0f12
+        );
         assert_eq!(
             VcpuType::from_name("epyc-rome").unwrap().signature(),
             0x0083_0f10

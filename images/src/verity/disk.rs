@@ -190,8 +190,8 @@ mod tests {
     fn no_partial_file_on_error() {
         let dir = tempfile::tempdir().unwrap();
         let disk = dir.path().join("model.disk");
-        let err = build_model_disk(&dir.path().join("absent"), &disk, &Default::default())
-            .unwrap_err();
+        let err =
+            build_model_disk(&dir.path().join("absent"), &disk, &Default::default()).unwrap_err();
         assert!(err.to_string().contains("absent"), "{err}");
         let empty = dir.path().join("empty");
         fs::write(&empty, b"").unwrap();
