@@ -58,7 +58,10 @@ make -C "$tree/BaseTools" -j"$(nproc)" >"$BUILD_ROOT/basetools.log" 2>&1
   . ./edksetup.sh BaseTools >/dev/null
   set -u
   # AmdSevX64 embeds a grub that OvmfPkg/AmdSev/Grub/grub.sh builds with grub-mkimage
-  # from grub-efi-amd64-bin: part of the pinned toolchain.
+  # from grub-efi-amd64-bin. Debian's grub has no sevsecret module (it reads a
+  # launch-injected disk key); silk boots its kernel directly (-kernel, measured through
+  # the hashes table) and never runs that grub, so the module is dropped.
+  sed -i '/^ *sevsecret$/d' OvmfPkg/AmdSev/Grub/grub.sh
   build -a X64 -t GCC5 -b RELEASE -n "$(nproc)" -p OvmfPkg/AmdSev/AmdSevX64.dsc \
     >"$BUILD_ROOT/build.log" 2>&1
 )

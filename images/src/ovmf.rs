@@ -217,7 +217,7 @@ pub(crate) fn le_u64(b: &[u8]) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Builds an image whose table holds `entries` (first = nearest the footer).

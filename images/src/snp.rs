@@ -207,9 +207,11 @@ impl<'a> SevFirmware<'a> {
             return Err(SnpError::FirmwareSize(image.len()));
         }
         let table = OvmfTable::parse(image)?;
+        // A zero EIP is how a firmware says it has no AP reset vector.
         let ap_reset_eip = table
             .u32_at(&ovmf::SEV_ES_RESET_BLOCK_GUID, "SEV-ES reset block", 0)
-            .ok();
+            .ok()
+            .filter(|&eip| eip != 0);
         let hashes_table_gpa = table
             .u32_at(&ovmf::SEV_HASH_TABLE_RV_GUID, "SEV hash table", 0)
             .ok()
@@ -523,6 +525,51 @@ mod tests {
         let mut bad = img;
         bad[16] = b'X';
         assert!(parse_metadata(&bad, 48).is_err());
+    }
+
+    /// A one-page firmware: SEV metadata with a secrets page, and the given AP EIP.
+    fn tiny_firmware(ap_eip: u32) -> Vec<u8> {
+        let mut meta = b"ASEV".to_vec();
+        for v in [28u32, 1, 1, 0x80_0000, 0x1000, 2] {
+            meta.extend_from_slice(&v.to_le_bytes());
+        }
+        let mut img = crate::ovmf::tests::image_with(
+            &[
+                (ovmf::SEV_ES_RESET_BLOCK_GUID, ap_eip.to_le_bytes().to_vec()),
+                (ovmf::SEV_METADATA_GUID, 4000u32.to_le_bytes().to_vec()),
+            ],
+            PAGE,
+        );
+        img[96..96 + meta.len()].copy_from_slice(&meta);
+        img
+    }
+
+    #[test]
+    fn vcpu_errors() {
+        let inputs = |ovmf, vcpus| SnpInputs {
+            ovmf,
+            hashes: None,
+            vcpus,
+            vcpu_type: VcpuType::from_name("EPYC-Milan").unwrap(),
+            vmm: VmmType::Qemu,
+            guest_features: 1,
+        };
+        let fw = tiny_firmware(0);
+        assert!(launch_digest(&inputs(&fw, 1)).is_ok());
+        assert_eq!(
+            launch_digest(&inputs(&fw, 2)),
+            Err(SnpError::NoApResetVector(2))
+        );
+        assert_eq!(launch_digest(&inputs(&fw, 0)), Err(SnpError::NoVcpus));
+        let fw = tiny_firmware(0x0080_b004);
+        assert_eq!(
+            SevFirmware::parse(&fw).unwrap().ap_reset_eip(),
+            Some(0x0080_b004)
+        );
+        assert_ne!(
+            launch_digest(&inputs(&fw, 2)).unwrap(),
+            launch_digest(&inputs(&fw, 3)).unwrap()
+        );
     }
 
     #[test]
