@@ -22,9 +22,10 @@
 //!   patches the bzImage setup header first: [`crate::pe::qemu_patch_bzimage`]), then
 //!   "Calling EFI Application from Boot Option", the separator, and the two
 //!   ExitBootServices actions.
-//! * RTMR2 (PCR 8–15): the EFI stub measures the load options (the command line as OVMF
-//!   builds it, UTF-16 with ` initrd=initrd` appended when there is an initrd, NUL-ended),
-//!   then the initrd it loads.
+//! * RTMR2 (PCR 8–15): the EFI stub measures the load options (the command line as OVMF's
+//!   X86QemuLoadImageLib builds it, UTF-16 with ` initrd=initrd` appended when there is an
+//!   initrd, NUL-ended), then the initrd it loads. Only kernels whose EFI stub measures
+//!   through the EFI CC measurement protocol (recent Linux, about 6.9 on) do this.
 
 use crate::ovmf::{self, le_u32, le_u64, OvmfError, OvmfTable};
 use crate::pe::{self, PeError, QemuMemory};
@@ -38,6 +39,8 @@ pub const ATTR_MR_EXTEND: u32 = 0x1;
 /// Section attribute: the pages are added after boot (TDH.MEM.PAGE.AUG), not measured.
 pub const ATTR_PAGE_AUG: u32 = 0x2;
 const PAGE: u64 = 4096;
+/// At most 4 GiB of measured pages.
+const MAX_PAGES: u64 = 1 << 20;
 
 /// What prevents computing a TDX measurement.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -125,6 +128,7 @@ pub fn tdvf_sections(image: &[u8]) -> Result<Vec<TdvfSection>, TdxError> {
         return Err(TdxError::Metadata("more sections than its length holds"));
     }
     let mut out = Vec::with_capacity(count);
+    let mut pages = 0u64;
     for (index, d) in body.chunks_exact(32).take(count).enumerate() {
         let s = TdvfSection {
             data_offset: le_u32(&d[0..4]),
@@ -144,6 +148,14 @@ pub fn tdvf_sections(image: &[u8]) -> Result<Vec<TdvfSection>, TdxError> {
             attributes: le_u32(&d[28..32]),
         };
         check_section(image, index, &s)?;
+        // Real TDVF measures about a thousand pages; bound the work a bad image can ask for.
+        pages += s.memory_data_size / PAGE;
+        if pages > MAX_PAGES {
+            return Err(TdxError::Section {
+                index,
+                why: "sections add up to more than 4 GiB of pages",
+            });
+        }
         out.push(s);
     }
     Ok(out)
@@ -159,6 +171,11 @@ fn check_section(image: &[u8], index: usize, s: &TdvfSection) -> Result<(), TdxE
     }
     if (s.data_offset as usize).saturating_add(s.raw_data_size as usize) > image.len() {
         return bad("file bytes run past the end of the image");
+    }
+    // QEMU maps extended firmware volumes straight from the image; what it would extend
+    // past the file bytes is not something to guess at.
+    if s.attributes & ATTR_MR_EXTEND != 0 && u64::from(s.raw_data_size) != s.memory_data_size {
+        return bad("an MR.EXTEND section must have as many file bytes as memory");
     }
     if s.memory_address.checked_add(s.memory_data_size).is_none() {
         return bad("memory range overflows");
@@ -193,7 +210,8 @@ fn mr_extend(h: &mut Sha384, gpa: u64, page: &[u8]) {
     }
 }
 
-/// A section's page `i` as guest memory: file bytes, then zeros.
+/// A section's page `i` as guest memory: file bytes, then zeros (only unextended sections,
+/// whose contents are not hashed, can be shorter in the file than in memory).
 fn section_page(image: &[u8], s: &TdvfSection, i: u64) -> [u8; 4096] {
     let mut page = [0u8; 4096];
     let start = i * PAGE;
@@ -290,7 +308,12 @@ pub fn direct_boot_events(boot: &DirectBoot<'_>) -> Result<RtmrEvents, TdxError>
         sha384(b"Exit Boot Services Invocation"),
         sha384(b"Exit Boot Services Returned with Success"),
     ];
-    let mut rtmr2 = vec![sha384(&load_options(boot.cmdline, boot.initrd.is_some()))];
+    // OVMF passes no load options at all when there is neither a command line nor an
+    // initrd, and the stub then measures none.
+    let mut rtmr2 = Vec::new();
+    if !boot.cmdline.is_empty() || boot.initrd.is_some() {
+        rtmr2.push(sha384(&load_options(boot.cmdline, boot.initrd.is_some())));
+    }
     if let Some(initrd) = boot.initrd {
         rtmr2.push(sha384(initrd));
     }
@@ -347,6 +370,46 @@ mod tests {
         buf[48..].copy_from_slice(&d);
         assert_eq!(replay(&[d]), sha384(&buf));
         assert_eq!(replay(&[]), [0u8; 48]);
+    }
+
+    fn section(raw: u32, mem: u64, attributes: u32) -> TdvfSection {
+        TdvfSection {
+            data_offset: 0,
+            raw_data_size: raw,
+            memory_address: 0x10_0000,
+            memory_data_size: mem,
+            kind: TdvfSectionType::Bfv,
+            attributes,
+        }
+    }
+
+    #[test]
+    fn section_checks() {
+        let image = [0u8; 0x3000];
+        assert!(check_section(&image, 0, &section(0x2000, 0x2000, ATTR_MR_EXTEND)).is_ok());
+        assert!(check_section(&image, 0, &section(0x1000, 0x2000, 0)).is_ok());
+        let err = check_section(&image, 3, &section(0x1000, 0x2000, ATTR_MR_EXTEND));
+        assert!(matches!(err, Err(TdxError::Section { index: 3, .. })));
+        assert!(check_section(&image, 0, &section(0x4000, 0x4000, 0)).is_err());
+        assert!(check_section(&image, 0, &section(0, 0x1001, 0)).is_err());
+        let mut s = section(0, 0x1000, 0);
+        s.memory_address = u64::MAX - 0xfff;
+        assert!(check_section(&image, 0, &s).is_err());
+    }
+
+    #[test]
+    fn non_bzimage_kernel_is_an_error() {
+        let boot = |cmdline, initrd| DirectBoot {
+            kernel: &[],
+            initrd,
+            cmdline,
+            memory: QemuMemory::q35(1 << 30),
+        };
+        // The kernel is not a bzImage; the error says so rather than panicking.
+        assert!(matches!(
+            direct_boot_events(&boot("", None)),
+            Err(TdxError::Kernel(PeError::NotBzImage(_)))
+        ));
     }
 
     #[test]

@@ -23,13 +23,14 @@ fn mrtd_of_synthetic_tdvf_matches_reference() {
     assert_eq!(per_section, g["per_section"].as_str().unwrap());
     assert_ne!(per_page, per_section);
     let s = tdx::tdvf_sections(&fd).unwrap();
-    assert_eq!(s.len(), 6);
+    assert_eq!(s.len(), 7);
     assert_eq!(s[1].kind, TdvfSectionType::Bfv);
     assert_eq!(
         (s[1].data_offset, s[1].memory_address),
         (0x4000, 0xffff_4000)
     );
-    assert_eq!(s[5].attributes, tdx::ATTR_PAGE_AUG);
+    assert_eq!(s[6].attributes, tdx::ATTR_PAGE_AUG);
+    assert_eq!((s[5].raw_data_size, s[5].memory_data_size), (0x800, 0x2000));
 
     // One byte in an extended section changes MRTD; one in the unextended CFV does not.
     let mut bfv = fd.clone();
@@ -268,6 +269,24 @@ fn rtmr_events_and_one_byte_changes() {
     })
     .unwrap();
     assert_ne!(c2.1, base.1);
+    // Neither a command line nor an initrd: OVMF passes no load options, nothing is measured.
+    let bare = tdx::direct_boot_events(&DirectBoot {
+        cmdline: "",
+        initrd: None,
+        ..boot.clone()
+    })
+    .unwrap();
+    assert!(bare.rtmr2.is_empty());
+    let only_initrd = tdx::direct_boot_events(&DirectBoot {
+        cmdline: "",
+        ..boot.clone()
+    })
+    .unwrap();
+    let utf16: Vec<u8> = " initrd=initrd\0"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    assert_eq!(only_initrd.rtmr2[0], tdx::sha384(&utf16));
     // The initrd's size is in the patched kernel header, so it moves RTMR1 too.
     let i3 = vec![7u8; 20_000];
     assert_ne!(

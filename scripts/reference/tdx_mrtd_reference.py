@@ -83,7 +83,8 @@ def synthetic() -> bytes:
         (0x4000, 0xC000, 0xFFFF4000, 0xC000, 0, 1),  # BFV, extended
         (0, 0, 0x800000, 0x3000, 3, 0),  # TempMem
         (0, 0, 0x809000, 0x2000, 2, 0),  # TD HOB
-        (0x0100, 0x0900, 0x900000, 0x2000, 5, 1),  # payload, extended, zero-filled tail
+        (0x0100, 0x2000, 0x900000, 0x2000, 5, 1),  # payload, extended, unaligned in the file
+        (0x3000, 0x0800, 0xA00000, 0x2000, 6, 0),  # payload params, zero-filled tail
         (0, 0, 0x1000000, 0x1000, 4, 2),  # PermMem, PAGE.AUG: not measured
     ]
     meta = b"TDVF" + struct.pack("<III", 16 + 32 * len(secs), 1, len(secs))
@@ -110,6 +111,7 @@ def main() -> int:
     else:
         with open(fd, "wb") as f:
             f.write(img)
+    assert len(sections(img)) == 7
     golden = {"synthetic-tdvf.fd": {"per_page": mrtd(img, True), "per_section": mrtd(img, False)}}
     if os.path.exists(DEBIAN_OVMF):
         with open(DEBIAN_OVMF, "rb") as f:
