@@ -11,13 +11,17 @@
 # package version (its .dsc is checked by apt against Debian's signed Release files), the
 # same Debian release's gcc/nasm/iasl/grub, the fixed build directory (edk2 writes the
 # path of each module's debug file into the PE images it links), and a RELEASE build.
-# Two runs on the same Debian release give the same bytes; another Debian point release
-# may not (another gcc). Needs root for apt-get, about 1 GB of disk, and 15-30 minutes
-# on 2 cores.
+# Builds on the same Debian release should give the same bytes (not yet shown by two
+# runs); another release may not (another gcc). Needs root for apt-get, about 1 GB of
+# disk, and about 10 minutes on 2 cores.
 set -euo pipefail
 
-EDK2_VERSION="${EDK2_VERSION:-2022.11-6+deb12u2}" # Debian bookworm
-SUITE="${SUITE:-bookworm}"
+# The source comes from Debian trixie: bookworm's edk2 2022.11 builds an AmdSev firmware
+# whose kernel-hashes page is not an SNP metadata section (it sits inside a zeroed
+# secure-memory range), so under SEV-SNP it would not measure the kernel at all. The
+# SNP_KERNEL_HASHES section arrived in edk2 in 2023.
+EDK2_VERSION="${EDK2_VERSION:-2025.02-8+deb13u1}" # Debian trixie
+SUITE="${SUITE:-trixie}"
 BUILD_ROOT=/var/tmp/silk-ovmf-amdsev # fixed: the path ends up in the firmware
 OUT="$(realpath -m "${1:-$(dirname "$0")/out}")"
 
@@ -67,6 +71,24 @@ make -C "$tree/BaseTools" -j"$(nproc)" >"$BUILD_ROOT/basetools.log" 2>&1
 )
 fd="$tree/Build/AmdSev/RELEASE_GCC5/FV/OVMF.fd"
 [ -f "$fd" ] || { say "build produced no OVMF.fd; see $BUILD_ROOT/build.log"; exit 1; }
+# Refuse a firmware that could not measure a kernel under SNP (see EDK2_VERSION above).
+python3 - "$fd" <<'PY'
+import struct, sys, uuid
+d = open(sys.argv[1], "rb").read()
+end = len(d) - 32
+size, _ = struct.unpack("<H16s", d[end - 18:end])
+table, off, meta = d[end - size:end - 18], size - 18, None
+while off >= 18:
+    n, g = struct.unpack("<H16s", table[off - 18:off])
+    if uuid.UUID(bytes_le=g) == uuid.UUID("dc886566-984a-4798-a75e-5585a7bf67cc"):
+        meta = struct.unpack("<I", table[off - n:off - n + 4])[0]
+    off -= n
+assert meta, "no SEV metadata in the firmware"
+start = len(d) - meta
+count = struct.unpack("<I", d[start + 12:start + 16])[0]
+kinds = [struct.unpack("<I", d[start + 16 + 12 * i + 8:start + 28 + 12 * i])[0] for i in range(count)]
+sys.exit(0 if 0x10 in kinds else "firmware has no SNP_KERNEL_HASHES section: too old an edk2")
+PY
 mkdir -p "$OUT"
 cp "$fd" "$OUT/OVMF-AmdSev.fd"
 (cd "$OUT" && sha256sum OVMF-AmdSev.fd | tee OVMF-AmdSev.fd.sha256)
