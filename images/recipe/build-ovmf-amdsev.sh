@@ -48,7 +48,10 @@ say "fetching edk2 $EDK2_VERSION source"
 apt-get "${apt_opts[@]}" update -qq
 src="$BUILD_ROOT/src"
 rm -rf "$src" && mkdir -p "$src"
-(cd "$src" && apt-get "${apt_opts[@]}" source -qq "edk2=$EDK2_VERSION")
+(cd "$src" && apt-get "${apt_opts[@]}" source -qq "edk2=$EDK2_VERSION") || {
+  say "could not fetch edk2=$EDK2_VERSION from $SUITE's deb-src (a mirror without the file?)"
+  exit 1
+}
 tree="$(find "$src" -mindepth 1 -maxdepth 1 -type d -name 'edk2-*' | head -n1)"
 [ -n "$tree" ] || { say "no edk2 source tree unpacked"; exit 1; }
 
