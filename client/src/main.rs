@@ -1,14 +1,21 @@
 //! `silk`: the client command line.
 //!
-//! Exit status: 0 when the evidence verified under the policy, 1 when it was rejected,
-//! 2 when the inputs could not be used (missing files, bad policy, unrecognised evidence).
+//! `silk verify` exits 0 when the evidence verified under the policy, 1 when it was
+//! rejected, 2 when the inputs could not be used. `silk chat`, `silk proxy` and
+//! `silk demo` exit 0 on success, 1 when attestation was refused, 2 on configuration
+//! errors and 3 on transport or API errors.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use clap::{Parser, Subcommand};
 use silk_client::bench::{run_engine_bench, EngineBenchArgs};
+use silk_client::chat::{load_policy, print_verification, run_chat, ChatSettings};
+use silk_client::demo::{run_demo, DemoArgs, DemoError};
 use silk_client::verify::{run_verify, VerifyArgs};
+use silk_client::{ClientError, ErrorKind, Session};
 
 #[derive(Parser)]
 #[command(name = "silk", version, about = "Private inference you can verify", long_about = None)]
@@ -43,6 +50,58 @@ enum Command {
         /// Print the verdict as JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Start a local enclave (SIMULATED TEE) with the default model, verify it, and ask it
+    /// a question through the sealed path.
+    Demo {
+        /// The model (GGUF file or safetensors directory).
+        #[arg(long, default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf")]
+        model: PathBuf,
+        /// The silk-enclave binary (default: beside this one).
+        #[arg(long)]
+        enclave: Option<PathBuf>,
+        /// Most tokens in the answer.
+        #[arg(long, default_value_t = 96)]
+        max_tokens: usize,
+        /// The question.
+        #[arg(default_value = "What is the capital of France? Answer in one sentence.")]
+        prompt: String,
+    },
+    /// Verify an enclave, then chat with it through the sealed path (interactive without
+    /// a prompt).
+    Chat {
+        /// The enclave: https://HOST:PORT (RA-TLS) or http://HOST:PORT (behind a router).
+        #[arg(long)]
+        endpoint: String,
+        /// Policy (TOML, see docs/policy.md).
+        #[arg(long)]
+        policy: PathBuf,
+        /// Most tokens per answer.
+        #[arg(long, default_value_t = 256)]
+        max_tokens: usize,
+        /// Sampling temperature.
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f32,
+        /// Seed for repeatable sampling.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// A system message.
+        #[arg(long)]
+        system: Option<String>,
+        /// The prompt; without one, read prompts from stdin.
+        prompt: Option<String>,
+    },
+    /// Serve the OpenAI API on localhost, sealing every request to the verified enclave.
+    Proxy {
+        /// Where to listen (keep it on loopback: requests arrive here in the clear).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// The enclave: https://HOST:PORT or http://HOST:PORT.
+        #[arg(long)]
+        endpoint: String,
+        /// Policy (TOML).
+        #[arg(long)]
+        policy: PathBuf,
     },
     /// Measure speed and print a table.
     Bench {
@@ -81,9 +140,116 @@ enum BenchWhat {
     },
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("silk: cannot start the async runtime: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn client_exit(what: &str, e: &ClientError) -> ExitCode {
+    eprintln!("silk {what}: {e}");
+    if let ClientError::Attestation {
+        verdict: Some(v), ..
+    } = e
+    {
+        for c in v.failures() {
+            if let silk_protocol::attestation::Outcome::Fail { reason } = &c.outcome {
+                eprintln!("  \u{2717} {}: {reason}", c.name);
+            }
+        }
+    }
+    ExitCode::from(match e.kind() {
+        ErrorKind::Attestation => 1,
+        ErrorKind::Configuration => 2,
+        ErrorKind::Transport | ErrorKind::Api => 3,
+    })
+}
+
 fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SILK_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Demo {
+            model,
+            enclave,
+            max_tokens,
+            prompt,
+        } => {
+            let args = DemoArgs {
+                model,
+                enclave,
+                prompt,
+                max_tokens,
+            };
+            match runtime().block_on(run_demo(&args, &mut std::io::stdout())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(DemoError::Client(e)) => client_exit("demo", &e),
+                Err(e) => {
+                    eprintln!("silk demo: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Chat {
+            endpoint,
+            policy,
+            max_tokens,
+            temperature,
+            seed,
+            system,
+            prompt,
+        } => {
+            let settings = ChatSettings {
+                max_tokens,
+                temperature,
+                seed,
+                system,
+            };
+            let result = runtime().block_on(async {
+                let policy = load_policy(&policy)?;
+                let session = Session::connect(&endpoint, policy).await?;
+                let mut out = std::io::stdout();
+                let _ = print_verification(&session, &endpoint, &mut out);
+                run_chat(&session, prompt.as_deref(), &settings, &mut out).await
+            });
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => client_exit("chat", &e),
+            }
+        }
+        Command::Proxy {
+            listen,
+            endpoint,
+            policy,
+        } => {
+            let result = runtime().block_on(async {
+                let policy = load_policy(&policy)?;
+                let session = Arc::new(Session::connect(&endpoint, policy).await?);
+                let mut out = std::io::stdout();
+                let _ = print_verification(&session, &endpoint, &mut out);
+                println!("silk proxy: OpenAI API at http://{listen}/v1 (sealed to {endpoint})");
+                silk_client::proxy::serve(listen, session)
+                    .await
+                    .map_err(|e| ClientError::Config(format!("listening on {listen}: {e}")))
+            });
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => client_exit("proxy", &e),
+            }
+        }
         Command::Bench {
             what:
                 BenchWhat::Engine {

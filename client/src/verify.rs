@@ -119,11 +119,14 @@ pub fn run_verify(args: &VerifyArgs, out: &mut dyn Write) -> Result<bool, Verify
         path: args.evidence.clone(),
         source,
     };
-    let evidence = Evidence::detect(&raw).map_err(evidence_err)?;
     let mut notes = Vec::new();
     if args.policy.is_none() {
         notes.push("no --policy given: the empty policy rejects everything".to_owned());
     }
+    if raw.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        return verify_bundle(args, &raw, &policy, now, notes, out);
+    }
+    let evidence = Evidence::detect(&raw).map_err(evidence_err)?;
     let verdict: Verdict = match evidence.kind {
         EvidenceKind::SnpReport => {
             let certs = load_snp_certs(args)?;
@@ -149,6 +152,52 @@ pub fn run_verify(args: &VerifyArgs, out: &mut dyn Write) -> Result<bool, Verify
         render::json(&verdict, evidence.kind, &source, now, out)?;
     } else {
         render::table(&verdict, evidence.kind, &source, now, &notes, out)?;
+    }
+    Ok(verdict.accepted())
+}
+
+/// An evidence bundle as an enclave serves it (`GET /v1/attestation`): the platform
+/// evidence with its certificates, and the claims its REPORT_DATA must bind.
+fn verify_bundle(
+    args: &VerifyArgs,
+    raw: &[u8],
+    policy: &Policy,
+    now: OffsetDateTime,
+    mut notes: Vec<String>,
+    out: &mut dyn Write,
+) -> Result<bool, VerifyCmdError> {
+    use silk_protocol::{EvidenceBundle, Expectations, PlatformEvidence};
+    let bad = |reason: String| VerifyCmdError::Collateral {
+        path: args.evidence.clone(),
+        reason,
+    };
+    let bundle = EvidenceBundle::from_json(raw).map_err(|e| bad(e.to_string()))?;
+    let mut expect = Expectations::default();
+    if let Some(path) = &args.collateral {
+        let json = read("collateral", path)?;
+        expect.collateral =
+            Some(
+                TdxCollateral::from_json(&json).map_err(|e| VerifyCmdError::Collateral {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?,
+            );
+    }
+    let kind = match bundle.platform {
+        PlatformEvidence::SevSnp { .. } => EvidenceKind::SnpReport,
+        PlatformEvidence::Tdx { .. } => {
+            EvidenceKind::DcapQuote(silk_attestation::tdx::TeeType::Tdx)
+        }
+    };
+    let (_, verdict) = bundle
+        .verify(policy, &expect, now)
+        .map_err(|e| bad(e.to_string()))?;
+    notes.push("an evidence bundle: REPORT_DATA must be SHA-512 of its claims".into());
+    let source = args.evidence.display().to_string();
+    if args.json {
+        render::json(&verdict, kind, &source, now, out)?;
+    } else {
+        render::table(&verdict, kind, &source, now, &notes, out)?;
     }
     Ok(verdict.accepted())
 }

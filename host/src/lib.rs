@@ -1,7 +1,22 @@
 //! `silk-host`: the GPU owner's side.
 //!
-//! It will prepare the GPU for passthrough (vfio), build and supervise the QEMU command line
-//! for SEV-SNP, TDX or no TEE, relay client connections to the enclave as opaque bytes, and
-//! report the VM's health. By design it depends on no crate that can open a sealed request.
+//! It prepares GPUs for passthrough ([`vfio`]), checks the host ([`preflight`]), builds the
+//! QEMU command line for SEV-SNP, TDX or no TEE ([`qemu`]), supervises QEMU
+//! ([`supervisor`]), relays client connections to the enclave as opaque bytes ([`relay`]),
+//! and reports health and counters ([`admin`], [`metrics`]). [`app`] ties them together
+//! for `silk-host run`.
+//!
+//! By design it depends on no crate that can open a sealed request: it holds no key, and
+//! it never parses what it relays.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod admin;
+pub mod app;
+pub mod metrics;
+pub mod pci;
+pub mod preflight;
+pub mod qemu;
+pub mod relay;
+pub mod supervisor;
+pub mod vfio;

@@ -15,6 +15,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cpio;
+pub mod kmod;
+pub mod manifest;
 pub mod ovmf;
 pub mod pe;
 pub mod snp;

@@ -4,9 +4,11 @@
 //!   SHA-512 is the hardware report's REPORT_DATA.
 //! - [`seal`]: HPKE-sealed requests (RFC 9180) bound to those claims, and the numbered,
 //!   authenticated response stream keyed from the same HPKE context.
-//!
 //! - [`bundle`]: the evidence bundle an enclave serves, and its verification: platform
 //!   evidence under the policy, REPORT_DATA bound to the claims, challenge and freshness.
+//! - [`ratls`]: TLS 1.3 certificates carrying the bundle, and the rustls verifier that
+//!   trusts a server only through its verified claims.
+//! - [`wire`]: the HTTP surface both sides agree on: paths, media types, limits, errors.
 //!
 //! Everything here is pure: bytes in, bytes out. `docs/protocol.md` is the specification.
 #![forbid(unsafe_code)]
@@ -17,7 +19,9 @@ pub use silk_attestation as attestation;
 
 pub mod bundle;
 pub mod claims;
+pub mod ratls;
 pub mod seal;
+pub mod wire;
 
 pub use bundle::{BundleError, EvidenceBundle, Expectations, PlatformEvidence};
 pub use claims::{Claims, ClaimsError};

@@ -1,1 +1,5 @@
-//! End-to-end tests live in `tests/tests/`; this library only anchors the crate.
+//! End-to-end tests live in `tests/tests/`; this library holds what they share.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod vm;

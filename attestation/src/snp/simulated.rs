@@ -30,6 +30,15 @@ use crate::verdict::{Check, Stage, Verdict};
 pub const ROOT_CN: &str = "silk development ARK (SIMULATED, not AMD)";
 const ASK_CN: &str = "silk development ASK (SIMULATED, not AMD)";
 const VCEK_CN: &str = "SEV-VCEK (SIMULATED by silk, not AMD)";
+/// PEM label of the development chip key: it says what it is wherever it is copied.
+const DEV_KEY_LABEL: &str = "SILK DEVELOPMENT CHIP KEY (SIMULATED, NOT SECRET)";
+const DEV_TCB: TcbParts = TcbParts {
+    fmc: None,
+    bootloader: 4,
+    tee: 0,
+    snp: 22,
+    microcode: 213,
+};
 
 /// Why the development chain could not be made or used.
 #[derive(Debug, thiserror::Error)]
@@ -106,13 +115,7 @@ impl SimulatedPlatform {
         let root: [u8; 32] = Sha256::digest(ark.der()).into();
         chip_id[..32].copy_from_slice(&root);
         chip_id[32..].copy_from_slice(&root);
-        let tcb = TcbParts {
-            fmc: None,
-            bootloader: 4,
-            tee: 0,
-            snp: 22,
-            microcode: 213,
-        };
+        let tcb = DEV_TCB;
         let mut vcek_params = CertificateParams::default();
         vcek_params
             .distinguished_name
@@ -139,6 +142,86 @@ impl SimulatedPlatform {
             vcek_key,
             chip_id,
             tcb,
+        })
+    }
+
+    /// The chain and the chip key as PEM, for handing a development platform from the
+    /// process that pins its root (`silk demo`, `silk-host`) to the enclave that signs with
+    /// it. The key block is labelled as a development key; the text is wiped when dropped.
+    pub fn to_pem(&self) -> Result<Zeroizing<String>, SimulatedError> {
+        use p384::pkcs8::EncodePrivateKey;
+        let enc = |label: &str, der: &[u8]| {
+            der::pem::encode_string(label, der::pem::LineEnding::LF, der)
+                .map_err(|e| SimulatedError::Key(e.to_string()))
+        };
+        let key = self
+            .vcek_key
+            .to_pkcs8_der()
+            .map_err(|e| SimulatedError::Key(e.to_string()))?;
+        let mut out = Zeroizing::new(String::new());
+        out.push_str(&enc("CERTIFICATE", &self.chain.ark)?);
+        out.push_str(&enc("CERTIFICATE", &self.chain.ask)?);
+        out.push_str(&enc("CERTIFICATE", &self.chain.vcek)?);
+        out.push_str(&Zeroizing::new(enc(DEV_KEY_LABEL, key.as_bytes())?));
+        Ok(out)
+    }
+
+    /// Reads what [`SimulatedPlatform::to_pem`] wrote: the root, signing-key and chip
+    /// certificates in that order, then the development chip key.
+    pub fn from_pem(text: &str) -> Result<Self, SimulatedError> {
+        let bad = |m: &str| SimulatedError::Key(format!("development chain PEM: {m}"));
+        let mut blocks = Vec::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("-----BEGIN ") {
+            let tail = &rest[start..];
+            let end_tag = tail
+                .find("-----END ")
+                .ok_or_else(|| bad("unterminated block"))?;
+            let close = tail[end_tag + 9..]
+                .find("-----")
+                .ok_or_else(|| bad("unterminated END line"))?;
+            let block_len = end_tag + 9 + close + 5;
+            let (label, der) = der::pem::decode_vec(&tail.as_bytes()[..block_len])
+                .map_err(|e| bad(&e.to_string()))?;
+            blocks.push((label.to_owned(), Zeroizing::new(der)));
+            rest = &tail[block_len..];
+        }
+        let [ark, ask, vcek, key] = blocks.as_slice() else {
+            return Err(bad(&format!(
+                "expected 3 certificates and a key, found {} blocks",
+                blocks.len()
+            )));
+        };
+        for (label, want) in [
+            (&ark.0, "CERTIFICATE"),
+            (&ask.0, "CERTIFICATE"),
+            (&vcek.0, "CERTIFICATE"),
+            (&key.0, DEV_KEY_LABEL),
+        ] {
+            if label != want {
+                return Err(bad(&format!("block `{label}` where `{want}` belongs")));
+            }
+        }
+        if !is_simulated(Some(&ark.1)) {
+            return Err(bad("the root is not a silk development root"));
+        }
+        let vcek_key =
+            SigningKey::from_pkcs8_der(&key.1).map_err(|e| SimulatedError::Key(e.to_string()))?;
+        let chain = SimulatedChain {
+            ark: ark.1.to_vec(),
+            ask: ask.1.to_vec(),
+            vcek: vcek.1.to_vec(),
+        };
+        // The chip id and TCB are derived exactly as `generate` derives them.
+        let root = chain.root_digest();
+        let mut chip_id = [0u8; 64];
+        chip_id[..32].copy_from_slice(&root);
+        chip_id[32..].copy_from_slice(&root);
+        Ok(Self {
+            chain,
+            vcek_key,
+            chip_id,
+            tcb: DEV_TCB,
         })
     }
 
@@ -325,6 +408,24 @@ mod tests {
         let mut v = Verdict::new(crate::Platform::SevSnp);
         verify_simulated(&raw, p.chain(), true, &[[0; 32]], &mut v);
         assert!(!v.check("sim.root_pinned").unwrap().passed());
+    }
+
+    #[test]
+    fn pem_round_trip_keeps_the_chain_and_the_signing_key() {
+        let p = SimulatedPlatform::generate().unwrap();
+        let pem = p.to_pem().unwrap();
+        assert!(pem.contains("SILK DEVELOPMENT CHIP KEY"));
+        let q = SimulatedPlatform::from_pem(&pem).unwrap();
+        assert_eq!(q.chain(), p.chain());
+        let raw = q.report(&[7; 48], &[9; 64]);
+        let mut v = Verdict::new(crate::Platform::SevSnp);
+        verify_simulated(&raw, p.chain(), true, &[p.chain().root_digest()], &mut v);
+        assert!(v.accepted(), "{:?}", v.failures().collect::<Vec<_>>());
+        // Blocks out of order, or missing, are refused with a message.
+        let text: &str = &pem;
+        let cut = text.rfind("-----BEGIN").unwrap();
+        assert!(SimulatedPlatform::from_pem(&text[..cut]).is_err());
+        assert!(SimulatedPlatform::from_pem("").is_err());
     }
 
     #[test]

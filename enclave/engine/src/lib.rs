@@ -23,7 +23,11 @@ pub use error::{LoadError, RunError};
 pub use loader::{load, Loaded};
 pub use model::{KvCache, Model, SeqStep};
 pub use sampler::{Sampler, SamplingParams};
-pub use scheduler::{Engine, EngineConfig, GenerateRequest, Prompt};
+pub use scheduler::{
+    Engine, EngineConfig, EngineStats, Event, FinishReason, GenerateRequest, Generation,
+    ModelBundle, Prompt, SubmitError, Usage,
+};
+pub use template::ChatMessage;
 
 use std::path::Path;
 

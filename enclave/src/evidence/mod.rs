@@ -90,6 +90,10 @@ pub trait EvidenceProvider: Send + Sync {
     fn name(&self) -> &'static str;
     /// Evidence over `report_data`.
     fn report(&self, report_data: &[u8; 64]) -> Result<RawEvidence, EvidenceError>;
+    /// The development chain, for the simulated provider only.
+    fn simulated_chain(&self) -> Option<&SimulatedChain> {
+        None
+    }
 }
 
 /// configfs-tsm under a root directory.
@@ -185,6 +189,9 @@ impl EvidenceProvider for SimulatedProvider {
             evidence: self.platform.report(&self.measurement, report_data),
             certificates: None,
         })
+    }
+    fn simulated_chain(&self) -> Option<&SimulatedChain> {
+        Some(self.platform.chain())
     }
 }
 

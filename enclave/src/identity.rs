@@ -1,0 +1,207 @@
+//! The enclave's identity for one boot: keys made inside, the claims that bind them, the
+//! evidence over those claims and the RA-TLS certificate that carries it.
+//!
+//! Keys are generated here at start and live only in memory (wiped on drop); nothing in
+//! this module writes them anywhere. The *base* claims (no challenge) are attested once
+//! and ride in the TLS certificate; sealed requests are bound to their digest. A client's
+//! challenge gets *fresh* claims — the same keys and identity, its nonce, the current
+//! time — and fresh evidence over them.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use silk_protocol::attestation::snp::simulated::SimulatedChain;
+use silk_protocol::bundle::Bytes;
+use silk_protocol::ratls::{self, TlsIdentity};
+use silk_protocol::{
+    open_request, Claims, EnclaveKeys, EvidenceBundle, PlatformEvidence, SealError, StreamSealer,
+};
+use zeroize::Zeroizing;
+
+use crate::evidence::sev_guest::{parse_cert_table, CertKind};
+use crate::evidence::{EvidenceError, EvidenceProvider, Platform, RawEvidence};
+
+/// What the enclave states about itself besides its keys.
+#[derive(Clone, Debug)]
+pub struct Statement {
+    /// SHA-256 of the image manifest it booted from.
+    pub image_digest: [u8; 32],
+    /// The model identity (`sha256:…` or `verity:…`).
+    pub model: String,
+    /// The GPU evidence nonce (empty without a GPU).
+    pub gpu_nonce: Vec<u8>,
+    /// The software version.
+    pub software_version: String,
+}
+
+/// Why the identity could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// The hardware (or simulator) gave no evidence.
+    #[error("evidence: {0}")]
+    Evidence(#[from] EvidenceError),
+    /// The evidence cannot be served as a bundle.
+    #[error("evidence bundle: {0}")]
+    Bundle(String),
+    /// A claims field is out of bounds.
+    #[error("claims: {0}")]
+    Claims(#[from] silk_protocol::ClaimsError),
+    /// The TLS certificate could not be made.
+    #[error(transparent)]
+    Tls(#[from] ratls::RaTlsError),
+}
+
+/// Keys, claims, evidence and certificate of one boot.
+pub struct Identity {
+    hpke: EnclaveKeys,
+    tls: TlsIdentity,
+    provider: Arc<dyn EvidenceProvider>,
+    statement: Statement,
+    base_claims: Claims,
+    claims_digest: [u8; 32],
+    base_bundle: EvidenceBundle,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Identity {
+    /// Generates the keys and obtains evidence over the base claims.
+    pub fn create(
+        provider: Arc<dyn EvidenceProvider>,
+        statement: Statement,
+    ) -> Result<Self, IdentityError> {
+        let hpke = EnclaveKeys::generate(&mut silk_protocol::seal::os_rng());
+        let tls = TlsIdentity::generate()?;
+        let base_claims = claims(&hpke, &tls, &statement, Vec::new());
+        let claims_digest = base_claims.digest()?;
+        let base_bundle = attest(provider.as_ref(), &base_claims)?;
+        Ok(Self {
+            hpke,
+            tls,
+            provider,
+            statement,
+            base_claims,
+            claims_digest,
+            base_bundle,
+        })
+    }
+
+    /// The claims sealed requests are bound to.
+    pub fn claims(&self) -> &Claims {
+        &self.base_claims
+    }
+
+    /// The evidence bundle over the base claims.
+    pub fn bundle(&self) -> &EvidenceBundle {
+        &self.base_bundle
+    }
+
+    /// Fresh evidence whose claims carry the client's `nonce`.
+    pub fn fresh_bundle(&self, nonce: &[u8]) -> Result<EvidenceBundle, IdentityError> {
+        let c = claims(&self.hpke, &self.tls, &self.statement, nonce.to_vec());
+        attest(self.provider.as_ref(), &c)
+    }
+
+    /// Opens a sealed request bound to this boot's claims.
+    pub fn open(&self, wire: &[u8]) -> Result<(Zeroizing<Vec<u8>>, StreamSealer), SealError> {
+        open_request(&self.hpke, &self.claims_digest, wire)
+    }
+
+    /// The RA-TLS certificate and key for the server.
+    pub fn certificate(
+        &self,
+    ) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), IdentityError> {
+        Ok(self.tls.certificate(&self.base_bundle)?)
+    }
+
+    /// The name of the evidence provider.
+    pub fn provider_name(&self) -> &'static str {
+        self.provider.name()
+    }
+}
+
+fn claims(hpke: &EnclaveKeys, tls: &TlsIdentity, s: &Statement, challenge: Vec<u8>) -> Claims {
+    Claims {
+        hpke_public_key: hpke.public_key(),
+        tls_spki_sha256: tls.spki_sha256(),
+        image_digest: s.image_digest,
+        model: s.model.clone(),
+        gpu_nonce: s.gpu_nonce.clone(),
+        challenge,
+        created_at: unix_now(),
+        software_version: s.software_version.clone(),
+    }
+}
+
+fn attest(
+    provider: &dyn EvidenceProvider,
+    claims: &Claims,
+) -> Result<EvidenceBundle, IdentityError> {
+    let raw = provider.report(&claims.report_data()?)?;
+    let platform = platform_evidence(raw, provider.simulated_chain())?;
+    Ok(EvidenceBundle {
+        version: 1,
+        platform,
+        claims: Bytes(claims.encode()?),
+    })
+}
+
+/// Turns what a provider returned into the bundle's platform evidence.
+pub fn platform_evidence(
+    raw: RawEvidence,
+    sim_chain: Option<&SimulatedChain>,
+) -> Result<PlatformEvidence, IdentityError> {
+    match raw.platform {
+        Platform::Simulated => {
+            let chain = sim_chain.ok_or_else(|| {
+                IdentityError::Bundle("a simulated report without its development chain".into())
+            })?;
+            Ok(PlatformEvidence::SevSnp {
+                report: Bytes(raw.evidence),
+                vek: Bytes(chain.vcek.clone()),
+                ask: Some(Bytes(chain.ask.clone())),
+                ark: Some(Bytes(chain.ark.clone())),
+            })
+        }
+        Platform::SevSnp => {
+            let table = raw.certificates.ok_or_else(|| {
+                IdentityError::Bundle(
+                    "the SNP report came without a certificate table; the host must provide \
+                     the VCEK/VLEK chain (extended report / configfs-tsm auxblob)"
+                        .into(),
+                )
+            })?;
+            let certs = parse_cert_table(&table)?;
+            let find = |k: CertKind| {
+                certs
+                    .iter()
+                    .find(|(kind, _)| *kind == k)
+                    .map(|(_, d)| Bytes(d.clone()))
+            };
+            let vek = find(CertKind::Vcek)
+                .or_else(|| find(CertKind::Vlek))
+                .ok_or_else(|| {
+                    IdentityError::Bundle("the certificate table has no VCEK or VLEK".into())
+                })?;
+            Ok(PlatformEvidence::SevSnp {
+                report: Bytes(raw.evidence),
+                vek,
+                ask: find(CertKind::Ask),
+                ark: find(CertKind::Ark),
+            })
+        }
+        Platform::Tdx => Ok(PlatformEvidence::Tdx {
+            quote: Bytes(raw.evidence),
+            collateral: None,
+        }),
+        Platform::TdxReport => Err(IdentityError::Bundle(
+            "a TDREPORT is only verifiable on the same machine; use configfs-tsm for a quote"
+                .into(),
+        )),
+    }
+}

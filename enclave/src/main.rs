@@ -1,0 +1,157 @@
+//! `silk-enclave`: serve sealed inference from inside a confidential VM.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use silk_enclave::evidence::ProviderKind;
+use silk_enclave::start::{self, Config, EvidenceChoice};
+use silk_engine::EngineConfig;
+use zeroize::Zeroizing;
+
+/// Serve sealed, attested inference.
+#[derive(Parser)]
+#[command(name = "silk-enclave", version)]
+struct Args {
+    /// Address of the RA-TLS (HTTPS) listener; port 0 picks a free port.
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    listen: SocketAddr,
+    /// Also serve plain HTTP here, for a router that terminates its own TLS. Requests stay
+    /// sealed end to end; only the RA-TLS binding is lost on this path.
+    #[arg(long)]
+    plain_listen: Option<SocketAddr>,
+    /// The model: a GGUF file or a safetensors model directory.
+    #[arg(long)]
+    model: PathBuf,
+    /// The served model name (default: the file name without extension).
+    #[arg(long)]
+    model_name: Option<String>,
+    /// The model identity carried in the claims, e.g. `verity:<root hash>` when the model
+    /// disk is opened through dm-verity (default: `sha256:` of the model files).
+    #[arg(long)]
+    model_id: Option<String>,
+    /// Evidence provider: auto, configfs-tsm, sev-guest, tdx-guest or simulated.
+    #[arg(long, default_value = "auto")]
+    evidence: String,
+    /// Development chain for `--evidence simulated` (PEM from `silk demo` or `silk-host`);
+    /// without it a fresh chain is made and its root digest printed.
+    #[arg(long)]
+    sim_chain: Option<PathBuf>,
+    /// The image manifest digest (hex SHA-256) for the claims (default: SHA-256 of this
+    /// executable).
+    #[arg(long)]
+    image_digest: Option<String>,
+    /// Most sequences decoded together.
+    #[arg(long, default_value_t = 32)]
+    max_batch: usize,
+    /// KV-cache budget in MiB.
+    #[arg(long, default_value_t = 1024)]
+    kv_budget_mib: usize,
+    /// Default completion length.
+    #[arg(long, default_value_t = 512)]
+    default_max_tokens: usize,
+}
+
+fn config(args: Args) -> Result<Config, String> {
+    let evidence = match args.evidence.as_str() {
+        "auto" => EvidenceChoice::Detect,
+        other => EvidenceChoice::Kind(other.parse::<ProviderKind>()?),
+    };
+    let sim_chain_pem = match &args.sim_chain {
+        Some(p) => Some(Zeroizing::new(
+            std::fs::read_to_string(p).map_err(|e| format!("--sim-chain {}: {e}", p.display()))?,
+        )),
+        None => None,
+    };
+    let image_digest = match &args.image_digest {
+        Some(h) => Some(
+            hex::decode(h)
+                .ok()
+                .and_then(|v| <[u8; 32]>::try_from(v).ok())
+                .ok_or("--image-digest must be 64 hex digits")?,
+        ),
+        None => None,
+    };
+    Ok(Config {
+        listen: args.listen,
+        plain_listen: args.plain_listen,
+        model: args.model,
+        model_name: args.model_name,
+        model_id: args.model_id,
+        evidence,
+        sim_chain_pem,
+        image_digest,
+        engine: EngineConfig {
+            max_batch: args.max_batch,
+            kv_budget_bytes: args.kv_budget_mib << 20,
+            default_max_tokens: args.default_max_tokens,
+            ..EngineConfig::default()
+        },
+    })
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SILK_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match config(Args::parse()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("silk-enclave: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("silk-enclave: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let running = match start::start(config).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("silk-enclave: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        // Machine-readable lines on stdout, for whoever started us (silk demo, silk-host).
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "evidence {}", running.provider);
+        if let Some(root) = running.simulated_root {
+            let _ = writeln!(out, "simulated-root {}", hex::encode(root));
+        }
+        if let Some(plain) = running.plain_addr {
+            let _ = writeln!(out, "listening http://{plain}");
+        }
+        let _ = writeln!(out, "listening https://{}", running.addr);
+        let _ = out.flush();
+        drop(out);
+        tracing::info!(addr = %running.addr, evidence = running.provider, "serving");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
+            _ = terminate() => tracing::info!("terminated; stopping"),
+            _ = running.wait() => {}
+        }
+        ExitCode::SUCCESS
+    })
+}
+
+async fn terminate() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+}

@@ -1,0 +1,448 @@
+//! The enclave's HTTP server: evidence, sealed OpenAI requests, health and metrics.
+//!
+//! Served over TLS 1.3 with the RA-TLS certificate, and optionally over plain HTTP for a
+//! router that terminates its own TLS (the content is sealed end to end either way). Logs
+//! carry outcomes, sizes and timings — never a prompt, an answer or an error message that
+//! could quote one.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use serde::Deserialize;
+use silk_engine::{Engine, Event, SubmitError};
+use silk_protocol::wire::{self, ErrorBody};
+use silk_protocol::StreamSealer;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use zeroize::Zeroizing;
+
+use crate::identity::Identity;
+use crate::metrics::{Metrics, Outcome};
+use crate::openai::{self, AnswerHead};
+
+/// Everything the handlers share.
+pub struct AppState {
+    /// Keys, claims and evidence of this boot.
+    pub identity: Identity,
+    /// The inference engine.
+    pub engine: Engine,
+    /// The served model's name (`/v1/models`, answers' `model`).
+    pub model_name: String,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Bounds concurrent fresh-evidence requests (each is a firmware call).
+    pub fresh_limit: tokio::sync::Semaphore,
+    /// Encapsulated keys of requests already opened.
+    pub replay: std::sync::Mutex<crate::replay::ReplayGuard>,
+}
+
+/// The router of all endpoints.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(wire::PATH_ATTESTATION, get(attestation))
+        .route(wire::PATH_SEALED, post(sealed))
+        .route(wire::PATH_MODELS, get(models))
+        .route(wire::PATH_HEALTH, get(health))
+        .route(wire::PATH_METRICS, get(metrics))
+        .with_state(state)
+}
+
+/// Serves `app` over TLS on `listener` until the task is dropped.
+pub async fn serve_tls(listener: TcpListener, tls: Arc<rustls::ServerConfig>, app: Router) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let stream = match acceptor.accept(tcp).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+            };
+            let service = TowerToHyperService::new(app);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%peer, "connection ended: {e}");
+            }
+        });
+    }
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn plain_error(status: StatusCode, kind: &str, code: &str, message: String) -> Response {
+    json_response(status, ErrorBody::new(kind, code, message).to_json())
+}
+
+#[derive(Deserialize)]
+struct NonceQuery {
+    nonce: Option<String>,
+}
+
+async fn attestation(State(s): State<Arc<AppState>>, Query(q): Query<NonceQuery>) -> Response {
+    let Some(hex_nonce) = q.nonce else {
+        s.metrics.attestations.inc();
+        return json_response(StatusCode::OK, s.identity.bundle().to_json());
+    };
+    let nonce = match hex::decode(&hex_nonce) {
+        Ok(n) if !n.is_empty() && n.len() <= wire::MAX_NONCE => n,
+        _ => {
+            return plain_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "bad_nonce",
+                format!("nonce must be 1 to {} bytes of hex", wire::MAX_NONCE),
+            )
+        }
+    };
+    let Ok(_permit) = s.fresh_limit.acquire().await else {
+        return plain_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "shutting_down",
+            "the enclave is stopping".into(),
+        );
+    };
+    let state = s.clone();
+    let fresh = tokio::task::spawn_blocking(move || state.identity.fresh_bundle(&nonce)).await;
+    match fresh {
+        Ok(Ok(bundle)) => {
+            s.metrics.attestations.inc();
+            json_response(StatusCode::OK, bundle.to_json())
+        }
+        Ok(Err(e)) => {
+            s.metrics.attestation_failures.inc();
+            tracing::error!("fresh evidence failed: {e}");
+            plain_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "evidence_unavailable",
+                format!("fresh evidence failed: {e}"),
+            )
+        }
+        Err(_) => plain_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "internal",
+            "evidence task failed".into(),
+        ),
+    }
+}
+
+async fn models(State(s): State<Arc<AppState>>) -> Response {
+    let body = serde_json::json!({
+        "object": "list",
+        "data": [{"id": s.model_name, "object": "model", "created": 0, "owned_by": "silk"}],
+    });
+    json_response(StatusCode::OK, body.to_string().into_bytes())
+}
+
+async fn health(State(s): State<Arc<AppState>>) -> Response {
+    let stats = s.engine.stats();
+    let body = serde_json::json!({
+        "status": "ok",
+        "evidence": s.identity.provider_name(),
+        "model": s.model_name,
+        "running": stats.running,
+        "waiting": stats.waiting,
+    });
+    json_response(StatusCode::OK, body.to_string().into_bytes())
+}
+
+async fn metrics(State(s): State<Arc<AppState>>) -> Response {
+    let mut r = s.metrics.render(s.engine.stats()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    r
+}
+
+fn sealed_response(status: StatusCode, body: Body) -> Response {
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(wire::SEALED_STREAM_TYPE),
+    );
+    r
+}
+
+/// An error the client can only read after opening: sent sealed, as the last chunk.
+fn sealed_error(
+    mut sealer: StreamSealer,
+    status: StatusCode,
+    kind: &str,
+    code: &str,
+    message: String,
+) -> Response {
+    match sealer.seal(&ErrorBody::new(kind, code, message).to_json(), true) {
+        Ok(frame) => sealed_response(status, Body::from(frame)),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+async fn sealed(State(s): State<Arc<AppState>>, body: Body) -> Response {
+    let start = Instant::now();
+    let wire_bytes = match axum::body::to_bytes(body, wire::MAX_SEALED_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            s.metrics.outcome(Outcome::TooLarge);
+            return plain_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "too_large",
+                format!(
+                    "sealed body over {} bytes, or unreadable",
+                    wire::MAX_SEALED_BODY
+                ),
+            );
+        }
+    };
+    let (plain, sealer) = match s.identity.open(&wire_bytes) {
+        Ok(opened) => opened,
+        Err(e) => {
+            s.metrics.outcome(Outcome::BadSeal);
+            tracing::info!(bytes = wire_bytes.len(), "sealed request refused: {e}");
+            return plain_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "bad_seal",
+                e.to_string(),
+            );
+        }
+    };
+    let mut enc = [0u8; 32];
+    enc.copy_from_slice(&wire_bytes[33..65]);
+    let fresh = s
+        .replay
+        .lock()
+        .map(|mut g| g.first_use(enc))
+        .unwrap_or(false);
+    if !fresh {
+        s.metrics.outcome(Outcome::Replayed);
+        tracing::warn!("sealed request refused: replayed");
+        return plain_error(
+            StatusCode::CONFLICT,
+            "invalid_request_error",
+            "replayed",
+            "this sealed request was already received (replay)".into(),
+        );
+    }
+    let parsed = openai::parse(&plain);
+    drop(plain);
+    let parsed = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            s.metrics.outcome(Outcome::BadRequest);
+            tracing::info!(param = ?e.param, "sealed request invalid");
+            return sealed_error(
+                sealer,
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "bad_request",
+                e.message,
+            );
+        }
+    };
+    let generation = match s.engine.submit(parsed.generate) {
+        Ok(g) => g,
+        Err(e) => {
+            let (status, code, outcome) = match &e {
+                SubmitError::Busy { .. } => (StatusCode::TOO_MANY_REQUESTS, "busy", Outcome::Busy),
+                SubmitError::Stopped => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "stopped", Outcome::Failed)
+                }
+                SubmitError::TooLarge(_) => (
+                    StatusCode::BAD_REQUEST,
+                    "context_length_exceeded",
+                    Outcome::BadRequest,
+                ),
+                SubmitError::Params(_) | SubmitError::Prompt(_) => {
+                    (StatusCode::BAD_REQUEST, "bad_request", Outcome::BadRequest)
+                }
+            };
+            s.metrics.outcome(outcome);
+            tracing::info!(code, "sealed request not admitted");
+            let kind = if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                "server_error"
+            } else {
+                "invalid_request_error"
+            };
+            return sealed_error(sealer, status, kind, code, e.to_string());
+        }
+    };
+    s.metrics
+        .prompt_tokens
+        .inc_by(generation.prompt_tokens as u64);
+    let head = AnswerHead {
+        api: parsed.api,
+        id: answer_id(parsed.api),
+        created: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        model: parsed.model.unwrap_or_else(|| s.model_name.clone()),
+    };
+    let (tx, rx) = mpsc::channel::<Result<Vec<u8>, std::io::Error>>(64);
+    let job = Pump {
+        state: s.clone(),
+        head,
+        stream: parsed.stream,
+        include_usage: parsed.include_usage,
+        sealer,
+        tx,
+        start,
+        done: false,
+    };
+    if parsed.stream {
+        tokio::task::spawn_blocking(move || job.run(generation));
+        return sealed_response(StatusCode::OK, Body::from_stream(ReceiverStream::new(rx)));
+    }
+    // A whole answer: wait for it so that a failure gets its own status.
+    let outcome = tokio::task::spawn_blocking(move || job.run(generation)).await;
+    let status = match outcome {
+        Ok(Outcome::Ok) => StatusCode::OK,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    sealed_response(status, Body::from_stream(ReceiverStream::new(rx)))
+}
+
+fn answer_id(api: wire::Api) -> String {
+    let mut raw = [0u8; 12];
+    rand::Rng::fill(&mut rand::thread_rng(), &mut raw);
+    match api {
+        wire::Api::ChatCompletions => format!("chatcmpl-{}", hex::encode(raw)),
+        wire::Api::Completions => format!("cmpl-{}", hex::encode(raw)),
+    }
+}
+
+/// Moves one generation's events into sealed chunks, on a blocking thread.
+struct Pump {
+    state: Arc<AppState>,
+    head: AnswerHead,
+    stream: bool,
+    include_usage: bool,
+    sealer: StreamSealer,
+    tx: mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+    start: Instant,
+    /// The final chunk was sealed.
+    done: bool,
+}
+
+impl Pump {
+    fn send(&mut self, plain: &[u8], last: bool) -> bool {
+        self.done |= last;
+        match self.sealer.seal(plain, last) {
+            Ok(frame) => self.tx.blocking_send(Ok(frame)).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    fn run(mut self, generation: silk_engine::Generation) -> Outcome {
+        let m = &self.state.clone().metrics;
+        m.open_streams.inc();
+        let mut first = true;
+        let mut text = Zeroizing::new(String::new());
+        let mut outcome = Outcome::Failed;
+        for event in generation {
+            match event {
+                Event::Delta(delta) => {
+                    let delta = Zeroizing::new(delta);
+                    if !self.stream {
+                        text.push_str(&delta);
+                        continue;
+                    }
+                    let event =
+                        Zeroizing::new(openai::sse(&self.head.chunk(Some(&delta), first, None)));
+                    if first {
+                        m.time_to_first_chunk
+                            .observe(self.start.elapsed().as_secs_f64());
+                    }
+                    first = false;
+                    if !self.send(&event, false) {
+                        outcome = Outcome::Cancelled;
+                        break;
+                    }
+                }
+                Event::Done { reason, usage } => {
+                    m.completion_tokens.inc_by(usage.completion_tokens as u64);
+                    let mut tail = Zeroizing::new(Vec::new());
+                    if self.stream {
+                        tail.extend(openai::sse(&self.head.chunk(None, first, Some(reason))));
+                        if self.include_usage {
+                            tail.extend(openai::sse(&self.head.usage_chunk(usage)));
+                        }
+                        tail.extend_from_slice(openai::SSE_DONE);
+                    } else {
+                        tail.extend(
+                            self.head
+                                .complete(&text, reason, usage)
+                                .to_string()
+                                .into_bytes(),
+                        );
+                    }
+                    outcome = if self.send(&tail, true) {
+                        Outcome::Ok
+                    } else {
+                        Outcome::Cancelled
+                    };
+                    break;
+                }
+                Event::Failed(reason) => {
+                    tracing::error!("generation failed: {reason}");
+                    let err = ErrorBody::new("server_error", "engine_failed", reason).to_json();
+                    let mut tail = Vec::new();
+                    if self.stream {
+                        tail.extend_from_slice(b"data: ");
+                        tail.extend_from_slice(&err);
+                        tail.extend_from_slice(b"\n\n");
+                        tail.extend_from_slice(openai::SSE_DONE);
+                    } else {
+                        tail = err;
+                    }
+                    self.send(&tail, true);
+                    break;
+                }
+            }
+        }
+        if !self.done {
+            // The engine stopped without a final event: end the stream explicitly.
+            let err = ErrorBody::new("server_error", "engine_stopped", "the engine stopped");
+            self.send(&err.to_json(), true);
+        }
+        m.open_streams.dec();
+        m.request_seconds
+            .observe(self.start.elapsed().as_secs_f64());
+        m.outcome(outcome.clone());
+        tracing::info!(outcome = ?outcome, ms = self.start.elapsed().as_millis() as u64, "sealed request");
+        outcome
+    }
+}

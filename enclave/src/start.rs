@@ -1,0 +1,297 @@
+//! Starting an enclave: load the model, make the identity, bind the listeners.
+//!
+//! Used by the `silk-enclave` binary and by tests that run an enclave in-process.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256, Sha384};
+use silk_engine::{Engine, EngineConfig};
+use silk_protocol::attestation::snp::simulated::SimulatedPlatform;
+use silk_protocol::Claims;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use zeroize::Zeroizing;
+
+use crate::evidence::{
+    self, ConfigFsProvider, EvidenceProvider, ProviderKind, SevGuestProvider, SimulatedProvider,
+    TdxGuestProvider,
+};
+use crate::identity::{Identity, Statement};
+use crate::metrics::Metrics;
+use crate::server::{self, AppState};
+
+/// Which evidence provider to use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EvidenceChoice {
+    /// What the machine offers ([`evidence::detect`]); never the simulator.
+    Detect,
+    /// This one.
+    Kind(ProviderKind),
+}
+
+/// How to start.
+pub struct Config {
+    /// The RA-TLS listener.
+    pub listen: SocketAddr,
+    /// An optional plain-HTTP listener, for a router that terminates its own TLS.
+    pub plain_listen: Option<SocketAddr>,
+    /// A GGUF file or a safetensors model directory.
+    pub model: PathBuf,
+    /// The served name (default: the file or directory name without extension).
+    pub model_name: Option<String>,
+    /// The model identity for the claims (default: `sha256:` of its files).
+    pub model_id: Option<String>,
+    /// The evidence provider.
+    pub evidence: EvidenceChoice,
+    /// The development chain for the simulator (PEM, as `SimulatedPlatform::to_pem`
+    /// writes it); a fresh one is generated when absent.
+    pub sim_chain_pem: Option<Zeroizing<String>>,
+    /// The image manifest digest (default: SHA-256 of this executable).
+    pub image_digest: Option<[u8; 32]>,
+    /// Engine limits.
+    pub engine: EngineConfig,
+}
+
+/// Why the enclave did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The model could not be loaded.
+    #[error("model {}: {source}", path.display())]
+    Model {
+        /// Its path.
+        path: PathBuf,
+        /// The error.
+        source: silk_engine::LoadError,
+    },
+    /// A file could not be read.
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        /// What was read.
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// No TEE and no explicit provider.
+    #[error("no TEE interface found (configfs-tsm, /dev/sev-guest, /dev/tdx_guest); pass --evidence simulated for development")]
+    NoTee,
+    /// The simulator's chain is unusable.
+    #[error("simulated platform: {0}")]
+    Simulated(String),
+    /// Identity creation failed.
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// A started enclave; dropping it stops the listeners.
+pub struct Running {
+    /// The RA-TLS address actually bound.
+    pub addr: SocketAddr,
+    /// The plain-HTTP address, when one was asked for.
+    pub plain_addr: Option<SocketAddr>,
+    /// The base claims.
+    pub claims: Claims,
+    /// SHA-256 of the simulated root, when simulating.
+    pub simulated_root: Option<[u8; 32]>,
+    /// The provider in use.
+    pub provider: &'static str,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Running {
+    /// Waits until the servers stop (they only stop on error or abort).
+    pub async fn wait(mut self) {
+        for t in std::mem::take(&mut self.tasks) {
+            let _ = t.await;
+        }
+    }
+}
+
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StartError + 'a {
+    move |source| StartError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// SHA-384 of this executable: what the simulator reports as the launch measurement, so
+/// that a policy can allowlist exactly the enclave build it expects.
+pub fn simulated_measurement() -> Result<[u8; 48], StartError> {
+    let exe = std::env::current_exe().map_err(io("executable", Path::new("/proc/self/exe")))?;
+    let mut h = Sha384::new();
+    hash_file(&exe, &mut h)?;
+    Ok(h.finalize().into())
+}
+
+fn hash_file(path: &Path, h: &mut impl Digest) -> Result<(), StartError> {
+    let mut f = std::fs::File::open(path).map_err(io("open", path))?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(io("read", path))?;
+        if n == 0 {
+            return Ok(());
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+/// `sha256:<hex>` of a model file, or of a directory's files (sorted by name, each as
+/// name, NUL, its SHA-256), so that any changed byte changes the identity.
+pub fn model_identity(path: &Path) -> Result<String, StartError> {
+    let mut outer = Sha256::new();
+    if path.is_dir() {
+        let mut names: Vec<_> = std::fs::read_dir(path)
+            .map_err(io("list", path))?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_file())
+            .map(|e| e.file_name())
+            .collect();
+        names.sort();
+        for name in names {
+            let mut inner = Sha256::new();
+            hash_file(&path.join(&name), &mut inner)?;
+            outer.update(name.to_string_lossy().as_bytes());
+            outer.update([0]);
+            outer.update(inner.finalize());
+        }
+    } else {
+        hash_file(path, &mut outer)?;
+    }
+    Ok(format!("sha256:{}", hex::encode(outer.finalize())))
+}
+
+fn provider(config: &Config) -> Result<Arc<dyn EvidenceProvider>, StartError> {
+    let kind = match &config.evidence {
+        EvidenceChoice::Kind(k) => *k,
+        EvidenceChoice::Detect => evidence::detect(Path::new("/")).ok_or(StartError::NoTee)?,
+    };
+    Ok(match kind {
+        ProviderKind::ConfigFs => Arc::new(ConfigFsProvider {
+            root: PathBuf::from(evidence::configfs::DEFAULT_ROOT),
+            vmpl: None,
+        }),
+        ProviderKind::SevGuest => Arc::new(SevGuestProvider {
+            device: PathBuf::from(evidence::sev_guest::DEVICE),
+            vmpl: 0,
+            // The extended report brings the VCEK chain the bundle needs.
+            extended: true,
+        }),
+        ProviderKind::TdxGuest => Arc::new(TdxGuestProvider {
+            device: PathBuf::from(evidence::tdx_guest::DEVICE),
+        }),
+        ProviderKind::Simulated => {
+            let platform = match &config.sim_chain_pem {
+                Some(pem) => SimulatedPlatform::from_pem(pem),
+                None => SimulatedPlatform::generate(),
+            }
+            .map_err(|e| StartError::Simulated(e.to_string()))?;
+            Arc::new(SimulatedProvider::new(platform, simulated_measurement()?))
+        }
+    })
+}
+
+/// Loads the model, creates the identity and starts serving.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let provider = provider(&config)?;
+    let simulated_root = provider.simulated_chain().map(|c| c.root_digest());
+    let model_path = config.model.clone();
+    let model_id = match &config.model_id {
+        Some(id) => id.clone(),
+        None => model_identity(&model_path)?,
+    };
+    let model_name = config.model_name.clone().unwrap_or_else(|| {
+        model_path
+            .file_stem()
+            .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned())
+    });
+    let bundle = silk_engine::open(&model_path, &candle_core::Device::Cpu).map_err(|source| {
+        StartError::Model {
+            path: model_path.clone(),
+            source,
+        }
+    })?;
+    let image_digest = match config.image_digest {
+        Some(d) => d,
+        None => {
+            let exe =
+                std::env::current_exe().map_err(io("executable", Path::new("/proc/self/exe")))?;
+            let mut h = Sha256::new();
+            hash_file(&exe, &mut h)?;
+            h.finalize().into()
+        }
+    };
+    let identity = Identity::create(
+        provider.clone(),
+        Statement {
+            image_digest,
+            model: model_id,
+            gpu_nonce: Vec::new(),
+            software_version: format!("silk-enclave {}", env!("CARGO_PKG_VERSION")),
+        },
+    )?;
+    let (cert, key) = identity.certificate()?;
+    let tls = Arc::new(
+        silk_protocol::ratls::server_config(cert, key)
+            .map_err(crate::identity::IdentityError::from)?,
+    );
+    let claims = identity.claims().clone();
+    let state = Arc::new(AppState {
+        identity,
+        engine: Engine::start(bundle, config.engine.clone()),
+        model_name,
+        metrics: Metrics::default(),
+        fresh_limit: tokio::sync::Semaphore::new(4),
+        replay: std::sync::Mutex::new(crate::replay::ReplayGuard::new(1 << 20)),
+    });
+    let app = server::router(state);
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })
+    };
+    let listener = bind(config.listen).await?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let mut tasks = vec![tokio::spawn(server::serve_tls(listener, tls, app.clone()))];
+    let mut plain_addr = None;
+    if let Some(plain) = config.plain_listen {
+        let l = bind(plain).await?;
+        plain_addr = l.local_addr().ok();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(l, app).await {
+                tracing::error!("plain listener stopped: {e}");
+            }
+        }));
+    }
+    Ok(Running {
+        addr,
+        plain_addr,
+        claims,
+        simulated_root,
+        provider: provider.name(),
+        tasks,
+    })
+}

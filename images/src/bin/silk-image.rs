@@ -1,0 +1,218 @@
+//! `silk-image`: the deterministic half of the image recipe.
+//!
+//! `images/recipe/build.sh` fetches Debian packages and lays out a staging tree; this tool
+//! turns the tree into the initramfs, copies the kernel and firmware, and writes the
+//! manifest. Everything that must be bit-identical across rebuilds happens here, in code
+//! that does not depend on the host's cpio, find, sort or locale.
+
+use clap::{Parser, Subcommand};
+use silk_images::cpio::Archive;
+use silk_images::manifest::{self, Component, Input, Manifest};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "silk-image", about = "Builds and checks silk guest images")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Packs a staging tree into an image directory (initrd.cpio, vmlinuz, OVMF.fd, manifest).
+    Build {
+        /// The initramfs staging tree (its root becomes `/`).
+        #[arg(long)]
+        root: PathBuf,
+        /// The kernel (bzImage) to copy in as `vmlinuz`.
+        #[arg(long)]
+        kernel: PathBuf,
+        /// The firmware (OVMF) to copy in as `OVMF.fd`.
+        #[arg(long)]
+        firmware: PathBuf,
+        /// The kernel command line; `silk.components=<digest>` is appended.
+        #[arg(long)]
+        cmdline: String,
+        /// Input files (e.g. the .deb packages) to record with their digests.
+        #[arg(long = "input")]
+        inputs: Vec<PathBuf>,
+        /// The timestamp every archived file carries.
+        #[arg(long)]
+        source_date_epoch: u32,
+        /// The image directory to write (created if absent).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Copies kernel modules and their dependencies into a staging tree, and writes their
+    /// load order to `etc/silk/modules`.
+    Modules {
+        /// The kernel's module directory (`.../lib/modules/<version>`).
+        #[arg(long)]
+        moddir: PathBuf,
+        /// The staging tree.
+        #[arg(long)]
+        root: PathBuf,
+        /// Modules to include (comma-separated names).
+        #[arg(long, value_delimiter = ',')]
+        want: Vec<String>,
+    },
+    /// Checks an image directory against its manifest and prints the image digest.
+    Verify {
+        /// The image directory.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Error {
+    #[error(transparent)]
+    Cpio(#[from] silk_images::cpio::CpioError),
+    #[error(transparent)]
+    Manifest(#[from] manifest::ManifestError),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Kmod(#[from] silk_images::kmod::KmodError),
+    #[error("{0} is not a lib/modules/<version> directory")]
+    ModDir(PathBuf),
+    #[error("input {0} has no usable file name")]
+    InputName(PathBuf),
+}
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Io { what, path, source }
+}
+
+fn build(
+    root: &Path,
+    kernel: &Path,
+    firmware: &Path,
+    cmdline: &str,
+    inputs: &[PathBuf],
+    epoch: u32,
+    out: &Path,
+) -> Result<Manifest, Error> {
+    std::fs::create_dir_all(out).map_err(io("creating", out))?;
+    let mut archive = Archive::new();
+    archive.add_tree(root)?;
+    let initrd = out.join("initrd.cpio");
+    let bytes = archive.to_bytes(epoch)?;
+    std::fs::write(&initrd, bytes).map_err(io("writing", &initrd))?;
+    let vmlinuz = out.join("vmlinuz");
+    std::fs::copy(kernel, &vmlinuz).map_err(io("copying", kernel))?;
+    let ovmf = out.join("OVMF.fd");
+    std::fs::copy(firmware, &ovmf).map_err(io("copying", firmware))?;
+
+    let components = vec![
+        Component::from_file(out, "firmware", "OVMF.fd")?,
+        Component::from_file(out, "initrd", "initrd.cpio")?,
+        Component::from_file(out, "kernel", "vmlinuz")?,
+    ];
+    let mut recorded = Vec::new();
+    for p in inputs {
+        let name = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| Error::InputName(p.clone()))?;
+        let (sha256, _) = manifest::sha256_file(p)?;
+        recorded.push(Input {
+            name: name.to_string(),
+            sha256,
+        });
+    }
+    recorded.sort_by(|a, b| a.name.cmp(&b.name));
+    recorded.dedup_by(|a, b| a.name == b.name);
+    let kernel_cmdline = format!(
+        "{} {}={}",
+        cmdline.trim(),
+        manifest::CMDLINE_COMPONENTS_KEY,
+        Manifest::components_digest(&components)
+    );
+    let m = Manifest {
+        components,
+        inputs: recorded,
+        kernel_cmdline,
+        schema: manifest::SCHEMA.into(),
+        source_date_epoch: u64::from(epoch),
+    };
+    m.validate()?;
+    let path = out.join(manifest::FILE_NAME);
+    std::fs::write(&path, m.to_pretty()).map_err(io("writing", &path))?;
+    Ok(m)
+}
+
+fn modules(moddir: &Path, root: &Path, want: &[String]) -> Result<(), Error> {
+    let version = moddir
+        .file_name()
+        .and_then(|v| v.to_str())
+        .ok_or_else(|| Error::ModDir(moddir.to_path_buf()))?;
+    let want: Vec<&str> = want.iter().map(String::as_str).collect();
+    let order = silk_images::kmod::resolve(moddir, &want)?;
+    let guest_dir = Path::new("/lib/modules").join(version);
+    let mut list = String::new();
+    for rel in &order {
+        let dest = root.join("lib/modules").join(version).join(rel);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(io("creating", parent))?;
+        }
+        std::fs::copy(moddir.join(rel), &dest).map_err(io("copying", &dest))?;
+        list.push_str(&format!("{}\n", guest_dir.join(rel).display()));
+    }
+    let etc = root.join("etc/silk");
+    std::fs::create_dir_all(&etc).map_err(io("creating", &etc))?;
+    let path = etc.join("modules");
+    std::fs::write(&path, &list).map_err(io("writing", &path))?;
+    print!("{list}");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Build {
+            root,
+            kernel,
+            firmware,
+            cmdline,
+            inputs,
+            source_date_epoch,
+            out,
+        } => build(
+            &root,
+            &kernel,
+            &firmware,
+            &cmdline,
+            &inputs,
+            source_date_epoch,
+            &out,
+        ),
+        Cmd::Modules { moddir, root, want } => {
+            return match modules(&moddir, &root, &want) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("silk-image: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Cmd::Verify { dir } => Manifest::load(&dir)
+            .map_err(Error::from)
+            .and_then(|m| m.verify_files(&dir).map(|()| m).map_err(Error::from)),
+    };
+    match result {
+        Ok(m) => {
+            println!("{}", m.digest());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("silk-image: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

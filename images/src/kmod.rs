@@ -1,0 +1,258 @@
+//! Picks the kernel modules the guest needs, with their dependencies, in load order.
+//!
+//! Debian's kernel package ships no `modules.dep` (its postinst runs depmod), and the
+//! image recipe must not depend on the build host's kmod, so the dependencies are read
+//! from each module's own `.modinfo` ELF section (`depends=a,b`), as depmod does.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Why a module set could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum KmodError {
+    /// Reading the module tree failed.
+    #[error("reading {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A wanted module, or a dependency, is not in the tree.
+    #[error("kernel module {name:?} not found under {dir} (needed by {needed_by})")]
+    NotFound {
+        /// The module.
+        name: String,
+        /// The tree searched.
+        dir: PathBuf,
+        /// Who needed it.
+        needed_by: String,
+    },
+    /// A `.ko` file is not a 64-bit little-endian ELF with a `.modinfo` section.
+    #[error("{0}: not an x86-64 kernel module (no readable .modinfo section)")]
+    BadElf(PathBuf),
+    /// The dependency graph has a cycle.
+    #[error("kernel module dependency cycle through {0:?}")]
+    Cycle(String),
+}
+
+/// A module's canonical name: file stem with `-` as `_` (the kernel treats them alike).
+pub fn canonical(name: &str) -> String {
+    name.trim_end_matches(".ko").replace('-', "_")
+}
+
+/// The `key=value` strings of an ELF64 module's `.modinfo` section.
+pub fn modinfo(elf: &[u8]) -> Option<Vec<(String, String)>> {
+    let u16_at = |o: usize| Some(u16::from_le_bytes(elf.get(o..o + 2)?.try_into().ok()?));
+    let u32_at = |o: usize| Some(u32::from_le_bytes(elf.get(o..o + 4)?.try_into().ok()?));
+    let u64_at = |o: usize| Some(u64::from_le_bytes(elf.get(o..o + 8)?.try_into().ok()?));
+    // ELF64 (class 2), little-endian (data 1).
+    if elf.get(0..4)? != b"\x7fELF" || *elf.get(4)? != 2 || *elf.get(5)? != 1 {
+        return None;
+    }
+    let shoff = usize::try_from(u64_at(0x28)?).ok()?;
+    let shentsize = usize::from(u16_at(0x3a)?);
+    let shnum = usize::from(u16_at(0x3c)?);
+    let shstrndx = usize::from(u16_at(0x3e)?);
+    let section = |i: usize| -> Option<(u32, &[u8])> {
+        let h = shoff.checked_add(i.checked_mul(shentsize)?)?;
+        let name = u32_at(h)?;
+        let off = usize::try_from(u64_at(h + 24)?).ok()?;
+        let size = usize::try_from(u64_at(h + 32)?).ok()?;
+        Some((name, elf.get(off..off.checked_add(size)?)?))
+    };
+    let (_, names) = section(shstrndx)?;
+    for i in 0..shnum {
+        let (name_off, data) = section(i)?;
+        let name = names.get(name_off as usize..)?;
+        let end = name.iter().position(|b| *b == 0)?;
+        if &name[..end] == b".modinfo" {
+            return Some(
+                data.split(|b| *b == 0)
+                    .filter_map(|kv| std::str::from_utf8(kv).ok())
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            );
+        }
+    }
+    None
+}
+
+/// The `.ko` files under a module directory, by canonical name (paths relative to it).
+pub fn index(moddir: &Path) -> Result<BTreeMap<String, PathBuf>, KmodError> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![moddir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let rd = std::fs::read_dir(&dir).map_err(|source| KmodError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Some(n) = p.file_name().and_then(|n| n.to_str()) {
+                if n.ends_with(".ko") {
+                    let rel = p.strip_prefix(moddir).unwrap_or(&p).to_path_buf();
+                    out.insert(canonical(n), rel);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The modules to load for `wanted`, dependencies first, each once. Paths are relative to
+/// `moddir`.
+pub fn resolve(moddir: &Path, wanted: &[&str]) -> Result<Vec<PathBuf>, KmodError> {
+    let idx = index(moddir)?;
+    let mut order = Vec::new();
+    let mut done = BTreeSet::new();
+    let mut visiting = BTreeSet::new();
+    for w in wanted {
+        visit(
+            moddir,
+            &idx,
+            &canonical(w),
+            "the image recipe",
+            &mut done,
+            &mut visiting,
+            &mut order,
+        )?;
+    }
+    Ok(order)
+}
+
+fn visit(
+    moddir: &Path,
+    idx: &BTreeMap<String, PathBuf>,
+    name: &str,
+    needed_by: &str,
+    done: &mut BTreeSet<String>,
+    visiting: &mut BTreeSet<String>,
+    order: &mut Vec<PathBuf>,
+) -> Result<(), KmodError> {
+    if done.contains(name) {
+        return Ok(());
+    }
+    if !visiting.insert(name.to_string()) {
+        return Err(KmodError::Cycle(name.to_string()));
+    }
+    let rel = idx.get(name).ok_or_else(|| KmodError::NotFound {
+        name: name.to_string(),
+        dir: moddir.to_path_buf(),
+        needed_by: needed_by.to_string(),
+    })?;
+    let path = moddir.join(rel);
+    let bytes = std::fs::read(&path).map_err(|source| KmodError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let info = modinfo(&bytes).ok_or_else(|| KmodError::BadElf(path.clone()))?;
+    let deps: Vec<String> = info
+        .iter()
+        .filter(|(k, _)| k == "depends")
+        .flat_map(|(_, v)| v.split(',').filter(|d| !d.is_empty()).map(canonical))
+        .collect();
+    for d in deps {
+        visit(moddir, idx, &d, name, done, visiting, order)?;
+    }
+    visiting.remove(name);
+    done.insert(name.to_string());
+    order.push(rel.clone());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal ELF64 with a section-name table and a `.modinfo` section.
+    fn fake_ko(modinfo: &str) -> Vec<u8> {
+        let shstr = b"\0.shstrtab\0.modinfo\0".to_vec();
+        let info = modinfo.replace(';', "\0").into_bytes();
+        let mut elf = vec![0u8; 64];
+        elf[0..4].copy_from_slice(b"\x7fELF");
+        elf[4] = 2;
+        elf[5] = 1;
+        let shstr_off = elf.len();
+        elf.extend_from_slice(&shstr);
+        let info_off = elf.len();
+        elf.extend_from_slice(&info);
+        let shoff = elf.len();
+        let mut sh = |name: u32, off: usize, size: usize| {
+            let mut h = vec![0u8; 64];
+            h[0..4].copy_from_slice(&name.to_le_bytes());
+            h[24..32].copy_from_slice(&(off as u64).to_le_bytes());
+            h[32..40].copy_from_slice(&(size as u64).to_le_bytes());
+            elf.extend_from_slice(&h);
+        };
+        sh(0, 0, 0);
+        sh(1, shstr_off, shstr.len());
+        sh(11, info_off, info.len());
+        elf[0x28..0x30].copy_from_slice(&(shoff as u64).to_le_bytes());
+        elf[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+        elf[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
+        elf[0x3e..0x40].copy_from_slice(&1u16.to_le_bytes());
+        elf
+    }
+
+    fn tree(mods: &[(&str, &str)]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        for (path, deps) in mods {
+            let p = d.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, fake_ko(&format!("license=GPL;depends={deps};name=x"))).unwrap();
+        }
+        d
+    }
+
+    #[test]
+    fn reads_modinfo() {
+        let info = modinfo(&fake_ko("license=GPL;depends=a,b")).unwrap();
+        assert_eq!(info[1], ("depends".into(), "a,b".into()));
+        assert!(modinfo(b"not an elf").is_none());
+    }
+
+    #[test]
+    fn resolves_dependencies_first_once_each() {
+        let d = tree(&[
+            ("kernel/drivers/virtio/virtio.ko", ""),
+            ("kernel/drivers/virtio/virtio_ring.ko", "virtio"),
+            ("kernel/drivers/block/virtio_blk.ko", "virtio,virtio_ring"),
+            ("kernel/drivers/md/dm-verity.ko", "dm-bufio"),
+            ("kernel/drivers/md/dm-bufio.ko", ""),
+        ]);
+        let order = resolve(d.path(), &["virtio_blk", "dm_verity", "virtio"]).unwrap();
+        let names: Vec<String> = order
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "virtio.ko",
+                "virtio_ring.ko",
+                "virtio_blk.ko",
+                "dm-bufio.ko",
+                "dm-verity.ko"
+            ]
+        );
+    }
+
+    #[test]
+    fn names_a_missing_dependency_and_cycles() {
+        let d = tree(&[("kernel/a.ko", "b")]);
+        let err = resolve(d.path(), &["a"]).unwrap_err();
+        assert!(
+            err.to_string().contains("\"b\" not found") && err.to_string().contains("needed by a"),
+            "{err}"
+        );
+        let d = tree(&[("kernel/a.ko", "b"), ("kernel/b.ko", "a")]);
+        assert!(matches!(
+            resolve(d.path(), &["a"]),
+            Err(KmodError::Cycle(_))
+        ));
+    }
+}
