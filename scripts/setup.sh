@@ -8,10 +8,12 @@ set -euo pipefail
 say() { printf '[setup] %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# Debian packages: a C toolchain for crates with C parts (ring), pkg-config, and curl for
-# rustup on machines that have no Rust yet.
+# Debian packages: a C toolchain for crates with C parts (ring), pkg-config, curl for
+# rustup on machines that have no Rust yet, cryptsetup-bin for veritysetup, which the
+# dm-verity tests compare model disks against, and ovmf, a real firmware (SEV and TDVF
+# metadata) for the measurement tests.
 need_pkgs=()
-for p in build-essential pkg-config ca-certificates curl git; do
+for p in build-essential pkg-config ca-certificates curl git cryptsetup-bin ovmf; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
