@@ -415,7 +415,7 @@ fn negative_rims_fail_for_their_reason() {
     }
     // A good RIM against a root other than NVIDIA's.
     let wrong =
-        x509_cert::der::DecodePem::from_pem(&read(&format!("{t}/incorrect_rim_root.crt"))).unwrap();
+        x509_cert::der::DecodePem::from_pem(read(&format!("{t}/incorrect_rim_root.crt"))).unwrap();
     let rim = Rim::parse(&read(&format!("{t}/NV_GPU_DRIVER_GH100_550.144.03.xml"))).unwrap();
     assert!(matches!(rim.verify(&wrong, NOW), Err(RimError::Chain(_))));
 }

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 pub use revocation::Revocation;
 pub use rim::{GoldenMeasurement, Rim, RimError};
 pub use spdm::{SpdmError, SpdmReport};
-pub use verify::verify;
+pub use verify::{report_signature, verify};
 
 /// A GPU architecture with confidential computing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -229,19 +229,25 @@ fn check_signature(
     let result = chain
         .and_then(<[Certificate]>::first)
         .ok_or_else(|| "no trusted device certificate".to_owned())
-        .and_then(certs::p384_key)
-        .and_then(|key| {
-            let sig = p384::ecdsa::Signature::from_slice(&r.signature)
-                .map_err(|e| format!("the signature is malformed: {e}"))?;
-            key.verify(&ev.report[..r.signed_len], &sig).map_err(|_| {
-                "the signature does not verify: the report was altered or not made by this GPU"
-                    .into()
-            })
-        });
+        .and_then(|leaf| report_signature(&ev.report, r, leaf));
     v.push(match result {
         Ok(()) => Check::pass(REPORT_SIGNATURE, Stage::Signature, expected, "valid"),
         Err(e) => Check::fail(REPORT_SIGNATURE, Stage::Signature, expected, "invalid", e),
     });
+}
+
+/// Checks the signature of `raw` (parsed as `report`) with `leaf`'s key: ECDSA P-384 with
+/// SHA-384 over every byte before the signature, request included.
+pub fn report_signature(raw: &[u8], report: &SpdmReport, leaf: &Certificate) -> Result<(), String> {
+    let key = certs::p384_key(leaf)?;
+    let sig = p384::ecdsa::Signature::from_slice(&report.signature)
+        .map_err(|e| format!("the signature is malformed: {e}"))?;
+    let signed = raw
+        .get(..report.signed_len)
+        .ok_or("the report is shorter than its signed part")?;
+    key.verify(signed, &sig).map_err(|_| {
+        "the signature does not verify: the report was altered or not made by this GPU".into()
+    })
 }
 
 /// NVIDIA's verifiers skip this check when the report carries no FWID (firmware before
@@ -536,7 +542,7 @@ fn check_measurements<'a>(
                 "{source} index {} has no block in the report",
                 g.index
             )),
-            Some(b) if g.alternatives.iter().any(|a| *a == b.value) => {}
+            Some(b) if g.alternatives.contains(&b.value) => {}
             Some(b) => problems.push(format!(
                 "{source} index {}: report {} is none of the RIM's {} value(s)",
                 g.index,

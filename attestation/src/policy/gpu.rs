@@ -60,8 +60,16 @@ impl GpuPolicy {
 
 /// A dotted version compared part by part as numbers (decimal for drivers, hex for
 /// VBIOS), so that `550.100` is newer than `550.90.07`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Version(Vec<u64>);
+
+impl PartialEq for Version {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Version {}
 
 impl Version {
     /// Parses `text`; `hex` reads each part as hexadecimal (VBIOS versions).
