@@ -563,6 +563,16 @@ mod tests {
         let mut raw = synthetic();
         raw[REQUEST_LEN + 8 + 55] = 1; // second block claims index 1
         assert!(matches!(SpdmReport::parse(&raw), Err(SpdmError::Record(_))));
+        // The NVDEC0 field (last TLV, 5 bytes before the signature) renamed to the
+        // VBIOS type would repeat it.
+        let mut raw = synthetic();
+        let at = raw.len() - SIGNATURE_LEN - 5;
+        raw[at] = field::DRIVER_VERSION as u8;
+        let e = SpdmReport::parse(&raw).unwrap_err();
+        assert!(
+            matches!(&e, SpdmError::Opaque(m) if m.contains("twice")),
+            "{e}"
+        );
     }
 
     #[test]
