@@ -2,7 +2,7 @@
 # Builds or runs the cargo-fuzz targets of the attestation crate.
 #   scripts/fuzz.sh build                 build every target (CI does this)
 #   scripts/fuzz.sh run TARGET [SECONDS]  fuzz one target, seeded from ../shared/vectors
-# Targets: snp_report, dcap_quote, policy.
+# Targets: snp_report, dcap_quote, policy, gpu_report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -37,6 +37,13 @@ PY
       ;;
       dcap_quote) cp ../../shared/vectors/tdx/tdx_quote ../../shared/vectors/sgx/sgx_quote "$corpus/" ;;
       policy) cp ../docs/examples/*.toml "$corpus/" ;;
+      gpu_report) python3 - "$corpus" <<'PY'
+import sys, pathlib
+v = pathlib.Path('../../shared/vectors/gpu')
+for i, f in enumerate(sorted(v.rglob('*AttestationReport*.txt'))):
+    pathlib.Path(sys.argv[1], f'report{i}').write_bytes(bytes.fromhex(f.read_text().strip()))
+PY
+        cp ../../shared/vectors/gpu/nvidia-attestation-sdk/testdata/NV_GPU_DRIVER_GH100_550.144.03.xml "$corpus/" ;;
     esac
     "${fuzz[@]}" run "$target" "$corpus" -- -max_total_time="$secs"
     ;;

@@ -1,8 +1,9 @@
 //! Attestation evidence and its verification: bytes in, verdict out.
 //!
 //! This crate knows the wire formats of confidential-computing evidence — AMD SEV-SNP
-//! attestation reports with their VCEK/VLEK certificate chains, and Intel TDX (and SGX)
-//! DCAP quotes with their collateral — and checks them offline against a [`policy::Policy`].
+//! attestation reports with their VCEK/VLEK certificate chains, Intel TDX (and SGX)
+//! DCAP quotes with their collateral, and NVIDIA GPU SPDM reports with their device
+//! chains and signed reference manifests ([`gpu`]) — and checks them offline against a [`policy::Policy`].
 //! It does no I/O: callers hand it bytes and a time, and get back a [`Verdict`] that lists
 //! every check with what was expected and what was found. Nothing is accepted by default:
 //! an empty policy rejects, and a verdict accepts only when every check ran and passed.
@@ -11,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod evidence;
+pub mod gpu;
 pub mod policy;
 pub mod snp;
 pub mod tdx;

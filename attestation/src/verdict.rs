@@ -118,6 +118,8 @@ pub enum Platform {
     Tdx,
     /// An Intel SGX DCAP quote.
     Sgx,
+    /// An NVIDIA GPU's SPDM attestation report.
+    NvidiaGpu,
 }
 
 impl std::fmt::Display for Platform {
@@ -126,6 +128,7 @@ impl std::fmt::Display for Platform {
             Platform::SevSnp => "AMD SEV-SNP",
             Platform::Tdx => "Intel TDX",
             Platform::Sgx => "Intel SGX",
+            Platform::NvidiaGpu => "NVIDIA GPU",
         })
     }
 }

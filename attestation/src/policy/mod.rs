@@ -6,6 +6,7 @@
 //! keys are errors, so a misspelt rule never silently turns into "no rule". The format is
 //! documented in `docs/policy.md`.
 
+mod gpu;
 mod hex;
 mod snp;
 mod tdx;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use gpu::{GpuPolicy, Version};
 pub use hex::HexBytes;
 pub use snp::{MinTcb, SnpPolicy};
 pub use tdx::{SgxPolicy, TdxMeasurement, TdxPolicy};
@@ -54,6 +56,8 @@ pub struct Policy {
     pub tdx: Option<TdxPolicy>,
     /// Rules for Intel SGX quotes; without this section SGX evidence is rejected.
     pub sgx: Option<SgxPolicy>,
+    /// Rules for NVIDIA GPU evidence; without this section GPU evidence is rejected.
+    pub gpu: Option<GpuPolicy>,
 }
 
 impl Policy {
@@ -70,6 +74,9 @@ impl Policy {
         }
         if let Some(tdx) = &self.tdx {
             tdx.validate()?;
+        }
+        if let Some(gpu) = &self.gpu {
+            gpu.validate()?;
         }
         Ok(())
     }
@@ -202,7 +209,8 @@ mod tests {
     #[test]
     fn empty_policy_parses_but_has_no_sections() {
         let p = Policy::from_toml("").unwrap();
-        assert!(p.snp.is_none() && p.tdx.is_none() && p.sgx.is_none() && !p.allow_simulated);
+        assert!(p.snp.is_none() && p.tdx.is_none() && p.sgx.is_none() && p.gpu.is_none());
+        assert!(!p.allow_simulated);
     }
 
     #[test]

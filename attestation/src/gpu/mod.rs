@@ -1,0 +1,156 @@
+//! NVIDIA GPU confidential-computing evidence (Hopper H100, Blackwell B100/B200) and its
+//! verification, after NVIDIA's reference verifiers (nv-local-gpu-verifier and the
+//! attestation SDK).
+//!
+//! - [`spdm`]: the attestation report, an SPDM 1.1 GET_MEASUREMENTS request and response
+//!   with NVIDIA's opaque data (driver and VBIOS versions, FWID, NVDEC0 status, …).
+//! - [`certs`]: the device certificate chain to NVIDIA's pinned Device Identity CA, and
+//!   the FWID in the leaf's TCG DICE extension.
+//! - [`rim`]: the signed SWID reference manifests (driver and VBIOS RIMs) with their
+//!   XML signature, canonicalized by [`c14n`].
+//! - [`verify()`]: every check, each named (`gpu.report_signature`, `gpu.nonce`, …), into a
+//!   [`Verdict`](crate::Verdict); the rules come from the policy's `[gpu]` section
+//!   ([`crate::policy::GpuPolicy`]).
+//!
+//! See `docs/gpu.md` for the checks and what is not done.
+
+pub mod c14n;
+pub mod certs;
+pub mod revocation;
+pub mod rim;
+pub mod spdm;
+mod verify;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use revocation::Revocation;
+pub use rim::{GoldenMeasurement, Rim, RimError};
+pub use spdm::{SpdmError, SpdmReport};
+pub use verify::{report_signature, verify};
+
+/// A GPU architecture with confidential computing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuArch {
+    /// Hopper (H100, H200; chip GH100).
+    Hopper,
+    /// Blackwell (B100, B200, GB200; chip GB100 and later).
+    Blackwell,
+}
+
+impl GpuArch {
+    /// NVIDIA's name for it, as NVML and NRAS spell it (`HOPPER`).
+    pub fn nvidia_name(self) -> &'static str {
+        match self {
+            GpuArch::Hopper => "HOPPER",
+            GpuArch::Blackwell => "BLACKWELL",
+        }
+    }
+
+    /// Parses `hopper`/`HOPPER`/`blackwell`/`BLACKWELL`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "hopper" => Some(GpuArch::Hopper),
+            "blackwell" => Some(GpuArch::Blackwell),
+            _ => None,
+        }
+    }
+
+    /// The id under which NVIDIA's RIM service publishes the driver RIM for `version`.
+    pub fn driver_rim_id(self, version: &str) -> String {
+        match self {
+            GpuArch::Hopper => format!("NV_GPU_DRIVER_GH100_{version}"),
+            GpuArch::Blackwell => format!("NV_GPU_CC_DRIVER_GB100_{version}"),
+        }
+    }
+}
+
+impl std::fmt::Display for GpuArch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GpuArch::Hopper => "Hopper",
+            GpuArch::Blackwell => "Blackwell",
+        })
+    }
+}
+
+/// One GPU's evidence, as the enclave collects it through NVML and ships it in the bundle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuEvidence {
+    /// The architecture NVML reported (checked against the certificate chain).
+    pub arch: GpuArch,
+    /// The attestation report: SPDM GET_MEASUREMENTS request and signed response.
+    pub report: Vec<u8>,
+    /// The device certificate chain, PEM, leaf first, ending in NVIDIA's root.
+    pub cert_chain_pem: Vec<u8>,
+}
+
+/// The RIMs a verifier has: NVIDIA publishes each under an id (`NV_GPU_DRIVER_GH100_
+/// 550.144.03`, `NV_GPU_VBIOS_1010_0200_882_96005E0001`); the verifier looks up the ids the
+/// report names. Entries are parsed when added and verified when used.
+#[derive(Clone, Debug, Default)]
+pub struct RimStore {
+    rims: BTreeMap<String, Rim>,
+}
+
+impl RimStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Parses and adds the RIM published under `id` (case does not matter).
+    pub fn insert(&mut self, id: &str, xml: &[u8]) -> Result<(), RimError> {
+        self.rims.insert(id.to_ascii_uppercase(), Rim::parse(xml)?);
+        Ok(())
+    }
+
+    /// The RIM published under `id`.
+    pub fn get(&self, id: &str) -> Option<&Rim> {
+        self.rims.get(&id.to_ascii_uppercase())
+    }
+
+    /// How many RIMs the store holds.
+    pub fn len(&self) -> usize {
+        self.rims.len()
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> bool {
+        self.rims.is_empty()
+    }
+}
+
+/// Check names, for callers that look a check up in a verdict.
+pub mod check {
+    /// The policy has a `[gpu]` section.
+    pub const POLICY: &str = "policy.gpu";
+    /// The report parses as SPDM 1.1 GET_MEASUREMENTS with NVIDIA's opaque data.
+    pub const REPORT_FORMAT: &str = "gpu.report_format";
+    /// The device chain leads to the pinned NVIDIA Device Identity CA and is valid.
+    pub const CERT_CHAIN: &str = "gpu.cert_chain";
+    /// The chain's chip matches the claimed architecture, which the policy allows.
+    pub const ARCHITECTURE: &str = "gpu.architecture";
+    /// The report's signature verifies under the leaf's key.
+    pub const REPORT_SIGNATURE: &str = "gpu.report_signature";
+    /// The report's FWID equals the leaf's TCG DICE FWID.
+    pub const FWID: &str = "gpu.fwid";
+    /// The request nonce equals the expected one.
+    pub const NONCE: &str = "gpu.nonce";
+    /// The GPU runs in single-GPU confidential mode, not protected-PCIe (multi-GPU) mode.
+    pub const CC_MODE: &str = "gpu.cc_mode";
+    /// The driver version is at least the policy's minimum.
+    pub const DRIVER_VERSION: &str = "gpu.driver_version";
+    /// The VBIOS version is at least the policy's minimum.
+    pub const VBIOS_VERSION: &str = "gpu.vbios_version";
+    /// The driver RIM is present, NVIDIA-signed, valid and for this driver.
+    pub const DRIVER_RIM: &str = "gpu.driver_rim";
+    /// The VBIOS RIM is present, NVIDIA-signed, valid and for this VBIOS.
+    pub const VBIOS_RIM: &str = "gpu.vbios_rim";
+    /// Every active golden measurement matches the report.
+    pub const MEASUREMENTS: &str = "gpu.measurements";
+    /// No certificate in the device or RIM chains is revoked.
+    pub const REVOCATION: &str = "gpu.revocation";
+}
