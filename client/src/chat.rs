@@ -68,7 +68,8 @@ fn evidence_kind(v: &Verdict) -> EvidenceKind {
     match v.platform {
         Platform::Tdx => EvidenceKind::DcapQuote(TeeType::Tdx),
         Platform::Sgx => EvidenceKind::DcapQuote(TeeType::Sgx),
-        Platform::SevSnp => EvidenceKind::SnpReport,
+        // A session verdict is the CVM's; GPU evidence is folded into it.
+        Platform::SevSnp | Platform::NvidiaGpu => EvidenceKind::SnpReport,
     }
 }
 
