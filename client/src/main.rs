@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 use silk_client::bench::{run_engine_bench, EngineBenchArgs};
 use silk_client::chat::{load_policy, print_verification, run_chat, ChatSettings};
 use silk_client::demo::{run_demo, DemoArgs, DemoError};
+use silk_client::session::Options;
 use silk_client::verify::{run_verify, VerifyArgs};
 use silk_client::{ClientError, ErrorKind, Session};
 
@@ -50,6 +51,9 @@ enum Command {
         /// Print the verdict as JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// NVIDIA RIMs (driver and VBIOS, *.xml / *.swidtag) for an evidence bundle's GPUs.
+        #[arg(long, value_name = "DIR")]
+        gpu_rims: Option<PathBuf>,
     },
     /// Start a local enclave (SIMULATED TEE) with the default model, verify it, and ask it
     /// a question through the sealed path.
@@ -88,6 +92,9 @@ enum Command {
         /// A system message.
         #[arg(long)]
         system: Option<String>,
+        /// NVIDIA RIMs for an enclave with GPUs (driver and VBIOS RIM files).
+        #[arg(long, value_name = "DIR")]
+        gpu_rims: Option<PathBuf>,
         /// The prompt; without one, read prompts from stdin.
         prompt: Option<String>,
     },
@@ -102,6 +109,9 @@ enum Command {
         /// Policy (TOML).
         #[arg(long)]
         policy: PathBuf,
+        /// NVIDIA RIMs for an enclave with GPUs (driver and VBIOS RIM files).
+        #[arg(long, value_name = "DIR")]
+        gpu_rims: Option<PathBuf>,
     },
     /// Measure speed and print a table.
     Bench {
@@ -151,6 +161,15 @@ fn runtime() -> tokio::runtime::Runtime {
             std::process::exit(2);
         }
     }
+}
+
+fn session_options(gpu_rims: Option<&std::path::Path>) -> Result<Options, ClientError> {
+    let mut options = Options::default();
+    if let Some(dir) = gpu_rims {
+        options.gpu.rims = silk_protocol::gpu::rims_from_dir(dir)
+            .map_err(|e| ClientError::Config(format!("--gpu-rims: {e}")))?;
+    }
+    Ok(options)
 }
 
 fn client_exit(what: &str, e: &ClientError) -> ExitCode {
@@ -210,6 +229,7 @@ fn main() -> ExitCode {
             temperature,
             seed,
             system,
+            gpu_rims,
             prompt,
         } => {
             let settings = ChatSettings {
@@ -220,7 +240,8 @@ fn main() -> ExitCode {
             };
             let result = runtime().block_on(async {
                 let policy = load_policy(&policy)?;
-                let session = Session::connect(&endpoint, policy).await?;
+                let options = session_options(gpu_rims.as_deref())?;
+                let session = Session::connect_with(&endpoint, policy, options).await?;
                 let mut out = std::io::stdout();
                 let _ = print_verification(&session, &endpoint, &mut out);
                 run_chat(&session, prompt.as_deref(), &settings, &mut out).await
@@ -234,10 +255,12 @@ fn main() -> ExitCode {
             listen,
             endpoint,
             policy,
+            gpu_rims,
         } => {
             let result = runtime().block_on(async {
                 let policy = load_policy(&policy)?;
-                let session = Arc::new(Session::connect(&endpoint, policy).await?);
+                let options = session_options(gpu_rims.as_deref())?;
+                let session = Arc::new(Session::connect_with(&endpoint, policy, options).await?);
                 let mut out = std::io::stdout();
                 let _ = print_verification(&session, &endpoint, &mut out);
                 println!("silk proxy: OpenAI API at http://{listen}/v1 (sealed to {endpoint})");
@@ -292,8 +315,10 @@ fn main() -> ExitCode {
             policy,
             now,
             json,
+            gpu_rims,
         } => {
             let args = VerifyArgs {
+                gpu_rims,
                 evidence,
                 certs,
                 vcek,

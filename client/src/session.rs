@@ -115,6 +115,8 @@ pub struct Options {
     pub max_evidence_age: Duration,
     /// TCP connect timeout.
     pub connect_timeout: Duration,
+    /// NVIDIA RIMs and revocation data for enclaves with GPUs.
+    pub gpu: silk_protocol::gpu::GpuInputs,
 }
 
 impl Default for Options {
@@ -123,6 +125,7 @@ impl Default for Options {
             claims_ttl: Duration::from_secs(600),
             max_evidence_age: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(10),
+            gpu: Default::default(),
         }
     }
 }
@@ -221,6 +224,7 @@ impl Session {
             challenge: Some(nonce.to_vec()),
             max_age_secs: Some(self.options.max_evidence_age.as_secs()),
             collateral: None,
+            gpu: self.options.gpu.clone(),
         };
         let (fresh, verdict) = bundle
             .verify(&self.policy, &expect, time::OffsetDateTime::now_utc())

@@ -29,6 +29,8 @@ pub struct VerifyArgs {
     pub now: Option<String>,
     /// JSON output.
     pub json: bool,
+    /// NVIDIA RIMs (driver and VBIOS) for a bundle's GPU evidence.
+    pub gpu_rims: Option<PathBuf>,
 }
 
 /// Why `silk verify` could not even start verifying. A rejected verdict is not an error.
@@ -173,6 +175,14 @@ fn verify_bundle(
     };
     let bundle = EvidenceBundle::from_json(raw).map_err(|e| bad(e.to_string()))?;
     let mut expect = Expectations::default();
+    if let Some(dir) = &args.gpu_rims {
+        expect.gpu.rims = silk_protocol::gpu::rims_from_dir(dir).map_err(|reason| {
+            VerifyCmdError::Collateral {
+                path: dir.clone(),
+                reason,
+            }
+        })?;
+    }
     if let Some(path) = &args.collateral {
         let json = read("collateral", path)?;
         expect.collateral =
@@ -193,6 +203,12 @@ fn verify_bundle(
         .verify(policy, &expect, now)
         .map_err(|e| bad(e.to_string()))?;
     notes.push("an evidence bundle: REPORT_DATA must be SHA-512 of its claims".into());
+    if !bundle.gpus.is_empty() {
+        notes.push(format!(
+            "{} GPU report(s), checked with the CVM's evidence in one verdict",
+            bundle.gpus.len()
+        ));
+    }
     let source = args.evidence.display().to_string();
     if args.json {
         render::json(&verdict, kind, &source, now, out)?;

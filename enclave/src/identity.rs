@@ -11,8 +11,10 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use silk_protocol::attestation::gpu::GpuEvidence;
 use silk_protocol::attestation::snp::simulated::SimulatedChain;
 use silk_protocol::bundle::Bytes;
+use silk_protocol::gpu::{gpu_nonce, GpuItem};
 use silk_protocol::ratls::{self, TlsIdentity};
 use silk_protocol::{
     open_request, Claims, EnclaveKeys, EvidenceBundle, PlatformEvidence, SealError, StreamSealer,
@@ -50,7 +52,13 @@ pub enum IdentityError {
     /// The TLS certificate could not be made.
     #[error(transparent)]
     Tls(#[from] ratls::RaTlsError),
+    /// GPU evidence could not be collected.
+    #[error("GPU evidence: {0}")]
+    Gpu(String),
 }
+
+/// Collects GPU evidence over a nonce (NVML in production; a stand-in in tests).
+pub type GpuCollector<'a> = &'a dyn Fn(&[u8; 32]) -> Result<Vec<GpuEvidence>, String>;
 
 /// Keys, claims, evidence and certificate of one boot.
 pub struct Identity {
@@ -61,6 +69,7 @@ pub struct Identity {
     base_claims: Claims,
     claims_digest: [u8; 32],
     base_bundle: EvidenceBundle,
+    gpus: Vec<GpuItem>,
 }
 
 fn unix_now() -> u64 {
@@ -70,16 +79,28 @@ fn unix_now() -> u64 {
 }
 
 impl Identity {
-    /// Generates the keys and obtains evidence over the base claims.
+    /// Generates the keys, collects GPU evidence over the nonce derived from them (when
+    /// `gpu` is given) and obtains evidence over the base claims.
     pub fn create(
         provider: Arc<dyn EvidenceProvider>,
-        statement: Statement,
+        mut statement: Statement,
+        gpu: Option<GpuCollector<'_>>,
     ) -> Result<Self, IdentityError> {
         let hpke = EnclaveKeys::generate(&mut silk_protocol::seal::os_rng());
         let tls = TlsIdentity::generate()?;
+        let mut gpus = Vec::new();
+        if let Some(collect) = gpu {
+            let nonce = gpu_nonce(&hpke.public_key(), &tls.spki_sha256());
+            gpus = collect(&nonce)
+                .map_err(IdentityError::Gpu)?
+                .iter()
+                .map(GpuItem::from)
+                .collect();
+            statement.gpu_nonce = nonce.to_vec();
+        }
         let base_claims = claims(&hpke, &tls, &statement, Vec::new());
         let claims_digest = base_claims.digest()?;
-        let base_bundle = attest(provider.as_ref(), &base_claims)?;
+        let base_bundle = attest(provider.as_ref(), &base_claims, &gpus)?;
         Ok(Self {
             hpke,
             tls,
@@ -88,6 +109,7 @@ impl Identity {
             base_claims,
             claims_digest,
             base_bundle,
+            gpus,
         })
     }
 
@@ -103,8 +125,9 @@ impl Identity {
 
     /// Fresh evidence whose claims carry the client's `nonce`.
     pub fn fresh_bundle(&self, nonce: &[u8]) -> Result<EvidenceBundle, IdentityError> {
+        // The GPUs' reports are over the boot's GPU nonce, which the fresh claims repeat.
         let c = claims(&self.hpke, &self.tls, &self.statement, nonce.to_vec());
-        attest(self.provider.as_ref(), &c)
+        attest(self.provider.as_ref(), &c, &self.gpus)
     }
 
     /// Opens a sealed request bound to this boot's claims.
@@ -117,6 +140,11 @@ impl Identity {
         &self,
     ) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), IdentityError> {
         Ok(self.tls.certificate(&self.base_bundle)?)
+    }
+
+    /// The GPU evidence (empty without GPUs).
+    pub fn gpus(&self) -> &[GpuItem] {
+        &self.gpus
     }
 
     /// The name of the evidence provider.
@@ -141,6 +169,7 @@ fn claims(hpke: &EnclaveKeys, tls: &TlsIdentity, s: &Statement, challenge: Vec<u
 fn attest(
     provider: &dyn EvidenceProvider,
     claims: &Claims,
+    gpus: &[GpuItem],
 ) -> Result<EvidenceBundle, IdentityError> {
     let raw = provider.report(&claims.report_data()?)?;
     let platform = platform_evidence(raw, provider.simulated_chain())?;
@@ -148,6 +177,7 @@ fn attest(
         version: 1,
         platform,
         claims: Bytes(claims.encode()?),
+        gpus: gpus.to_vec(),
     })
 }
 

@@ -52,6 +52,16 @@ struct Args {
     /// Default completion length.
     #[arg(long, default_value_t = 512)]
     default_max_tokens: usize,
+    /// Attest the NVIDIA GPUs through NVML (report over a nonce derived from this boot's
+    /// keys) and refuse sealed requests unless they verify under --gpu-policy.
+    #[arg(long, requires = "gpu_policy")]
+    gpu: bool,
+    /// Policy (TOML with a [gpu] section) the enclave checks its own GPUs against.
+    #[arg(long, value_name = "FILE")]
+    gpu_policy: Option<PathBuf>,
+    /// Directory of NVIDIA RIMs (driver and VBIOS, *.xml / *.swidtag) for that check.
+    #[arg(long, value_name = "DIR")]
+    gpu_rims: Option<PathBuf>,
 }
 
 fn config(args: Args) -> Result<Config, String> {
@@ -74,7 +84,29 @@ fn config(args: Args) -> Result<Config, String> {
         ),
         None => None,
     };
+    let gpu = match (&args.gpu, &args.gpu_policy) {
+        (true, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("--gpu-policy {}: {e}", path.display()))?;
+            let policy = silk_protocol::attestation::Policy::from_toml(&text)
+                .map_err(|e| format!("--gpu-policy {}: {e}", path.display()))?;
+            let rims = match &args.gpu_rims {
+                Some(dir) => silk_protocol::gpu::rims_from_dir(dir)
+                    .map_err(|e| format!("--gpu-rims: {e}"))?,
+                None => Default::default(),
+            };
+            Some(start::GpuCheck {
+                policy,
+                inputs: silk_protocol::gpu::GpuInputs {
+                    rims,
+                    revocation: Default::default(),
+                },
+            })
+        }
+        _ => None,
+    };
     Ok(Config {
+        gpu,
         listen: args.listen,
         plain_listen: args.plain_listen,
         model: args.model,

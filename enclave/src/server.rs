@@ -41,6 +41,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Bounds concurrent fresh-evidence requests (each is a firmware call).
     pub fresh_limit: tokio::sync::Semaphore,
+    /// Why sealed requests are refused (a configured GPU that does not verify), if they are.
+    pub refusal: Option<String>,
     /// Encapsulated keys of requests already opened.
     pub replay: std::sync::Mutex<crate::replay::ReplayGuard>,
 }
@@ -166,6 +168,13 @@ async fn models(State(s): State<Arc<AppState>>) -> Response {
 }
 
 async fn health(State(s): State<Arc<AppState>>) -> Response {
+    if let Some(why) = &s.refusal {
+        let body = serde_json::json!({"status": "refusing", "reason": why});
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            body.to_string().into_bytes(),
+        );
+    }
     let stats = s.engine.stats();
     let body = serde_json::json!({
         "status": "ok",
@@ -173,6 +182,7 @@ async fn health(State(s): State<Arc<AppState>>) -> Response {
         "model": s.model_name,
         "running": stats.running,
         "waiting": stats.waiting,
+        "gpus": s.identity.gpus().len(),
     });
     json_response(StatusCode::OK, body.to_string().into_bytes())
 }
@@ -212,6 +222,14 @@ fn sealed_error(
 
 async fn sealed(State(s): State<Arc<AppState>>, body: Body) -> Response {
     let start = Instant::now();
+    if let Some(why) = &s.refusal {
+        return plain_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "not_serving",
+            why.clone(),
+        );
+    }
     let wire_bytes = match axum::body::to_bytes(body, wire::MAX_SEALED_BODY).await {
         Ok(b) => b,
         Err(_) => {

@@ -53,6 +53,18 @@ pub struct Config {
     pub image_digest: Option<[u8; 32]>,
     /// Engine limits.
     pub engine: EngineConfig,
+    /// Attest the NVIDIA GPUs (NVML) and check them under this policy before serving.
+    pub gpu: Option<GpuCheck>,
+}
+
+/// The enclave's own GPU requirement: without evidence that verifies under it, the
+/// enclave serves evidence (so clients see why) but no sealed request.
+#[derive(Clone, Debug)]
+pub struct GpuCheck {
+    /// A policy with a `[gpu]` section.
+    pub policy: silk_protocol::attestation::Policy,
+    /// RIMs and revocation data the check uses.
+    pub inputs: silk_protocol::gpu::GpuInputs,
 }
 
 /// Why the enclave did not start.
@@ -211,6 +223,40 @@ fn provider(config: &Config) -> Result<Arc<dyn EvidenceProvider>, StartError> {
     })
 }
 
+/// Why the enclave must not serve with these GPUs, if it must not: collection failed, or
+/// the evidence does not verify under the enclave's own policy.
+pub fn gpu_refusal(
+    identity: &Identity,
+    check: &GpuCheck,
+    collect_error: Option<String>,
+) -> Option<String> {
+    if let Some(e) = collect_error {
+        return Some(format!("GPU evidence could not be collected: {e}"));
+    }
+    let mut v =
+        silk_protocol::attestation::Verdict::new(silk_protocol::attestation::Platform::NvidiaGpu);
+    if identity.gpus().is_empty() {
+        return Some("a GPU is configured but NVML reported none".into());
+    }
+    silk_protocol::gpu::check(
+        identity.gpus(),
+        identity.claims(),
+        &check.policy,
+        &check.inputs,
+        time::OffsetDateTime::now_utc(),
+        &mut v,
+    );
+    if v.accepted() {
+        None
+    } else {
+        let failed: Vec<_> = v.failures().map(|c| c.name).collect();
+        Some(format!(
+            "the GPU evidence does not verify under the enclave's policy: {}",
+            failed.join(", ")
+        ))
+    }
+}
+
 /// Loads the model, creates the identity and starts serving.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let provider = provider(&config)?;
@@ -241,6 +287,16 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             h.finalize().into()
         }
     };
+    let gpu_error = std::sync::Mutex::new(None::<String>);
+    let collect = |nonce: &[u8; 32]| {
+        let got = crate::evidence::gpu::Nvml::load().and_then(|n| n.collect(nonce));
+        Ok(got.unwrap_or_else(|e| {
+            if let Ok(mut slot) = gpu_error.lock() {
+                *slot = Some(e.to_string());
+            }
+            Vec::new()
+        }))
+    };
     let identity = Identity::create(
         provider.clone(),
         Statement {
@@ -249,7 +305,22 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             gpu_nonce: Vec::new(),
             software_version: format!("silk-enclave {}", env!("CARGO_PKG_VERSION")),
         },
+        config
+            .gpu
+            .as_ref()
+            .map(|_| &collect as crate::identity::GpuCollector<'_>),
     )?;
+    let refusal = match &config.gpu {
+        None => None,
+        Some(check) => gpu_refusal(
+            &identity,
+            check,
+            gpu_error.lock().ok().and_then(|e| e.clone()),
+        ),
+    };
+    if let Some(why) = &refusal {
+        tracing::error!("not serving sealed requests: {why}");
+    }
     let (cert, key) = identity.certificate()?;
     let tls = Arc::new(
         silk_protocol::ratls::server_config(cert, key)
@@ -262,6 +333,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         model_name,
         metrics: Metrics::default(),
         fresh_limit: tokio::sync::Semaphore::new(4),
+        refusal,
         replay: std::sync::Mutex::new(crate::replay::ReplayGuard::new(1 << 20)),
     });
     let app = server::router(state);

@@ -71,6 +71,9 @@ pub struct EvidenceBundle {
     pub platform: PlatformEvidence,
     /// The canonical claims whose SHA-512 is the report's REPORT_DATA.
     pub claims: Bytes,
+    /// Evidence of the GPUs attached to the CVM, over the claims' GPU nonce.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<crate::gpu::GpuItem>,
 }
 
 /// Why a bundle could not even be evaluated.
@@ -105,6 +108,8 @@ pub struct Expectations {
     pub max_age_secs: Option<u64>,
     /// Collateral to use when the bundle has none (TDX).
     pub collateral: Option<TdxCollateral>,
+    /// RIMs and revocation data for GPU evidence.
+    pub gpu: crate::gpu::GpuInputs,
 }
 
 impl EvidenceBundle {
@@ -163,6 +168,7 @@ impl EvidenceBundle {
             }
         };
         bind(&claims, &report_data, expect, now, &mut verdict);
+        crate::gpu::check(&self.gpus, &claims, policy, &expect.gpu, now, &mut verdict);
         Ok((claims, verdict))
     }
 }
@@ -268,6 +274,7 @@ mod tests {
                 ark: Some(Bytes(p.chain().ark.clone())),
             },
             claims: Bytes(c.encode().unwrap()),
+            gpus: vec![],
         }
     }
 
@@ -290,7 +297,7 @@ mod tests {
         let expect = Expectations {
             challenge: Some(b"nonce-1".to_vec()),
             max_age_secs: Some(300),
-            collateral: None,
+            ..Expectations::default()
         };
         let (c, v) = b.verify(&policy(&p), &expect, NOW).unwrap();
         assert!(v.accepted(), "{:?}", v.failures().collect::<Vec<_>>());

@@ -8,6 +8,7 @@
 //!   evidence under the policy, REPORT_DATA bound to the claims, challenge and freshness.
 //! - [`ratls`]: TLS 1.3 certificates carrying the bundle, and the rustls verifier that
 //!   trusts a server only through its verified claims.
+//! - [`gpu`]: GPU evidence bound to the claims by a nonce derived from the enclave's keys.
 //! - [`wire`]: the HTTP surface both sides agree on: paths, media types, limits, errors.
 //!
 //! Everything here is pure: bytes in, bytes out. `docs/protocol.md` is the specification.
@@ -19,6 +20,7 @@ pub use silk_attestation as attestation;
 
 pub mod bundle;
 pub mod claims;
+pub mod gpu;
 pub mod ratls;
 pub mod seal;
 pub mod wire;

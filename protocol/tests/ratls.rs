@@ -28,6 +28,7 @@ fn bundle(p: &SimulatedPlatform, tls: &TlsIdentity, model: &str) -> EvidenceBund
             ark: Some(Bytes(p.chain().ark.clone())),
         },
         claims: Bytes(claims.encode().unwrap()),
+        gpus: vec![],
     }
 }
 

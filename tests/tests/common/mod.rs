@@ -64,6 +64,7 @@ pub async fn enclave_with(pem: Zeroizing<String>, root: [u8; 32], engine: Engine
         sim_chain_pem: Some(pem),
         image_digest: Some([7; 32]),
         engine,
+        gpu: None,
     })
     .await
     .expect("enclave starts");

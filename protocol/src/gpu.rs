@@ -1,0 +1,166 @@
+//! GPU evidence in the sealed session: how it is bound to the CVM's claims and checked
+//! together with the CPU evidence.
+//!
+//! The enclave asks each GPU for a report over a nonce derived from its freshly generated
+//! keys, [`gpu_nonce`], and puts that nonce in its claims, which the CPU report signs. A
+//! verifier recomputes the nonce from the claimed keys (`claims.gpu_nonce`) and requires
+//! every GPU report to be over it (`gpu.nonce`): a report from another machine, or from
+//! an earlier boot of this one, carries another nonce.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use silk_attestation::gpu::{self, GpuArch, GpuEvidence, Revocation, RimStore};
+use silk_attestation::{Check, Policy, Stage, Verdict};
+use time::OffsetDateTime;
+
+use crate::bundle::Bytes;
+use crate::claims::Claims;
+
+const NONCE_LABEL: &[u8] = b"silk/v1 gpu nonce";
+
+/// The nonce the enclave's GPUs attest over: SHA-256("silk/v1 gpu nonce" || HPKE public
+/// key || TLS SPKI digest). It is new with every boot's keys and known to every verifier.
+pub fn gpu_nonce(hpke_public_key: &[u8; 32], tls_spki_sha256: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(NONCE_LABEL);
+    h.update(hpke_public_key);
+    h.update(tls_spki_sha256);
+    h.finalize().into()
+}
+
+/// One GPU's evidence as a bundle carries it (binary fields in base64).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuItem {
+    /// The architecture NVML reported.
+    pub arch: GpuArch,
+    /// The SPDM GET_MEASUREMENTS request and signed response.
+    pub report: Bytes,
+    /// The device certificate chain, PEM, leaf first.
+    pub cert_chain: Bytes,
+}
+
+impl From<&GpuEvidence> for GpuItem {
+    fn from(e: &GpuEvidence) -> Self {
+        Self {
+            arch: e.arch,
+            report: Bytes(e.report.clone()),
+            cert_chain: Bytes(e.cert_chain_pem.clone()),
+        }
+    }
+}
+
+impl GpuItem {
+    /// As the attestation crate takes it.
+    pub fn evidence(&self) -> GpuEvidence {
+        GpuEvidence {
+            arch: self.arch,
+            report: self.report.0.clone(),
+            cert_chain_pem: self.cert_chain.0.clone(),
+        }
+    }
+}
+
+/// What a verifier brings to check GPU evidence: NVIDIA's signed reference values (RIMs)
+/// and revocation data.
+#[derive(Clone, Debug, Default)]
+pub struct GpuInputs {
+    /// Driver and VBIOS RIMs, by NVIDIA's RIM id.
+    pub rims: RimStore,
+    /// OCSP responses, when the verifier has them.
+    pub revocation: Revocation,
+}
+
+/// Pushes the composite GPU checks into the CVM's verdict: whether GPUs were required and
+/// how many, the nonce's binding to the claimed keys, and each GPU's own checks.
+pub fn check(
+    items: &[GpuItem],
+    claims: &Claims,
+    policy: &Policy,
+    inputs: &GpuInputs,
+    now: OffsetDateTime,
+    verdict: &mut Verdict,
+) {
+    let rules = policy.gpu.as_ref();
+    if items.is_empty() {
+        if rules.is_some_and(|g| g.required) {
+            verdict.push(Check::fail(
+                "gpu.required",
+                Stage::Measurement,
+                "GPU evidence",
+                "none",
+                "the policy requires a GPU and the enclave presented no GPU evidence",
+            ));
+        }
+        return;
+    }
+    if let Some(want) = rules.and_then(|g| g.count) {
+        verdict.push(Check::from_bool(
+            "gpu.count",
+            Stage::Measurement,
+            items.len() == want,
+            format!("{want} GPUs"),
+            format!("{} GPUs", items.len()),
+            || "the number of attested GPUs differs from the policy's".into(),
+        ));
+    }
+    let expected = gpu_nonce(&claims.hpke_public_key, &claims.tls_spki_sha256);
+    verdict.push(Check::from_bool(
+        "claims.gpu_nonce",
+        Stage::Binding,
+        claims.gpu_nonce == expected,
+        hex::encode(expected),
+        hex::encode(&claims.gpu_nonce),
+        || "the claims' GPU nonce is not derived from the claimed keys".into(),
+    ));
+    // Each report must be over the claims' nonce (signed by the CPU report); the check
+    // above ties that nonce to this boot's keys.
+    let claimed: [u8; 32] = claims.gpu_nonce.as_slice().try_into().unwrap_or(expected);
+    for (i, item) in items.iter().enumerate() {
+        let v = gpu::verify(
+            &item.evidence(),
+            policy,
+            &claimed,
+            &inputs.rims,
+            &inputs.revocation,
+            now,
+        );
+        verdict.fact("gpu", format!("#{i} {}", item.arch));
+        verdict.facts.extend(v.facts);
+        verdict.warnings.extend(v.warnings);
+        for c in v.checks {
+            verdict.push(c);
+        }
+    }
+}
+
+/// A RIM store from a directory of RIM files (`*.xml`, `*.swidtag`), each filed under the
+/// id NVIDIA's RIM service would give it: its SWID tag id, or the file name without
+/// extension.
+pub fn rims_from_dir(dir: &std::path::Path) -> Result<RimStore, String> {
+    let mut store = RimStore::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if !matches!(ext, "xml" | "swidtag") {
+            continue;
+        }
+        let xml = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        let id = gpu::Rim::parse(&xml)
+            .ok()
+            .map(|r| r.tag_id)
+            .filter(|t| !t.is_empty())
+            .unwrap_or(stem);
+        store
+            .insert(&id, &xml)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(store)
+}
