@@ -38,14 +38,14 @@ use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use silk_engine::{ChatMessage, Engine, EngineConfig, Event, GenerateRequest, Prompt};
-use silk_protocol::wire;
-use silk_protocol::{EvidenceBundle, Expectations};
 
 use crate::demo::{DemoError, LocalEnclave};
 use crate::session::{ClientError, Session};
 use crate::sse::{SseEvent, SseParser};
 
+mod costs;
 mod stats;
+pub use costs::{AttestFigures, PathFigures};
 pub use stats::{figures, quantile, steady_decode_rate, Figures, Sample};
 
 /// Prompts that make the default model write until `max_tokens`; stream `i` of a round
@@ -178,29 +178,40 @@ impl SseTimer {
     }
 }
 
-/// One streamed chat completion from the proxy at `addr`, over a fresh connection.
-async fn proxy_stream(addr: SocketAddr, body: Bytes) -> Result<Sample, SealedBenchError> {
-    let fail = stream_err("sealed");
-    let start = Instant::now();
+/// One request to the proxy at `addr`, over a fresh connection (as an OpenAI client
+/// without keep-alive would make it).
+async fn proxy_request(
+    addr: SocketAddr,
+    req: hyper::http::request::Builder,
+    body: Bytes,
+) -> Result<hyper::Response<hyper::body::Incoming>, String> {
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
-        .map_err(|e| fail(format!("connect {addr}: {e}")))?;
+        .map_err(|e| format!("connect {addr}: {e}"))?;
     let _ = tcp.set_nodelay(true);
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
         .await
-        .map_err(|e| fail(format!("HTTP handshake: {e}")))?;
+        .map_err(|e| format!("HTTP handshake: {e}"))?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    let req = Request::post("/v1/chat/completions")
+    let req = req
         .header(hyper::header::HOST, addr.to_string())
-        .header(hyper::header::CONTENT_TYPE, "application/json")
         .body(Full::new(body))
-        .map_err(|e| fail(e.to_string()))?;
-    let response = sender
+        .map_err(|e| e.to_string())?;
+    sender
         .send_request(req)
         .await
-        .map_err(|e| fail(format!("request: {e}")))?;
+        .map_err(|e| format!("request: {e}"))
+}
+
+/// One streamed chat completion from the proxy at `addr`.
+async fn proxy_stream(addr: SocketAddr, body: Bytes) -> Result<Sample, SealedBenchError> {
+    let fail = stream_err("sealed");
+    let start = Instant::now();
+    let req = Request::post("/v1/chat/completions")
+        .header(hyper::header::CONTENT_TYPE, "application/json");
+    let response = proxy_request(addr, req, body).await.map_err(&fail)?;
     let status = response.status();
     let mut body = response.into_body();
     if status != StatusCode::OK {
@@ -264,24 +275,13 @@ struct Collected {
     direct: Vec<Vec<Vec<Sample>>>,
 }
 
-/// Attestation costs, milliseconds.
-#[derive(Clone, Debug, Default)]
-pub struct AttestFigures {
-    /// Median [`Session::connect`]: nonce, RA-TLS handshake, fresh evidence, verification.
-    pub connect_ms: f64,
-    /// Median [`EvidenceBundle::verify`] of one fetched fresh bundle.
-    pub verify_ms: f64,
-    /// How many of each.
-    pub reps: usize,
-}
-
 /// One sealed phase: start an enclave, run one round of each path at each concurrency,
 /// measure attestation when `attest_reps` is given, and stop the enclave.
 async fn sealed_phase(
     args: &SealedBenchArgs,
     collected: &mut Collected,
     attest_reps: Option<usize>,
-) -> Result<Option<AttestFigures>, SealedBenchError> {
+) -> Result<Option<(AttestFigures, PathFigures)>, SealedBenchError> {
     let local = LocalEnclave::spawn(&args.model, args.enclave.as_deref(), &[]).await?;
     let result = sealed_phase_on(&local, args, collected, attest_reps).await;
     local.stop().await;
@@ -293,7 +293,7 @@ async fn sealed_phase_on(
     args: &SealedBenchArgs,
     collected: &mut Collected,
     attest_reps: Option<usize>,
-) -> Result<Option<AttestFigures>, SealedBenchError> {
+) -> Result<Option<(AttestFigures, PathFigures)>, SealedBenchError> {
     let session = Arc::new(Session::connect(&local.endpoint, local.policy.clone()).await?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -317,6 +317,7 @@ async fn sealed_phase_on(
         session_stream(&session, body(0)).await
     };
     let measured = async {
+        // Proxy and Session rounds alternate too.
         warm.await?;
         for (k, &n) in args.concurrency.iter().enumerate() {
             collected.proxy[k].push(round(n, |i| proxy_stream(addr, body(i))).await?);
@@ -330,57 +331,13 @@ async fn sealed_phase_on(
         Ok::<_, SealedBenchError>(())
     }
     .await;
-    server.abort();
-    measured?;
-    match attest_reps {
-        Some(reps) => Ok(Some(measure_attestation(local, &session, reps).await?)),
-        None => Ok(None),
-    }
-}
-
-async fn measure_attestation(
-    local: &LocalEnclave,
-    session: &Session,
-    reps: usize,
-) -> Result<AttestFigures, SealedBenchError> {
-    let reps = reps.max(1);
-    let mut connect = Vec::new();
-    for _ in 0..reps {
-        let t = Instant::now();
-        let s = Session::connect(&local.endpoint, local.policy.clone()).await?;
-        connect.push(t.elapsed().as_secs_f64() * 1e3);
-        drop(s);
-    }
-    let mut nonce = [0u8; 32];
-    rand::Rng::fill(&mut rand::thread_rng(), &mut nonce);
-    let path = format!("{}?nonce={}", wire::PATH_ATTESTATION, hex::encode(nonce));
-    let (status, body) = session.get(&path).await?;
-    let setup = |what: String| SealedBenchError::Setup(format!("attestation bundle: {what}"));
-    if status != StatusCode::OK {
-        return Err(setup(format!("HTTP {status}")));
-    }
-    let bundle = EvidenceBundle::from_json(&body).map_err(|e| setup(e.to_string()))?;
-    let expect = Expectations {
-        challenge: Some(nonce.to_vec()),
-        max_age_secs: Some(300),
-        collateral: None,
+    let costs = match (measured, attest_reps) {
+        (Ok(()), Some(reps)) => costs::measure(local, &session, addr, reps).await.map(Some),
+        (Ok(()), None) => Ok(None),
+        (Err(e), _) => Err(e),
     };
-    let mut verify = Vec::new();
-    for _ in 0..reps {
-        let t = Instant::now();
-        let (_, verdict) = bundle
-            .verify(&local.policy, &expect, time::OffsetDateTime::now_utc())
-            .map_err(|e| setup(e.to_string()))?;
-        verify.push(t.elapsed().as_secs_f64() * 1e3);
-        if !verdict.accepted() {
-            return Err(setup("the fetched bundle does not verify".into()));
-        }
-    }
-    Ok(AttestFigures {
-        connect_ms: quantile(&connect, 0.5),
-        verify_ms: quantile(&verify, 0.5),
-        reps,
-    })
+    server.abort();
+    costs
 }
 
 /// One direct stream: submit, then follow the events on this thread.
@@ -482,7 +439,7 @@ pub fn run_sealed_bench(
         session: empty(),
         direct: empty(),
     };
-    let mut attest = AttestFigures::default();
+    let mut costs = (AttestFigures::default(), PathFigures::default());
     for rep in 0..args.reps {
         eprint!(
             "repetition {}/{}: sealed (SIMULATED TEE enclave child)... ",
@@ -491,7 +448,7 @@ pub fn run_sealed_bench(
         );
         let first = (rep == 0).then_some(args.attest_reps);
         if let Some(a) = runtime.block_on(sealed_phase(args, &mut collected, first))? {
-            attest = a;
+            costs = a;
         }
         // The enclave has exited: the direct engine has the machine to itself.
         eprintln!("direct (engine in-process)");
@@ -502,7 +459,8 @@ pub fn run_sealed_bench(
         proxy: summarise(&collected.proxy),
         session: summarise(&collected.session),
         direct: summarise(&collected.direct),
-        attest,
+        attest: costs.0,
+        path: costs.1,
     };
     print_table(args, &table, out)
 }
@@ -513,6 +471,7 @@ struct Table {
     session: Vec<Figures>,
     direct: Vec<Figures>,
     attest: AttestFigures,
+    path: PathFigures,
 }
 
 fn print_table(
@@ -559,6 +518,13 @@ fn print_table(
         "\nattestation (SIMULATED evidence, median of {}): Session::connect {:.2} ms \
          (nonce, RA-TLS handshake, fresh evidence, verify); EvidenceBundle::verify {:.2} ms",
         a.reps, a.connect_ms, a.verify_ms
+    )?;
+    let p = &t.path;
+    writeln!(
+        out,
+        "per request without the engine (median of {}): GET /v1/models via proxy {:.2} ms \
+         = proxy hop {:.2} ms + RA-TLS connection and request {:.2} ms; seal + open {:.2} ms",
+        a.reps, p.via_proxy_ms, p.proxy_hop_ms, p.session_ms, p.seal_open_ms
     )?;
     writeln!(
         out,
