@@ -5,11 +5,12 @@
 //!   answers; errors classified by what the caller can do.
 //! - [`chat`], [`proxy`], [`demo`]: `silk chat`, the OpenAI-compatible `silk proxy`, and
 //!   `silk demo` (a local simulated enclave, end to end).
-//! - [`bench`]: `silk bench`.
+//! - [`bench`], [`bench_sealed`]: `silk bench engine` and `silk bench sealed`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod bench_sealed;
 pub mod chat;
 pub mod demo;
 pub mod proxy;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use silk_client::bench::{run_engine_bench, EngineBenchArgs};
+use silk_client::bench_sealed::{run_sealed_bench, SealedBenchArgs, SealedBenchError};
 use silk_client::chat::{load_policy, print_verification, run_chat, ChatSettings};
 use silk_client::demo::{run_demo, DemoArgs, DemoError};
 use silk_client::session::Options;
@@ -148,6 +149,33 @@ enum BenchWhat {
         #[arg(long, default_value = "scripts/reference/llama_cpp_bench.py")]
         llama_cpp: String,
     },
+    /// The sealed path (client -> silk proxy -> local SIMULATED enclave) beside the engine
+    /// called in-process: decode tok/s and time to first token at each concurrency, and
+    /// the cost of one attestation.
+    Sealed {
+        /// The model (GGUF file or safetensors directory).
+        #[arg(long, default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf")]
+        model: PathBuf,
+        /// Concurrent streams per round.
+        #[arg(long, value_delimiter = ',', default_value = "1,8")]
+        concurrency: Vec<usize>,
+        /// Tokens per answer.
+        #[arg(long, default_value_t = 64)]
+        max_tokens: usize,
+        /// Rounds per concurrency.
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        /// Attestations measured.
+        #[arg(long, default_value_t = 20)]
+        attest_reps: usize,
+        /// Kernel threads for the enclave and the direct engine alike (default:
+        /// SILK_THREADS, else all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// The silk-enclave binary (default: beside this one).
+        #[arg(long)]
+        enclave: Option<PathBuf>,
+    },
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -271,6 +299,50 @@ fn main() -> ExitCode {
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => client_exit("proxy", &e),
+            }
+        }
+        Command::Bench {
+            what:
+                BenchWhat::Sealed {
+                    model,
+                    concurrency,
+                    max_tokens,
+                    reps,
+                    attest_reps,
+                    threads,
+                    enclave,
+                },
+        } => {
+            if concurrency.is_empty() || concurrency.contains(&0) || reps == 0 || max_tokens == 0 {
+                eprintln!(
+                    "silk bench sealed: --concurrency, --reps and --max-tokens must be positive"
+                );
+                return ExitCode::from(2);
+            }
+            let threads = threads
+                .or_else(|| {
+                    std::env::var(silk_engine::kernels::THREADS_ENV)
+                        .ok()
+                        .and_then(|v| v.trim().parse().ok())
+                        .filter(|&n: &usize| n > 0)
+                })
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let args = SealedBenchArgs {
+                model,
+                enclave,
+                concurrency,
+                max_tokens,
+                reps,
+                attest_reps,
+                threads,
+            };
+            match run_sealed_bench(&args, &mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(SealedBenchError::Client(e)) => client_exit("bench sealed", &e),
+                Err(e) => {
+                    eprintln!("silk bench sealed: {e}");
+                    ExitCode::from(2)
+                }
             }
         }
         Command::Bench {

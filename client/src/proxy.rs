@@ -34,7 +34,13 @@ pub fn router(session: Arc<Session>) -> Router {
 
 /// Serves the proxy on `listen` until the process ends.
 pub async fn serve(listen: SocketAddr, session: Arc<Session>) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
     let listener = tokio::net::TcpListener::bind(listen).await?;
+    // Every streamed token is a small write: without TCP_NODELAY, Nagle's algorithm can
+    // hold one back for tens of milliseconds.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router(session)).await
 }
 

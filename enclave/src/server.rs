@@ -70,6 +70,9 @@ pub async fn serve_tls(listener: TcpListener, tls: Arc<rustls::ServerConfig>, ap
                 continue;
             }
         };
+        // Every sealed token is its own small TLS record: without this, Nagle holds each
+        // one back until the previous is acknowledged (up to the peer's delayed-ACK time).
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
         tokio::spawn(async move {

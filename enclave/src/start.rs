@@ -353,6 +353,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         let l = bind(plain).await?;
         plain_addr = l.local_addr().ok();
         tasks.push(tokio::spawn(async move {
+            // No Nagle delay on the small sealed chunks of a stream (as on the TLS path).
+            let l = axum::serve::ListenerExt::tap_io(l, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             if let Err(e) = axum::serve(l, app).await {
                 tracing::error!("plain listener stopped: {e}");
             }
