@@ -2,7 +2,7 @@
 # Builds or runs the cargo-fuzz targets of the attestation crate.
 #   scripts/fuzz.sh build                 build every target (CI does this)
 #   scripts/fuzz.sh run TARGET [SECONDS]  fuzz one target, seeded from ../shared/vectors
-# Targets: snp_report, dcap_quote, policy, gpu_report.
+# Targets: snp_report, dcap_quote, policy, gpu_report, sealed_input.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -44,6 +44,7 @@ for i, f in enumerate(sorted(v.rglob('*AttestationReport*.txt'))):
     pathlib.Path(sys.argv[1], f'report{i}').write_bytes(bytes.fromhex(f.read_text().strip()))
 PY
         cp ../../shared/vectors/gpu/nvidia-attestation-sdk/testdata/NV_GPU_DRIVER_GH100_550.144.03.xml "$corpus/" ;;
+      sealed_input) printf '\000SILKCLM1' > "$corpus/claims"; printf '\001{"version":1}' > "$corpus/bundle" ;;
     esac
     "${fuzz[@]}" run "$target" "$corpus" -- -max_total_time="$secs"
     ;;
