@@ -18,24 +18,48 @@ pub(crate) fn available() -> bool {
         && is_x86_feature_detected!("f16c")
 }
 
+/// True when this CPU also has AVX-512 VNNI on 256-bit registers (Ice Lake, Zen 4 and
+/// later): one `vpdpbusd` then does what `maddubs` + `madd` do, with the same exact
+/// integer result, so the VNNI kernels give bit-identical output.
+pub(crate) fn vnni_available() -> bool {
+    available() && is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl")
+}
+
 /// For each of the weight rows in `w` (`nb` blocks each) and each activation row `r`:
 /// `out[row * acts.len() + r] = w_row · acts[r]`.
 ///
 /// Panics if `w` is not a whole number of rows or an activation row is shorter than `nb`
 /// blocks: those checks are what make the unchecked loads inside sound.
-pub(crate) fn dot_rows(ty: QuantType, w: &[u8], acts: &[&[Q8Block]], nb: usize, out: &mut [f32]) {
+pub(crate) fn dot_rows(
+    ty: QuantType,
+    w: &[u8],
+    acts: &[&[Q8Block]],
+    nb: usize,
+    out: &mut [f32],
+    vnni: bool,
+) {
     let row_bytes = ty.row_bytes(nb);
     let m = acts.len();
     assert!(
         available(),
         "AVX2 kernels called on a CPU without AVX2/FMA/F16C"
     );
+    assert!(
+        !vnni || vnni_available(),
+        "VNNI kernels called on a CPU without AVX512-VNNI/VL"
+    );
     assert!(row_bytes > 0 && w.len() % row_bytes == 0);
     assert_eq!(out.len(), w.len() / row_bytes * m);
     assert!(acts.iter().all(|a| a.len() >= nb));
     // SAFETY: the features were detected above, and the lengths checked above bound every
     // load the kernels make (`nb` blocks of each weight row and activation row).
-    unsafe { rows(ty, w, acts, nb, out) }
+    unsafe {
+        if vnni {
+            rows_vnni(ty, w, acts, nb, out)
+        } else {
+            rows(ty, w, acts, nb, out)
+        }
+    }
 }
 
 /// # Safety
@@ -43,6 +67,28 @@ pub(crate) fn dot_rows(ty: QuantType, w: &[u8], acts: &[&[Q8Block]], nb: usize, 
 /// `ty`, every row of `acts` at least `nb` blocks, and `out` one value per pair.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn rows(ty: QuantType, w: &[u8], acts: &[&[Q8Block]], nb: usize, out: &mut [f32]) {
+    rows_with::<false>(ty, w, acts, nb, out)
+}
+
+/// As [`rows`], with AVX-512 VNNI.
+///
+/// # Safety
+/// As [`rows`], and the CPU must support AVX512-VNNI and AVX512-VL.
+#[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+unsafe fn rows_vnni(ty: QuantType, w: &[u8], acts: &[&[Q8Block]], nb: usize, out: &mut [f32]) {
+    rows_with::<true>(ty, w, acts, nb, out)
+}
+
+/// The body of [`rows`] and [`rows_vnni`], inlined into each so that it is compiled with
+/// that function's features.
+#[inline(always)]
+unsafe fn rows_with<const V: bool>(
+    ty: QuantType,
+    w: &[u8],
+    acts: &[&[Q8Block]],
+    nb: usize,
+    out: &mut [f32],
+) {
     let row_bytes = ty.row_bytes(nb);
     let m = acts.len();
     for (wr, o) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(m)) {
@@ -51,10 +97,10 @@ unsafe fn rows(ty: QuantType, w: &[u8], acts: &[&[Q8Block]], nb: usize, out: &mu
             let take = (m - r).min(4);
             let (a, o) = (&acts[r..r + take], &mut o[r..r + take]);
             match take {
-                4 => group::<4>(ty, wr.as_ptr(), a, nb, o),
-                3 => group::<3>(ty, wr.as_ptr(), a, nb, o),
-                2 => group::<2>(ty, wr.as_ptr(), a, nb, o),
-                _ => group::<1>(ty, wr.as_ptr(), a, nb, o),
+                4 => group::<4, V>(ty, wr.as_ptr(), a, nb, o),
+                3 => group::<3, V>(ty, wr.as_ptr(), a, nb, o),
+                2 => group::<2, V>(ty, wr.as_ptr(), a, nb, o),
+                _ => group::<1, V>(ty, wr.as_ptr(), a, nb, o),
             }
             r += take;
         }
@@ -63,7 +109,7 @@ unsafe fn rows(ty: QuantType, w: &[u8], acts: &[&[Q8Block]], nb: usize, out: &mu
 
 /// One weight row against `R` activation rows.
 #[inline(always)]
-unsafe fn group<const R: usize>(
+unsafe fn group<const R: usize, const V: bool>(
     ty: QuantType,
     w: *const u8,
     acts: &[&[Q8Block]],
@@ -72,10 +118,10 @@ unsafe fn group<const R: usize>(
 ) {
     let a: [*const Q8Block; R] = std::array::from_fn(|r| acts[r].as_ptr());
     let res = match ty {
-        QuantType::Q4_0 => q4_0::<R>(w, a, nb),
-        QuantType::Q4_1 => q4_1::<R>(w, a, nb),
-        QuantType::Q8_0 => q8_0::<R>(w, a, nb),
-        QuantType::Q5_0 => q5_0::<R>(w, a, nb),
+        QuantType::Q4_0 => q4_0::<R, V>(w, a, nb),
+        QuantType::Q4_1 => q4_1::<R, V>(w, a, nb),
+        QuantType::Q8_0 => q8_0::<R, V>(w, a, nb),
+        QuantType::Q5_0 => q5_0::<R, V>(w, a, nb),
         QuantType::Q4K => q4_k::<R>(w, a, nb),
         QuantType::Q6K => q6_k::<R>(w, a, nb),
     };
@@ -114,16 +160,23 @@ unsafe fn nibbles(p: *const u8) -> __m256i {
 }
 
 /// Lane `i` = sum of `x[j] * y[j]` for `j in 4i..4i+4`, `x` unsigned bytes, as floats.
+/// With `V`, one VNNI instruction; otherwise `maddubs` then `madd`. The two agree exactly
+/// because `maddubs`'s 16-bit pair sums cannot saturate here: `x <= 128` and `|y| <= 127`
+/// (activations are quantised to that range), so a pair is at most 32512 in size.
 #[inline(always)]
-unsafe fn dot_u8_i8(x: __m256i, y: __m256i) -> __m256 {
-    let pairs = _mm256_maddubs_epi16(x, y);
-    _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
+unsafe fn dot_u8_i8<const V: bool>(x: __m256i, y: __m256i) -> __m256 {
+    if V {
+        _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), x, y))
+    } else {
+        let pairs = _mm256_maddubs_epi16(x, y);
+        _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
+    }
 }
 
-/// As [`dot_u8_i8`] for signed `x`: moves `x`'s sign onto `y` so `maddubs` sees `|x|`.
+/// As [`dot_u8_i8`] for signed `x`: moves `x`'s sign onto `y` so the unsigned side is `|x|`.
 #[inline(always)]
-unsafe fn dot_i8_i8(x: __m256i, y: __m256i) -> __m256 {
-    dot_u8_i8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
+unsafe fn dot_i8_i8<const V: bool>(x: __m256i, y: __m256i) -> __m256 {
+    dot_u8_i8::<V>(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
 }
 
 #[inline(always)]
@@ -132,7 +185,11 @@ unsafe fn load_qs(a: *const Q8Block) -> __m256i {
 }
 
 #[inline(always)]
-unsafe fn q4_0<const R: usize>(w: *const u8, a: [*const Q8Block; R], nb: usize) -> [f32; R] {
+unsafe fn q4_0<const R: usize, const V: bool>(
+    w: *const u8,
+    a: [*const Q8Block; R],
+    nb: usize,
+) -> [f32; R] {
     let mut acc = [_mm256_setzero_ps(); R];
     let eight = _mm256_set1_epi8(8);
     for b in 0..nb {
@@ -141,7 +198,7 @@ unsafe fn q4_0<const R: usize>(w: *const u8, a: [*const Q8Block; R], nb: usize) 
         let qx = _mm256_sub_epi8(nibbles(wb.add(2)), eight);
         for r in 0..R {
             let ab = a[r].add(b);
-            let xy = dot_i8_i8(qx, load_qs(ab));
+            let xy = dot_i8_i8::<V>(qx, load_qs(ab));
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * (*ab).d), xy, acc[r]);
         }
     }
@@ -149,7 +206,11 @@ unsafe fn q4_0<const R: usize>(w: *const u8, a: [*const Q8Block; R], nb: usize) 
 }
 
 #[inline(always)]
-unsafe fn q4_1<const R: usize>(w: *const u8, a: [*const Q8Block; R], nb: usize) -> [f32; R] {
+unsafe fn q4_1<const R: usize, const V: bool>(
+    w: *const u8,
+    a: [*const Q8Block; R],
+    nb: usize,
+) -> [f32; R] {
     let mut acc = [_mm256_setzero_ps(); R];
     let mut summs = [0f32; R];
     for b in 0..nb {
@@ -159,7 +220,7 @@ unsafe fn q4_1<const R: usize>(w: *const u8, a: [*const Q8Block; R], nb: usize) 
         for r in 0..R {
             let ab = a[r].add(b);
             summs[r] += m * (*ab).s;
-            let xy = dot_u8_i8(qx, load_qs(ab));
+            let xy = dot_u8_i8::<V>(qx, load_qs(ab));
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * (*ab).d), xy, acc[r]);
         }
     }
@@ -167,7 +228,11 @@ unsafe fn q4_1<const R: usize>(w: *const u8, a: [*const Q8Block; R], nb: usize) 
 }
 
 #[inline(always)]
-unsafe fn q8_0<const R: usize>(w: *const u8, a: [*const Q8Block; R], nb: usize) -> [f32; R] {
+unsafe fn q8_0<const R: usize, const V: bool>(
+    w: *const u8,
+    a: [*const Q8Block; R],
+    nb: usize,
+) -> [f32; R] {
     let mut acc = [_mm256_setzero_ps(); R];
     for b in 0..nb {
         let wb = w.add(b * 34);
@@ -175,7 +240,7 @@ unsafe fn q8_0<const R: usize>(w: *const u8, a: [*const Q8Block; R], nb: usize) 
         let qx = _mm256_loadu_si256(wb.add(2) as *const __m256i);
         for r in 0..R {
             let ab = a[r].add(b);
-            let xy = dot_i8_i8(qx, load_qs(ab));
+            let xy = dot_i8_i8::<V>(qx, load_qs(ab));
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * (*ab).d), xy, acc[r]);
         }
     }
@@ -211,7 +276,11 @@ unsafe fn hsum_i32(v: __m256i) -> i32 {
 }
 
 #[inline(always)]
-unsafe fn q5_0<const R: usize>(w: *const u8, a: [*const Q8Block; R], nb: usize) -> [f32; R] {
+unsafe fn q5_0<const R: usize, const V: bool>(
+    w: *const u8,
+    a: [*const Q8Block; R],
+    nb: usize,
+) -> [f32; R] {
     let mut acc = [_mm256_setzero_ps(); R];
     let high = _mm256_set1_epi8(0xf0u8 as i8);
     for b in 0..nb {
@@ -223,7 +292,7 @@ unsafe fn q5_0<const R: usize>(w: *const u8, a: [*const Q8Block; R], nb: usize) 
         let qx = _mm256_or_si256(nibbles(wb.add(6)), clear);
         for r in 0..R {
             let ab = a[r].add(b);
-            let xy = dot_i8_i8(qx, load_qs(ab));
+            let xy = dot_i8_i8::<V>(qx, load_qs(ab));
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * (*ab).d), xy, acc[r]);
         }
     }

@@ -101,12 +101,32 @@ pub enum Backend {
     Scalar,
     /// x86-64 AVX2 + FMA.
     Avx2,
+    /// AVX2 kernels with AVX-512 VNNI dot products (same results as [`Backend::Avx2`]).
+    Avx2Vnni,
 }
 
 impl Backend {
-    /// The fastest backend this CPU supports.
+    /// The fastest backend this CPU supports, unless `SILK_KERNELS` (`scalar`, `avx2`,
+    /// `avx2-vnni`) names another one it supports (for comparing them in benchmarks).
     pub fn best() -> Self {
-        if Self::Avx2.is_available() {
+        static CHOSEN: std::sync::OnceLock<Backend> = std::sync::OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            let forced = match std::env::var("SILK_KERNELS").as_deref() {
+                Ok("scalar") => Some(Self::Scalar),
+                Ok("avx2") => Some(Self::Avx2),
+                Ok("avx2-vnni") => Some(Self::Avx2Vnni),
+                _ => None,
+            };
+            forced
+                .filter(|b| b.is_available())
+                .unwrap_or_else(Self::fastest)
+        })
+    }
+
+    fn fastest() -> Self {
+        if Self::Avx2Vnni.is_available() {
+            Self::Avx2Vnni
+        } else if Self::Avx2.is_available() {
             Self::Avx2
         } else {
             Self::Scalar
@@ -119,8 +139,10 @@ impl Backend {
             Self::Scalar => true,
             #[cfg(target_arch = "x86_64")]
             Self::Avx2 => avx2::available(),
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2Vnni => avx2::vnni_available(),
             #[cfg(not(target_arch = "x86_64"))]
-            Self::Avx2 => false,
+            Self::Avx2 | Self::Avx2Vnni => false,
         }
     }
 
@@ -128,7 +150,9 @@ impl Backend {
     fn dot_rows(self, ty: QuantType, w: &[u8], acts: &[&[Q8Block]], nb: usize, out: &mut [f32]) {
         match self {
             #[cfg(target_arch = "x86_64")]
-            Self::Avx2 => avx2::dot_rows(ty, w, acts, nb, out),
+            Self::Avx2 => avx2::dot_rows(ty, w, acts, nb, out, false),
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2Vnni => avx2::dot_rows(ty, w, acts, nb, out, true),
             _ => {
                 let dot = match ty {
                     QuantType::Q4_0 => scalar::dot_q4_0,

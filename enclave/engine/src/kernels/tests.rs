@@ -94,9 +94,14 @@ fn simd_and_scalar_agree_bit_for_bit() {
             let x = random(m * k, 200 + m as u64);
             let (mut a, mut b) = (vec![0f32; m * n], vec![0f32; m * n]);
             w.matmul_with(&x, m, &mut a, Backend::Scalar).unwrap();
-            w.matmul_with(&x, m, &mut b, Backend::Avx2).unwrap();
-            let same = a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits());
-            assert!(same, "{dtype:?} m={m}: {a:?} vs {b:?}");
+            for backend in [Backend::Avx2, Backend::Avx2Vnni] {
+                if !backend.is_available() {
+                    continue;
+                }
+                w.matmul_with(&x, m, &mut b, backend).unwrap();
+                let same = a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits());
+                assert!(same, "{dtype:?} {backend:?} m={m}: {a:?} vs {b:?}");
+            }
         }
     }
 }
