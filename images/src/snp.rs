@@ -203,7 +203,7 @@ pub struct SevFirmware<'a> {
 impl<'a> SevFirmware<'a> {
     /// Parses the SEV metadata of an OVMF image.
     pub fn parse(image: &'a [u8]) -> Result<Self, SnpError> {
-        if image.is_empty() || image.len() % PAGE != 0 || image.len() as u64 > FOUR_GIB {
+        if image.is_empty() || !image.len().is_multiple_of(PAGE) || image.len() as u64 > FOUR_GIB {
             return Err(SnpError::FirmwareSize(image.len()));
         }
         let table = OvmfTable::parse(image)?;
@@ -323,7 +323,7 @@ impl Gctx {
 
     /// Measures `size` bytes of pages of a contentless type.
     fn empty_pages(&mut self, kind: PageType, s: &SevSection) -> Result<(), SnpError> {
-        if s.size as usize % PAGE != 0 {
+        if !(s.size as usize).is_multiple_of(PAGE) {
             return Err(SnpError::SectionSize {
                 gpa: s.gpa,
                 size: s.size,

@@ -163,7 +163,7 @@ pub fn tdvf_sections(image: &[u8]) -> Result<Vec<TdvfSection>, TdxError> {
 
 fn check_section(image: &[u8], index: usize, s: &TdvfSection) -> Result<(), TdxError> {
     let bad = |why| Err(TdxError::Section { index, why });
-    if s.memory_address % PAGE != 0 || s.memory_data_size % PAGE != 0 {
+    if !s.memory_address.is_multiple_of(PAGE) || !s.memory_data_size.is_multiple_of(PAGE) {
         return bad("memory address or size is not page-aligned");
     }
     if u64::from(s.raw_data_size) > s.memory_data_size {

@@ -188,13 +188,13 @@ impl ModelConfig {
         if self.n_layer == 0 || self.d_model == 0 || self.n_head == 0 || self.vocab_size == 0 {
             return bad(format!("degenerate shape: {self:?}"));
         }
-        if self.n_kv_head == 0 || self.n_head % self.n_kv_head != 0 {
+        if self.n_kv_head == 0 || !self.n_head.is_multiple_of(self.n_kv_head) {
             return bad(format!(
                 "{} query heads cannot be grouped over {} key/value heads",
                 self.n_head, self.n_kv_head
             ));
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             return bad(format!(
                 "head size {} is odd; RoPE needs pairs",
                 self.head_dim

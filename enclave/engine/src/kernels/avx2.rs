@@ -48,7 +48,7 @@ pub(crate) fn dot_rows(
         !vnni || vnni_available(),
         "VNNI kernels called on a CPU without AVX512-VNNI/VL"
     );
-    assert!(row_bytes > 0 && w.len() % row_bytes == 0);
+    assert!(row_bytes > 0 && w.len().is_multiple_of(row_bytes));
     assert_eq!(out.len(), w.len() / row_bytes * m);
     assert!(acts.iter().all(|a| a.len() >= nb));
     // SAFETY: the features were detected above, and the lengths checked above bound every

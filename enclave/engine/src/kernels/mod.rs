@@ -215,7 +215,7 @@ impl QWeight {
         cols: usize,
         data: Vec<u8>,
     ) -> Result<Self, KernelError> {
-        if cols % ty.block_elems() != 0 {
+        if !cols.is_multiple_of(ty.block_elems()) {
             return Err(KernelError::Shape(format!(
                 "{cols} columns is not a multiple of the {}-weight block",
                 ty.block_elems()
