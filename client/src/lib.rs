@@ -6,12 +6,16 @@
 //! - [`chat`], [`proxy`], [`demo`]: `silk chat`, the OpenAI-compatible `silk proxy`, and
 //!   `silk demo` (a local simulated enclave, end to end).
 //! - [`bench`]: `silk bench`.
+//! - [`measure`], [`model_disk`]: `silk measure` (the measurement a guest image will have,
+//!   and a policy for it) and `silk image model-disk` (dm-verity model disks).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod bench;
 pub mod chat;
 pub mod demo;
+pub mod measure;
+pub mod model_disk;
 pub mod proxy;
 pub mod render;
 pub mod session;
