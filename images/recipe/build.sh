@@ -142,7 +142,7 @@ add_libs() {
     cp -L "$lib" "$root$dest"
   done
 }
-dmsetup_bin="$(find "$dm_root" -name dmsetup -type f | head -n1)"
+dmsetup_bin="$(find "$dm_root" -path "*/sbin/dmsetup" -type f | head -n1)"
 [ -n "$dmsetup_bin" ] || die "no dmsetup in $dmsetup_deb"
 install -m 0755 "$dmsetup_bin" "$root/bin/dmsetup"
 add_libs "$dmsetup_bin"
@@ -180,6 +180,6 @@ rm -rf "$out"
 digest="$("$silk_image" build --root "$root" --kernel "$vmlinuz" --firmware "$ovmf" \
   --cmdline "$cmdline" --source-date-epoch "$SOURCE_DATE_EPOCH" --out "$out" "${input_args[@]}")"
 say "kernel $kver, $(du -h "$out/initrd.cpio" | cut -f1) initramfs, payload $payload, evidence $evidence"
-[ -n "$model_verity" ] && say "model: dm-verity root ${model_verity%% *}" || say "model: none bound (the guest will have no model to open)"
+[ -n "$model_verity" ] && say "model: dm-verity root $(printf "%s" "${model_verity%% *}" | cut -d= -f2)" || say "model: none bound (the guest will have no model to open)"
 say "image $out digest $digest"
 printf '%s\n' "$digest"
