@@ -188,14 +188,14 @@ pub struct Measurement {
     pub model: Option<ModelVerity>,
 }
 
-fn read(dir: &Path, manifest: &Manifest, name: &str) -> Result<(PathBuf, Vec<u8>), MeasureError> {
+fn read(
+    dir: &Path,
+    manifest: &Manifest,
+    name: &'static str,
+) -> Result<(PathBuf, Vec<u8>), MeasureError> {
     let path = manifest
         .component_path(dir, name)
-        .ok_or(ManifestError::Missing(match name {
-            "firmware" => "firmware",
-            "kernel" => "kernel",
-            _ => "initrd",
-        }))?;
+        .ok_or(ManifestError::Missing(name))?;
     let bytes = std::fs::read(&path).map_err(|source| MeasureError::File {
         op: "read",
         path: path.clone(),

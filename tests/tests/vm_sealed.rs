@@ -61,9 +61,44 @@ async fn ask(session: &Session, max_tokens: usize) -> Result<String, ClientError
         .to_owned())
 }
 
+/// The guest console as silk-host logs it (target `silk_host::guest`), kept for asserts.
+#[derive(Clone, Default)]
+struct Console(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Console {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut v) = self.0.lock() {
+            v.extend_from_slice(buf);
+        }
+        std::io::stderr().write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Console {
+    fn install() -> Self {
+        let c = Console::default();
+        let writer = c.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("silk_host::guest=info"))
+            .with_writer(move || writer.clone())
+            .try_init();
+        c
+    }
+    fn text(&self) -> String {
+        self.0
+            .lock()
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn vm_sealed_chat_through_silk_host_survives_a_qemu_kill() {
     require_qemu();
+    let console = Console::install();
     let dir = tempfile::tempdir().unwrap();
     let enclave = enclave_binary(dir.path());
     let measurement = file_sha384(&enclave).unwrap();
@@ -223,8 +258,15 @@ async fn vm_sealed_chat_through_silk_host_survives_a_qemu_kill() {
         .success());
     let t2 = Instant::now();
     let saw_ready = tokio::task::spawn_blocking(move || {
+        // Restart 2 boots the changed disk (readiness counts only from then: until
+        // silk-host notices the kill, the gauge still shows the old boot); restart 3
+        // means that boot ended by itself.
+        wait_for(
+            "the restart on the changed disk",
+            Duration::from_secs(60),
+            || (metric(&metrics(), "silk_host_vm_restarts_total") >= Some(2)).then_some(()),
+        );
         let mut saw_ready = false;
-        // Restart 2 boots the changed disk; restart 3 means that boot ended by itself.
         wait_for("the changed-disk boot to fail", BOOT_TIMEOUT * 2, || {
             saw_ready |= healthy().is_some();
             (metric(&metrics(), "silk_host_vm_restarts_total") >= Some(3)).then_some(())
@@ -240,6 +282,11 @@ async fn vm_sealed_chat_through_silk_host_survives_a_qemu_kill() {
     assert!(
         !saw_ready,
         "a guest with a changed model disk reported ready"
+    );
+    let log = console.text();
+    assert!(
+        log.contains("verity") && log.contains("corrupted"),
+        "the guest's console names the dm-verity failure:\n{log}"
     );
     assert!(
         session.attest().await.is_err() || ask(&session, 4).await.is_err(),
