@@ -186,6 +186,8 @@ pub struct Measurement {
     pub launch: String,
     /// The model disk the command line binds, if any.
     pub model: Option<ModelVerity>,
+    /// What the measurement does not cover, said loudly.
+    pub warnings: Vec<String>,
 }
 
 fn read(
@@ -203,6 +205,29 @@ fn read(
     })?;
     Ok((path, bytes))
 }
+
+/// The kernel release a bzImage names in its setup header (`kernel_version`, boot
+/// protocol 2.00+), as (major, minor, the whole string).
+pub fn kernel_release(bzimage: &[u8]) -> Option<(u32, u32, String)> {
+    if bzimage.get(0x202..0x206)? != b"HdrS" {
+        return None;
+    }
+    let ptr = u16::from_le_bytes(bzimage.get(0x20e..0x210)?.try_into().ok()?) as usize;
+    if ptr == 0 {
+        return None;
+    }
+    let tail = bzimage.get(ptr + 0x200..)?;
+    let text = &tail[..tail.iter().position(|&b| b == 0)?.min(200)];
+    let text = std::str::from_utf8(text).ok()?;
+    let release = text.split_whitespace().next()?.to_string();
+    let mut nums = release.split(|c: char| !c.is_ascii_digit());
+    let major = nums.next()?.parse().ok()?;
+    let minor = nums.next()?.parse().ok()?;
+    Some((major, minor, release))
+}
+
+/// Linux measures its command line and initrd into RTMR2 from its EFI stub only from 6.9.
+const RTMR2_FROM: (u32, u32) = (6, 9);
 
 fn option(option: &'static str, value: &str, expected: String) -> MeasureError {
     MeasureError::Option {
@@ -222,6 +247,7 @@ pub fn measure(dir: &Path, tee: Tee, launch: &LaunchOptions) -> Result<Measureme
     let (kernel_path, kernel) = read(dir, &manifest, "kernel")?;
     let (_, initrd) = read(dir, &manifest, "initrd")?;
     let cmdline = manifest.kernel_cmdline.as_str();
+    let mut warnings = Vec::new();
     let (expected, line) = match tee {
         Tee::Snp => {
             let vcpu_type = VcpuType::from_name(&launch.vcpu_type).ok_or_else(|| {
@@ -282,7 +308,7 @@ pub fn measure(dir: &Path, tee: Tee, launch: &LaunchOptions) -> Result<Measureme
                 path: fw_path.clone(),
                 source,
             })?;
-            let (rtmr1, rtmr2) = tdx::rtmrs(&DirectBoot {
+            let (rtmr1, mut rtmr2) = tdx::rtmrs(&DirectBoot {
                 kernel: &kernel,
                 initrd: Some(&initrd),
                 cmdline,
@@ -292,6 +318,25 @@ pub fn measure(dir: &Path, tee: Tee, launch: &LaunchOptions) -> Result<Measureme
                 path: kernel_path.clone(),
                 source,
             })?;
+            // An older kernel's EFI stub measures nothing: RTMR2 stays zero, and neither
+            // the command line (with the model's verity root) nor the initrd is measured.
+            match kernel_release(&kernel) {
+                Some((major, minor, release)) if (major, minor) < RTMR2_FROM => {
+                    rtmr2 = [0; 48];
+                    warnings.push(format!(
+                        "kernel {release} predates Linux 6.9: under TDX its EFI stub does not \
+                         measure the command line or the initrd, so RTMR2 is zero and NEITHER \
+                         (nor the model's dm-verity root on the command line) is covered by \
+                         the measurement; build the image with a kernel of 6.9 or later"
+                    ));
+                }
+                Some(_) => {}
+                None => warnings.push(
+                    "the kernel names no release: RTMR2 assumes its EFI stub measures the \
+                     command line and initrd (Linux 6.9 and later); an older kernel leaves it zero"
+                        .into(),
+                ),
+            }
             let line = format!(
                 "TDX, QEMU direct kernel boot, q35 with {} MiB, pages added {}",
                 launch.memory_mib, launch.tdx_page_order
@@ -313,6 +358,7 @@ pub fn measure(dir: &Path, tee: Tee, launch: &LaunchOptions) -> Result<Measureme
         expected,
         launch: line,
         model,
+        warnings,
     })
 }
 
@@ -357,19 +403,17 @@ pub fn print(m: &Measurement, out: &mut dyn Write) -> std::io::Result<()> {
             }
             row(out, "RTMR1", &hex::encode(rtmr1))?;
             row(out, "RTMR2", &hex::encode(rtmr2))?;
-            writeln!(
-                out,
-                "  note: RTMR2 holds the command line and initrd only if the kernel's EFI stub \
-                 measures them (Linux 6.9 and later); an older kernel leaves it zero"
-            )?;
         }
+    }
+    for w in &m.warnings {
+        writeln!(out, "  WARNING: {w}")?;
     }
     match &m.model {
         Some(v) => row(
             out,
             "model",
             &format!(
-                "{} ({} bytes; its dm-verity root is on the measured command line)",
+                "{} ({} bytes; its dm-verity root is on the image's command line)",
                 v.model_id(),
                 v.model_size
             ),
@@ -403,6 +447,9 @@ pub fn policy_toml(m: &Measurement) -> Result<String, MeasureError> {
             "# The image binds the model {} (dm-verity root on its command line).",
             v.model_id()
         );
+    }
+    for w in &m.warnings {
+        let _ = writeln!(s, "# WARNING: {w}");
     }
     match &m.expected {
         Expected::Snp(d) => {

@@ -185,7 +185,7 @@ fn one_byte_of_kernel_changes_the_measurement_and_a_stale_manifest_is_refused() 
 #[test]
 fn measure_tdx_prints_mrtd_and_rtmrs_and_its_policy_round_trips() {
     let d = scratch("tdx");
-    let kernel = bzimage();
+    let kernel = bzimage("6.12.38+deb13-amd64 (debian-kernel@lists.debian.org) #1 SMP");
     let m = image(&d, &tdx_firmware(), &kernel);
     let policy = d.join("tdx.toml");
     let rtmr0 = "ab".repeat(48);
@@ -236,6 +236,40 @@ fn measure_tdx_prints_mrtd_and_rtmrs_and_its_policy_round_trips() {
     assert!(
         other.contains(&mrtd) && !other.contains(&hex::encode(r1)),
         "{other}"
+    );
+    assert!(!other.contains("WARNING"), "{other}");
+
+    // A kernel before 6.9 measures neither its command line nor its initrd: RTMR2 is zero,
+    // and the output and the policy say so.
+    image(
+        &d,
+        &tdx_firmware(),
+        &bzimage("6.1.0-56-amd64 (debian-kernel@lists.debian.org) #1"),
+    );
+    let (code, text) = silk(&[
+        "measure",
+        "--image",
+        s(&d),
+        "--tee",
+        "tdx",
+        "--policy-out",
+        s(&policy),
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(&format!("RTMR2        {}", "00".repeat(48))),
+        "{text}"
+    );
+    assert!(
+        text.contains("WARNING: kernel 6.1.0-56-amd64 predates Linux 6.9"),
+        "{text}"
+    );
+    let written = std::fs::read_to_string(&policy).unwrap();
+    assert!(written.contains("# WARNING: kernel 6.1.0"), "{written}");
+    let p = Policy::from_toml(&written).unwrap();
+    assert_eq!(
+        p.tdx.unwrap().measurements[0].rtmr2.map(|r| r.0),
+        Some([0; 48])
     );
 }
 
@@ -453,8 +487,9 @@ fn model_disk_root_hash_equals_veritysetup() {
 }
 
 /// A minimal EFI-stub bzImage (as images/tests/tdx.rs builds it): MZ + PE32+ headers below
-/// the setup header at 0x1f1, three sections, and the setup header fields QEMU patches.
-fn bzimage() -> Vec<u8> {
+/// the setup header at 0x1f1, three sections, the setup header fields QEMU patches, and a
+/// kernel release string.
+fn bzimage(release: &str) -> Vec<u8> {
     let mut k: Vec<u8> = (0..0x6100u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
@@ -498,5 +533,9 @@ fn bzimage() -> Vec<u8> {
     k[0x228..0x22c].fill(0);
     k[0x22c..0x230].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
     k[0x236..0x238].copy_from_slice(&0x7fu16.to_le_bytes());
+    // kernel_version: the release string, inside the setup sectors.
+    k[0x20e..0x210].copy_from_slice(&0x100u16.to_le_bytes());
+    k[0x300..0x300 + release.len()].copy_from_slice(release.as_bytes());
+    k[0x300 + release.len()] = 0;
     k
 }
