@@ -6,6 +6,8 @@
 //! - [`chat`], [`proxy`], [`demo`]: `silk chat`, the OpenAI-compatible `silk proxy`, and
 //!   `silk demo` (a local simulated enclave, end to end).
 //! - [`bench`], [`bench_sealed`]: `silk bench engine` and `silk bench sealed`.
+//! - [`measure`], [`model_disk`]: `silk measure` (the measurement a guest image will have,
+//!   and a policy for it) and `silk image model-disk` (dm-verity model disks).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -13,6 +15,8 @@ pub mod bench;
 pub mod bench_sealed;
 pub mod chat;
 pub mod demo;
+pub mod measure;
+pub mod model_disk;
 pub mod proxy;
 pub mod render;
 pub mod session;

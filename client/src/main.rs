@@ -1,7 +1,8 @@
 //! `silk`: the client command line.
 //!
 //! `silk verify` exits 0 when the evidence verified under the policy, 1 when it was
-//! rejected, 2 when the inputs could not be used. `silk chat`, `silk proxy` and
+//! rejected, 2 when the inputs could not be used. `silk measure` and `silk image` exit 0
+//! on success and 2 when an input is missing or invalid. `silk chat`, `silk proxy` and
 //! `silk demo` exit 0 on success, 1 when attestation was refused, 2 on configuration
 //! errors and 3 on transport or API errors.
 
@@ -15,6 +16,7 @@ use silk_client::bench::{run_engine_bench, EngineBenchArgs};
 use silk_client::bench_sealed::{run_sealed_bench, SealedBenchArgs, SealedBenchError};
 use silk_client::chat::{load_policy, print_verification, run_chat, ChatSettings};
 use silk_client::demo::{run_demo, DemoArgs, DemoError};
+use silk_client::measure::{LaunchOptions, Tee};
 use silk_client::session::Options;
 use silk_client::verify::{run_verify, VerifyArgs};
 use silk_client::{ClientError, ErrorKind, Session};
@@ -55,6 +57,36 @@ enum Command {
         /// NVIDIA RIMs (driver and VBIOS, *.xml / *.swidtag) for an evidence bundle's GPUs.
         #[arg(long, value_name = "DIR")]
         gpu_rims: Option<PathBuf>,
+        /// A guest image directory (manifest.json, OVMF.fd, vmlinuz, initrd.cpio): the
+        /// measurement must equal the one computed from it (the policy's allowlist for the
+        /// platform is replaced; its other rules apply).
+        #[arg(long, value_name = "DIR")]
+        image: Option<PathBuf>,
+        /// The platform for --image (default: the evidence's).
+        #[arg(long, value_enum, requires = "image")]
+        tee: Option<Tee>,
+        #[command(flatten)]
+        launch: LaunchOptions,
+    },
+    /// Compute the measurement a guest image will have (SEV-SNP launch digest, or TDX MRTD
+    /// and RTMR1/RTMR2) from its files, and optionally write a policy allowing exactly it.
+    Measure {
+        /// The image directory (manifest.json and the files it lists).
+        #[arg(long, value_name = "DIR")]
+        image: PathBuf,
+        /// The platform.
+        #[arg(long, value_enum)]
+        tee: Tee,
+        #[command(flatten)]
+        launch: LaunchOptions,
+        /// Write a policy (TOML) that allows exactly this measurement.
+        #[arg(long, value_name = "FILE")]
+        policy_out: Option<PathBuf>,
+    },
+    /// Build guest image parts.
+    Image {
+        #[command(subcommand)]
+        what: ImageWhat,
     },
     /// Start a local enclave (SIMULATED TEE) with the default model, verify it, and ask it
     /// a question through the sealed path.
@@ -118,6 +150,22 @@ enum Command {
     Bench {
         #[command(subcommand)]
         what: BenchWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImageWhat {
+    /// Make a model file into a dm-verity disk and print its root hash, geometry and the
+    /// kernel command line that binds an image to it.
+    ModelDisk {
+        /// The model file (GGUF).
+        model: PathBuf,
+        /// The disk to write.
+        #[arg(short, long, value_name = "DISK")]
+        out: PathBuf,
+        /// The name the enclave serves the model under (default: the file name's stem).
+        #[arg(long)]
+        name: Option<String>,
     },
 }
 
@@ -379,6 +427,29 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Measure {
+            image,
+            tee,
+            launch,
+            policy_out,
+        } => run_measure(&image, tee, &launch, policy_out.as_deref()),
+        Command::Image {
+            what: ImageWhat::ModelDisk { model, out, name },
+        } => {
+            let mut stdout = std::io::stdout();
+            match silk_client::model_disk::run_model_disk(
+                &model,
+                &out,
+                name.as_deref(),
+                &mut stdout,
+            ) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("silk image model-disk: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Verify {
             evidence,
             certs,
@@ -388,6 +459,9 @@ fn main() -> ExitCode {
             now,
             json,
             gpu_rims,
+            image,
+            tee,
+            launch,
         } => {
             let args = VerifyArgs {
                 gpu_rims,
@@ -398,6 +472,9 @@ fn main() -> ExitCode {
                 policy,
                 now,
                 json,
+                image,
+                tee,
+                launch,
             };
             match run_verify(&args, &mut std::io::stdout()) {
                 Ok(true) => ExitCode::SUCCESS,
@@ -407,6 +484,31 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             }
+        }
+    }
+}
+
+/// `silk measure`: 0 when computed (and the policy written), 2 otherwise.
+fn run_measure(
+    image: &std::path::Path,
+    tee: Tee,
+    launch: &LaunchOptions,
+    policy_out: Option<&std::path::Path>,
+) -> ExitCode {
+    use silk_client::measure;
+    let result = measure::measure(image, tee, launch).and_then(|m| {
+        let _ = measure::print(&m, &mut std::io::stdout());
+        if let Some(path) = policy_out {
+            measure::write_policy(&m, path)?;
+            println!("policy written to {}", path.display());
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("silk measure: {e}");
+            ExitCode::from(2)
         }
     }
 }

@@ -10,6 +10,7 @@ use silk_attestation::{verify_quote, verify_snp, Evidence, EvidenceKind, Policy,
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::measure::{self, LaunchOptions, MeasureError, Tee};
 use crate::render;
 
 /// The command's inputs, as paths and flags.
@@ -31,6 +32,12 @@ pub struct VerifyArgs {
     pub json: bool,
     /// NVIDIA RIMs (driver and VBIOS) for a bundle's GPU evidence.
     pub gpu_rims: Option<PathBuf>,
+    /// An image directory: the measurement must equal the one computed from it.
+    pub image: Option<PathBuf>,
+    /// The platform to compute for (default: the evidence's).
+    pub tee: Option<Tee>,
+    /// How the VM was launched (vCPUs, vCPU type, ...), for the computation.
+    pub launch: LaunchOptions,
 }
 
 /// Why `silk verify` could not even start verifying. A rejected verdict is not an error.
@@ -84,6 +91,9 @@ pub enum VerifyCmdError {
     /// A required input is missing.
     #[error("{0}")]
     Missing(String),
+    /// The expected measurement could not be computed from `--image`.
+    #[error(transparent)]
+    Image(#[from] MeasureError),
     /// Writing the output failed.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -105,7 +115,7 @@ pub fn run_verify(args: &VerifyArgs, out: &mut dyn Write) -> Result<bool, Verify
         }
         None => OffsetDateTime::now_utc(),
     };
-    let policy = match &args.policy {
+    let mut policy = match &args.policy {
         Some(path) => {
             let text = read("policy", path)?;
             let text = String::from_utf8_lossy(&text);
@@ -126,9 +136,10 @@ pub fn run_verify(args: &VerifyArgs, out: &mut dyn Write) -> Result<bool, Verify
         notes.push("no --policy given: the empty policy rejects everything".to_owned());
     }
     if raw.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-        return verify_bundle(args, &raw, &policy, now, notes, out);
+        return verify_bundle(args, &raw, policy, now, notes, out);
     }
     let evidence = Evidence::detect(&raw).map_err(evidence_err)?;
+    pin_to_image(args, &mut policy, evidence.kind, &mut notes)?;
     let verdict: Verdict = match evidence.kind {
         EvidenceKind::SnpReport => {
             let certs = load_snp_certs(args)?;
@@ -163,7 +174,7 @@ pub fn run_verify(args: &VerifyArgs, out: &mut dyn Write) -> Result<bool, Verify
 fn verify_bundle(
     args: &VerifyArgs,
     raw: &[u8],
-    policy: &Policy,
+    mut policy: Policy,
     now: OffsetDateTime,
     mut notes: Vec<String>,
     out: &mut dyn Write,
@@ -199,8 +210,9 @@ fn verify_bundle(
             EvidenceKind::DcapQuote(silk_attestation::tdx::TeeType::Tdx)
         }
     };
+    pin_to_image(args, &mut policy, kind, &mut notes)?;
     let (_, verdict) = bundle
-        .verify(policy, &expect, now)
+        .verify(&policy, &expect, now)
         .map_err(|e| bad(e.to_string()))?;
     notes.push("an evidence bundle: REPORT_DATA must be SHA-512 of its claims".into());
     if !bundle.gpus.is_empty() {
@@ -216,6 +228,41 @@ fn verify_bundle(
         render::table(&verdict, kind, &source, now, &notes, out)?;
     }
     Ok(verdict.accepted())
+}
+
+/// `--image`: replaces the policy's measurement rule with the value computed from the
+/// image, for the platform the evidence is from.
+fn pin_to_image(
+    args: &VerifyArgs,
+    policy: &mut Policy,
+    kind: EvidenceKind,
+    notes: &mut Vec<String>,
+) -> Result<(), VerifyCmdError> {
+    use silk_attestation::tdx::TeeType;
+    let Some(dir) = &args.image else {
+        return Ok(());
+    };
+    let found = match kind {
+        EvidenceKind::SnpReport => Tee::Snp,
+        EvidenceKind::DcapQuote(TeeType::Tdx) => Tee::Tdx,
+        EvidenceKind::DcapQuote(TeeType::Sgx) => {
+            return Err(VerifyCmdError::Missing(
+                "--image: an SGX quote measures an enclave, not a guest image".into(),
+            ))
+        }
+    };
+    if let Some(tee) = args.tee {
+        if tee != found {
+            return Err(VerifyCmdError::Missing(format!(
+                "--tee {} but the evidence is {} evidence",
+                tee.name(),
+                found.name()
+            )));
+        }
+    }
+    let m = measure::measure(dir, found, &args.launch)?;
+    notes.push(measure::pin_policy(policy, &m)?);
+    Ok(())
 }
 
 fn collateral_path(args: &VerifyArgs, notes: &mut Vec<String>) -> Result<PathBuf, VerifyCmdError> {

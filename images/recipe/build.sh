@@ -4,7 +4,15 @@
 #
 #   images/recipe/build.sh --out DIR [--enclave BIN] [--evidence simulated|configfs|sev-guest|tdx-guest]
 #                          [--payload enclave|httpd] [--cmdline-extra "pci=realloc"] [--cache DIR]
-#                          [--sim-chain PEM]
+#                          [--sim-chain PEM] [--model-verity "silk.verity=ROOT ..."] [--firmware FD]
+#
+# --model-verity takes what `silk-image model-disk` (or images/recipe/model-disk.sh, or
+# `silk image model-disk`) prints: the model disk's dm-verity root hash and geometry. It goes
+# on the kernel command line, which is measured, and the guest opens the model only through
+# dm-verity with exactly that root: the image is bound to that model. Without it the guest
+# has no model to open and reports itself down.
+# --firmware replaces Debian's OVMF.fd (e.g. the AmdSev build of build-ovmf-amdsev.sh,
+# which SEV-SNP needs to measure the kernel, initrd and command line).
 #
 # Inputs are Debian packages fetched with `apt-get download` (cached, and recorded in the
 # manifest with their SHA-256) and the enclave binary. Everything written into the image
@@ -21,7 +29,7 @@ export LC_ALL=C TZ=UTC
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 target="${CARGO_TARGET_DIR:-$repo/target}"
-sim_chain="" out="" enclave="" evidence="simulated" payload="enclave" extra="" cache="$target/silk-image-cache"
+sim_chain="" out="" enclave="" model_verity="" firmware="" evidence="simulated" payload="enclave" extra="" cache="$target/silk-image-cache"
 
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
 say() { printf '[image] %s\n' "$*" >&2; }
@@ -35,7 +43,9 @@ while [ $# -gt 0 ]; do
     --payload) payload="$2"; shift 2 ;;
     --cmdline-extra) extra="$2"; shift 2 ;;
     --cache) cache="$2"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --model-verity) model_verity="$2"; shift 2 ;;
+    --firmware) firmware="$2"; shift 2 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
@@ -47,6 +57,15 @@ case "$payload" in
   *) die "--payload $payload: expected enclave or httpd" ;;
 esac
 [ -z "$enclave" ] || [ -x "$enclave" ] || die "--enclave $enclave is not an executable file"
+[ -z "$firmware" ] || [ -f "$firmware" ] || die "--firmware $firmware is not a file"
+# Only the model-disk keys, as plain tokens: the value lands on the measured command line.
+for w in $model_verity; do
+  case "$w" in
+    silk.verity=*|silk.verity_salt=*|silk.verity_blocks=*|silk.verity_hash_offset=*|silk.model_size=*|silk.model_name=*) ;;
+    *) die "--model-verity: unexpected word '$w' (pass what silk-image model-disk printed)" ;;
+  esac
+  case "${w#*=}" in *[!A-Za-z0-9._-]*|'') die "--model-verity: bad value in '$w'" ;; esac
+done
 for tool in apt-get apt-cache dpkg-deb; do command -v "$tool" >/dev/null || die "$tool not found (a Debian host is needed)"; done
 
 # The image tool, built from this repository unless given.
@@ -76,40 +95,61 @@ fetch() {
 kernel_deb="$(fetch "$kernel_pkg")"
 ovmf_deb="$(fetch ovmf)"
 busybox_deb="$(fetch busybox-static)"
+# dmsetup opens the model disk through dm-verity (busybox has no device-mapper applet).
+dmsetup_deb="$(fetch dmsetup)"
+devmapper_deb="$(fetch libdevmapper1.02.1)"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-for p in kernel:"$kernel_deb" ovmf:"$ovmf_deb" busybox:"$busybox_deb"; do
+for p in kernel:"$kernel_deb" ovmf:"$ovmf_deb" busybox:"$busybox_deb" dm:"$dmsetup_deb" dm:"$devmapper_deb"; do
   mkdir -p "$work/pkg/${p%%:*}"
   dpkg-deb -x "${p#*:}" "$work/pkg/${p%%:*}"
 done
 kver="$(ls "$work/pkg/kernel/lib/modules")"
 vmlinuz="$work/pkg/kernel/boot/vmlinuz-$kver"
-ovmf="$work/pkg/ovmf/usr/share/ovmf/OVMF.fd"
+ovmf="${firmware:-$work/pkg/ovmf/usr/share/ovmf/OVMF.fd}"
 [ -f "$vmlinuz" ] || die "no kernel in $kernel_deb"
-[ -f "$ovmf" ] || die "no OVMF.fd in $ovmf_deb"
+[ -f "$ovmf" ] || die "no firmware at $ovmf"
 
 # 2. The initramfs tree.
 root="$work/root"
-mkdir -p "$root"/{bin,dev,etc/silk,model,proc,run,sys,tmp}
+mkdir -p "$root"/{bin,dev,etc/silk,proc,run,sys,tmp}
 install -m 0755 "$here/init" "$root/init"
+[ "$payload" != httpd ] || install -m 0755 "$here/model-cgi" "$root/bin/model-cgi"
 install -m 0755 "$work/pkg/busybox/bin/busybox" "$root/bin/busybox"
-# virtio for the disk and the network; ext4 (+ crc32c for its checksums) for the model
-# disk; dm-verity for the verified model disk to come; sev-guest for SNP reports; vsock
-# for a host channel that needs no network.
+# virtio for the disk and the network; dm-verity (with dm-mod, dm-bufio) for the model
+# disk, which is read only through it; sev-guest for SNP reports; vsock for a host channel
+# that needs no network.
 "$silk_image" modules --moddir "$work/pkg/kernel/lib/modules/$kver" --root "$root" \
-  --want virtio_pci,virtio_blk,virtio_net,crc32c_generic,ext4,dm_verity,sev_guest,vmw_vsock_virtio_transport >/dev/null
+  --want virtio_pci,virtio_blk,virtio_net,dm_verity,sev_guest,vmw_vsock_virtio_transport >/dev/null
 
-inputs=("$kernel_deb" "$ovmf_deb" "$busybox_deb")
+inputs=("$kernel_deb" "$busybox_deb" "$dmsetup_deb" "$devmapper_deb")
+if [ -n "$firmware" ]; then inputs+=("$firmware"); else inputs+=("$ovmf_deb"); fi
+
+# Shared libraries of a binary, copied to the paths the dynamic loader looks for them.
+# Libraries from the extracted packages keep their in-package path (the .deb is an input);
+# the rest come from this host and are recorded as inputs with their digests.
+dm_root="$work/pkg/dm"
+dm_libdir="$(dirname "$(find "$dm_root" -name 'libdevmapper.so.1.02.1' | head -n1)")"
+add_libs() {
+  local lib dest
+  for lib in $(LD_LIBRARY_PATH="$dm_libdir" ldd "$1" 2>/dev/null | awk '/=> \// {print $3} /^\t\/[^ ]+ \(/ {print $1}' | sort -u); do
+    case "$lib" in
+      "$dm_root"/*) dest="${lib#"$dm_root"}" ;;
+      *) dest="$lib"; inputs+=("$lib") ;;
+    esac
+    mkdir -p "$root$(dirname "$dest")"
+    cp -L "$lib" "$root$dest"
+  done
+}
+dmsetup_bin="$(find "$dm_root" -path "*/sbin/dmsetup" -type f | head -n1)"
+[ -n "$dmsetup_bin" ] || die "no dmsetup in $dmsetup_deb"
+install -m 0755 "$dmsetup_bin" "$root/bin/dmsetup"
+add_libs "$dmsetup_bin"
 if [ -n "$enclave" ]; then
   install -m 0755 "$enclave" "$root/bin/silk-enclave"
   inputs+=("$enclave")
-  # Shared libraries at the paths the dynamic loader looks for them.
-  for lib in $(ldd "$enclave" 2>/dev/null | awk '/=> \// {print $3} /^\t\/[^ ]+ \(/ {print $1}' | sort -u); do
-    mkdir -p "$root$(dirname "$lib")"
-    cp -L "$lib" "$root$lib"
-    inputs+=("$lib")
-  done
+  add_libs "$enclave"
 fi
 
 # --sim-chain: the development chain a simulated enclave signs with (its key is a
@@ -128,6 +168,7 @@ find "$root" -type f ! -perm /111 -exec chmod 0644 {} +
 
 # 3. Pack, copy, describe.
 cmdline="console=ttyS0 panic=-1 quiet silk.evidence=$evidence silk.payload=$payload"
+[ -z "$model_verity" ] || cmdline="$cmdline $(echo $model_verity)"
 [ -z "$extra" ] || cmdline="$cmdline $extra"
 input_args=()
 for i in "${inputs[@]}"; do input_args+=(--input "$i"); done
@@ -139,5 +180,6 @@ rm -rf "$out"
 digest="$("$silk_image" build --root "$root" --kernel "$vmlinuz" --firmware "$ovmf" \
   --cmdline "$cmdline" --source-date-epoch "$SOURCE_DATE_EPOCH" --out "$out" "${input_args[@]}")"
 say "kernel $kver, $(du -h "$out/initrd.cpio" | cut -f1) initramfs, payload $payload, evidence $evidence"
+[ -n "$model_verity" ] && say "model: dm-verity root $(printf "%s" "${model_verity%% *}" | cut -d= -f2)" || say "model: none bound (the guest will have no model to open)"
 say "image $out digest $digest"
 printf '%s\n' "$digest"

@@ -14,7 +14,9 @@
 use sha2::{Digest, Sha256};
 use std::io::{self, Read, Write};
 
+pub mod cmdline;
 mod disk;
+pub use cmdline::ModelVerity;
 pub use disk::{build_model_disk, derived_params, ModelDisk, ModelDiskOptions};
 
 /// Data and hash block size.

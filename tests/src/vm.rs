@@ -46,12 +46,15 @@ pub fn build_image(out: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
-/// Builds a model disk holding `files` with `images/recipe/model-disk.sh`.
-pub fn model_disk(out: &Path, files: &[&Path]) {
+/// Builds a dm-verity model disk from one model file with `images/recipe/model-disk.sh`,
+/// and returns the kernel command line fragment that binds an image to it (pass it to
+/// [`build_image`] as `--model-verity`).
+pub fn model_disk(out: &Path, model: &Path) -> String {
     let output = Command::new(repo_root().join("images/recipe/model-disk.sh"))
         .arg("--out")
         .arg(out)
-        .args(files)
+        .arg(model)
+        .env("CARGO_TARGET_DIR", target_dir())
         .output()
         .expect("run images/recipe/model-disk.sh");
     assert!(
@@ -59,6 +62,25 @@ pub fn model_disk(out: &Path, files: &[&Path]) {
         "model-disk.sh failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// Flips one bit of the byte at `offset` in a file, in place (what a hostile host does to
+/// a disk it serves).
+pub fn flip_byte(path: &Path, offset: u64) {
+    use std::io::{Seek, SeekFrom};
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .expect("open the disk to change it");
+    let mut b = [0u8; 1];
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.read_exact(&mut b).unwrap();
+    b[0] ^= 0x01;
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.write_all(&b).unwrap();
+    f.sync_all().unwrap();
 }
 
 /// Fails with a clear message when QEMU is not installed (scripts/setup.sh installs it).

@@ -2,10 +2,10 @@
 //! packages, boots under QEMU (TCG, no KVM needed) with `--tee none`, and answers through
 //! silk-host's relay; killing QEMU makes silk-host start it again.
 //!
-//! The payload is the recipe's busybox httpd stand-in serving the model disk, which proves
-//! the guest's networking, the hostfwd, the relay and the read-only model disk without the
-//! enclave. The sealed-path test (`silk chat` against silk-enclave in the VM) builds on
-//! the same helpers.
+//! The payload is the recipe's busybox httpd stand-in serving the model disk (read through
+//! dm-verity on every request), which proves the guest's networking, the hostfwd, the
+//! relay and the verified model disk without the enclave. The sealed-path test (`silk
+//! chat` against silk-enclave in the VM) builds on the same helpers.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -14,10 +14,12 @@ use silk_host::app::{run_until, AccelChoice, RunOptions};
 use silk_host::qemu::Tee;
 use silk_images::manifest::Manifest;
 use silk_tests::vm::{
-    build_image, free_addr, http_get, metric, model_disk, require_qemu, wait_for,
+    build_image, flip_byte, free_addr, http_get, metric, model_disk, require_qemu, wait_for,
 };
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
+/// The stand-in's view of the model, read through dm-verity (see images/recipe/model-cgi).
+const MODEL_URL: &str = "/cgi-bin/model";
 
 #[test]
 fn vm_image_build_is_reproducible() {
@@ -50,13 +52,13 @@ fn vm_image_build_is_reproducible() {
 fn vm_boots_under_tcg_and_serves_through_the_relay() {
     require_qemu();
     let dir = tempfile::tempdir().unwrap();
-    let image = dir.path().join("image");
-    build_image(&image, &["--payload", "httpd"]);
     let token = format!("silk-vm-test-{}", std::process::id());
     let token_file = dir.path().join("token.txt");
     std::fs::write(&token_file, &token).unwrap();
     let disk = dir.path().join("model.img");
-    model_disk(&disk, &[&token_file]);
+    let verity = model_disk(&disk, &token_file);
+    let image = dir.path().join("image");
+    build_image(&image, &["--payload", "httpd", "--model-verity", &verity]);
 
     let (listen, admin) = (free_addr(), free_addr());
     let opts = RunOptions {
@@ -97,7 +99,7 @@ fn vm_boots_under_tcg_and_serves_through_the_relay() {
         "boot to healthy under TCG: {:.1}s",
         t0.elapsed().as_secs_f64()
     );
-    let (code, body) = http_get(listen, "/token.txt").unwrap();
+    let (code, body) = http_get(listen, MODEL_URL).unwrap();
     assert_eq!((code, body.as_str()), (200, token.as_str()));
     let m = metrics();
     assert!(metric(&m, "silk_host_relay_bytes_total{direction=\"to_client\"}").unwrap() > 0);
@@ -117,7 +119,7 @@ fn vm_boots_under_tcg_and_serves_through_the_relay() {
     let t1 = Instant::now();
     wait_for("the guest to be ready again", BOOT_TIMEOUT, healthy);
     eprintln!("restart to healthy: {:.1}s", t1.elapsed().as_secs_f64());
-    let (code, body) = http_get(listen, "/token.txt").unwrap();
+    let (code, body) = http_get(listen, MODEL_URL).unwrap();
     assert_eq!((code, body.as_str()), (200, token.as_str()));
     let new_pid = metric(&metrics(), "silk_host_vm_pid").unwrap();
     assert_ne!(new_pid, pid);
@@ -130,4 +132,75 @@ fn vm_boots_under_tcg_and_serves_through_the_relay() {
         "QEMU still running"
     );
     assert!(http_get(listen, "/").is_err(), "the relay still accepts");
+}
+
+/// A host that changes the model disk under a running guest gets read errors, never other
+/// bytes: one flipped bit in the model data makes the next read of the model through
+/// dm-verity fail; the original bytes read fine again.
+#[test]
+fn vm_changed_model_disk_gives_read_errors_never_other_bytes() {
+    require_qemu();
+    let dir = tempfile::tempdir().unwrap();
+    // Several 4096-byte blocks, so the change lands in a block other than the first.
+    let content: String = (0..900).map(|i| format!("block-{i:05} ")).collect();
+    let model = dir.path().join("model.bin");
+    std::fs::write(&model, &content).unwrap();
+    let disk = dir.path().join("model.img");
+    let verity = model_disk(&disk, &model);
+    let image = dir.path().join("image");
+    build_image(&image, &["--payload", "httpd", "--model-verity", &verity]);
+
+    let (listen, admin) = (free_addr(), free_addr());
+    let opts = RunOptions {
+        image,
+        tee: Tee::None,
+        model: disk.clone(),
+        gpus: vec![],
+        vcpus: 2,
+        memory_mib: 1024,
+        listen,
+        admin: Some(admin),
+        dry_run: false,
+        qemu: "qemu-system-x86_64".into(),
+        accel: AccelChoice::Auto,
+        forward_port: 0,
+        guest_outbound: false,
+        host_root: "/".into(),
+        sysfs: "/sys".into(),
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let host = rt.spawn(run_until(opts, stopped));
+    let t0 = Instant::now();
+    wait_for("the guest to report ready", BOOT_TIMEOUT, || {
+        http_get(admin, "/healthz")
+            .ok()
+            .filter(|(code, _)| *code == 200)
+    });
+    eprintln!("boot to healthy: {:.1}s", t0.elapsed().as_secs_f64());
+    let read = || http_get(listen, MODEL_URL).unwrap();
+    assert_eq!(
+        read(),
+        (200, content.clone()),
+        "the untouched model reads back"
+    );
+
+    // One bit of model data, in the third block.
+    flip_byte(&disk, 2 * 4096 + 17);
+    let (code, body) = read();
+    assert_eq!(
+        code, 502,
+        "a changed data block must fail the read: {body:?}"
+    );
+    assert!(
+        !body.contains("block-"),
+        "no model bytes after a failed read: {body:?}"
+    );
+    flip_byte(&disk, 2 * 4096 + 17);
+    assert_eq!(read(), (200, content), "restored, it reads again");
+
+    // (The hash tree is checked too, but dm-verity keeps verified hash blocks in memory, so
+    // a tree changed under a running guest is only read again after a reboot.)
+    stop.send(true).unwrap();
+    rt.block_on(host).unwrap().unwrap();
 }

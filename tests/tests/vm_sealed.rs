@@ -3,6 +3,11 @@
 //! client gets a verified, sealed answer from the default model through `silk-host`'s
 //! relay. Killing QEMU makes silk-host restart it: the request in flight fails clearly,
 //! the client attests the new boot (new keys, new evidence) and carries on.
+//!
+//! The model disk is a dm-verity disk whose root the image's (measured) command line
+//! carries; the claims name the model by that root. When the host changes one byte of the
+//! model on the disk and the VM restarts, the enclave fails to load the model (read errors
+//! through dm-verity) and the guest never reports ready: no answer from another model.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -14,8 +19,8 @@ use silk_host::app::{run_until, AccelChoice, RunOptions};
 use silk_host::qemu::Tee;
 use silk_protocol::attestation::snp::simulated::SimulatedPlatform;
 use silk_tests::vm::{
-    build_image, free_addr, http_get, metric, model_disk, repo_root, require_qemu, target_dir,
-    wait_for,
+    build_image, flip_byte, free_addr, http_get, metric, model_disk, repo_root, require_qemu,
+    target_dir, wait_for,
 };
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -56,9 +61,44 @@ async fn ask(session: &Session, max_tokens: usize) -> Result<String, ClientError
         .to_owned())
 }
 
+/// The guest console as silk-host logs it (target `silk_host::guest`), kept for asserts.
+#[derive(Clone, Default)]
+struct Console(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Console {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut v) = self.0.lock() {
+            v.extend_from_slice(buf);
+        }
+        std::io::stderr().write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Console {
+    fn install() -> Self {
+        let c = Console::default();
+        let writer = c.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("silk_host::guest=info"))
+            .with_writer(move || writer.clone())
+            .try_init();
+        c
+    }
+    fn text(&self) -> String {
+        self.0
+            .lock()
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn vm_sealed_chat_through_silk_host_survives_a_qemu_kill() {
     require_qemu();
+    let console = Console::install();
     let dir = tempfile::tempdir().unwrap();
     let enclave = enclave_binary(dir.path());
     let measurement = file_sha384(&enclave).unwrap();
@@ -66,6 +106,15 @@ async fn vm_sealed_chat_through_silk_host_survives_a_qemu_kill() {
     let chain = dir.path().join("dev-chain.pem");
     std::fs::write(&chain, platform.to_pem().unwrap().as_bytes()).unwrap();
     let policy = demo_policy(&platform.chain().root_digest(), &measurement).unwrap();
+
+    let disk = dir.path().join("model.img");
+    let model = repo_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let verity = model_disk(&disk, &model);
+    let root = verity
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("silk.verity="))
+        .expect("the fragment carries the root hash")
+        .to_owned();
 
     let image = dir.path().join("image");
     let enclave_arg = enclave.to_string_lossy().into_owned();
@@ -79,6 +128,8 @@ async fn vm_sealed_chat_through_silk_host_survives_a_qemu_kill() {
             "simulated".to_owned(),
             "--sim-chain".to_owned(),
             chain_arg,
+            "--model-verity".to_owned(),
+            verity,
         ],
     );
     tokio::task::spawn_blocking(move || {
@@ -87,15 +138,12 @@ async fn vm_sealed_chat_through_silk_host_survives_a_qemu_kill() {
     })
     .await
     .unwrap();
-    let disk = dir.path().join("model.img");
-    let model = repo_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    model_disk(&disk, &[&model]);
 
     let (listen, admin) = (free_addr(), free_addr());
     let opts = RunOptions {
         image,
         tee: Tee::None,
-        model: disk,
+        model: disk.clone(),
         gpus: vec![],
         vcpus: 2,
         memory_mib: 1536,
@@ -137,6 +185,11 @@ async fn vm_sealed_chat_through_silk_host_survives_a_qemu_kill() {
         .expect("the VM's enclave verifies under the policy");
     let first = session.verified().unwrap();
     assert!(first.verdict.simulated);
+    assert_eq!(
+        first.claims.model,
+        format!("verity:{root}"),
+        "the claims name the model by its dm-verity root"
+    );
     let t1 = Instant::now();
     let answer = ask(&session, 12)
         .await
@@ -190,6 +243,54 @@ async fn vm_sealed_chat_through_silk_host_survives_a_qemu_kill() {
     assert_ne!(
         second.claims.hpke_public_key, first.claims.hpke_public_key,
         "the new boot has new keys, and the session attested them"
+    );
+
+    // The host changes one bit of the model (inside a tensor, past the GGUF header) and
+    // restarts the VM: the enclave's reads through dm-verity fail, it exits, the guest
+    // powers off and silk-host restarts it again; it never reports ready.
+    let size = std::fs::metadata(&model).unwrap().len();
+    flip_byte(&disk, size / 2);
+    let pid = metric(&metrics(), "silk_host_vm_pid").expect("QEMU's pid");
+    assert!(std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let t2 = Instant::now();
+    let saw_ready = tokio::task::spawn_blocking(move || {
+        // Restart 2 boots the changed disk (readiness counts only from then: until
+        // silk-host notices the kill, the gauge still shows the old boot); restart 3
+        // means that boot ended by itself.
+        wait_for(
+            "the restart on the changed disk",
+            Duration::from_secs(60),
+            || (metric(&metrics(), "silk_host_vm_restarts_total") >= Some(2)).then_some(()),
+        );
+        let mut saw_ready = false;
+        wait_for("the changed-disk boot to fail", BOOT_TIMEOUT * 2, || {
+            saw_ready |= healthy().is_some();
+            (metric(&metrics(), "silk_host_vm_restarts_total") >= Some(3)).then_some(())
+        });
+        saw_ready
+    })
+    .await
+    .unwrap();
+    eprintln!(
+        "changed model disk: boot failed by itself in {:.1}s",
+        t2.elapsed().as_secs_f64()
+    );
+    assert!(
+        !saw_ready,
+        "a guest with a changed model disk reported ready"
+    );
+    let log = console.text();
+    assert!(
+        log.contains("verity") && log.contains("corrupted"),
+        "the guest's console names the dm-verity failure:\n{log}"
+    );
+    assert!(
+        session.attest().await.is_err() || ask(&session, 4).await.is_err(),
+        "nothing answers from a changed model"
     );
 
     stop.send(true).unwrap();

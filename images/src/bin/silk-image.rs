@@ -57,6 +57,18 @@ enum Cmd {
         #[arg(long, value_delimiter = ',')]
         want: Vec<String>,
     },
+    /// Builds a dm-verity model disk (the model, then its hash tree) and prints the kernel
+    /// command line fragment that binds an image to it (`build.sh --model-verity`).
+    ModelDisk {
+        /// The model file (e.g. a GGUF).
+        model: PathBuf,
+        /// The disk to write.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// The name the enclave serves the model under (default: the file name's stem).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Checks an image directory against its manifest and prints the image digest.
     Verify {
         /// The image directory.
@@ -82,6 +94,12 @@ enum Error {
     ModDir(PathBuf),
     #[error("input {0} has no usable file name")]
     InputName(PathBuf),
+    #[error(transparent)]
+    Verity(#[from] silk_images::verity::VerityError),
+    #[error(transparent)]
+    Cmdline(#[from] silk_images::verity::cmdline::CmdlineError),
+    #[error("model name {0:?}: use letters, digits, '.', '_' and '-' only (it goes on the kernel command line)")]
+    ModelName(String),
 }
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
@@ -98,6 +116,8 @@ fn build(
     epoch: u32,
     out: &Path,
 ) -> Result<Manifest, Error> {
+    // A malformed model binding would only show at boot, as a guest that will not start.
+    silk_images::verity::ModelVerity::from_cmdline(cmdline)?;
     std::fs::create_dir_all(out).map_err(io("creating", out))?;
     let mut archive = Archive::new();
     archive.add_tree(root)?;
@@ -172,6 +192,34 @@ fn modules(moddir: &Path, root: &Path, want: &[String]) -> Result<(), Error> {
     Ok(())
 }
 
+/// Builds the disk; prints the command line fragment on stdout and the details on stderr.
+fn model_disk(model: &Path, out: &Path, name: Option<&str>) -> Result<(), Error> {
+    use silk_images::verity::{build_model_disk, cmdline::served_name, ModelVerity};
+    let name = match name {
+        Some(n) => Some(
+            served_name(&format!("{n}.x"))
+                .filter(|s| s == n)
+                .ok_or_else(|| Error::ModelName(n.to_string()))?,
+        ),
+        None => model
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(served_name),
+    };
+    let disk = build_model_disk(model, out, &Default::default())?;
+    let v = ModelVerity::from_disk(&disk, name);
+    eprintln!(
+        "silk-image: model disk {}: root {}, {} data blocks, hash offset {}, model {} bytes",
+        out.display(),
+        disk.verity.root_hex(),
+        disk.verity.data_blocks,
+        disk.verity.hash_offset,
+        disk.model_size
+    );
+    println!("{}", v.cmdline());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
@@ -192,6 +240,15 @@ fn main() -> ExitCode {
             source_date_epoch,
             &out,
         ),
+        Cmd::ModelDisk { model, out, name } => {
+            return match model_disk(&model, &out, name.as_deref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("silk-image: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Cmd::Modules { moddir, root, want } => {
             return match modules(&moddir, &root, &want) {
                 Ok(()) => ExitCode::SUCCESS,
