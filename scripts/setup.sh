@@ -22,11 +22,11 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 
-# The guest image and the VM tests: QEMU, and e2fsprogs (mkfs.ext4, debugfs) for model
-# disks. The image's own kernel, OVMF and busybox are fetched as .debs by
+# The guest image and the VM tests: QEMU, and binutils' strip for the enclave binary the
+# image carries. The image's own kernel, OVMF, busybox and dmsetup are fetched as .debs by
 # images/recipe/build.sh, not installed. QEMU without recommends: no GUI stack.
 vm_pkgs=()
-for p in qemu-system-x86 e2fsprogs; do
+for p in qemu-system-x86 binutils; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || vm_pkgs+=("$p")
 done
 if [ ${#vm_pkgs[@]} -gt 0 ]; then
