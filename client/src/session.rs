@@ -22,9 +22,10 @@ use sha2::{Digest, Sha256};
 use silk_protocol::attestation::{Policy, Verdict};
 use silk_protocol::ratls::{self, RaTlsVerifier};
 use silk_protocol::wire::{self, ErrorBody};
-use silk_protocol::{seal_request, Claims, EvidenceBundle, Expectations, StreamOpener};
+use silk_protocol::{seal_request, Claims, EvidenceBundle, Expectations};
 use tokio::net::TcpStream;
-use zeroize::Zeroizing;
+
+pub use crate::answer::SealedAnswer;
 
 /// What the caller can do about an error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -518,7 +519,7 @@ async fn read_all(response: Response<Incoming>) -> Result<Vec<u8>, ClientError> 
     Ok(body.to_bytes().to_vec())
 }
 
-fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
+pub(crate) fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
     match serde_json::from_slice::<ErrorBody>(body) {
         Ok(body) => ClientError::Api {
             status: status.as_u16(),
@@ -528,78 +529,5 @@ fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
             "unexpected HTTP {status} without an error body ({} bytes)",
             body.len()
         )),
-    }
-}
-
-/// A sealed answer being received: plaintext chunks in order, each authenticated.
-pub struct SealedAnswer {
-    status: StatusCode,
-    body: Incoming,
-    opener: StreamOpener,
-    pending: Vec<Zeroizing<Vec<u8>>>,
-    ended: bool,
-}
-
-impl SealedAnswer {
-    /// The HTTP status (the plaintext is an OpenAI error object when it is not 200).
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    /// The next plaintext chunk; `None` after the authenticated final chunk.
-    pub async fn next_chunk(&mut self) -> Result<Option<Zeroizing<Vec<u8>>>, ClientError> {
-        loop {
-            if !self.pending.is_empty() {
-                return Ok(Some(self.pending.remove(0)));
-            }
-            if self.ended {
-                return Ok(None);
-            }
-            match self.body.frame().await {
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        self.pending = self.opener.push(&data).map_err(integrity)?;
-                    }
-                }
-                Some(Err(e)) => {
-                    // A cut connection is a truncation as far as the answer goes.
-                    return Err(ClientError::Integrity {
-                        check: "seal.stream_complete",
-                        detail: format!("the stream broke before its final chunk: {e}"),
-                    });
-                }
-                None => {
-                    self.opener.finish().map_err(integrity)?;
-                    self.ended = true;
-                }
-            }
-        }
-    }
-
-    /// The whole plaintext; an API error when the status is not 200.
-    pub async fn collect(mut self) -> Result<Zeroizing<Vec<u8>>, ClientError> {
-        let mut out = Zeroizing::new(Vec::new());
-        while let Some(chunk) = self.next_chunk().await? {
-            out.extend_from_slice(&chunk);
-        }
-        if self.status != StatusCode::OK {
-            return Err(api_error(self.status, &out));
-        }
-        Ok(out)
-    }
-}
-
-fn integrity(e: silk_protocol::StreamError) -> ClientError {
-    use silk_protocol::StreamError as E;
-    let check = match e {
-        E::BadChunk { .. } => "seal.chunk_authentic",
-        E::TooLarge { .. } | E::BadFlags { .. } => "seal.chunk_framing",
-        E::AfterLast => "seal.nothing_after_last",
-        E::Truncated { .. } => "seal.stream_complete",
-        E::Finished => "seal.stream_complete",
-    };
-    ClientError::Integrity {
-        check,
-        detail: e.to_string(),
     }
 }

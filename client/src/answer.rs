@@ -1,0 +1,83 @@
+//! A sealed answer as it arrives: plaintext chunks in order, each authenticated, and the
+//! integrity failures named by the check that caught them.
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::StatusCode;
+use silk_protocol::StreamOpener;
+use zeroize::Zeroizing;
+
+use crate::session::{api_error, ClientError};
+
+/// A sealed answer being received: plaintext chunks in order, each authenticated.
+pub struct SealedAnswer {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Incoming,
+    pub(crate) opener: StreamOpener,
+    pub(crate) pending: Vec<Zeroizing<Vec<u8>>>,
+    pub(crate) ended: bool,
+}
+
+impl SealedAnswer {
+    /// The HTTP status (the plaintext is an OpenAI error object when it is not 200).
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The next plaintext chunk; `None` after the authenticated final chunk.
+    pub async fn next_chunk(&mut self) -> Result<Option<Zeroizing<Vec<u8>>>, ClientError> {
+        loop {
+            if !self.pending.is_empty() {
+                return Ok(Some(self.pending.remove(0)));
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            match self.body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.pending = self.opener.push(&data).map_err(integrity)?;
+                    }
+                }
+                Some(Err(e)) => {
+                    // A cut connection is a truncation as far as the answer goes.
+                    return Err(ClientError::Integrity {
+                        check: "seal.stream_complete",
+                        detail: format!("the stream broke before its final chunk: {e}"),
+                    });
+                }
+                None => {
+                    self.opener.finish().map_err(integrity)?;
+                    self.ended = true;
+                }
+            }
+        }
+    }
+
+    /// The whole plaintext; an API error when the status is not 200.
+    pub async fn collect(mut self) -> Result<Zeroizing<Vec<u8>>, ClientError> {
+        let mut out = Zeroizing::new(Vec::new());
+        while let Some(chunk) = self.next_chunk().await? {
+            out.extend_from_slice(&chunk);
+        }
+        if self.status != StatusCode::OK {
+            return Err(api_error(self.status, &out));
+        }
+        Ok(out)
+    }
+}
+
+fn integrity(e: silk_protocol::StreamError) -> ClientError {
+    use silk_protocol::StreamError as E;
+    let check = match e {
+        E::BadChunk { .. } => "seal.chunk_authentic",
+        E::TooLarge { .. } | E::BadFlags { .. } => "seal.chunk_framing",
+        E::AfterLast => "seal.nothing_after_last",
+        E::Truncated { .. } => "seal.stream_complete",
+        E::Finished => "seal.stream_complete",
+    };
+    ClientError::Integrity {
+        check,
+        detail: e.to_string(),
+    }
+}
