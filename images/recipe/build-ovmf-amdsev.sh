@@ -11,9 +11,11 @@
 # package version (its .dsc is checked by apt against Debian's signed Release files), the
 # same Debian release's gcc/nasm/iasl/grub, the fixed build directory (edk2 writes the
 # path of each module's debug file into the PE images it links), and a RELEASE build.
-# Builds on the same Debian release should give the same bytes (not yet shown by two
-# runs); another release may not (another gcc). Needs root for apt-get, about 1 GB of
-# disk, and about 10 minutes on 2 cores.
+# Built here (Debian bookworm toolchain, edk2 2025.02-8+deb13u1) it gave OVMF-AmdSev.fd
+# with SHA-256 6add9174bac72a9f298ae92294cfb4b45bd227e378a3c3f2c71efafed9d30fc4, which
+# silk, the `sev` crate and sev-snp-measure measure alike; another Debian release may not
+# give the same bytes (another gcc). Needs root for apt-get, about 1 GB of disk, and about
+# 10 minutes on 2 cores.
 set -euo pipefail
 
 # The source comes from Debian trixie: bookworm's edk2 2022.11 builds an AmdSev firmware
@@ -48,10 +50,55 @@ say "fetching edk2 $EDK2_VERSION source"
 apt-get "${apt_opts[@]}" update -qq
 src="$BUILD_ROOT/src"
 rm -rf "$src" && mkdir -p "$src"
-(cd "$src" && apt-get "${apt_opts[@]}" source -qq "edk2=$EDK2_VERSION") || {
-  say "could not fetch edk2=$EDK2_VERSION from $SUITE's deb-src (a mirror without the file?)"
-  exit 1
-}
+if ! (cd "$src" && apt-get "${apt_opts[@]}" source -qq "edk2=$EDK2_VERSION"); then
+  # Some mirrors and proxies serve the tarballs but not the .dsc. Fetch them directly,
+  # with the same chain of trust apt uses: InRelease (signed by Debian's archive keys,
+  # checked with gpgv) → Sources.xz (its SHA-256 in InRelease) → each tarball (its
+  # SHA-256 in Sources).
+  say "apt-get source failed; fetching the tarballs through InRelease and Sources"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    debian-archive-keyring gpgv curl xz-utils >/dev/null
+  base=http://deb.debian.org/debian
+  curl -fsSL "$base/dists/$SUITE/InRelease" -o "$src/InRelease"
+  gpgv --keyring /usr/share/keyrings/debian-archive-keyring.gpg "$src/InRelease" 2>/dev/null ||
+    { say "InRelease of $SUITE does not verify with Debian's archive keys"; exit 1; }
+  curl -fsSL "$base/dists/$SUITE/main/source/Sources.xz" -o "$src/Sources.xz"
+  python3 - "$src" "$EDK2_VERSION" "$base" <<'PY'
+import hashlib, lzma, pathlib, re, subprocess, sys
+src, version, base = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+release = (src / "InRelease").read_text()
+sha = re.search(r"^SHA256:\n((?: .*\n)+)", release, re.M).group(1)
+want = next(l.split()[0] for l in sha.splitlines() if l.split()[-1] == "main/source/Sources.xz")
+data = (src / "Sources.xz").read_bytes()
+assert hashlib.sha256(data).hexdigest() == want, "Sources.xz does not match InRelease"
+for stanza in lzma.decompress(data).decode().split("\n\n"):
+    if re.search(r"^Package: edk2$", stanza, re.M) and re.search(rf"^Version: {re.escape(version)}$", stanza, re.M):
+        break
+else:
+    sys.exit(f"edk2 {version} is not in Sources")
+directory = re.search(r"^Directory: (.*)$", stanza, re.M).group(1)
+sums = re.search(r"^Checksums-Sha256:\n((?: .*\n?)+)", stanza, re.M).group(1)
+for line in sums.splitlines():
+    digest, _, name = line.split()
+    if name.endswith(".dsc"):
+        continue
+    out = src / name
+    subprocess.run(["curl", "-fsSL", f"{base}/{directory}/{name.replace('+', '%2B')}", "-o", str(out)], check=True)
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == digest, f"{name} does not match Sources"
+    print(name)
+PY
+  upstream="${EDK2_VERSION%%-*}"
+  tree_dir="$src/edk2-$upstream"
+  mkdir -p "$tree_dir"
+  tar -xf "$src"/edk2_"$upstream".orig.tar.* -C "$tree_dir" --strip-components=1
+  tar -xf "$src"/edk2_"$EDK2_VERSION".debian.tar.* -C "$tree_dir"
+  # Source format 3.0 (quilt): apply debian/patches/series in order.
+  if [ -f "$tree_dir/debian/patches/series" ]; then
+    grep -v '^\s*#' "$tree_dir/debian/patches/series" | while read -r patch _; do
+      [ -n "$patch" ] && patch -d "$tree_dir" -p1 -s <"$tree_dir/debian/patches/$patch"
+    done
+  fi
+fi
 tree="$(find "$src" -mindepth 1 -maxdepth 1 -type d -name 'edk2-*' | head -n1)"
 [ -n "$tree" ] || { say "no edk2 source tree unpacked"; exit 1; }
 
