@@ -11,10 +11,10 @@
 # package version (its .dsc is checked by apt against Debian's signed Release files), the
 # same Debian release's gcc/nasm/iasl/grub, the fixed build directory (edk2 writes the
 # path of each module's debug file into the PE images it links), and a RELEASE build.
-# Built here (Debian bookworm toolchain, edk2 2025.02-8+deb13u1) it gave OVMF-AmdSev.fd
-# with SHA-256 6add9174bac72a9f298ae92294cfb4b45bd227e378a3c3f2c71efafed9d30fc4, which
-# silk, the `sev` crate and sev-snp-measure measure alike; another Debian release may not
-# give the same bytes (another gcc). Needs root for apt-get, about 1 GB of disk, and about
+# Built twice here (Debian bookworm toolchain, edk2 2025.02-8+deb13u1) it gave the same
+# OVMF-AmdSev.fd, SHA-256 04bc4193d0b7d8e1473b937345c8687550121be124124d834439e73c65c2c5b7,
+# which silk, the `sev` crate and sev-snp-measure measure alike; another Debian release
+# may not give the same bytes (another gcc). Needs root for apt-get, about 1 GB of disk, and about
 # 10 minutes on 2 cores.
 set -euo pipefail
 
@@ -116,6 +116,14 @@ make -C "$tree/BaseTools" -j"$(nproc)" >"$BUILD_ROOT/basetools.log" 2>&1
   # launch-injected disk key); silk boots its kernel directly (-kernel, measured through
   # the hashes table) and never runs that grub, so the module is dropped.
   sed -i '/^ *sevsecret$/d' OvmfPkg/AmdSev/Grub/grub.sh
+  # That grub carries its config in a FAT memdisk, and mkfs.msdos stamps a volume id and
+  # times from the clock, mcopy the copy time: two builds differed in 93554 bytes (the
+  # FAT image, then everything LZMA compresses after it). Fixed values make them equal.
+  sed -i -e 's/^mkfs.msdos -C -- /mkfs.msdos --invariant -i 51c0000d -C -- /' \
+    -e 's/^mcopy -i /touch -d @0 -- "${basedir}\/grub.cfg"; mcopy -m -i /' \
+    OvmfPkg/AmdSev/Grub/grub.sh
+  grep -q -- '--invariant' OvmfPkg/AmdSev/Grub/grub.sh ||
+    { echo "grub.sh changed upstream: the FAT memdisk is no longer pinned" >&2; exit 1; }
   build -a X64 -t GCC5 -b RELEASE -n "$(nproc)" -p OvmfPkg/AmdSev/AmdSevX64.dsc \
     >"$BUILD_ROOT/build.log" 2>&1
 )
