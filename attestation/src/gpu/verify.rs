@@ -7,7 +7,7 @@ use x509_cert::Certificate;
 
 use super::check::*;
 use super::spdm::{field, SpdmReport};
-use super::{certs, GpuArch, GpuEvidence, Revocation, Rim, RimStore};
+use super::{certs, revocation, GpuArch, GpuEvidence, Revocation, Rim, RimStore};
 use crate::policy::{GpuPolicy, Policy, Version};
 use crate::verdict::{Check, Platform, Stage, Verdict};
 
@@ -112,7 +112,7 @@ pub fn verify(
         &mut v,
     );
     check_measurements(&report, driver_rim, vbios_rim, rules, &mut v);
-    check_revocation(revocation, rules, &mut v);
+    check_revocation(revocation, chain.as_deref(), rules, now, &mut v);
     v
 }
 
@@ -574,17 +574,64 @@ fn check_measurements<'a>(
     });
 }
 
-fn check_revocation(revocation: &Revocation, rules: Option<&GpuPolicy>, v: &mut Verdict) {
-    let expected = "no certificate of the device or RIM chains revoked (OCSP)";
+fn check_revocation(
+    revocation: &Revocation,
+    chain: Option<&[Certificate]>,
+    rules: Option<&GpuPolicy>,
+    now: OffsetDateTime,
+    v: &mut Verdict,
+) {
+    let expected = "no certificate of the device chain revoked (OCSP)";
+    let allow_missing = rules.is_some_and(|p| p.allow_missing_revocation);
     let check = match revocation {
-        Revocation::OcspResponses(_) => Check::fail(
-            REVOCATION,
-            Stage::Freshness,
-            expected,
-            "OCSP responses supplied",
-            "checking saved OCSP responses is not implemented yet",
-        ),
-        Revocation::Unavailable if rules.is_some_and(|p| p.allow_missing_revocation) => {
+        Revocation::OcspResponses(responses) => {
+            v.warn("the RIM signing chains' revocation is not checked, only the device chain's");
+            match chain.map(with_root) {
+                None => Check::fail(
+                    REVOCATION,
+                    Stage::Freshness,
+                    expected,
+                    "OCSP responses supplied",
+                    "the device chain did not verify, so its revocation cannot be checked",
+                ),
+                Some(Err(e)) => Check::fail(REVOCATION, Stage::Freshness, expected, "", e),
+                Some(Ok(full)) => match revocation::check(&full, responses, now) {
+                    Err(e) => Check::fail(
+                        REVOCATION,
+                        Stage::Freshness,
+                        expected,
+                        "OCSP responses supplied",
+                        e,
+                    ),
+                    Ok(cov) if cov.complete() => Check::pass(
+                        REVOCATION,
+                        Stage::Freshness,
+                        expected,
+                        format!("good: {}", cov.good.join(", ")),
+                    ),
+                    Ok(cov) => {
+                        let found = format!(
+                            "good: [{}]; no OCSP response for [{}]",
+                            cov.good.join(", "),
+                            cov.missing.join(", ")
+                        );
+                        if allow_missing {
+                            v.warn("revocation was not checked for every device certificate: a revoked one would be accepted");
+                            Check::pass(REVOCATION, Stage::Freshness, expected, found)
+                        } else {
+                            Check::fail(
+                                REVOCATION,
+                                Stage::Freshness,
+                                expected,
+                                found,
+                                "the policy requires revocation data for every certificate (allow_missing_revocation = false)",
+                            )
+                        }
+                    }
+                },
+            }
+        }
+        Revocation::Unavailable if allow_missing => {
             v.warn("revocation was not checked: a revoked GPU or RIM key would be accepted");
             Check::pass(
                 REVOCATION,
@@ -602,4 +649,16 @@ fn check_revocation(revocation: &Revocation, rules: Option<&GpuPolicy>, v: &mut 
         ),
     };
     v.push(check);
+}
+
+/// The verified device chain ending with the pinned root (it may end one below it).
+fn with_root(chain: &[Certificate]) -> Result<Vec<Certificate>, String> {
+    let mut full = chain.to_vec();
+    if full
+        .last()
+        .is_some_and(|c| c.tbs_certificate.subject != c.tbs_certificate.issuer)
+    {
+        full.push(certs::device_root()?);
+    }
+    Ok(full)
 }
