@@ -224,6 +224,15 @@ pub fn verify_certificate(
     now: time::OffsetDateTime,
 ) -> Result<Accepted, Refusal> {
     let ev = read_certificate(der).map_err(Refusal::Certificate)?;
+    verify_evidence(ev, policy, now)
+}
+
+/// [`verify_certificate`] on a certificate already read.
+fn verify_evidence(
+    ev: CertEvidence,
+    policy: &Policy,
+    now: time::OffsetDateTime,
+) -> Result<Accepted, Refusal> {
     let (claims, verdict) = ev
         .bundle
         .verify(policy, &Expectations::default(), now)
@@ -309,8 +318,7 @@ impl RaTlsVerifier {
                 }
             }
         }
-        let now = time::OffsetDateTime::now_utc();
-        verify_certificate(der, &self.policy, now)
+        verify_evidence(ev, &self.policy, time::OffsetDateTime::now_utc())
     }
 }
 
