@@ -150,13 +150,26 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
 /// SHA-384 of this executable: what the simulator reports as the launch measurement, so
 /// that a policy can allowlist exactly the enclave build it expects.
 pub fn simulated_measurement() -> Result<[u8; 48], StartError> {
+    Ok(exe_digests()?.1)
+}
+
+/// SHA-256 (the default image digest) and SHA-384 (the simulated measurement) of this
+/// executable, from one read of it.
+fn exe_digests() -> Result<([u8; 32], [u8; 48]), StartError> {
     let exe = std::env::current_exe().map_err(io("executable", Path::new("/proc/self/exe")))?;
-    let mut h = Sha384::new();
-    hash_file(&exe, &mut h)?;
-    Ok(h.finalize().into())
+    let (mut h256, mut h384) = (Sha256::new(), Sha384::new());
+    read_chunks(&exe, |chunk| {
+        h256.update(chunk);
+        h384.update(chunk);
+    })?;
+    Ok((h256.finalize().into(), h384.finalize().into()))
 }
 
 fn hash_file(path: &Path, h: &mut impl Digest) -> Result<(), StartError> {
+    read_chunks(path, |chunk| h.update(chunk))
+}
+
+fn read_chunks(path: &Path, mut each: impl FnMut(&[u8])) -> Result<(), StartError> {
     let mut f = std::fs::File::open(path).map_err(io("open", path))?;
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -164,7 +177,7 @@ fn hash_file(path: &Path, h: &mut impl Digest) -> Result<(), StartError> {
         if n == 0 {
             return Ok(());
         }
-        h.update(&buf[..n]);
+        each(&buf[..n]);
     }
 }
 
@@ -193,7 +206,10 @@ pub fn model_identity(path: &Path) -> Result<String, StartError> {
     Ok(format!("sha256:{}", hex::encode(outer.finalize())))
 }
 
-fn provider(config: &Config) -> Result<Arc<dyn EvidenceProvider>, StartError> {
+fn provider(
+    config: &Config,
+    exe: &mut Option<([u8; 32], [u8; 48])>,
+) -> Result<Arc<dyn EvidenceProvider>, StartError> {
     let kind = match &config.evidence {
         EvidenceChoice::Kind(k) => *k,
         EvidenceChoice::Detect => evidence::detect(Path::new("/")).ok_or(StartError::NoTee)?,
@@ -218,7 +234,11 @@ fn provider(config: &Config) -> Result<Arc<dyn EvidenceProvider>, StartError> {
                 None => SimulatedPlatform::generate(),
             }
             .map_err(|e| StartError::Simulated(e.to_string()))?;
-            Arc::new(SimulatedProvider::new(platform, simulated_measurement()?))
+            let measurement = match exe {
+                Some((_, m)) => *m,
+                None => exe.insert(exe_digests()?).1,
+            };
+            Arc::new(SimulatedProvider::new(platform, measurement))
         }
     })
 }
@@ -259,7 +279,10 @@ pub fn gpu_refusal(
 
 /// Loads the model, creates the identity and starts serving.
 pub async fn start(config: Config) -> Result<Running, StartError> {
-    let provider = provider(&config)?;
+    // This executable's digests, read at most once (simulated measurement, default image
+    // digest).
+    let mut exe = None;
+    let provider = provider(&config, &mut exe)?;
     let simulated_root = provider.simulated_chain().map(|c| c.root_digest());
     let model_path = config.model.clone();
     let model_id = match &config.model_id {
@@ -279,13 +302,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     })?;
     let image_digest = match config.image_digest {
         Some(d) => d,
-        None => {
-            let exe =
-                std::env::current_exe().map_err(io("executable", Path::new("/proc/self/exe")))?;
-            let mut h = Sha256::new();
-            hash_file(&exe, &mut h)?;
-            h.finalize().into()
-        }
+        None => match exe {
+            Some((d, _)) => d,
+            None => exe_digests()?.0,
+        },
     };
     let gpu_error = std::sync::Mutex::new(None::<String>);
     let collect = |nonce: &[u8; 32]| {
