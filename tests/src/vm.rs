@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use silk_host::app::{AccelChoice, RunOptions};
+use silk_host::qemu::Tee;
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -143,4 +146,32 @@ pub fn metric(text: &str, name: &str) -> Option<u64> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// silk-host's options for a development VM (`--tee none`, 2 vCPUs, no GPU) serving
+/// `image` with `disk` on `listen`, its admin endpoints on `admin`.
+pub fn dev_run_options(
+    image: PathBuf,
+    disk: PathBuf,
+    memory_mib: u64,
+    listen: SocketAddr,
+    admin: SocketAddr,
+) -> RunOptions {
+    RunOptions {
+        image,
+        tee: Tee::None,
+        model: disk,
+        gpus: vec![],
+        vcpus: 2,
+        memory_mib,
+        listen,
+        admin: Some(admin),
+        dry_run: false,
+        qemu: "qemu-system-x86_64".into(),
+        accel: AccelChoice::Auto,
+        forward_port: 0,
+        guest_outbound: false,
+        host_root: "/".into(),
+        sysfs: "/sys".into(),
+    }
 }

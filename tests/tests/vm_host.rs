@@ -10,11 +10,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use silk_host::app::{run_until, AccelChoice, RunOptions};
-use silk_host::qemu::Tee;
+use silk_host::app::run_until;
 use silk_images::manifest::Manifest;
 use silk_tests::vm::{
-    build_image, flip_byte, free_addr, http_get, metric, model_disk, require_qemu, wait_for,
+    build_image, dev_run_options, flip_byte, free_addr, http_get, metric, model_disk, require_qemu,
+    wait_for,
 };
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
@@ -61,23 +61,7 @@ fn vm_boots_under_tcg_and_serves_through_the_relay() {
     build_image(&image, &["--payload", "httpd", "--model-verity", &verity]);
 
     let (listen, admin) = (free_addr(), free_addr());
-    let opts = RunOptions {
-        image: image.clone(),
-        tee: Tee::None,
-        model: disk,
-        gpus: vec![],
-        vcpus: 2,
-        memory_mib: 1024,
-        listen,
-        admin: Some(admin),
-        dry_run: false,
-        qemu: "qemu-system-x86_64".into(),
-        accel: AccelChoice::Auto,
-        forward_port: 0,
-        guest_outbound: false,
-        host_root: "/".into(),
-        sysfs: "/sys".into(),
-    };
+    let opts = dev_run_options(image.clone(), disk, 1024, listen, admin);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let host = rt.spawn(run_until(opts, stopped));
@@ -151,23 +135,7 @@ fn vm_changed_model_disk_gives_read_errors_never_other_bytes() {
     build_image(&image, &["--payload", "httpd", "--model-verity", &verity]);
 
     let (listen, admin) = (free_addr(), free_addr());
-    let opts = RunOptions {
-        image,
-        tee: Tee::None,
-        model: disk.clone(),
-        gpus: vec![],
-        vcpus: 2,
-        memory_mib: 1024,
-        listen,
-        admin: Some(admin),
-        dry_run: false,
-        qemu: "qemu-system-x86_64".into(),
-        accel: AccelChoice::Auto,
-        forward_port: 0,
-        guest_outbound: false,
-        host_root: "/".into(),
-        sysfs: "/sys".into(),
-    };
+    let opts = dev_run_options(image, disk.clone(), 1024, listen, admin);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let host = rt.spawn(run_until(opts, stopped));

@@ -15,12 +15,11 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use silk_client::demo::{demo_policy, file_sha384};
 use silk_client::session::{ClientError, Session};
-use silk_host::app::{run_until, AccelChoice, RunOptions};
-use silk_host::qemu::Tee;
+use silk_host::app::run_until;
 use silk_protocol::attestation::snp::simulated::SimulatedPlatform;
 use silk_tests::vm::{
-    build_image, flip_byte, free_addr, http_get, metric, model_disk, repo_root, require_qemu,
-    target_dir, wait_for,
+    build_image, dev_run_options, flip_byte, free_addr, http_get, metric, model_disk, repo_root,
+    require_qemu, target_dir, wait_for,
 };
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -140,23 +139,7 @@ async fn vm_sealed_chat_through_silk_host_survives_a_qemu_kill() {
     .unwrap();
 
     let (listen, admin) = (free_addr(), free_addr());
-    let opts = RunOptions {
-        image,
-        tee: Tee::None,
-        model: disk.clone(),
-        gpus: vec![],
-        vcpus: 2,
-        memory_mib: 1536,
-        listen,
-        admin: Some(admin),
-        dry_run: false,
-        qemu: "qemu-system-x86_64".into(),
-        accel: AccelChoice::Auto,
-        forward_port: 0,
-        guest_outbound: false,
-        host_root: "/".into(),
-        sysfs: "/sys".into(),
-    };
+    let opts = dev_run_options(image, disk.clone(), 1536, listen, admin);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let host = tokio::spawn(run_until(opts, stopped));
     let healthy = move || {
