@@ -1,5 +1,6 @@
 //! The default model's (SmolLM2-135M) matrix products at decode (m = 1), batched decode
-//! (m = 8) and prefill (m = 64) sizes: the native kernels against candle's `QMatMul`.
+//! (m = 8) and prefill (m = 64) sizes: the native kernels against candle's `QMatMul`, and
+//! where the CPU has them, the tiled kernels (`tiles`) against the row kernels (`native`).
 //!
 //! `cargo bench -p silk-engine --bench kernels`; `SILK_THREADS=N` sets the threads.
 
@@ -12,10 +13,12 @@ use silk_engine::kernels::{self, Backend, QWeight};
 
 /// (name, type, rows n, cols k): SmolLM2-135M's shapes (q, k, v fused as one 960-row
 /// product the way the decoder runs them; gate and up likewise).
-const SHAPES: [(&str, GgmlDType, usize, usize); 4] = [
+const SHAPES: [(&str, GgmlDType, usize, usize); 6] = [
     ("qkv_q4_1", GgmlDType::Q4_1, 960, 576),
     ("gate_up_q4_1", GgmlDType::Q4_1, 3072, 576),
     ("down_q4_1", GgmlDType::Q4_1, 576, 1536),
+    ("gate_up_q4_0", GgmlDType::Q4_0, 3072, 576),
+    ("gate_up_q8_0", GgmlDType::Q8_0, 3072, 576),
     ("output_q8_0", GgmlDType::Q8_0, 49152, 576),
 ];
 
@@ -40,6 +43,13 @@ fn bench(c: &mut Criterion) {
         let w = Tensor::from_vec(data(n * k), (n, k), &Device::Cpu).expect("weights");
         let q = QTensor::quantize(&w, dtype).expect("quantize");
         let native = QWeight::from_qtensor(&q).expect("native");
+        // The row kernels the tiles replace where the CPU has VNNI.
+        let rows_backend = match Backend::best() {
+            Backend::VnniTiles => Backend::Avx2Vnni,
+            b => b,
+        };
+        let tiled = (Backend::best() == Backend::VnniTiles)
+            .then(|| native.clone().prepared_for(Backend::VnniTiles));
         let candle = QMatMul::from_qtensor(q).expect("qmatmul");
         for m in [1usize, 8, 64] {
             let x = data(m * k);
@@ -49,8 +59,19 @@ fn bench(c: &mut Criterion) {
             g.bench_with_input(
                 BenchmarkId::new(format!("{name}/native"), m),
                 &m,
-                |b, &m| b.iter(|| native.matmul(&x, m, &mut out).expect("matmul")),
+                |b, &m| {
+                    b.iter(|| {
+                        native
+                            .matmul_with(&x, m, &mut out, rows_backend)
+                            .expect("matmul")
+                    })
+                },
             );
+            if let Some(t) = &tiled {
+                g.bench_with_input(BenchmarkId::new(format!("{name}/tiles"), m), &m, |b, &m| {
+                    b.iter(|| t.matmul(&x, m, &mut out).expect("matmul"))
+                });
+            }
             if m <= 8 {
                 g.bench_with_input(BenchmarkId::new(format!("{name}/candle"), m), &m, |b, _| {
                     b.iter(|| candle.forward(&xt).expect("forward"))

@@ -26,6 +26,8 @@ pub(crate) struct Q8Block {
     pub s: f32,
     /// The quantised values, in `[-127, 127]`.
     pub qs: [i8; QK],
+    /// `sum(qs)`, exact (every format): the tiled kernels fold weight offsets into it.
+    pub isum: i32,
 }
 
 /// Which activation format a weight format multiplies against.
@@ -67,6 +69,7 @@ pub(crate) fn quantize_row(x: &[f32], out: &mut [Q8Block], fmt: ActFormat) {
             sum += r;
         }
         b.d = round_f16(d);
+        b.isum = sum;
         b.s = match fmt {
             ActFormat::Q8_1 => round_f16(d * sum as f32),
             ActFormat::Q8_0 | ActFormat::Q8K => 0.0,
@@ -103,6 +106,7 @@ fn quantize_row_q8k(x: &[f32], out: &mut [Q8Block]) {
             }
             b.d = d;
             b.s = sum as f32;
+            b.isum = sum;
         }
     }
 }
@@ -132,6 +136,7 @@ mod tests {
         assert_eq!(&b[0].qs[..4], &[127, -127, 2, 4]);
         assert_eq!(b[0].d, 1.0);
         assert_eq!(b[0].s, 6.0);
+        assert_eq!(b[0].isum, 6);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use std::arch::x86_64::*;
 
 use super::act::Q8Block;
+use super::out::OutRows;
 use super::scalar::q4k_scale_min;
 use super::QuantType;
 
@@ -25,17 +26,17 @@ pub(crate) fn vnni_available() -> bool {
     available() && is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl")
 }
 
-/// For each of the weight rows in `w` (`nb` blocks each) and each activation row `r`:
-/// `out[row * acts.len() + r] = w_row · acts[r]`.
+/// For each of the weight rows in `w` (`nb` blocks each, as many as `out` has) and each
+/// activation row `r`: `out[row, r] = w_row · acts[r]`.
 ///
-/// Panics if `w` is not a whole number of rows or an activation row is shorter than `nb`
-/// blocks: those checks are what make the unchecked loads inside sound.
+/// Panics if `w` is not that many rows or an activation row is shorter than `nb` blocks:
+/// those checks are what make the unchecked loads inside sound.
 pub(crate) fn dot_rows(
     ty: QuantType,
     w: &[u8],
     acts: &[&[Q8Block]],
     nb: usize,
-    out: &mut [f32],
+    out: &mut OutRows,
     vnni: bool,
 ) {
     let row_bytes = ty.row_bytes(nb);
@@ -48,8 +49,7 @@ pub(crate) fn dot_rows(
         !vnni || vnni_available(),
         "VNNI kernels called on a CPU without AVX512-VNNI/VL"
     );
-    assert!(row_bytes > 0 && w.len().is_multiple_of(row_bytes));
-    assert_eq!(out.len(), w.len() / row_bytes * m);
+    assert!(row_bytes > 0 && w.len() == out.rows() * row_bytes && out.m() == m);
     assert!(acts.iter().all(|a| a.len() >= nb));
     // SAFETY: the features were detected above, and the lengths checked above bound every
     // load the kernels make (`nb` blocks of each weight row and activation row).
@@ -66,7 +66,7 @@ pub(crate) fn dot_rows(
 /// The CPU must support AVX2, FMA and F16C; `w` must hold whole rows of `nb` blocks of
 /// `ty`, every row of `acts` at least `nb` blocks, and `out` one value per pair.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn rows(ty: QuantType, w: &[u8], acts: &[&[Q8Block]], nb: usize, out: &mut [f32]) {
+unsafe fn rows(ty: QuantType, w: &[u8], acts: &[&[Q8Block]], nb: usize, out: &mut OutRows) {
     rows_with::<false>(ty, w, acts, nb, out)
 }
 
@@ -75,7 +75,7 @@ unsafe fn rows(ty: QuantType, w: &[u8], acts: &[&[Q8Block]], nb: usize, out: &mu
 /// # Safety
 /// As [`rows`], and the CPU must support AVX512-VNNI and AVX512-VL.
 #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
-unsafe fn rows_vnni(ty: QuantType, w: &[u8], acts: &[&[Q8Block]], nb: usize, out: &mut [f32]) {
+unsafe fn rows_vnni(ty: QuantType, w: &[u8], acts: &[&[Q8Block]], nb: usize, out: &mut OutRows) {
     rows_with::<true>(ty, w, acts, nb, out)
 }
 
@@ -87,20 +87,24 @@ unsafe fn rows_with<const V: bool>(
     w: &[u8],
     acts: &[&[Q8Block]],
     nb: usize,
-    out: &mut [f32],
+    out: &mut OutRows,
 ) {
     let row_bytes = ty.row_bytes(nb);
     let m = acts.len();
-    for (wr, o) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(m)) {
+    for (i, wr) in w.chunks_exact(row_bytes).enumerate() {
         let mut r = 0;
         while r < m {
             let take = (m - r).min(4);
-            let (a, o) = (&acts[r..r + take], &mut o[r..r + take]);
+            let a = &acts[r..r + take];
+            let mut res = [0f32; 4];
             match take {
-                4 => group::<4, V>(ty, wr.as_ptr(), a, nb, o),
-                3 => group::<3, V>(ty, wr.as_ptr(), a, nb, o),
-                2 => group::<2, V>(ty, wr.as_ptr(), a, nb, o),
-                _ => group::<1, V>(ty, wr.as_ptr(), a, nb, o),
+                4 => res = group::<4, V>(ty, wr.as_ptr(), a, nb),
+                3 => res[..3].copy_from_slice(&group::<3, V>(ty, wr.as_ptr(), a, nb)),
+                2 => res[..2].copy_from_slice(&group::<2, V>(ty, wr.as_ptr(), a, nb)),
+                _ => res[..1].copy_from_slice(&group::<1, V>(ty, wr.as_ptr(), a, nb)),
+            }
+            for (j, &v) in res[..take].iter().enumerate() {
+                out.set(i, r + j, v);
             }
             r += take;
         }
@@ -114,18 +118,16 @@ unsafe fn group<const R: usize, const V: bool>(
     w: *const u8,
     acts: &[&[Q8Block]],
     nb: usize,
-    out: &mut [f32],
-) {
+) -> [f32; R] {
     let a: [*const Q8Block; R] = std::array::from_fn(|r| acts[r].as_ptr());
-    let res = match ty {
+    match ty {
         QuantType::Q4_0 => q4_0::<R, V>(w, a, nb),
         QuantType::Q4_1 => q4_1::<R, V>(w, a, nb),
         QuantType::Q8_0 => q8_0::<R, V>(w, a, nb),
         QuantType::Q5_0 => q5_0::<R, V>(w, a, nb),
         QuantType::Q4K => q4_k::<R>(w, a, nb),
         QuantType::Q6K => q6_k::<R>(w, a, nb),
-    };
-    out[..R].copy_from_slice(&res);
+    }
 }
 
 /// The f16 at `p` and the one after it, widened (F16C: exact, like the scalar code).

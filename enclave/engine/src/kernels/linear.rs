@@ -22,7 +22,9 @@ impl Linear {
     /// Native kernels when `q` is a format they cover and the model runs on the CPU.
     pub(crate) fn from_qtensor(q: QTensor, device: &Device) -> candle_core::Result<Self> {
         if device.is_cpu() && QuantType::from_ggml(q.dtype()).is_some() {
-            return QWeight::from_qtensor(&q).map(Self::Quant).map_err(err);
+            return QWeight::from_qtensor(&q)
+                .map(|w| Self::Quant(w.prepared_for(Backend::best())))
+                .map_err(err);
         }
         QMatMul::from_qtensor(q).map(Self::Dense)
     }

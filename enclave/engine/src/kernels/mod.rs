@@ -11,6 +11,10 @@
 //! 3. multiplies each weight block into all `m` activation rows while it is in registers,
 //!    with integer dot products (AVX2 when the CPU has it, else portable code that gives
 //!    the same bits), so a batch of sequences reads the weights once.
+//!
+//! On CPUs with AVX-512 VNNI, Q4_0, Q4_1 and Q8_0 weights are repacked when loaded into
+//! tiles of eight interleaved rows ([`tiles`]), whose kernels ([`vnni`]) need a third of
+//! the instructions per product.
 
 mod act;
 pub(crate) mod attention;
@@ -18,14 +22,21 @@ pub(crate) mod attention;
 mod avx2;
 mod f16;
 mod linear;
+mod out;
 mod scalar;
+mod swiglu;
 mod threads;
+mod tiles;
+#[cfg(target_arch = "x86_64")]
+mod vnni;
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use rayon::prelude::*;
 
 use act::{ActFormat, Q8Block, QK, QK_K};
 pub(crate) use linear::Linear;
+use out::OutRows;
+pub(crate) use swiglu::swiglu;
 pub use threads::{install, thread_count, THREADS_ENV};
 
 /// The GGML block formats multiplied natively.
@@ -103,11 +114,17 @@ pub enum Backend {
     Avx2,
     /// AVX2 kernels with AVX-512 VNNI dot products (same results as [`Backend::Avx2`]).
     Avx2Vnni,
+    /// [`Backend::Avx2Vnni`], and weights of the types [`QWeight::prepared_for`] tiles
+    /// repacked into eight-row tiles with kernels of their own. Tiled results differ from
+    /// the row kernels' in float rounding only (each block's integer sum is converted
+    /// whole rather than in eight lanes); the portable code reproduces them exactly.
+    VnniTiles,
 }
 
 impl Backend {
     /// The fastest backend this CPU supports, unless `SILK_KERNELS` (`scalar`, `avx2`,
-    /// `avx2-vnni`) names another one it supports (for comparing them in benchmarks).
+    /// `avx2-vnni`, `vnni-tiles`) names another one it supports (for comparing them in
+    /// benchmarks).
     pub fn best() -> Self {
         static CHOSEN: std::sync::OnceLock<Backend> = std::sync::OnceLock::new();
         *CHOSEN.get_or_init(|| {
@@ -115,6 +132,7 @@ impl Backend {
                 Ok("scalar") => Some(Self::Scalar),
                 Ok("avx2") => Some(Self::Avx2),
                 Ok("avx2-vnni") => Some(Self::Avx2Vnni),
+                Ok("vnni-tiles") => Some(Self::VnniTiles),
                 _ => None,
             };
             forced
@@ -124,8 +142,8 @@ impl Backend {
     }
 
     fn fastest() -> Self {
-        if Self::Avx2Vnni.is_available() {
-            Self::Avx2Vnni
+        if Self::VnniTiles.is_available() {
+            Self::VnniTiles
         } else if Self::Avx2.is_available() {
             Self::Avx2
         } else {
@@ -141,18 +159,43 @@ impl Backend {
             Self::Avx2 => avx2::available(),
             #[cfg(target_arch = "x86_64")]
             Self::Avx2Vnni => avx2::vnni_available(),
+            #[cfg(target_arch = "x86_64")]
+            Self::VnniTiles => vnni::available(),
             #[cfg(not(target_arch = "x86_64"))]
-            Self::Avx2 | Self::Avx2Vnni => false,
+            Self::Avx2 | Self::Avx2Vnni | Self::VnniTiles => false,
+        }
+    }
+
+    /// `out[row, r] = w_row · acts[r]` for the rows of `w` in `out`'s band (which starts at
+    /// a multiple of [`tiles::TILE`]).
+    fn product(self, w: &QWeight, acts: &[&[Q8Block]], nb: usize, out: &mut OutRows) {
+        let (row0, rows) = (out.row0(), out.rows());
+        match w.layout {
+            Layout::Rows => {
+                let row_bytes = w.ty.row_bytes(nb);
+                let at = row0 * row_bytes;
+                self.dot_rows(w.ty, &w.data[at..at + rows * row_bytes], acts, nb, out);
+            }
+            Layout::Tiles => {
+                let tile_bytes = nb * tiles::tile_block_bytes(w.ty);
+                let at = row0 / tiles::TILE * tile_bytes;
+                let data = &w.data[at..at + rows.div_ceil(tiles::TILE) * tile_bytes];
+                match self {
+                    #[cfg(target_arch = "x86_64")]
+                    Self::VnniTiles => vnni::dot_tiles(w.ty, data, acts, nb, out),
+                    _ => tiles::dot_tiles(w.ty, data, acts, nb, out),
+                }
+            }
         }
     }
 
     /// `out[row * m + r] = w_row · acts[r]` for the whole weight rows of `nb` blocks in `w`.
-    fn dot_rows(self, ty: QuantType, w: &[u8], acts: &[&[Q8Block]], nb: usize, out: &mut [f32]) {
+    fn dot_rows(self, ty: QuantType, w: &[u8], acts: &[&[Q8Block]], nb: usize, out: &mut OutRows) {
         match self {
             #[cfg(target_arch = "x86_64")]
             Self::Avx2 => avx2::dot_rows(ty, w, acts, nb, out, false),
             #[cfg(target_arch = "x86_64")]
-            Self::Avx2Vnni => avx2::dot_rows(ty, w, acts, nb, out, true),
+            Self::Avx2Vnni | Self::VnniTiles => avx2::dot_rows(ty, w, acts, nb, out, true),
             _ => {
                 let dot = match ty {
                     QuantType::Q4_0 => scalar::dot_q4_0,
@@ -162,13 +205,9 @@ impl Backend {
                     QuantType::Q4K => scalar::dot_q4_k,
                     QuantType::Q6K => scalar::dot_q6_k,
                 };
-                let row_bytes = ty.row_bytes(nb);
-                for (wr, o) in w
-                    .chunks_exact(row_bytes)
-                    .zip(out.chunks_exact_mut(acts.len()))
-                {
-                    for (o, a) in o.iter_mut().zip(acts) {
-                        *o = dot(wr, &a[..nb]);
+                for (i, wr) in w.chunks_exact(ty.row_bytes(nb)).enumerate() {
+                    for (r, a) in acts.iter().enumerate() {
+                        out.set(i, r, dot(wr, &a[..nb]));
                     }
                 }
             }
@@ -193,17 +232,33 @@ pub enum KernelError {
     Candle(#[from] candle_core::Error),
 }
 
-/// A quantised weight matrix `[rows, cols]` in GGML's block layout, row after row.
+/// How a [`QWeight`] holds its blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// GGML's: row after row.
+    Rows,
+    /// Eight rows interleaved ([`tiles`]).
+    Tiles,
+}
+
+/// A quantised weight matrix `[rows, cols]`: GGML's blocks, row after row, or repacked
+/// into tiles for the backend that runs it ([`QWeight::prepared_for`]).
+#[derive(Clone)]
 pub struct QWeight {
     ty: QuantType,
     rows: usize,
     cols: usize,
+    layout: Layout,
     data: Vec<u8>,
 }
 
 impl std::fmt::Debug for QWeight {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "QWeight({:?}, {}x{})", self.ty, self.rows, self.cols)
+        write!(
+            f,
+            "QWeight({:?}, {}x{}, {:?})",
+            self.ty, self.rows, self.cols, self.layout
+        )
     }
 }
 
@@ -232,8 +287,33 @@ impl QWeight {
             ty,
             rows,
             cols,
+            layout: Layout::Rows,
             data,
         })
+    }
+
+    /// The layout `backend` runs fastest: tiles for Q4_0, Q4_1 and Q8_0 under
+    /// [`Backend::VnniTiles`], GGML's rows otherwise. Any backend can multiply either
+    /// layout (tiles without VNNI slowly, through the portable reference).
+    pub fn prepared_for(self, backend: Backend) -> Self {
+        if backend == Backend::VnniTiles {
+            self.into_tiles()
+        } else {
+            self
+        }
+    }
+
+    /// Repacked into tiles, when its type has a tiled layout.
+    fn into_tiles(self) -> Self {
+        if self.layout == Layout::Tiles || !tiles::tiled(self.ty) {
+            return self;
+        }
+        let nb = self.cols / QK;
+        Self {
+            data: tiles::repack(self.ty, self.rows, nb, &self.data),
+            layout: Layout::Tiles,
+            ..self
+        }
     }
 
     /// Copies a 2-D candle `QTensor`'s blocks (`[rows, cols]`, as GGUF stores weights).
@@ -353,50 +433,33 @@ fn run(ws: &[&QWeight], x: &[f32], m: usize, outs: &mut [&mut [f32]], backend: B
         act_rows(&q8_k, nb),
     );
 
-    // With one activation row the [n, m] work layout is the output layout; otherwise
-    // each weight gets a scratch [n, m] so every chunk of weight rows owns a contiguous
-    // piece of it, transposed into `outs` at the end.
-    let mut scratch: Vec<Vec<f32>> = if m > 1 {
-        ws.iter().map(|w| vec![0f32; w.rows * m]).collect()
-    } else {
-        Vec::new()
-    };
     let total_rows: usize = ws.iter().map(|w| w.rows).sum();
     // Several chunks per thread so a thread slowed by something else is caught up by
-    // the others; a floor so tiny chunks do not cost more to hand out than to compute.
-    let chunk = total_rows.div_ceil(thread_count() * 8).max(16);
-    {
-        let dests: Vec<&mut [f32]> = if m > 1 {
-            scratch.iter_mut().map(|s| s.as_mut_slice()).collect()
-        } else {
-            outs.iter_mut().map(|o| &mut **o).collect()
+    // the others; a floor so tiny chunks do not cost more to hand out than to compute;
+    // whole tiles, for the tiled weights.
+    let chunk = total_rows
+        .div_ceil(thread_count() * 8)
+        .max(16)
+        .next_multiple_of(tiles::TILE);
+    let items: Vec<(usize, OutRows)> = outs
+        .iter_mut()
+        .zip(ws)
+        .enumerate()
+        .flat_map(|(i, (o, w))| {
+            OutRows::split(o, m, w.rows, chunk)
+                .into_iter()
+                .map(move |band| (i, band))
+        })
+        .collect();
+    items.into_par_iter().for_each(|(i, mut band)| {
+        let w = ws[i];
+        let acts = match w.ty.act_format() {
+            ActFormat::Q8_0 => &rows_0,
+            ActFormat::Q8_1 => &rows_1,
+            ActFormat::Q8K => &rows_k,
         };
-        let mut items: Vec<(usize, usize, &mut [f32])> = Vec::new();
-        for (i, d) in dests.into_iter().enumerate() {
-            for (c, piece) in d.chunks_mut(chunk * m).enumerate() {
-                items.push((i, c * chunk, piece));
-            }
-        }
-        items.into_par_iter().for_each(|(i, row0, piece)| {
-            let w = ws[i];
-            let acts = match w.ty.act_format() {
-                ActFormat::Q8_0 => &rows_0,
-                ActFormat::Q8_1 => &rows_1,
-                ActFormat::Q8K => &rows_k,
-            };
-            let row_bytes = w.ty.row_bytes(nb);
-            let at = row0 * row_bytes;
-            let rows = piece.len() / m;
-            backend.dot_rows(w.ty, &w.data[at..at + rows * row_bytes], acts, nb, piece);
-        });
-    }
-    for ((s, o), w) in scratch.iter().zip(outs.iter_mut()).zip(ws) {
-        for (r, vals) in s.chunks(m).enumerate() {
-            for (j, &v) in vals.iter().enumerate() {
-                o[j * w.rows + r] = v;
-            }
-        }
-    }
+        backend.product(w, acts, nb, &mut band);
+    });
 }
 
 #[cfg(test)]

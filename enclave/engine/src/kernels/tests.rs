@@ -59,11 +59,18 @@ fn products_match_the_reference_on_the_same_quantised_values() {
         // Two K-quant blocks; five of the others.
         let k = cols_for(dtype, 160).max(2 * dtype.block_size());
         let (w, wd) = weight(dtype, n, k, 10 + ti as u64);
-        for m in [1, 3, 8] {
+        // Both layouts, each on the best backend and on the portable one.
+        let tiled = w.clone().into_tiles();
+        let cases = [
+            (&w, Backend::best()),
+            (&tiled, Backend::best()),
+            (&tiled, Backend::Scalar),
+        ];
+        for (m, (w, backend)) in [1, 3, 8].into_iter().flat_map(|m| cases.map(|c| (m, c))) {
             let x = random(m * k, 100 + m as u64);
             let xd = dequant_acts(&x, m, k, w.quant_type().act_format());
             let mut out = vec![0f32; m * n];
-            w.matmul(&x, m, &mut out).unwrap();
+            w.matmul_with(&x, m, &mut out, backend).unwrap();
             for i in 0..m {
                 for r in 0..n {
                     let terms = (0..k).map(|j| wd[r * k + j] as f64 * xd[i * k + j] as f64);
@@ -73,7 +80,7 @@ fn products_match_the_reference_on_the_same_quantised_values() {
                     // for that rounding on top of float summation error.
                     assert!(
                         (got - want).abs() <= 1e-3 * mag + 1e-6,
-                        "{dtype:?} m={m} [{i},{r}]: {got} vs {want} (|terms| {mag})"
+                        "{dtype:?} {w:?} {backend:?} m={m} [{i},{r}]: {got} vs {want} (|terms| {mag})"
                     );
                 }
             }
@@ -101,6 +108,16 @@ fn simd_and_scalar_agree_bit_for_bit() {
                 w.matmul_with(&x, m, &mut b, backend).unwrap();
                 let same = a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits());
                 assert!(same, "{dtype:?} {backend:?} m={m}: {a:?} vs {b:?}");
+            }
+            // Tiles (19 rows: the last tile is partly padding), SIMD against portable.
+            let tiled = w.clone().into_tiles();
+            tiled.matmul_with(&x, m, &mut a, Backend::Scalar).unwrap();
+            if Backend::VnniTiles.is_available() {
+                tiled
+                    .matmul_with(&x, m, &mut b, Backend::VnniTiles)
+                    .unwrap();
+                let same = a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits());
+                assert!(same, "{dtype:?} tiles m={m}: {a:?} vs {b:?}");
             }
         }
     }

@@ -1,0 +1,211 @@
+//! Weights repacked at load time into tiles of eight rows, and the portable reference of
+//! the products over them.
+//!
+//! The row-at-a-time kernels ([`super::avx2`]) spend most of their instructions on work
+//! around the one integer dot product each (block, row, activation) needs: sign fixes,
+//! a scale broadcast, a float multiply-add and a horizontal sum at the end. Interleaving
+//! eight rows so that each 32-bit lane of a vector holds four consecutive values of a
+//! different row turns that around: a broadcast group of four activations multiplies all
+//! eight rows at once, the eight row scales are one vector, and the lanes end up holding
+//! the eight rows' results with no horizontal sum. llama.cpp repacks its Q4_0 weights for
+//! the same reason (its `q4_0_8x8` layout); this layout is silk's own, shaped for
+//! `vpdpbusd`, whose first operand is unsigned: weight values are stored without their
+//! offset (Q4_0's 8, Q8_0's 128 as an added bias) and the offset times the activation
+//! block's sum is put back as the integer accumulator's starting value, so every block's
+//! integer dot product is the exact value llama.cpp forms.
+//!
+//! Layout, per tile of rows `8t..8t+8` (the last tile padded with zero rows), `nb` tile
+//! blocks one after another; tile block `b` holds block `b` of each of the eight rows:
+//!
+//! | type | bytes | contents |
+//! | --- | --- | --- |
+//! | Q4_0 | 144 | 8 f16 scales; 4 × 32 bytes `P_p`, `P_p[4i + c]` = byte `4p + c` of row `i`'s nibbles |
+//! | Q4_1 | 160 | 8 f16 scales; 8 f16 minimums; the same 4 × 32 bytes of nibbles |
+//! | Q8_0 | 272 | 8 f16 scales; 8 × 32 bytes `G_k`, `G_k[4i + c]` = value `4k + c` of row `i`, plus 128 |
+//!
+//! GGML's Q4 nibble byte `j` holds value `j` (low) and `j + 16` (high), so the low nibbles
+//! of `P_p` are the values `4p..4p+4` and the high ones `16 + 4p..16 + 4p + 4`: the four
+//! vectors unpack into the eight groups of four in order, with no shuffles.
+//!
+//! Arithmetic, identical in [`dot_tiles`] and the SIMD kernels: per block the exact integer
+//! `isum = Σ q·y` (signed weight values), then `acc = fma(d_w * d_a, isum, acc)`, and for
+//! Q4_1 `acc = fma(m_w, s_a, acc)`.
+
+use super::act::Q8Block;
+use super::f16::f16_to_f32;
+use super::out::OutRows;
+use super::QuantType;
+
+/// Rows per tile.
+pub(crate) const TILE: usize = 8;
+
+/// Whether weights of `ty` can be tiled.
+pub(crate) const fn tiled(ty: QuantType) -> bool {
+    matches!(ty, QuantType::Q4_0 | QuantType::Q4_1 | QuantType::Q8_0)
+}
+
+/// Bytes of one tile block (eight rows' block `b`), or 0 for a type that is not tiled.
+pub(crate) const fn tile_block_bytes(ty: QuantType) -> usize {
+    match ty {
+        QuantType::Q4_0 => 144,
+        QuantType::Q4_1 => 160,
+        QuantType::Q8_0 => 272,
+        _ => 0,
+    }
+}
+
+/// Where a tile block's packed values start.
+const fn values_at(ty: QuantType) -> usize {
+    match ty {
+        QuantType::Q4_1 => 32,
+        _ => 16,
+    }
+}
+
+/// Repacks `rows` rows of `nb` GGML blocks of `ty` (row after row, as GGUF stores them)
+/// into tiles. `ty` must be one [`tiled`] accepts and `data` exactly that many blocks.
+pub(crate) fn repack(ty: QuantType, rows: usize, nb: usize, data: &[u8]) -> Vec<u8> {
+    assert!(tiled(ty), "{ty:?} has no tiled layout");
+    let (bb, tbb) = (ty.block_bytes(), tile_block_bytes(ty));
+    assert_eq!(data.len(), rows * nb * bb);
+    let tiles = rows.div_ceil(TILE);
+    let mut out = vec![0u8; tiles * nb * tbb];
+    for (t, tile) in out.chunks_exact_mut(nb * tbb).enumerate() {
+        for (b, dst) in tile.chunks_exact_mut(tbb).enumerate() {
+            for i in 0..TILE {
+                let row = t * TILE + i;
+                if row >= rows {
+                    // Zero scales (and minimums): the padding rows add nothing.
+                    if ty == QuantType::Q8_0 {
+                        for k in 0..8 {
+                            dst[16 + 32 * k + 4 * i..][..4].fill(0x80);
+                        }
+                    }
+                    continue;
+                }
+                let src = &data[(row * nb + b) * bb..][..bb];
+                dst[2 * i..2 * i + 2].copy_from_slice(&src[..2]);
+                match ty {
+                    QuantType::Q4_0 | QuantType::Q4_1 => {
+                        let qs = if ty == QuantType::Q4_1 {
+                            dst[16 + 2 * i..18 + 2 * i].copy_from_slice(&src[2..4]);
+                            &src[4..20]
+                        } else {
+                            &src[2..18]
+                        };
+                        let at = values_at(ty);
+                        for p in 0..4 {
+                            dst[at + 32 * p + 4 * i..][..4].copy_from_slice(&qs[4 * p..4 * p + 4]);
+                        }
+                    }
+                    _ => {
+                        for k in 0..8 {
+                            for c in 0..4 {
+                                dst[16 + 32 * k + 4 * i + c] = src[2 + 4 * k + c] ^ 0x80;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Row `i`'s block in tile block `tb`: scale, minimum (Q4_1; else 0) and signed values.
+fn row_block(ty: QuantType, tb: &[u8], i: usize) -> (f32, f32, [i32; 32]) {
+    let f16 = |at: usize| f16_to_f32(u16::from_le_bytes([tb[at], tb[at + 1]]));
+    let mut q = [0i32; 32];
+    for (j, v) in q.iter_mut().enumerate() {
+        let (k, c) = (j / 4, j % 4);
+        *v = match ty {
+            QuantType::Q8_0 => tb[16 + 32 * k + 4 * i + c] as i32 - 128,
+            _ => {
+                let byte = tb[values_at(ty) + 32 * (k % 4) + 4 * i + c];
+                let nibble = if k < 4 { byte & 0x0f } else { byte >> 4 } as i32;
+                nibble - if ty == QuantType::Q4_0 { 8 } else { 0 }
+            }
+        };
+    }
+    let min = if ty == QuantType::Q4_1 {
+        f16(16 + 2 * i)
+    } else {
+        0.0
+    };
+    (f16(2 * i), min, q)
+}
+
+/// `out[row, r] = w_row · acts[r]` for the rows of the tiles in `tiles` (`nb` blocks
+/// each; as many rows as `out` has, which may end inside the last tile). The reference the
+/// SIMD kernels reproduce bit for bit; slow.
+pub(crate) fn dot_tiles(
+    ty: QuantType,
+    tiles: &[u8],
+    acts: &[&[Q8Block]],
+    nb: usize,
+    out: &mut OutRows,
+) {
+    let tile_bytes = nb * tile_block_bytes(ty);
+    assert!(tiled(ty) && out.m() == acts.len());
+    assert!(out.rows() <= tiles.len() / tile_bytes * TILE);
+    for row in 0..out.rows() {
+        let tile = &tiles[row / TILE * tile_bytes..][..tile_bytes];
+        for (r, a) in acts.iter().enumerate() {
+            let mut acc = 0f32;
+            for (tb, ab) in tile.chunks_exact(tile_block_bytes(ty)).zip(&a[..nb]) {
+                let (d, min, q) = row_block(ty, tb, row % TILE);
+                let isum: i32 = q.iter().zip(&ab.qs).map(|(&q, &y)| q * y as i32).sum();
+                acc = (d * ab.d).mul_add(isum as f32, acc);
+                if ty == QuantType::Q4_1 {
+                    acc = min.mul_add(ab.s, acc);
+                }
+            }
+            out.set(row, r, acc);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::scalar::f16_at;
+
+    /// Every value, scale and minimum of every row reads back from its tile unchanged,
+    /// including a last tile that is only partly filled.
+    #[test]
+    fn repacking_keeps_every_value_in_its_place() {
+        for ty in [QuantType::Q4_0, QuantType::Q4_1, QuantType::Q8_0] {
+            let (rows, nb, bb) = (11, 3, ty.block_bytes());
+            let data: Vec<u8> = (0..rows * nb * bb).map(|i| (i * 37 % 251) as u8).collect();
+            let tiles = repack(ty, rows, nb, &data);
+            assert_eq!(tiles.len(), 2 * nb * tile_block_bytes(ty));
+            for row in 0..16 {
+                for b in 0..nb {
+                    let tb = &tiles[(row / TILE * nb + b) * tile_block_bytes(ty)..];
+                    let (d, min, q) = row_block(ty, tb, row % TILE);
+                    if row >= rows {
+                        assert_eq!((d, min), (0.0, 0.0), "{ty:?} padding row {row}");
+                        continue;
+                    }
+                    let src = &data[(row * nb + b) * bb..][..bb];
+                    assert_eq!(d.to_bits(), f16_at(src, 0).to_bits(), "{ty:?} scale");
+                    let want: Vec<i32> = match ty {
+                        QuantType::Q8_0 => src[2..34].iter().map(|&v| v as i8 as i32).collect(),
+                        _ => {
+                            let (qs, off) = if ty == QuantType::Q4_1 {
+                                assert_eq!(min.to_bits(), f16_at(src, 2).to_bits());
+                                (&src[4..20], 0)
+                            } else {
+                                (&src[2..18], 8)
+                            };
+                            let lo = qs.iter().map(|&v| (v & 0x0f) as i32 - off);
+                            lo.chain(qs.iter().map(|&v| (v >> 4) as i32 - off))
+                                .collect()
+                        }
+                    };
+                    assert_eq!(q.to_vec(), want, "{ty:?} row {row} block {b}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! AVX-512 VNNI products over tiled weights ([`super::tiles`]), on 256-bit registers.
+//!
+//! Per tile block and activation row: eight `vpdpbusd`, each multiplying one broadcast
+//! group of four activation bytes into all eight rows, then one scale product, one
+//! conversion and one multiply-add for the eight rows together. The weight values are
+//! unpacked once per tile block and reused for up to [`GROUP`] activation rows, which the
+//! 32 vector registers of AVX-512VL keep resident. Results equal
+//! [`super::tiles::dot_tiles`] bit for bit (the integer sums are exact, the float
+//! operations the same).
+
+use std::arch::x86_64::*;
+
+use super::act::Q8Block;
+use super::out::OutRows;
+use super::tiles::{tile_block_bytes, tiled, TILE};
+use super::QuantType;
+
+/// Activation rows multiplied per pass over a tile.
+const GROUP: usize = 4;
+
+/// True when this CPU can run the kernels below (AVX-512 VNNI and VL, with AVX2, FMA and
+/// F16C: Ice Lake, Zen 4 and later).
+pub(crate) fn available() -> bool {
+    super::avx2::vnni_available()
+}
+
+/// `out[row, r] = w_row · acts[r]`, as [`super::tiles::dot_tiles`].
+///
+/// Panics if the CPU lacks the features, `ty` is not tiled, `tiles` is not whole tiles of
+/// `nb` blocks, `out` holds more rows than the tiles or an activation row is shorter than
+/// `nb` blocks: those checks are what make the unchecked loads inside sound.
+pub(crate) fn dot_tiles(
+    ty: QuantType,
+    tiles: &[u8],
+    acts: &[&[Q8Block]],
+    nb: usize,
+    out: &mut OutRows,
+) {
+    let tile_bytes = nb * tile_block_bytes(ty);
+    assert!(
+        available(),
+        "VNNI kernels called on a CPU without AVX512-VNNI/VL"
+    );
+    assert!(tiled(ty) && tile_bytes > 0 && tiles.len().is_multiple_of(tile_bytes));
+    assert!(out.m() == acts.len() && out.rows() <= tiles.len() / tile_bytes * TILE);
+    assert!(acts.iter().all(|a| a.len() >= nb));
+    // SAFETY: the features were detected above, and the lengths checked above bound every
+    // load (`nb` tile blocks of each tile, `nb` blocks of each activation row).
+    unsafe { tiles_impl(ty, tiles, acts, nb, out) }
+}
+
+/// # Safety
+/// As [`dot_tiles`] after its checks.
+#[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+unsafe fn tiles_impl(
+    ty: QuantType,
+    tiles: &[u8],
+    acts: &[&[Q8Block]],
+    nb: usize,
+    out: &mut OutRows,
+) {
+    let (m, rows) = (acts.len(), out.rows());
+    let tile_bytes = nb * tile_block_bytes(ty);
+    for (t, tile) in tiles.chunks_exact(tile_bytes).enumerate() {
+        let first = t * TILE;
+        if first >= rows {
+            break;
+        }
+        let valid = (rows - first).min(TILE);
+        let mut r = 0;
+        while r < m {
+            let take = (m - r).min(GROUP);
+            let a = &acts[r..r + take];
+            let mut res = [_mm256_setzero_ps(); GROUP];
+            match take {
+                4 => res = group::<4>(ty, tile.as_ptr(), a, nb),
+                3 => res[..3].copy_from_slice(&group::<3>(ty, tile.as_ptr(), a, nb)),
+                2 => res[..2].copy_from_slice(&group::<2>(ty, tile.as_ptr(), a, nb)),
+                _ => res[..1].copy_from_slice(&group::<1>(ty, tile.as_ptr(), a, nb)),
+            }
+            for (j, v) in res[..take].iter().enumerate() {
+                let mut lanes = [0f32; TILE];
+                _mm256_storeu_ps(lanes.as_mut_ptr(), *v);
+                out.set_run(first, r + j, &lanes[..valid]);
+            }
+            r += take;
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn group<const R: usize>(
+    ty: QuantType,
+    tile: *const u8,
+    acts: &[&[Q8Block]],
+    nb: usize,
+) -> [__m256; R] {
+    let a: [*const Q8Block; R] = std::array::from_fn(|r| acts[r].as_ptr());
+    match ty {
+        QuantType::Q4_1 => q4::<R, true>(tile, a, nb),
+        QuantType::Q8_0 => q8_0::<R>(tile, a, nb),
+        _ => q4::<R, false>(tile, a, nb),
+    }
+}
+
+/// The eight rows' exact integer dot products with one activation block: `init` plus
+/// `Σ_k wq[k] · broadcast(y[4k..4k+4])`, in two chains so that they overlap.
+#[inline(always)]
+unsafe fn block_dot(wq: &[__m256i; 8], ab: *const Q8Block, init: __m256i) -> __m256i {
+    // No closures here: they would not get the caller's target features.
+    let y = (*ab).qs.as_ptr() as *const i32;
+    let (mut s0, mut s1) = (init, _mm256_setzero_si256());
+    for k in (0..8).step_by(2) {
+        let (y0, y1) = (y.add(k).read_unaligned(), y.add(k + 1).read_unaligned());
+        s0 = _mm256_dpbusd_epi32(s0, wq[k], _mm256_set1_epi32(y0));
+        s1 = _mm256_dpbusd_epi32(s1, wq[k + 1], _mm256_set1_epi32(y1));
+    }
+    _mm256_add_epi32(s0, s1)
+}
+
+/// The eight rows' f16 values at `p`, widened (exact).
+#[inline(always)]
+unsafe fn f16x8(p: *const u8) -> __m256 {
+    _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
+}
+
+/// Q4_0 (`MIN` false: values offset by 8) or Q4_1 (`MIN`: a minimum per row and block).
+#[inline(always)]
+unsafe fn q4<const R: usize, const MIN: bool>(
+    t: *const u8,
+    a: [*const Q8Block; R],
+    nb: usize,
+) -> [__m256; R] {
+    let ty = if MIN {
+        QuantType::Q4_1
+    } else {
+        QuantType::Q4_0
+    };
+    let (bb, at) = (tile_block_bytes(ty), if MIN { 32 } else { 16 });
+    let m4 = _mm256_set1_epi8(0x0f);
+    let mut acc = [_mm256_setzero_ps(); R];
+    for b in 0..nb {
+        let tb = t.add(b * bb);
+        let dw = f16x8(tb);
+        let mut wq = [_mm256_setzero_si256(); 8];
+        for p in 0..4 {
+            let v = _mm256_loadu_si256(tb.add(at + 32 * p) as *const __m256i);
+            wq[p] = _mm256_and_si256(v, m4);
+            wq[p + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        }
+        for r in 0..R {
+            let ab = a[r].add(b);
+            // Σ (q - 8)·y = Σ q·y - 8·Σ y, exactly.
+            let init = if MIN {
+                _mm256_setzero_si256()
+            } else {
+                _mm256_set1_epi32(-8 * (*ab).isum)
+            };
+            let s = block_dot(&wq, ab, init);
+            let scale = _mm256_mul_ps(dw, _mm256_set1_ps((*ab).d));
+            acc[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(s), acc[r]);
+            if MIN {
+                acc[r] = _mm256_fmadd_ps(f16x8(tb.add(16)), _mm256_set1_ps((*ab).s), acc[r]);
+            }
+        }
+    }
+    acc
+}
+
+/// Q8_0, stored as `value + 128`.
+#[inline(always)]
+unsafe fn q8_0<const R: usize>(t: *const u8, a: [*const Q8Block; R], nb: usize) -> [__m256; R] {
+    let bb = tile_block_bytes(QuantType::Q8_0);
+    let mut acc = [_mm256_setzero_ps(); R];
+    for b in 0..nb {
+        let tb = t.add(b * bb);
+        let dw = f16x8(tb);
+        let mut wq = [_mm256_setzero_si256(); 8];
+        for (k, w) in wq.iter_mut().enumerate() {
+            *w = _mm256_loadu_si256(tb.add(16 + 32 * k) as *const __m256i);
+        }
+        for r in 0..R {
+            let ab = a[r].add(b);
+            // Σ (u - 128)·y = Σ u·y - 128·Σ y, exactly.
+            let s = block_dot(&wq, ab, _mm256_set1_epi32(-128 * (*ab).isum));
+            let scale = _mm256_mul_ps(dw, _mm256_set1_ps((*ab).d));
+            acc[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(s), acc[r]);
+        }
+    }
+    acc
+}
