@@ -229,8 +229,7 @@ impl Model {
             x = (x + layer.wo.forward(&attn)?)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, eps)?;
             let [gate, up] = Linear::forward_many([&layer.w_gate, &layer.w_up], &h)?;
-            let gate = candle_nn::ops::silu(&gate)?;
-            x = (x + layer.w_down.forward(&(gate * up)?)?)?;
+            x = (x + layer.w_down.forward(&kernels::swiglu(&gate, &up)?)?)?;
         }
         let mut last = Vec::with_capacity(steps.len());
         let mut offset = 0u32;
