@@ -12,7 +12,7 @@
 //!    with integer dot products (AVX2 when the CPU has it, else portable code that gives
 //!    the same bits), so a batch of sequences reads the weights once.
 //!
-//! On CPUs with AVX-512 VNNI, Q4_0, Q4_1 and Q8_0 weights are repacked when loaded into
+//! On CPUs with AVX-512 VNNI, Q4_0, Q4_1, Q5_0 and Q8_0 weights are repacked when loaded into
 //! tiles of eight interleaved rows ([`tiles`]), whose kernels ([`vnni`]) need a third of
 //! the instructions per product.
 
@@ -292,7 +292,7 @@ impl QWeight {
         })
     }
 
-    /// The layout `backend` runs fastest: tiles for Q4_0, Q4_1 and Q8_0 under
+    /// The layout `backend` runs fastest: tiles for Q4_0, Q4_1, Q5_0 and Q8_0 under
     /// [`Backend::VnniTiles`], GGML's rows otherwise. Any backend can multiply either
     /// layout (tiles without VNNI slowly, through the portable reference).
     pub fn prepared_for(self, backend: Backend) -> Self {

@@ -10,7 +10,7 @@
 //! the eight rows' results with no horizontal sum. llama.cpp repacks its Q4_0 weights for
 //! the same reason (its `q4_0_8x8` layout); this layout is silk's own, shaped for
 //! `vpdpbusd`, whose first operand is unsigned: weight values are stored without their
-//! offset (Q4_0's 8, Q8_0's 128 as an added bias) and the offset times the activation
+//! offset (Q4_0's 8, Q5_0's 16; Q8_0's values with 128 added) and the offset times the activation
 //! block's sum is put back as the integer accumulator's starting value, so every block's
 //! integer dot product is the exact value llama.cpp forms.
 //!
@@ -22,10 +22,13 @@
 //! | Q4_0 | 144 | 8 f16 scales; 4 × 32 bytes `P_p`, `P_p[4i + c]` = byte `4p + c` of row `i`'s nibbles |
 //! | Q4_1 | 160 | 8 f16 scales; 8 f16 minimums; the same 4 × 32 bytes of nibbles |
 //! | Q8_0 | 272 | 8 f16 scales; 8 × 32 bytes `G_k`, `G_k[4i + c]` = value `4k + c` of row `i`, plus 128 |
+//! | Q5_0 | 176 | as Q4_0 for the low four bits; then 32 bytes `H`, bit `k` of `H[4i + c]` = the fifth bit of value `4k + c` of row `i` |
 //!
 //! GGML's Q4 nibble byte `j` holds value `j` (low) and `j + 16` (high), so the low nibbles
 //! of `P_p` are the values `4p..4p+4` and the high ones `16 + 4p..16 + 4p + 4`: the four
-//! vectors unpack into the eight groups of four in order, with no shuffles.
+//! vectors unpack into the eight groups of four in order, with no shuffles. Q5_0's fifth
+//! bits are regrouped so that group `k`'s are bit `k` of each byte of `H`: one shift and
+//! one mask put them in place.
 //!
 //! Arithmetic, identical in [`dot_tiles`] and the SIMD kernels: per block the exact integer
 //! `isum = Σ q·y` (signed weight values), then `acc = fma(d_w * d_a, isum, acc)`, and for
@@ -41,7 +44,10 @@ pub(crate) const TILE: usize = 8;
 
 /// Whether weights of `ty` can be tiled.
 pub(crate) const fn tiled(ty: QuantType) -> bool {
-    matches!(ty, QuantType::Q4_0 | QuantType::Q4_1 | QuantType::Q8_0)
+    matches!(
+        ty,
+        QuantType::Q4_0 | QuantType::Q4_1 | QuantType::Q8_0 | QuantType::Q5_0
+    )
 }
 
 /// Bytes of one tile block (eight rows' block `b`), or 0 for a type that is not tiled.
@@ -50,6 +56,7 @@ pub(crate) const fn tile_block_bytes(ty: QuantType) -> usize {
         QuantType::Q4_0 => 144,
         QuantType::Q4_1 => 160,
         QuantType::Q8_0 => 272,
+        QuantType::Q5_0 => 176,
         _ => 0,
     }
 }
@@ -86,12 +93,22 @@ pub(crate) fn repack(ty: QuantType, rows: usize, nb: usize, data: &[u8]) -> Vec<
                 let src = &data[(row * nb + b) * bb..][..bb];
                 dst[2 * i..2 * i + 2].copy_from_slice(&src[..2]);
                 match ty {
-                    QuantType::Q4_0 | QuantType::Q4_1 => {
-                        let qs = if ty == QuantType::Q4_1 {
-                            dst[16 + 2 * i..18 + 2 * i].copy_from_slice(&src[2..4]);
-                            &src[4..20]
-                        } else {
-                            &src[2..18]
+                    QuantType::Q4_0 | QuantType::Q4_1 | QuantType::Q5_0 => {
+                        let qs = match ty {
+                            QuantType::Q4_1 => {
+                                dst[16 + 2 * i..18 + 2 * i].copy_from_slice(&src[2..4]);
+                                &src[4..20]
+                            }
+                            QuantType::Q5_0 => {
+                                let qh = u32::from_le_bytes([src[2], src[3], src[4], src[5]]);
+                                for c in 0..4 {
+                                    dst[144 + 4 * i + c] = (0..8)
+                                        .map(|k| (((qh >> (4 * k + c)) & 1) as u8) << k)
+                                        .sum();
+                                }
+                                &src[6..22]
+                            }
+                            _ => &src[2..18],
                         };
                         let at = values_at(ty);
                         for p in 0..4 {
@@ -123,7 +140,14 @@ fn row_block(ty: QuantType, tb: &[u8], i: usize) -> (f32, f32, [i32; 32]) {
             _ => {
                 let byte = tb[values_at(ty) + 32 * (k % 4) + 4 * i + c];
                 let nibble = if k < 4 { byte & 0x0f } else { byte >> 4 } as i32;
-                nibble - if ty == QuantType::Q4_0 { 8 } else { 0 }
+                match ty {
+                    QuantType::Q4_0 => nibble - 8,
+                    QuantType::Q5_0 => {
+                        let fifth = ((tb[144 + 4 * i + c] >> k) & 1) as i32;
+                        (nibble | fifth << 4) - 16
+                    }
+                    _ => nibble,
+                }
             }
         };
     }
@@ -174,7 +198,12 @@ mod tests {
     /// including a last tile that is only partly filled.
     #[test]
     fn repacking_keeps_every_value_in_its_place() {
-        for ty in [QuantType::Q4_0, QuantType::Q4_1, QuantType::Q8_0] {
+        for ty in [
+            QuantType::Q4_0,
+            QuantType::Q4_1,
+            QuantType::Q8_0,
+            QuantType::Q5_0,
+        ] {
             let (rows, nb, bb) = (11, 3, ty.block_bytes());
             let data: Vec<u8> = (0..rows * nb * bb).map(|i| (i * 37 % 251) as u8).collect();
             let tiles = repack(ty, rows, nb, &data);
@@ -191,6 +220,13 @@ mod tests {
                     assert_eq!(d.to_bits(), f16_at(src, 0).to_bits(), "{ty:?} scale");
                     let want: Vec<i32> = match ty {
                         QuantType::Q8_0 => src[2..34].iter().map(|&v| v as i8 as i32).collect(),
+                        QuantType::Q5_0 => {
+                            let qh = u32::from_le_bytes([src[2], src[3], src[4], src[5]]);
+                            let lo = src[6..22].iter().map(|&v| (v & 0x0f) as i32);
+                            let q = lo.chain(src[6..22].iter().map(|&v| (v >> 4) as i32));
+                            let hi = |j: usize| (((qh >> j) & 1) << 4) as i32;
+                            q.enumerate().map(|(j, v)| (v | hi(j)) - 16).collect()
+                        }
                         _ => {
                             let (qs, off) = if ty == QuantType::Q4_1 {
                                 assert_eq!(min.to_bits(), f16_at(src, 2).to_bits());

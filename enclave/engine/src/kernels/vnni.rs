@@ -97,9 +97,10 @@ unsafe fn group<const R: usize>(
 ) -> [__m256; R] {
     let a: [*const Q8Block; R] = std::array::from_fn(|r| acts[r].as_ptr());
     match ty {
-        QuantType::Q4_1 => q4::<R, true>(tile, a, nb),
+        QuantType::Q4_1 => q4::<R, Q4_1>(tile, a, nb),
         QuantType::Q8_0 => q8_0::<R>(tile, a, nb),
-        _ => q4::<R, false>(tile, a, nb),
+        QuantType::Q5_0 => q4::<R, Q5_0>(tile, a, nb),
+        _ => q4::<R, Q4_0>(tile, a, nb),
     }
 }
 
@@ -124,20 +125,23 @@ unsafe fn f16x8(p: *const u8) -> __m256 {
     _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
 }
 
-/// Q4_0 (`MIN` false: values offset by 8) or Q4_1 (`MIN`: a minimum per row and block).
+/// The formats [`q4`] serves.
+const Q4_0: u8 = 0;
+const Q4_1: u8 = 1;
+const Q5_0: u8 = 2;
+
+/// Q4_0 (values offset by 8), Q4_1 (a minimum per row and block) or Q5_0 (a fifth bit,
+/// values offset by 16).
 #[inline(always)]
-unsafe fn q4<const R: usize, const MIN: bool>(
+unsafe fn q4<const R: usize, const KIND: u8>(
     t: *const u8,
     a: [*const Q8Block; R],
     nb: usize,
 ) -> [__m256; R] {
-    let ty = if MIN {
-        QuantType::Q4_1
-    } else {
-        QuantType::Q4_0
-    };
-    let (bb, at) = (tile_block_bytes(ty), if MIN { 32 } else { 16 });
-    let m4 = _mm256_set1_epi8(0x0f);
+    const { assert!(KIND <= Q5_0) };
+    let ty = [QuantType::Q4_0, QuantType::Q4_1, QuantType::Q5_0][KIND as usize];
+    let (bb, at) = (tile_block_bytes(ty), if KIND == Q4_1 { 32 } else { 16 });
+    let (m4, bit4) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(0x10));
     let mut acc = [_mm256_setzero_ps(); R];
     for b in 0..nb {
         let tb = t.add(b * bb);
@@ -148,18 +152,36 @@ unsafe fn q4<const R: usize, const MIN: bool>(
             wq[p] = _mm256_and_si256(v, m4);
             wq[p + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
         }
+        if KIND == Q5_0 {
+            // Group k's fifth bits are bit k of each byte of `h`: move it to bit 4 (a
+            // 16-bit shift, but the bits it carries across bytes are masked off).
+            let h = _mm256_loadu_si256(tb.add(144) as *const __m256i);
+            let fifth = [
+                _mm256_slli_epi16(h, 4),
+                _mm256_slli_epi16(h, 3),
+                _mm256_slli_epi16(h, 2),
+                _mm256_slli_epi16(h, 1),
+                h,
+                _mm256_srli_epi16(h, 1),
+                _mm256_srli_epi16(h, 2),
+                _mm256_srli_epi16(h, 3),
+            ];
+            for k in 0..8 {
+                wq[k] = _mm256_or_si256(wq[k], _mm256_and_si256(fifth[k], bit4));
+            }
+        }
         for r in 0..R {
             let ab = a[r].add(b);
-            // Σ (q - 8)·y = Σ q·y - 8·Σ y, exactly.
-            let init = if MIN {
-                _mm256_setzero_si256()
-            } else {
-                _mm256_set1_epi32(-8 * (*ab).isum)
+            // Σ (q - 8)·y = Σ q·y - 8·Σ y exactly (16 for Q5_0).
+            let init = match KIND {
+                Q4_1 => _mm256_setzero_si256(),
+                Q5_0 => _mm256_set1_epi32(-16 * (*ab).isum),
+                _ => _mm256_set1_epi32(-8 * (*ab).isum),
             };
             let s = block_dot(&wq, ab, init);
             let scale = _mm256_mul_ps(dw, _mm256_set1_ps((*ab).d));
             acc[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(s), acc[r]);
-            if MIN {
+            if KIND == Q4_1 {
                 acc[r] = _mm256_fmadd_ps(f16x8(tb.add(16)), _mm256_set1_ps((*ab).s), acc[r]);
             }
         }
