@@ -211,21 +211,22 @@ impl Model {
             let q = add_bias(q, layer.bq.as_ref())?;
             let k = add_bias(k, layer.bk.as_ref())?;
             let v = add_bias(v, layer.bv.as_ref())?;
-            let mut outs = Vec::with_capacity(steps.len());
+            let mut inputs = Vec::with_capacity(steps.len());
             let mut offset = 0;
             for s in steps.iter_mut() {
                 let n = s.tokens.len();
-                let o = self.attend(
+                let pos = s.cache.len;
+                let (q, k, v) = self.rope_and_cache(
                     li,
                     &q.narrow(0, offset, n)?,
                     &k.narrow(0, offset, n)?,
                     &v.narrow(0, offset, n)?,
                     s.cache,
                 )?;
-                outs.push(o);
+                inputs.push((q, k, v, pos));
                 offset += n;
             }
-            let attn = Tensor::cat(&outs, 0)?;
+            let attn = self.attend(&inputs)?;
             x = (x + layer.wo.forward(&attn)?)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, eps)?;
             let [gate, up] = Linear::forward_many([&layer.w_gate, &layer.w_up], &h)?;
@@ -244,28 +245,58 @@ impl Model {
         Ok(self.w.output.forward(&x)?.to_dtype(DType::F32)?)
     }
 
-    /// Attention for one sequence's `n` new positions. `q` is `[n, n_head * hd]`, `k`
-    /// and `v` are `[n, n_kv * hd]`; returns `[n, n_head * hd]`.
-    fn attend(
+    /// One sequence's `n` new positions made ready for attention: `q` (`[n, n_head * hd]`)
+    /// rotated into `[n_head, n, hd]`, `k` and `v` (`[n, n_kv * hd]`) rotated and appended
+    /// to the cache, whose views of all keys and values so far are returned with it.
+    fn rope_and_cache(
         &self,
         layer: usize,
         q: &Tensor,
         k: &Tensor,
         v: &Tensor,
         cache: &mut KvCache,
-    ) -> candle_core::Result<Tensor> {
+    ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
         let cfg = &self.cfg;
         let (n, hd) = (q.dim(0)?, cfg.head_dim);
         let (h, kv) = (cfg.n_head, cfg.n_kv_head);
-        let group = h / kv;
         let pos = cache.len;
         let q = self.rope(&q.reshape((n, h, hd))?.transpose(0, 1)?, pos)?;
         let k = self.rope(&k.reshape((n, kv, hd))?.transpose(0, 1)?, pos)?;
         let v = v.reshape((n, kv, hd))?.transpose(0, 1)?;
         let (k_all, v_all) = cache.append(layer, &k, &v)?;
-        if q.device().is_cpu() {
-            return kernels::attention::attend(&q, &k_all, &v_all, pos);
+        Ok((q, k_all, v_all))
+    }
+
+    /// Attention for each sequence of a step, from [`Self::rope_and_cache`]'s tensors and
+    /// the sequence's first new position; returns `[Σ n, n_head * hd]`.
+    fn attend(&self, seqs: &[(Tensor, Tensor, Tensor, usize)]) -> candle_core::Result<Tensor> {
+        if self.device.is_cpu() {
+            let views: Vec<_> = seqs
+                .iter()
+                .map(|(q, k, v, pos)| kernels::attention::SeqAttention { q, k, v, pos: *pos })
+                .collect();
+            return kernels::attention::attend_many(&views);
         }
+        let outs = seqs
+            .iter()
+            .map(|(q, k, v, pos)| self.attend_candle(q, k, v, *pos))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Tensor::cat(&outs, 0)
+    }
+
+    /// Attention for one sequence with candle's operations (for GPUs): `q` is
+    /// `[n_head, n, hd]`, `k_all` and `v_all` `[n_kv, pos + n, hd]`.
+    fn attend_candle(
+        &self,
+        q: &Tensor,
+        k_all: &Tensor,
+        v_all: &Tensor,
+        pos: usize,
+    ) -> candle_core::Result<Tensor> {
+        let cfg = &self.cfg;
+        let (n, hd) = (q.dim(1)?, cfg.head_dim);
+        let (h, kv) = (cfg.n_head, cfg.n_kv_head);
+        let group = h / kv;
         let total = k_all.dim(1)?;
         // Grouped-query attention without copying keys: the `group` query heads that share
         // a key/value head become extra rows of one matrix product.

@@ -6,6 +6,8 @@
 //! call. For one new token against a few hundred cached ones that overhead is most of the
 //! cost, so the decoder does it here in plain loops instead.
 
+use std::ops::Deref;
+
 use candle_core::{Storage, Tensor};
 use rayon::prelude::*;
 
@@ -13,24 +15,51 @@ fn err(e: impl std::fmt::Display) -> candle_core::Error {
     candle_core::Error::Msg(e.to_string())
 }
 
-/// Runs `f` on the f32 storage of a CPU tensor of rank 3, with its first element's offset
-/// and its strides, requiring the last dimension to be contiguous.
-fn with_rank3<R>(
-    t: &Tensor,
-    f: impl FnOnce(&[f32], [usize; 2]) -> candle_core::Result<R>,
-) -> candle_core::Result<R> {
-    let (storage, layout) = t.storage_and_layout();
-    let Storage::Cpu(cpu) = &*storage else {
-        return Err(err("CPU attention on a non-CPU tensor"));
-    };
+/// A rank-3 CPU f32 tensor's storage, held for reading (`G`: candle's read guard).
+struct View3<G> {
+    guard: G,
+    offset: usize,
+    /// Strides of the first two dimensions (the last must be 1).
+    strides: [usize; 2],
+}
+
+/// Reads `t`, which must be a rank-3 f32 CPU tensor whose last dimension is contiguous.
+fn view3(t: &Tensor) -> candle_core::Result<View3<impl Deref<Target = Storage> + '_>> {
+    let (guard, layout) = t.storage_and_layout();
     let st = layout.stride();
+    if !matches!(&*guard, Storage::Cpu(_)) {
+        return Err(err("CPU attention on a non-CPU tensor"));
+    }
     if st.len() != 3 || st[2] != 1 {
         return Err(err(format!("attention input with strides {st:?}")));
     }
-    f(
-        &cpu.as_slice::<f32>()?[layout.start_offset()..],
-        [st[0], st[1]],
-    )
+    let (offset, strides) = (layout.start_offset(), [st[0], st[1]]);
+    Ok(View3 {
+        guard,
+        offset,
+        strides,
+    })
+}
+
+impl<G: Deref<Target = Storage>> View3<G> {
+    fn data(&self) -> candle_core::Result<&[f32]> {
+        let Storage::Cpu(cpu) = &*self.guard else {
+            return Err(err("CPU attention on a non-CPU tensor"));
+        };
+        Ok(&cpu.as_slice::<f32>()?[self.offset..])
+    }
+}
+
+/// One sequence's attention inputs for [`attend_many`].
+pub(crate) struct SeqAttention<'a> {
+    /// The new queries, `[n_head, n, hd]`.
+    pub q: &'a Tensor,
+    /// All keys so far, `[n_kv, pos + n, hd]` (a view of the cache).
+    pub k: &'a Tensor,
+    /// All values so far, like `k`.
+    pub v: &'a Tensor,
+    /// Position of the first new query.
+    pub pos: usize,
 }
 
 /// Attention for `n` new queries at positions `pos..pos + n`.
@@ -38,75 +67,193 @@ fn with_rank3<R>(
 /// `q` is `[n_head, n, hd]`, `k` and `v` are `[n_kv, total, hd]` (views of the cache,
 /// `total = pos + n`); query head `h` reads key/value head `h / (n_head / n_kv)`. Query
 /// `i` sees keys `0..=pos + i`. Returns `[n, n_head * hd]`.
+#[cfg(test)]
 pub(crate) fn attend(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
     pos: usize,
 ) -> candle_core::Result<Tensor> {
-    let (n_head, n, hd) = q.dims3()?;
-    let (n_kv, total, _) = k.dims3()?;
-    if n_kv == 0 || n_head % n_kv != 0 || total != pos + n || v.dims3()? != k.dims3()? {
-        return Err(err("attention shapes do not fit"));
-    }
-    let group = n_head / n_kv;
-    let scale = 1.0 / (hd as f32).sqrt();
-    let q = q.contiguous()?;
-    let mut out = vec![0f32; n * n_head * hd];
-    with_rank3(&q, |qs, _| {
-        with_rank3(k, |ks, [k_head, k_pos]| {
-            with_rank3(v, |vs, [v_head, v_pos]| {
-                // One piece of work per (query, head): the output's `hd`-wide slices in
-                // row-major order. Even one decode token has `n_head` of them, enough to
-                // keep every thread busy once the cache is long.
-                let piece = |(idx, oh): (usize, &mut [f32])| {
-                    let (i, h) = (idx / n_head, idx % n_head);
-                    let g = h / group;
-                    let qh = &qs[(h * n + i) * hd..(h * n + i + 1) * hd];
-                    let mut scores: Vec<f32> = (0..=pos + i)
-                        .map(|j| {
-                            let at = g * k_head + j * k_pos;
-                            dot(qh, &ks[at..at + hd]) * scale
-                        })
-                        .collect();
-                    softmax(&mut scores);
-                    oh.fill(0.0);
-                    for (j, &p) in scores.iter().enumerate() {
-                        let at = g * v_head + j * v_pos;
-                        for (x, &y) in oh.iter_mut().zip(&vs[at..at + hd]) {
-                            *x += p * y;
-                        }
-                    }
-                };
-                // Below this many multiply-adds a thread hand-off costs more than it saves.
-                if n * n_head * total * hd >= 1 << 15 {
-                    out.par_chunks_mut(hd).enumerate().for_each(piece);
-                } else {
-                    out.chunks_mut(hd).enumerate().for_each(piece);
-                }
-                Ok(())
-            })
-        })
-    })?;
-    Tensor::from_vec(out, (n, n_head * hd), q.device())
+    attend_many(&[SeqAttention { q, k, v, pos }])
 }
 
-/// Dot product in eight independent lanes, which the compiler turns into SIMD.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ac
-        .remainder()
+/// [`attend`] for several sequences at once: one parallel pass over every (sequence,
+/// query, key/value head), so a batch of decode steps costs one hand-off to the threads
+/// per layer rather than one per sequence. Returns the sequences' outputs one after
+/// another, `[Σ n, n_head * hd]`.
+pub(crate) fn attend_many(seqs: &[SeqAttention<'_>]) -> candle_core::Result<Tensor> {
+    let Some(first) = seqs.first() else {
+        return Err(err("attention over no sequences"));
+    };
+    let (n_head, _, hd) = first.q.dims3()?;
+    let n_kv = first.k.dim(0)?;
+    if n_kv == 0 || n_head % n_kv != 0 {
+        return Err(err("attention heads do not fit"));
+    }
+    let group = n_head / n_kv;
+    let (mut qs, mut ns) = (
+        Vec::with_capacity(seqs.len()),
+        Vec::with_capacity(seqs.len()),
+    );
+    let mut rows = Vec::new(); // (sequence, query) per output row
+    for (si, s) in seqs.iter().enumerate() {
+        let (h, n, d) = s.q.dims3()?;
+        let (kv, total, _) = s.k.dims3()?;
+        if (h, d, kv) != (n_head, hd, n_kv) || total != s.pos + n || s.v.dims3()? != s.k.dims3()? {
+            return Err(err("attention shapes do not fit"));
+        }
+        qs.push(s.q.contiguous()?);
+        ns.push(n);
+        rows.extend((0..n).map(|i| (si, i)));
+    }
+    let qv = qs
         .iter()
-        .zip(bc.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ac.zip(bc) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
+        .map(view3)
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let kv = seqs
+        .iter()
+        .map(|s| view3(s.k))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let vv = seqs
+        .iter()
+        .map(|s| view3(s.v))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let (qd, kd, vd) = (
+        qv.iter()
+            .map(View3::data)
+            .collect::<candle_core::Result<Vec<_>>>()?,
+        kv.iter()
+            .map(View3::data)
+            .collect::<candle_core::Result<Vec<_>>>()?,
+        vv.iter()
+            .map(View3::data)
+            .collect::<candle_core::Result<Vec<_>>>()?,
+    );
+    let scale = 1.0 / (hd as f32).sqrt();
+    let mut out = vec![0f32; rows.len() * n_head * hd];
+    // One piece per (output row, key/value head): the `group` query heads that share the
+    // head's keys are computed together, so each key and value is read once for them.
+    let piece = |(idx, o): (usize, &mut [f32])| {
+        let (si, i) = rows[idx / n_kv];
+        let g = idx % n_kv;
+        let (s, n) = (&seqs[si], ns[si]);
+        let q: Vec<&[f32]> = (g * group..(g + 1) * group)
+            .map(|h| &qd[si][(h * n + i) * hd..][..hd])
+            .collect();
+        let (ks, vs) = (&kd[si], &vd[si]);
+        let ([k_head, k_pos], [v_head, v_pos]) = (kv[si].strides, vv[si].strides);
+        let keys = (0..=s.pos + i).map(|j| &ks[g * k_head + j * k_pos..][..hd]);
+        let values = (0..=s.pos + i).map(|j| &vs[g * v_head + j * v_pos..][..hd]);
+        simd::head_group(&q, keys, values, scale, o);
+    };
+    let work = seqs
+        .iter()
+        .zip(&ns)
+        .map(|(s, n)| n * (s.pos + n))
+        .sum::<usize>()
+        * n_head
+        * hd;
+    // Below this many multiply-adds a thread hand-off costs more than it saves.
+    if work >= 1 << 15 {
+        out.par_chunks_mut(group * hd).enumerate().for_each(piece);
+    } else {
+        out.chunks_mut(group * hd).enumerate().for_each(piece);
+    }
+    Tensor::from_vec(out, (rows.len(), n_head * hd), first.q.device())
+}
+
+/// The arithmetic, compiled twice: with FMA where the CPU has it (chosen at run time),
+/// and plainly otherwise.
+mod simd {
+    /// Attention of the query heads `q` (each `hd` long) over `keys` and `values` (the same
+    /// count, each `hd` long) into `out` (`q.len() * hd`, head after head).
+    pub(super) fn head_group<'a>(
+        q: &[&[f32]],
+        keys: impl Iterator<Item = &'a [f32]> + Clone,
+        values: impl Iterator<Item = &'a [f32]>,
+        scale: f32,
+        out: &mut [f32],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the features were just detected.
+            return unsafe { head_group_fma(q, keys, values, scale, out) };
+        }
+        head_group_with::<false>(q, keys, values, scale, out)
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn head_group_fma<'a>(
+        q: &[&[f32]],
+        keys: impl Iterator<Item = &'a [f32]> + Clone,
+        values: impl Iterator<Item = &'a [f32]>,
+        scale: f32,
+        out: &mut [f32],
+    ) {
+        head_group_with::<true>(q, keys, values, scale, out)
+    }
+
+    /// `a * b + c`, fused when `FMA` (only then is `mul_add` one instruction).
+    #[inline(always)]
+    fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+        if FMA {
+            a.mul_add(b, c)
+        } else {
+            a * b + c
         }
     }
-    acc.iter().sum::<f32>() + tail
+
+    #[inline(always)]
+    fn head_group_with<'a, const FMA: bool>(
+        q: &[&[f32]],
+        keys: impl Iterator<Item = &'a [f32]> + Clone,
+        values: impl Iterator<Item = &'a [f32]>,
+        scale: f32,
+        out: &mut [f32],
+    ) {
+        let len = keys.clone().count();
+        let mut scores = vec![0f32; q.len() * len];
+        for (j, k) in keys.enumerate() {
+            for (h, qh) in q.iter().enumerate() {
+                scores[h * len + j] = dot::<FMA>(qh, k) * scale;
+            }
+        }
+        for s in scores.chunks_mut(len.max(1)) {
+            super::softmax(s);
+        }
+        let hd = out.len() / q.len().max(1);
+        out.fill(0.0);
+        for (j, v) in values.enumerate() {
+            for (h, o) in out.chunks_mut(hd).enumerate() {
+                let p = scores[h * len + j];
+                for (x, &y) in o.iter_mut().zip(v) {
+                    *x = madd::<FMA>(p, y, *x);
+                }
+            }
+        }
+    }
+
+    /// Dot product in eight independent lanes, which the compiler turns into SIMD.
+    #[inline(always)]
+    fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
+        let mut acc = [0f32; 8];
+        let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+        let tail: f32 = ac
+            .remainder()
+            .iter()
+            .zip(bc.remainder())
+            .map(|(x, y)| x * y)
+            .sum();
+        for (x, y) in ac.zip(bc) {
+            for l in 0..8 {
+                acc[l] = madd::<FMA>(x[l], y[l], acc[l]);
+            }
+        }
+        acc.iter().sum::<f32>() + tail
+    }
 }
 
 /// In-place softmax (shifted by the maximum, like candle's).
@@ -180,5 +327,53 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn many_sequences_equal_one_at_a_time() {
+        let dev = Device::Cpu;
+        let r = |s: &[usize], seed: f64| {
+            let len: usize = s.iter().product();
+            let v: Vec<f32> = (0..len)
+                .map(|i| ((i as f64 * 0.29 + seed).cos()) as f32)
+                .collect();
+            Tensor::from_vec(v, s, &dev).unwrap()
+        };
+        // (pos, n): a prompt, two decode steps at different depths.
+        let shapes = [(0, 5), (7, 1), (2, 1)];
+        let inputs: Vec<_> = shapes
+            .iter()
+            .enumerate()
+            .map(|(i, &(pos, n))| {
+                let f = i as f64;
+                (
+                    r(&[6, n, 8], f),
+                    r(&[2, pos + n, 8], f + 0.5),
+                    r(&[2, pos + n, 8], f + 0.7),
+                    pos,
+                )
+            })
+            .collect();
+        let views: Vec<_> = inputs
+            .iter()
+            .map(|(q, k, v, pos)| super::SeqAttention { q, k, v, pos: *pos })
+            .collect();
+        let together = super::attend_many(&views).unwrap();
+        let alone: Vec<Tensor> = inputs
+            .iter()
+            .map(|(q, k, v, pos)| super::attend(q, k, v, *pos).unwrap())
+            .collect();
+        let alone = Tensor::cat(&alone, 0).unwrap();
+        assert_eq!(
+            together.to_vec2::<f32>().unwrap(),
+            alone.to_vec2::<f32>().unwrap()
+        );
+        let err = super::attend_many(&[super::SeqAttention {
+            q: &inputs[0].0,
+            k: &inputs[1].1,
+            v: &inputs[1].2,
+            pos: 7,
+        }]);
+        assert!(err.is_err(), "a cache of the wrong length is refused");
     }
 }
