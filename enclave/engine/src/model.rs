@@ -178,7 +178,7 @@ impl Model {
     /// new token, `[steps.len(), vocab]` (f32). Every cache grows by its step's tokens.
     pub fn forward(&self, steps: &mut [SeqStep<'_>]) -> Result<Tensor, RunError> {
         // On the kernel threads, so each matrix product splits without a hand-off.
-        kernels::install(|| self.forward_on_pool(steps))
+        kernels::install_busy(|| self.forward_on_pool(steps))
     }
 
     fn forward_on_pool(&self, steps: &mut [SeqStep<'_>]) -> Result<Tensor, RunError> {

@@ -37,7 +37,7 @@ use act::{ActFormat, Q8Block, QK, QK_K};
 pub(crate) use linear::Linear;
 use out::OutRows;
 pub(crate) use swiglu::swiglu;
-pub use threads::{install, thread_count, THREADS_ENV};
+pub use threads::{install, install_busy, thread_count, THREADS_ENV};
 
 /// The GGML block formats multiplied natively.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,7 +6,8 @@
 //! hand-off, and candle's own parallel operations inside the step share the same threads
 //! instead of competing with them.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// The environment variable that sets the number of kernel threads.
 pub const THREADS_ENV: &str = "SILK_THREADS";
@@ -41,4 +42,50 @@ pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         // global pool serves).
         _ => f(),
     }
+}
+
+/// `pause` instructions between looks for work in [`install_busy`] (about a microsecond).
+const SPIN_PAUSES: usize = 16;
+
+/// [`install`], with the pool's other threads kept awake until `f` returns.
+///
+/// A model step hands work to the threads a few hundred times (each matrix product and
+/// each layer's attention), with a little serial work between. rayon lets an idle worker
+/// fall asleep within microseconds, and waking it costs a futex call and a scheduler
+/// round trip (tens of microseconds in a VM) every time; on a batched decode step that
+/// was a fifth of the time. Here each other worker runs a job that looks for work in a
+/// loop (`rayon::yield_now`) until the step is over, as llama.cpp's threads spin between
+/// its graph nodes. The threads sleep again as soon as `f` returns.
+pub fn install_busy<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    let Some(pool) = pool() else {
+        return f();
+    };
+    if pool.current_num_threads() < 2 || pool.current_thread_index().is_some() {
+        return install(f);
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let r = pool.install(|| {
+        let me = rayon::current_thread_index();
+        let flag = done.clone();
+        pool.spawn_broadcast(move |ctx| {
+            // The thread running `f` must never spin: it would hold `f` up (it could pick
+            // this job up while waiting for a join inside `f`, which returns only after
+            // `f` does).
+            if Some(ctx.index()) == me {
+                return;
+            }
+            while !flag.load(Ordering::Acquire) {
+                if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                    // Looking for work reads the other threads' queues: between looks,
+                    // stay off the shared cache lines (and the core's other thread).
+                    for _ in 0..SPIN_PAUSES {
+                        std::hint::spin_loop();
+                    }
+                }
+            }
+        });
+        f()
+    });
+    done.store(true, Ordering::Release);
+    r
 }
