@@ -11,6 +11,8 @@ use std::ops::Deref;
 use candle_core::{Storage, Tensor};
 use rayon::prelude::*;
 
+mod group;
+
 fn err(e: impl std::fmt::Display) -> candle_core::Error {
     candle_core::Error::Msg(e.to_string())
 }
@@ -142,9 +144,13 @@ pub(crate) fn attend_many(seqs: &[SeqAttention<'_>]) -> candle_core::Result<Tens
             .collect();
         let (ks, vs) = (&kd[si], &vd[si]);
         let ([k_head, k_pos], [v_head, v_pos]) = (kv[si].strides, vv[si].strides);
-        let keys = (0..=s.pos + i).map(|j| &ks[g * k_head + j * k_pos..][..hd]);
-        let values = (0..=s.pos + i).map(|j| &vs[g * v_head + j * v_pos..][..hd]);
-        simd::head_group(&q, keys, values, scale, o);
+        let keys: Vec<&[f32]> = (0..=s.pos + i)
+            .map(|j| &ks[g * k_head + j * k_pos..][..hd])
+            .collect();
+        let values: Vec<&[f32]> = (0..=s.pos + i)
+            .map(|j| &vs[g * v_head + j * v_pos..][..hd])
+            .collect();
+        group::head_group(&q, &keys, &values, scale, o);
     };
     let work = seqs
         .iter()
@@ -162,102 +168,8 @@ pub(crate) fn attend_many(seqs: &[SeqAttention<'_>]) -> candle_core::Result<Tens
     Tensor::from_vec(out, (rows.len(), n_head * hd), first.q.device())
 }
 
-/// The arithmetic, compiled twice: with FMA where the CPU has it (chosen at run time),
-/// and plainly otherwise.
-mod simd {
-    /// Attention of the query heads `q` (each `hd` long) over `keys` and `values` (the same
-    /// count, each `hd` long) into `out` (`q.len() * hd`, head after head).
-    pub(super) fn head_group<'a>(
-        q: &[&[f32]],
-        keys: impl Iterator<Item = &'a [f32]> + Clone,
-        values: impl Iterator<Item = &'a [f32]>,
-        scale: f32,
-        out: &mut [f32],
-    ) {
-        #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: the features were just detected.
-            return unsafe { head_group_fma(q, keys, values, scale, out) };
-        }
-        head_group_with::<false>(q, keys, values, scale, out)
-    }
-
-    /// # Safety
-    /// The CPU must have AVX2 and FMA.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn head_group_fma<'a>(
-        q: &[&[f32]],
-        keys: impl Iterator<Item = &'a [f32]> + Clone,
-        values: impl Iterator<Item = &'a [f32]>,
-        scale: f32,
-        out: &mut [f32],
-    ) {
-        head_group_with::<true>(q, keys, values, scale, out)
-    }
-
-    /// `a * b + c`, fused when `FMA` (only then is `mul_add` one instruction).
-    #[inline(always)]
-    fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
-        if FMA {
-            a.mul_add(b, c)
-        } else {
-            a * b + c
-        }
-    }
-
-    #[inline(always)]
-    fn head_group_with<'a, const FMA: bool>(
-        q: &[&[f32]],
-        keys: impl Iterator<Item = &'a [f32]> + Clone,
-        values: impl Iterator<Item = &'a [f32]>,
-        scale: f32,
-        out: &mut [f32],
-    ) {
-        let len = keys.clone().count();
-        let mut scores = vec![0f32; q.len() * len];
-        for (j, k) in keys.enumerate() {
-            for (h, qh) in q.iter().enumerate() {
-                scores[h * len + j] = dot::<FMA>(qh, k) * scale;
-            }
-        }
-        for s in scores.chunks_mut(len.max(1)) {
-            super::softmax(s);
-        }
-        let hd = out.len() / q.len().max(1);
-        out.fill(0.0);
-        for (j, v) in values.enumerate() {
-            for (h, o) in out.chunks_mut(hd).enumerate() {
-                let p = scores[h * len + j];
-                for (x, &y) in o.iter_mut().zip(v) {
-                    *x = madd::<FMA>(p, y, *x);
-                }
-            }
-        }
-    }
-
-    /// Dot product in eight independent lanes, which the compiler turns into SIMD.
-    #[inline(always)]
-    fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
-        let mut acc = [0f32; 8];
-        let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-        let tail: f32 = ac
-            .remainder()
-            .iter()
-            .zip(bc.remainder())
-            .map(|(x, y)| x * y)
-            .sum();
-        for (x, y) in ac.zip(bc) {
-            for l in 0..8 {
-                acc[l] = madd::<FMA>(x[l], y[l], acc[l]);
-            }
-        }
-        acc.iter().sum::<f32>() + tail
-    }
-}
-
 /// In-place softmax (shifted by the maximum, like candle's).
-fn softmax(s: &mut [f32]) {
+pub(super) fn softmax(s: &mut [f32]) {
     let max = s.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
     let mut sum = 0f32;
     for x in s.iter_mut() {
