@@ -4,9 +4,11 @@
 //! own thread pool; for a decode step's few thousand values the hand-off and the spinning
 //! while the other pool's threads wake cost more than the arithmetic, and they compete
 //! with the kernel threads. One pass on the calling thread does the same arithmetic
-//! (candle's formula, so the values are identical) without either.
+//! (candle's formula, so the values are identical) without either; a batch's worth is
+//! split over the kernel threads.
 
 use candle_core::{DType, Storage, Tensor};
+use rayon::prelude::*;
 
 /// `silu(gate) * up` element-wise, for tensors of one shape.
 pub(crate) fn swiglu(gate: &Tensor, up: &Tensor) -> candle_core::Result<Tensor> {
@@ -27,10 +29,24 @@ pub(crate) fn swiglu(gate: &Tensor, up: &Tensor) -> candle_core::Result<Tensor> 
         };
         let ((g0, g1), (u0, u1)) = (at(gl)?, at(ul)?);
         let (g, u) = (&g.as_slice::<f32>()?[g0..g1], &u.as_slice::<f32>()?[u0..u1]);
-        g.iter()
-            .zip(u)
-            .map(|(&g, &u)| silu(g) * u)
-            .collect::<Vec<f32>>()
+        let mut out = vec![0f32; g.len()];
+        let fill = |(o, (g, u)): (&mut [f32], (&[f32], &[f32]))| {
+            for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
+                *o = silu(g) * u;
+            }
+        };
+        // A batch's worth (an exp per value) is worth splitting over the kernel threads,
+        // which are awake during a model step; a single token's is not.
+        const PIECE: usize = 2048;
+        if g.len() >= 2 * PIECE {
+            let pieces = out
+                .par_chunks_mut(PIECE)
+                .zip(g.par_chunks(PIECE).zip(u.par_chunks(PIECE)));
+            pieces.for_each(fill);
+        } else {
+            fill((&mut out, (g, u)));
+        }
+        out
     };
     Tensor::from_vec(out, gate.shape(), gate.device())
 }
@@ -49,7 +65,7 @@ mod tests {
 
     #[test]
     fn equals_candles_two_operations_bit_for_bit() {
-        let n = 3 * 1536;
+        let n = 3 * 1536; // above the size that is split over threads
         let g: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin() * 9.0).collect();
         let u: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos() * 3.0).collect();
         let g = Tensor::from_vec(g, (3, 1536), &Device::Cpu).unwrap();
