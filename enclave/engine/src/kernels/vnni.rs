@@ -18,6 +18,9 @@ use super::QuantType;
 /// Activation rows multiplied per pass over a tile.
 const GROUP: usize = 4;
 
+/// How many tile blocks ahead the kernels prefetch.
+const PREFETCH_BLOCKS: usize = 8;
+
 /// True when this CPU can run the kernels below (AVX-512 VNNI and VL, with AVX2, FMA and
 /// F16C: Ice Lake, Zen 4 and later).
 pub(crate) fn available() -> bool {
@@ -119,6 +122,20 @@ unsafe fn block_dot(wq: &[__m256i; 8], ab: *const Q8Block, init: __m256i) -> __m
     _mm256_add_epi32(s0, s1)
 }
 
+/// Asks for the tile block [`PREFETCH_BLOCKS`] after the one at `tb` (`bb` bytes each):
+/// a decode step streams each weight once, and the loads of a block otherwise wait on
+/// memory with nothing else to do. Prefetching past the end of the tiles is harmless (a
+/// hint, never a fault).
+#[inline(always)]
+unsafe fn prefetch_ahead(tb: *const u8, bb: usize) {
+    let ahead = tb.wrapping_add(PREFETCH_BLOCKS * bb);
+    let mut line = 0;
+    while line < bb {
+        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line) as *const i8);
+        line += 64;
+    }
+}
+
 /// The eight rows' f16 values at `p`, widened (exact).
 #[inline(always)]
 unsafe fn f16x8(p: *const u8) -> __m256 {
@@ -145,6 +162,7 @@ unsafe fn q4<const R: usize, const KIND: u8>(
     let mut acc = [_mm256_setzero_ps(); R];
     for b in 0..nb {
         let tb = t.add(b * bb);
+        prefetch_ahead(tb, bb);
         let dw = f16x8(tb);
         let mut wq = [_mm256_setzero_si256(); 8];
         for p in 0..4 {
@@ -196,6 +214,7 @@ unsafe fn q8_0<const R: usize>(t: *const u8, a: [*const Q8Block; R], nb: usize) 
     let mut acc = [_mm256_setzero_ps(); R];
     for b in 0..nb {
         let tb = t.add(b * bb);
+        prefetch_ahead(tb, bb);
         let dw = f16x8(tb);
         let mut wq = [_mm256_setzero_si256(); 8];
         for (k, w) in wq.iter_mut().enumerate() {
