@@ -1,28 +1,29 @@
-//! Weights repacked at load time into tiles of eight rows, and the portable reference of
-//! the products over them.
+//! Weights repacked at load time into tiles of sixteen rows, and the portable reference
+//! of the products over them.
 //!
 //! The row-at-a-time kernels ([`super::avx2`]) spend most of their instructions on work
 //! around the one integer dot product each (block, row, activation) needs: sign fixes,
 //! a scale broadcast, a float multiply-add and a horizontal sum at the end. Interleaving
-//! eight rows so that each 32-bit lane of a vector holds four consecutive values of a
-//! different row turns that around: a broadcast group of four activations multiplies all
-//! eight rows at once, the eight row scales are one vector, and the lanes end up holding
-//! the eight rows' results with no horizontal sum. llama.cpp repacks its Q4_0 weights for
-//! the same reason (its `q4_0_8x8` layout); this layout is silk's own, shaped for
+//! sixteen rows so that each 32-bit lane of a 512-bit vector holds four consecutive values
+//! of a different row turns that around: a broadcast group of four activations multiplies
+//! all sixteen rows at once, the row scales are one vector, and the lanes end up holding
+//! the rows' results with no horizontal sum. llama.cpp repacks its Q4_0 weights for the
+//! same reason (its `q4_0_8x8` layout); this layout is silk's own, shaped for
 //! `vpdpbusd`, whose first operand is unsigned: weight values are stored without their
-//! offset (Q4_0's 8, Q5_0's 16; Q8_0's values with 128 added) and the offset times the activation
-//! block's sum is put back as the integer accumulator's starting value, so every block's
-//! integer dot product is the exact value llama.cpp forms.
+//! offset (Q4_0's 8, Q5_0's 16; Q8_0's values with 128 added) and the offset times the
+//! activation block's sum is put back as the integer accumulator's starting value, so
+//! every block's integer dot product is the exact value llama.cpp forms.
 //!
-//! Layout, per tile of rows `8t..8t+8` (the last tile padded with zero rows), `nb` tile
-//! blocks one after another; tile block `b` holds block `b` of each of the eight rows:
+//! Layout, per tile of rows `16t..16t+16` (the last tile padded with zero rows), `nb`
+//! tile blocks one after another; tile block `b` holds block `b` of each of the rows
+//! (`S` = 32 bytes of f16 scales, one per row; a group `G` = 64 bytes, four per row):
 //!
 //! | type | bytes | contents |
 //! | --- | --- | --- |
-//! | Q4_0 | 144 | 8 f16 scales; 4 × 32 bytes `P_p`, `P_p[4i + c]` = byte `4p + c` of row `i`'s nibbles |
-//! | Q4_1 | 160 | 8 f16 scales; 8 f16 minimums; the same 4 × 32 bytes of nibbles |
-//! | Q8_0 | 272 | 8 f16 scales; 8 × 32 bytes `G_k`, `G_k[4i + c]` = value `4k + c` of row `i`, plus 128 |
-//! | Q5_0 | 176 | as Q4_0 for the low four bits; then 32 bytes `H`, bit `k` of `H[4i + c]` = the fifth bit of value `4k + c` of row `i` |
+//! | Q4_0 | 288 | `S`; 4 groups `P_p`, `P_p[4i + c]` = byte `4p + c` of row `i`'s nibbles |
+//! | Q4_1 | 320 | `S`; 16 f16 minimums; the same 4 groups of nibbles |
+//! | Q8_0 | 544 | `S`; 8 groups `G_k`, `G_k[4i + c]` = value `4k + c` of row `i`, plus 128 |
+//! | Q5_0 | 352 | as Q4_0 for the low four bits; then a group `H`, bit `k` of `H[4i + c]` = the fifth bit of value `4k + c` of row `i` |
 //!
 //! GGML's Q4 nibble byte `j` holds value `j` (low) and `j + 16` (high), so the low nibbles
 //! of `P_p` are the values `4p..4p+4` and the high ones `16 + 4p..16 + 4p + 4`: the four
@@ -39,8 +40,13 @@ use super::f16::f16_to_f32;
 use super::out::OutRows;
 use super::QuantType;
 
-/// Rows per tile.
-pub(crate) const TILE: usize = 8;
+/// Rows per tile: one 32-bit lane each of a 512-bit register.
+pub(crate) const TILE: usize = 16;
+
+/// Bytes of a tile block's scales (one f16 per row), and of one group of four values of
+/// every row.
+pub(crate) const SCALES: usize = 2 * TILE;
+pub(crate) const GROUP_BYTES: usize = 4 * TILE;
 
 /// Whether weights of `ty` can be tiled.
 pub(crate) const fn tiled(ty: QuantType) -> bool {
@@ -50,24 +56,27 @@ pub(crate) const fn tiled(ty: QuantType) -> bool {
     )
 }
 
-/// Bytes of one tile block (eight rows' block `b`), or 0 for a type that is not tiled.
+/// Bytes of one tile block (every row's block `b`), or 0 for a type that is not tiled.
 pub(crate) const fn tile_block_bytes(ty: QuantType) -> usize {
     match ty {
-        QuantType::Q4_0 => 144,
-        QuantType::Q4_1 => 160,
-        QuantType::Q8_0 => 272,
-        QuantType::Q5_0 => 176,
+        QuantType::Q4_0 => SCALES + 4 * GROUP_BYTES,
+        QuantType::Q4_1 => 2 * SCALES + 4 * GROUP_BYTES,
+        QuantType::Q8_0 => SCALES + 8 * GROUP_BYTES,
+        QuantType::Q5_0 => SCALES + 5 * GROUP_BYTES,
         _ => 0,
     }
 }
 
-/// Where a tile block's packed values start.
-const fn values_at(ty: QuantType) -> usize {
+/// Where a tile block's packed values start (after the scales, and Q4_1's minimums).
+pub(crate) const fn values_at(ty: QuantType) -> usize {
     match ty {
-        QuantType::Q4_1 => 32,
-        _ => 16,
+        QuantType::Q4_1 => 2 * SCALES,
+        _ => SCALES,
     }
 }
+
+/// Where a Q5_0 tile block's fifth bits start.
+pub(crate) const Q5_HIGH_AT: usize = SCALES + 4 * GROUP_BYTES;
 
 /// Repacks `rows` rows of `nb` GGML blocks of `ty` (row after row, as GGUF stores them)
 /// into tiles. `ty` must be one [`tiled`] accepts and `data` exactly that many blocks.
@@ -85,7 +94,7 @@ pub(crate) fn repack(ty: QuantType, rows: usize, nb: usize, data: &[u8]) -> Vec<
                     // Zero scales (and minimums): the padding rows add nothing.
                     if ty == QuantType::Q8_0 {
                         for k in 0..8 {
-                            dst[16 + 32 * k + 4 * i..][..4].fill(0x80);
+                            dst[SCALES + GROUP_BYTES * k + 4 * i..][..4].fill(0x80);
                         }
                     }
                     continue;
@@ -96,13 +105,13 @@ pub(crate) fn repack(ty: QuantType, rows: usize, nb: usize, data: &[u8]) -> Vec<
                     QuantType::Q4_0 | QuantType::Q4_1 | QuantType::Q5_0 => {
                         let qs = match ty {
                             QuantType::Q4_1 => {
-                                dst[16 + 2 * i..18 + 2 * i].copy_from_slice(&src[2..4]);
+                                dst[SCALES + 2 * i..][..2].copy_from_slice(&src[2..4]);
                                 &src[4..20]
                             }
                             QuantType::Q5_0 => {
                                 let qh = u32::from_le_bytes([src[2], src[3], src[4], src[5]]);
                                 for c in 0..4 {
-                                    dst[144 + 4 * i + c] = (0..8)
+                                    dst[Q5_HIGH_AT + 4 * i + c] = (0..8)
                                         .map(|k| (((qh >> (4 * k + c)) & 1) as u8) << k)
                                         .sum();
                                 }
@@ -112,13 +121,15 @@ pub(crate) fn repack(ty: QuantType, rows: usize, nb: usize, data: &[u8]) -> Vec<
                         };
                         let at = values_at(ty);
                         for p in 0..4 {
-                            dst[at + 32 * p + 4 * i..][..4].copy_from_slice(&qs[4 * p..4 * p + 4]);
+                            dst[at + GROUP_BYTES * p + 4 * i..][..4]
+                                .copy_from_slice(&qs[4 * p..4 * p + 4]);
                         }
                     }
                     _ => {
                         for k in 0..8 {
                             for c in 0..4 {
-                                dst[16 + 32 * k + 4 * i + c] = src[2 + 4 * k + c] ^ 0x80;
+                                dst[SCALES + GROUP_BYTES * k + 4 * i + c] =
+                                    src[2 + 4 * k + c] ^ 0x80;
                             }
                         }
                     }
@@ -136,14 +147,14 @@ fn row_block(ty: QuantType, tb: &[u8], i: usize) -> (f32, f32, [i32; 32]) {
     for (j, v) in q.iter_mut().enumerate() {
         let (k, c) = (j / 4, j % 4);
         *v = match ty {
-            QuantType::Q8_0 => tb[16 + 32 * k + 4 * i + c] as i32 - 128,
+            QuantType::Q8_0 => tb[SCALES + GROUP_BYTES * k + 4 * i + c] as i32 - 128,
             _ => {
-                let byte = tb[values_at(ty) + 32 * (k % 4) + 4 * i + c];
+                let byte = tb[values_at(ty) + GROUP_BYTES * (k % 4) + 4 * i + c];
                 let nibble = if k < 4 { byte & 0x0f } else { byte >> 4 } as i32;
                 match ty {
                     QuantType::Q4_0 => nibble - 8,
                     QuantType::Q5_0 => {
-                        let fifth = ((tb[144 + 4 * i + c] >> k) & 1) as i32;
+                        let fifth = ((tb[Q5_HIGH_AT + 4 * i + c] >> k) & 1) as i32;
                         (nibble | fifth << 4) - 16
                     }
                     _ => nibble,
@@ -152,7 +163,7 @@ fn row_block(ty: QuantType, tb: &[u8], i: usize) -> (f32, f32, [i32; 32]) {
         };
     }
     let min = if ty == QuantType::Q4_1 {
-        f16(16 + 2 * i)
+        f16(SCALES + 2 * i)
     } else {
         0.0
     };
@@ -204,11 +215,11 @@ mod tests {
             QuantType::Q8_0,
             QuantType::Q5_0,
         ] {
-            let (rows, nb, bb) = (11, 3, ty.block_bytes());
+            let (rows, nb, bb) = (TILE + 5, 3, ty.block_bytes());
             let data: Vec<u8> = (0..rows * nb * bb).map(|i| (i * 37 % 251) as u8).collect();
             let tiles = repack(ty, rows, nb, &data);
             assert_eq!(tiles.len(), 2 * nb * tile_block_bytes(ty));
-            for row in 0..16 {
+            for row in 0..2 * TILE {
                 for b in 0..nb {
                     let tb = &tiles[(row / TILE * nb + b) * tile_block_bytes(ty)..];
                     let (d, min, q) = row_block(ty, tb, row % TILE);

@@ -1,10 +1,11 @@
-//! AVX-512 VNNI products over tiled weights ([`super::tiles`]), on 256-bit registers.
+//! AVX-512 VNNI products over tiled weights ([`super::tiles`]), on 512-bit registers.
 //!
 //! Per tile block and activation row: eight `vpdpbusd`, each multiplying one broadcast
-//! group of four activation bytes into all eight rows, then one scale product, one
-//! conversion and one multiply-add for the eight rows together. The weight values are
+//! group of four activation bytes into all sixteen rows, then one scale product, one
+//! conversion and one multiply-add for the sixteen rows together. The weight values are
 //! unpacked once per tile block and reused for up to [`GROUP`] activation rows, which the
-//! 32 vector registers of AVX-512VL keep resident. Results equal
+//! 32 vector registers keep resident. (Zen 4 runs 512-bit operations as two 256-bit
+//! halves: no faster there than 256-bit code, and no slower.) Results equal
 //! [`super::tiles::dot_tiles`] bit for bit (the integer sums are exact, the float
 //! operations the same).
 
@@ -12,7 +13,7 @@ use std::arch::x86_64::*;
 
 use super::act::Q8Block;
 use super::out::OutRows;
-use super::tiles::{tile_block_bytes, tiled, TILE};
+use super::tiles::{tile_block_bytes, tiled, values_at, GROUP_BYTES, Q5_HIGH_AT, SCALES, TILE};
 use super::QuantType;
 
 /// Activation rows multiplied per pass over a tile.
@@ -21,10 +22,12 @@ const GROUP: usize = 4;
 /// How many tile blocks ahead the kernels prefetch.
 const PREFETCH_BLOCKS: usize = 8;
 
-/// True when this CPU can run the kernels below (AVX-512 VNNI and VL, with AVX2, FMA and
+/// True when this CPU can run the kernels below (AVX-512 F, BW and VNNI, with FMA and
 /// F16C: Ice Lake, Zen 4 and later).
 pub(crate) fn available() -> bool {
     super::avx2::vnni_available()
+        && is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
 }
 
 /// `out[row, r] = w_row · acts[r]`, as [`super::tiles::dot_tiles`].
@@ -42,7 +45,7 @@ pub(crate) fn dot_tiles(
     let tile_bytes = nb * tile_block_bytes(ty);
     assert!(
         available(),
-        "VNNI kernels called on a CPU without AVX512-VNNI/VL"
+        "VNNI kernels called on a CPU without AVX512-F/BW/VNNI"
     );
     assert!(tiled(ty) && tile_bytes > 0 && tiles.len().is_multiple_of(tile_bytes));
     assert!(out.m() == acts.len() && out.rows() <= tiles.len() / tile_bytes * TILE);
@@ -54,7 +57,7 @@ pub(crate) fn dot_tiles(
 
 /// # Safety
 /// As [`dot_tiles`] after its checks.
-#[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vnni,avx512vl")]
 unsafe fn tiles_impl(
     ty: QuantType,
     tiles: &[u8],
@@ -74,7 +77,7 @@ unsafe fn tiles_impl(
         while r < m {
             let take = (m - r).min(GROUP);
             let a = &acts[r..r + take];
-            let mut res = [_mm256_setzero_ps(); GROUP];
+            let mut res = [_mm512_setzero_ps(); GROUP];
             match take {
                 4 => res = group::<4>(ty, tile.as_ptr(), a, nb),
                 3 => res[..3].copy_from_slice(&group::<3>(ty, tile.as_ptr(), a, nb)),
@@ -83,7 +86,7 @@ unsafe fn tiles_impl(
             }
             for (j, v) in res[..take].iter().enumerate() {
                 let mut lanes = [0f32; TILE];
-                _mm256_storeu_ps(lanes.as_mut_ptr(), *v);
+                _mm512_storeu_ps(lanes.as_mut_ptr(), *v);
                 out.set_run(first, r + j, &lanes[..valid]);
             }
             r += take;
@@ -97,7 +100,7 @@ unsafe fn group<const R: usize>(
     tile: *const u8,
     acts: &[&[Q8Block]],
     nb: usize,
-) -> [__m256; R] {
+) -> [__m512; R] {
     let a: [*const Q8Block; R] = std::array::from_fn(|r| acts[r].as_ptr());
     match ty {
         QuantType::Q4_1 => q4::<R, Q4_1>(tile, a, nb),
@@ -107,19 +110,19 @@ unsafe fn group<const R: usize>(
     }
 }
 
-/// The eight rows' exact integer dot products with one activation block: `init` plus
+/// The sixteen rows' exact integer dot products with one activation block: `init` plus
 /// `Σ_k wq[k] · broadcast(y[4k..4k+4])`, in two chains so that they overlap.
 #[inline(always)]
-unsafe fn block_dot(wq: &[__m256i; 8], ab: *const Q8Block, init: __m256i) -> __m256i {
+unsafe fn block_dot(wq: &[__m512i; 8], ab: *const Q8Block, init: __m512i) -> __m512i {
     // No closures here: they would not get the caller's target features.
     let y = (*ab).qs.as_ptr() as *const i32;
-    let (mut s0, mut s1) = (init, _mm256_setzero_si256());
+    let (mut s0, mut s1) = (init, _mm512_setzero_si512());
     for k in (0..8).step_by(2) {
         let (y0, y1) = (y.add(k).read_unaligned(), y.add(k + 1).read_unaligned());
-        s0 = _mm256_dpbusd_epi32(s0, wq[k], _mm256_set1_epi32(y0));
-        s1 = _mm256_dpbusd_epi32(s1, wq[k + 1], _mm256_set1_epi32(y1));
+        s0 = _mm512_dpbusd_epi32(s0, wq[k], _mm512_set1_epi32(y0));
+        s1 = _mm512_dpbusd_epi32(s1, wq[k + 1], _mm512_set1_epi32(y1));
     }
-    _mm256_add_epi32(s0, s1)
+    _mm512_add_epi32(s0, s1)
 }
 
 /// Asks for the tile block [`PREFETCH_BLOCKS`] after the one at `tb` (`bb` bytes each):
@@ -136,10 +139,10 @@ unsafe fn prefetch_ahead(tb: *const u8, bb: usize) {
     }
 }
 
-/// The eight rows' f16 values at `p`, widened (exact).
+/// The sixteen rows' f16 values at `p`, widened (exact).
 #[inline(always)]
-unsafe fn f16x8(p: *const u8) -> __m256 {
-    _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
+unsafe fn f16x16(p: *const u8) -> __m512 {
+    _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i))
 }
 
 /// The formats [`q4`] serves.
@@ -154,53 +157,53 @@ unsafe fn q4<const R: usize, const KIND: u8>(
     t: *const u8,
     a: [*const Q8Block; R],
     nb: usize,
-) -> [__m256; R] {
+) -> [__m512; R] {
     const { assert!(KIND <= Q5_0) };
     let ty = [QuantType::Q4_0, QuantType::Q4_1, QuantType::Q5_0][KIND as usize];
-    let (bb, at) = (tile_block_bytes(ty), if KIND == Q4_1 { 32 } else { 16 });
-    let (m4, bit4) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(0x10));
-    let mut acc = [_mm256_setzero_ps(); R];
+    let (bb, at) = (tile_block_bytes(ty), values_at(ty));
+    let (m4, bit4) = (_mm512_set1_epi8(0x0f), _mm512_set1_epi8(0x10));
+    let mut acc = [_mm512_setzero_ps(); R];
     for b in 0..nb {
         let tb = t.add(b * bb);
         prefetch_ahead(tb, bb);
-        let dw = f16x8(tb);
-        let mut wq = [_mm256_setzero_si256(); 8];
+        let dw = f16x16(tb);
+        let mut wq = [_mm512_setzero_si512(); 8];
         for p in 0..4 {
-            let v = _mm256_loadu_si256(tb.add(at + 32 * p) as *const __m256i);
-            wq[p] = _mm256_and_si256(v, m4);
-            wq[p + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            let v = _mm512_loadu_si512(tb.add(at + GROUP_BYTES * p) as *const __m512i);
+            wq[p] = _mm512_and_si512(v, m4);
+            wq[p + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
         }
         if KIND == Q5_0 {
             // Group k's fifth bits are bit k of each byte of `h`: move it to bit 4 (a
             // 16-bit shift, but the bits it carries across bytes are masked off).
-            let h = _mm256_loadu_si256(tb.add(144) as *const __m256i);
+            let h = _mm512_loadu_si512(tb.add(Q5_HIGH_AT) as *const __m512i);
             let fifth = [
-                _mm256_slli_epi16(h, 4),
-                _mm256_slli_epi16(h, 3),
-                _mm256_slli_epi16(h, 2),
-                _mm256_slli_epi16(h, 1),
+                _mm512_slli_epi16(h, 4),
+                _mm512_slli_epi16(h, 3),
+                _mm512_slli_epi16(h, 2),
+                _mm512_slli_epi16(h, 1),
                 h,
-                _mm256_srli_epi16(h, 1),
-                _mm256_srli_epi16(h, 2),
-                _mm256_srli_epi16(h, 3),
+                _mm512_srli_epi16(h, 1),
+                _mm512_srli_epi16(h, 2),
+                _mm512_srli_epi16(h, 3),
             ];
             for k in 0..8 {
-                wq[k] = _mm256_or_si256(wq[k], _mm256_and_si256(fifth[k], bit4));
+                wq[k] = _mm512_or_si512(wq[k], _mm512_and_si512(fifth[k], bit4));
             }
         }
         for r in 0..R {
             let ab = a[r].add(b);
             // Σ (q - 8)·y = Σ q·y - 8·Σ y exactly (16 for Q5_0).
             let init = match KIND {
-                Q4_1 => _mm256_setzero_si256(),
-                Q5_0 => _mm256_set1_epi32(-16 * (*ab).isum),
-                _ => _mm256_set1_epi32(-8 * (*ab).isum),
+                Q4_1 => _mm512_setzero_si512(),
+                Q5_0 => _mm512_set1_epi32(-16 * (*ab).isum),
+                _ => _mm512_set1_epi32(-8 * (*ab).isum),
             };
             let s = block_dot(&wq, ab, init);
-            let scale = _mm256_mul_ps(dw, _mm256_set1_ps((*ab).d));
-            acc[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(s), acc[r]);
+            let scale = _mm512_mul_ps(dw, _mm512_set1_ps((*ab).d));
+            acc[r] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(s), acc[r]);
             if KIND == Q4_1 {
-                acc[r] = _mm256_fmadd_ps(f16x8(tb.add(16)), _mm256_set1_ps((*ab).s), acc[r]);
+                acc[r] = _mm512_fmadd_ps(f16x16(tb.add(SCALES)), _mm512_set1_ps((*ab).s), acc[r]);
             }
         }
     }
@@ -209,23 +212,26 @@ unsafe fn q4<const R: usize, const KIND: u8>(
 
 /// Q8_0, stored as `value + 128`.
 #[inline(always)]
-unsafe fn q8_0<const R: usize>(t: *const u8, a: [*const Q8Block; R], nb: usize) -> [__m256; R] {
-    let bb = tile_block_bytes(QuantType::Q8_0);
-    let mut acc = [_mm256_setzero_ps(); R];
+unsafe fn q8_0<const R: usize>(t: *const u8, a: [*const Q8Block; R], nb: usize) -> [__m512; R] {
+    let (bb, at) = (
+        tile_block_bytes(QuantType::Q8_0),
+        values_at(QuantType::Q8_0),
+    );
+    let mut acc = [_mm512_setzero_ps(); R];
     for b in 0..nb {
         let tb = t.add(b * bb);
         prefetch_ahead(tb, bb);
-        let dw = f16x8(tb);
-        let mut wq = [_mm256_setzero_si256(); 8];
+        let dw = f16x16(tb);
+        let mut wq = [_mm512_setzero_si512(); 8];
         for (k, w) in wq.iter_mut().enumerate() {
-            *w = _mm256_loadu_si256(tb.add(16 + 32 * k) as *const __m256i);
+            *w = _mm512_loadu_si512(tb.add(at + GROUP_BYTES * k) as *const __m512i);
         }
         for r in 0..R {
             let ab = a[r].add(b);
             // Σ (u - 128)·y = Σ u·y - 128·Σ y, exactly.
-            let s = block_dot(&wq, ab, _mm256_set1_epi32(-128 * (*ab).isum));
-            let scale = _mm256_mul_ps(dw, _mm256_set1_ps((*ab).d));
-            acc[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(s), acc[r]);
+            let s = block_dot(&wq, ab, _mm512_set1_epi32(-128 * (*ab).isum));
+            let scale = _mm512_mul_ps(dw, _mm512_set1_ps((*ab).d));
+            acc[r] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(s), acc[r]);
         }
     }
     acc
