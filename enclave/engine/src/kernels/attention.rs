@@ -13,6 +13,8 @@ use rayon::prelude::*;
 
 mod group;
 
+use group::Rows;
+
 fn err(e: impl std::fmt::Display) -> candle_core::Error {
     candle_core::Error::Msg(e.to_string())
 }
@@ -131,6 +133,24 @@ pub(crate) fn attend_many(seqs: &[SeqAttention<'_>]) -> candle_core::Result<Tens
             .map(View3::data)
             .collect::<candle_core::Result<Vec<_>>>()?,
     );
+    // Every view the pieces take must lie inside its tensor's storage; the largest of each
+    // (the last query's keys, the last head's queries) is checked here, once.
+    for (si, s) in seqs.iter().enumerate() {
+        let n = ns[si];
+        let ([k_head, k_pos], [v_head, v_pos]) = (kv[si].strides, vv[si].strides);
+        let last = n_kv - 1;
+        let fits = Rows::new(
+            &qd[si][((n_head - group) * n + n - 1) * hd..],
+            n * hd,
+            group,
+            hd,
+        )
+        .and(Rows::new(&kd[si][last * k_head..], k_pos, s.pos + n, hd))
+        .and(Rows::new(&vd[si][last * v_head..], v_pos, s.pos + n, hd));
+        if fits.is_none() {
+            return Err(err("attention views outside their storage"));
+        }
+    }
     let scale = 1.0 / (hd as f32).sqrt();
     let mut out = vec![0f32; rows.len() * n_head * hd];
     // One piece per (output row, key/value head): the `group` query heads that share the
@@ -139,18 +159,17 @@ pub(crate) fn attend_many(seqs: &[SeqAttention<'_>]) -> candle_core::Result<Tens
         let (si, i) = rows[idx / n_kv];
         let g = idx % n_kv;
         let (s, n) = (&seqs[si], ns[si]);
-        let q: Vec<&[f32]> = (g * group..(g + 1) * group)
-            .map(|h| &qd[si][(h * n + i) * hd..][..hd])
-            .collect();
-        let (ks, vs) = (&kd[si], &vd[si]);
+        let (ks, vs, qs) = (kd[si], vd[si], qd[si]);
         let ([k_head, k_pos], [v_head, v_pos]) = (kv[si].strides, vv[si].strides);
-        let keys: Vec<&[f32]> = (0..=s.pos + i)
-            .map(|j| &ks[g * k_head + j * k_pos..][..hd])
-            .collect();
-        let values: Vec<&[f32]> = (0..=s.pos + i)
-            .map(|j| &vs[g * v_head + j * v_pos..][..hd])
-            .collect();
-        group::head_group(&q, &keys, &values, scale, o);
+        let len = s.pos + i + 1;
+        // Query head h's row i is at (h * n + i) * hd: the group's heads are n * hd apart.
+        let q = Rows::new(&qs[(g * group * n + i) * hd..], n * hd, group, hd);
+        let keys = Rows::new(&ks[g * k_head..], k_pos, len, hd);
+        let values = Rows::new(&vs[g * v_head..], v_pos, len, hd);
+        match (q, keys, values) {
+            (Some(q), Some(k), Some(v)) => group::head_group(q, k, v, scale, o),
+            _ => unreachable!("every view was checked to fit before the pass"),
+        }
     };
     let work = seqs
         .iter()

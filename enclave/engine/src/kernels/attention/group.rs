@@ -2,41 +2,76 @@
 //! keys and values. AVX2 + FMA where the CPU has them (chosen at run time), portable code
 //! otherwise; the two differ only in float summation order.
 
+use std::cell::RefCell;
+
 use super::softmax;
 
-/// Attention of the query heads `q` (each `hd` long) over `keys` and `values` (the same
-/// count, each `hd` long) into `out` (`q.len() * hd`, head after head).
-pub(super) fn head_group(
-    q: &[&[f32]],
-    keys: &[&[f32]],
-    values: &[&[f32]],
-    scale: f32,
-    out: &mut [f32],
-) {
-    assert!(keys.len() == values.len() && out.len() == q.len() * q.first().map_or(0, |h| h.len()));
-    #[cfg(target_arch = "x86_64")]
-    if avx2::usable(q, keys, values) {
-        // SAFETY: `usable` checked the CPU's features and every slice's length.
-        return unsafe { avx2::head_group(q, keys, values, scale, out) };
-    }
-    portable(q, keys, values, scale, out)
+/// `len` rows of `width` values, `stride` apart, from the start of `data`: a head's keys
+/// or values in the cache, or a group of query heads, without a vector of slices.
+#[derive(Clone, Copy)]
+pub(crate) struct Rows<'a> {
+    data: &'a [f32],
+    stride: usize,
+    len: usize,
+    width: usize,
 }
 
-fn portable(q: &[&[f32]], keys: &[&[f32]], values: &[&[f32]], scale: f32, out: &mut [f32]) {
-    let len = keys.len();
-    let mut scores = vec![0f32; q.len() * len];
-    for (h, qh) in q.iter().enumerate() {
-        for (j, k) in keys.iter().enumerate() {
-            scores[h * len + j] = qh.iter().zip(*k).map(|(a, b)| a * b).sum::<f32>() * scale;
-        }
+impl<'a> Rows<'a> {
+    /// The rows, if they all lie inside `data` (and there is at least one).
+    pub(crate) fn new(data: &'a [f32], stride: usize, len: usize, width: usize) -> Option<Self> {
+        let end = (len.checked_sub(1)?)
+            .checked_mul(stride)?
+            .checked_add(width)?;
+        (end <= data.len()).then_some(Self {
+            data,
+            stride,
+            len,
+            width,
+        })
     }
-    let hd = out.len() / q.len().max(1);
-    for (h, o) in out.chunks_mut(hd.max(1)).enumerate() {
-        let s = &mut scores[h * len..(h + 1) * len];
+
+    fn row(&self, j: usize) -> &'a [f32] {
+        &self.data[j * self.stride..][..self.width]
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &'a [f32]> + '_ {
+        (0..self.len).map(|j| self.row(j))
+    }
+}
+
+thread_local! {
+    /// Each thread's attention scores, kept between pieces (a decode step has hundreds).
+    static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Attention of the query heads `q` over `keys` and `values` (rows of one width, the same
+/// number of keys as values) into `out` (`q.len * width`, head after head).
+pub(crate) fn head_group(q: Rows, keys: Rows, values: Rows, scale: f32, out: &mut [f32]) {
+    let hd = q.width;
+    assert!(keys.len == values.len && keys.width == hd && values.width == hd);
+    assert_eq!(out.len(), q.len * hd);
+    SCORES.with_borrow_mut(|scores| {
+        scores.clear();
+        scores.resize(keys.len, 0.0);
+        #[cfg(target_arch = "x86_64")]
+        if avx2::usable(hd) {
+            // SAFETY: `usable` checked the CPU's features and the width; `Rows` checked
+            // that every row lies in its slice.
+            return unsafe { avx2::head_group(q, keys, values, scale, scores, out) };
+        }
+        portable(q, keys, values, scale, scores, out)
+    })
+}
+
+fn portable(q: Rows, keys: Rows, values: Rows, scale: f32, s: &mut [f32], out: &mut [f32]) {
+    for (qh, o) in q.iter().zip(out.chunks_mut(q.width)) {
+        for (sj, k) in s.iter_mut().zip(keys.iter()) {
+            *sj = qh.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
+        }
         softmax(s);
         o.fill(0.0);
-        for (p, v) in s.iter().zip(values) {
-            for (x, y) in o.iter_mut().zip(*v) {
+        for (p, v) in s.iter().zip(values.iter()) {
+            for (x, y) in o.iter_mut().zip(v) {
                 *x += p * y;
             }
         }
@@ -47,36 +82,31 @@ fn portable(q: &[&[f32]], keys: &[&[f32]], values: &[&[f32]], scale: f32, out: &
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::softmax;
+    use super::{softmax, Rows};
 
-    /// Whether [`head_group`] can run: AVX2 and FMA, and a head size of whole vectors that
-    /// every query, key and value has.
-    pub(super) fn usable(q: &[&[f32]], keys: &[&[f32]], values: &[&[f32]]) -> bool {
-        let Some(hd) = q.first().map(|h| h.len()) else {
-            return false;
-        };
-        is_x86_feature_detected!("avx2")
+    /// Whether [`head_group`] can run: AVX2 and FMA, and rows of whole vectors.
+    pub(super) fn usable(width: usize) -> bool {
+        width > 0
+            && width.is_multiple_of(8)
+            && is_x86_feature_detected!("avx2")
             && is_x86_feature_detected!("fma")
-            && hd > 0
-            && hd % 8 == 0
-            && q.iter().chain(keys).chain(values).all(|s| s.len() == hd)
     }
 
     /// # Safety
-    /// [`usable`] must have returned true, and `out` be `q.len() * hd` long.
+    /// [`usable`] must have returned true for the rows' width; `s` must hold one score per
+    /// key and `out` `q.len * width` values.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn head_group(
-        q: &[&[f32]],
-        keys: &[&[f32]],
-        values: &[&[f32]],
+        q: Rows,
+        keys: Rows,
+        values: Rows,
         scale: f32,
+        s: &mut [f32],
         out: &mut [f32],
     ) {
-        let (len, hd) = (keys.len(), q[0].len());
-        let mut scores = vec![0f32; q.len() * len];
-        for (h, qh) in q.iter().enumerate() {
-            let s = &mut scores[h * len..(h + 1) * len];
-            scores_into(qh, keys, scale, s);
+        let hd = q.width;
+        for h in 0..q.len {
+            scores_into(q.row(h), keys, scale, s);
             softmax(s);
             let o = &mut out[h * hd..(h + 1) * hd];
             match hd {
@@ -90,23 +120,19 @@ mod avx2 {
     /// `s[j] = scale * q · keys[j]`, four keys at a time so that one horizontal reduction
     /// serves four dot products.
     #[inline(always)]
-    unsafe fn scores_into(q: &[f32], keys: &[&[f32]], scale: f32, s: &mut [f32]) {
-        let hd = q.len();
-        let qp = q.as_ptr();
+    unsafe fn scores_into(q: &[f32], keys: Rows, scale: f32, s: &mut [f32]) {
+        let (hd, qp, kp) = (q.len(), q.as_ptr(), keys.data.as_ptr());
+        let key = |j: usize| kp.add(j * keys.stride);
         let mut j = 0;
-        while j + 4 <= keys.len() {
-            let k: [*const f32; 4] = [
-                keys[j].as_ptr(),
-                keys[j + 1].as_ptr(),
-                keys[j + 2].as_ptr(),
-                keys[j + 3].as_ptr(),
-            ];
+        while j + 4 <= keys.len {
+            let k = [key(j), key(j + 1), key(j + 2), key(j + 3)];
             let mut a = [_mm256_setzero_ps(); 4];
             for c in (0..hd).step_by(8) {
                 let qv = _mm256_loadu_ps(qp.add(c));
-                for t in 0..4 {
-                    a[t] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[t].add(c)), a[t]);
-                }
+                a[0] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[0].add(c)), a[0]);
+                a[1] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[1].add(c)), a[1]);
+                a[2] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[2].add(c)), a[2]);
+                a[3] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[3].add(c)), a[3]);
             }
             // Lanes of a[t] summed: two rounds of pairwise adds give each 128-bit half
             // the four partial sums, and the halves are then added.
@@ -115,29 +141,28 @@ mod avx2 {
             _mm_storeu_ps(s.as_mut_ptr().add(j), _mm_mul_ps(r, _mm_set1_ps(scale)));
             j += 4;
         }
-        for (sj, k) in s[j..].iter_mut().zip(&keys[j..]) {
+        while j < keys.len {
+            let kj = key(j);
             let mut a = _mm256_setzero_ps();
             for c in (0..hd).step_by(8) {
-                a = _mm256_fmadd_ps(
-                    _mm256_loadu_ps(qp.add(c)),
-                    _mm256_loadu_ps(k.as_ptr().add(c)),
-                    a,
-                );
+                a = _mm256_fmadd_ps(_mm256_loadu_ps(qp.add(c)), _mm256_loadu_ps(kj.add(c)), a);
             }
             let r = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
             let r = _mm_hadd_ps(r, r);
-            *sj = _mm_cvtss_f32(_mm_hadd_ps(r, r)) * scale;
+            s[j] = _mm_cvtss_f32(_mm_hadd_ps(r, r)) * scale;
+            j += 1;
         }
     }
 
     /// `o = Σ_j p[j] * values[j]` with `o` (`8 * V` values) held in registers.
     #[inline(always)]
-    unsafe fn weighted_sum<const V: usize>(p: &[f32], values: &[&[f32]], o: &mut [f32]) {
+    unsafe fn weighted_sum<const V: usize>(p: &[f32], values: Rows, o: &mut [f32]) {
         let mut acc = [_mm256_setzero_ps(); V];
-        for (&pj, v) in p.iter().zip(values) {
-            let (w, vp) = (_mm256_set1_ps(pj), v.as_ptr());
+        let vp = values.data.as_ptr();
+        for (j, &pj) in p.iter().enumerate() {
+            let (w, v) = (_mm256_set1_ps(pj), vp.add(j * values.stride));
             for (c, a) in acc.iter_mut().enumerate() {
-                *a = _mm256_fmadd_ps(w, _mm256_loadu_ps(vp.add(8 * c)), *a);
+                *a = _mm256_fmadd_ps(w, _mm256_loadu_ps(v.add(8 * c)), *a);
             }
         }
         for (c, a) in acc.iter().enumerate() {
@@ -145,15 +170,16 @@ mod avx2 {
         }
     }
 
-    /// [`weighted_sum`] for other head sizes (a multiple of 8), accumulating in `o`.
+    /// [`weighted_sum`] for other widths (a multiple of 8), accumulating in `o`.
     #[inline(always)]
-    unsafe fn weighted_sum_any(p: &[f32], values: &[&[f32]], o: &mut [f32]) {
+    unsafe fn weighted_sum_any(p: &[f32], values: Rows, o: &mut [f32]) {
         o.fill(0.0);
-        for (&pj, v) in p.iter().zip(values) {
-            let w = _mm256_set1_ps(pj);
+        let vp = values.data.as_ptr();
+        for (j, &pj) in p.iter().enumerate() {
+            let (w, v) = (_mm256_set1_ps(pj), vp.add(j * values.stride));
             for c in (0..o.len()).step_by(8) {
                 let at = o.as_mut_ptr().add(c);
-                let x = _mm256_fmadd_ps(w, _mm256_loadu_ps(v.as_ptr().add(c)), _mm256_loadu_ps(at));
+                let x = _mm256_fmadd_ps(w, _mm256_loadu_ps(v.add(c)), _mm256_loadu_ps(at));
                 _mm256_storeu_ps(at, x);
             }
         }
@@ -165,25 +191,37 @@ mod tests {
     use super::*;
 
     /// The SIMD path against the portable one, for the head sizes it specialises and one
-    /// it does not, with key counts that are and are not multiples of four.
+    /// it does not, with key counts that are and are not multiples of four, and rows with
+    /// gaps between them (a cache wider than its head).
     #[test]
     fn simd_matches_portable() {
-        for (hd, len) in [(64, 9), (128, 4), (24, 7), (64, 1)] {
+        for (hd, len, stride) in [(64, 9, 64), (128, 4, 130), (24, 7, 24), (64, 1, 80)] {
             let gen = |n: usize, seed: f32| -> Vec<f32> {
                 (0..n).map(|i| (i as f32 * 0.61 + seed).sin()).collect()
             };
-            let qs = gen(3 * hd, 0.3);
-            let ks = gen(len * hd, 1.1);
-            let vs = gen(len * hd, 2.7);
-            let q: Vec<&[f32]> = qs.chunks(hd).collect();
-            let k: Vec<&[f32]> = ks.chunks(hd).collect();
-            let v: Vec<&[f32]> = vs.chunks(hd).collect();
+            let (qs, ks, vs) = (
+                gen(3 * hd, 0.3),
+                gen(len * stride, 1.1),
+                gen(len * stride, 2.7),
+            );
+            let q = Rows::new(&qs, hd, 3, hd).unwrap();
+            let k = Rows::new(&ks, stride, len, hd).unwrap();
+            let v = Rows::new(&vs, stride, len, hd).unwrap();
             let (mut a, mut b) = (vec![0f32; 3 * hd], vec![0f32; 3 * hd]);
-            head_group(&q, &k, &v, 0.125, &mut a);
-            portable(&q, &k, &v, 0.125, &mut b);
+            head_group(q, k, v, 0.125, &mut a);
+            portable(q, k, v, 0.125, &mut vec![0.0; len], &mut b);
             for (x, y) in a.iter().zip(&b) {
                 assert!((x - y).abs() < 1e-5, "hd {hd} len {len}: {x} vs {y}");
             }
         }
+    }
+
+    #[test]
+    fn rows_outside_their_slice_are_refused() {
+        let data = [0f32; 100];
+        assert!(Rows::new(&data, 30, 4, 10).is_some()); // last row ends at 100
+        assert!(Rows::new(&data, 30, 4, 11).is_none());
+        assert!(Rows::new(&data, 30, 0, 10).is_none());
+        assert!(Rows::new(&data, usize::MAX, 3, 1).is_none());
     }
 }
