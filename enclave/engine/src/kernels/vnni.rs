@@ -17,7 +17,7 @@ use super::tiles::{tile_block_bytes, tiled, values_at, GROUP_BYTES, Q5_HIGH_AT, 
 use super::QuantType;
 
 /// Activation rows multiplied per pass over a tile.
-const GROUP: usize = 4;
+const GROUP: usize = 8;
 
 /// How many tile blocks ahead the kernels prefetch.
 const PREFETCH_BLOCKS: usize = 8;
@@ -79,7 +79,11 @@ unsafe fn tiles_impl(
             let a = &acts[r..r + take];
             let mut res = [_mm512_setzero_ps(); GROUP];
             match take {
-                4 => res = group::<4>(ty, tile.as_ptr(), a, nb),
+                8 => res = group::<8>(ty, tile.as_ptr(), a, nb),
+                7 => res[..7].copy_from_slice(&group::<7>(ty, tile.as_ptr(), a, nb)),
+                6 => res[..6].copy_from_slice(&group::<6>(ty, tile.as_ptr(), a, nb)),
+                5 => res[..5].copy_from_slice(&group::<5>(ty, tile.as_ptr(), a, nb)),
+                4 => res[..4].copy_from_slice(&group::<4>(ty, tile.as_ptr(), a, nb)),
                 3 => res[..3].copy_from_slice(&group::<3>(ty, tile.as_ptr(), a, nb)),
                 2 => res[..2].copy_from_slice(&group::<2>(ty, tile.as_ptr(), a, nb)),
                 _ => res[..1].copy_from_slice(&group::<1>(ty, tile.as_ptr(), a, nb)),
