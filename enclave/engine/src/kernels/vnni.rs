@@ -107,10 +107,10 @@ unsafe fn group<const R: usize>(
 ) -> [__m512; R] {
     let a: [*const Q8Block; R] = std::array::from_fn(|r| acts[r].as_ptr());
     match ty {
-        QuantType::Q4_1 => q4::<R, Q4_1>(tile, a, nb),
-        QuantType::Q8_0 => q8_0::<R>(tile, a, nb),
-        QuantType::Q5_0 => q4::<R, Q5_0>(tile, a, nb),
-        _ => q4::<R, Q4_0>(tile, a, nb),
+        QuantType::Q4_1 => blocks::<R, Q4_1>(tile, a, nb),
+        QuantType::Q8_0 => blocks::<R, Q8_0>(tile, a, nb),
+        QuantType::Q5_0 => blocks::<R, Q5_0>(tile, a, nb),
+        _ => blocks::<R, Q4_0>(tile, a, nb),
     }
 }
 
@@ -149,21 +149,28 @@ unsafe fn f16x16(p: *const u8) -> __m512 {
     _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i))
 }
 
-/// The formats [`q4`] serves.
+/// The formats [`blocks`] serves (a const parameter, so each gets its own loop).
 const Q4_0: u8 = 0;
 const Q4_1: u8 = 1;
 const Q5_0: u8 = 2;
+const Q8_0: u8 = 3;
 
-/// Q4_0 (values offset by 8), Q4_1 (a minimum per row and block) or Q5_0 (a fifth bit,
-/// values offset by 16).
+/// A tile's `nb` blocks against `R` activation rows: Q4_0 (values offset by 8), Q4_1 (a
+/// minimum per row and block), Q5_0 (a fifth bit, values offset by 16) or Q8_0 (stored as
+/// `value + 128`).
 #[inline(always)]
-unsafe fn q4<const R: usize, const KIND: u8>(
+unsafe fn blocks<const R: usize, const KIND: u8>(
     t: *const u8,
     a: [*const Q8Block; R],
     nb: usize,
 ) -> [__m512; R] {
-    const { assert!(KIND <= Q5_0) };
-    let ty = [QuantType::Q4_0, QuantType::Q4_1, QuantType::Q5_0][KIND as usize];
+    const { assert!(KIND <= Q8_0) };
+    let ty = [
+        QuantType::Q4_0,
+        QuantType::Q4_1,
+        QuantType::Q5_0,
+        QuantType::Q8_0,
+    ][KIND as usize];
     let (bb, at) = (tile_block_bytes(ty), values_at(ty));
     let (m4, bit4) = (_mm512_set1_epi8(0x0f), _mm512_set1_epi8(0x10));
     let mut acc = [_mm512_setzero_ps(); R];
@@ -172,10 +179,16 @@ unsafe fn q4<const R: usize, const KIND: u8>(
         prefetch_ahead(tb, bb);
         let dw = f16x16(tb);
         let mut wq = [_mm512_setzero_si512(); 8];
-        for p in 0..4 {
-            let v = _mm512_loadu_si512(tb.add(at + GROUP_BYTES * p) as *const __m512i);
-            wq[p] = _mm512_and_si512(v, m4);
-            wq[p + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        if KIND == Q8_0 {
+            for (k, w) in wq.iter_mut().enumerate() {
+                *w = _mm512_loadu_si512(tb.add(at + GROUP_BYTES * k) as *const __m512i);
+            }
+        } else {
+            for p in 0..4 {
+                let v = _mm512_loadu_si512(tb.add(at + GROUP_BYTES * p) as *const __m512i);
+                wq[p] = _mm512_and_si512(v, m4);
+                wq[p + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            }
         }
         if KIND == Q5_0 {
             // Group k's fifth bits are bit k of each byte of `h`: move it to bit 4 (a
@@ -197,10 +210,11 @@ unsafe fn q4<const R: usize, const KIND: u8>(
         }
         for r in 0..R {
             let ab = a[r].add(b);
-            // Σ (q - 8)·y = Σ q·y - 8·Σ y exactly (16 for Q5_0).
+            // Σ (q - 8)·y = Σ q·y - 8·Σ y exactly (16 for Q5_0, 128 for Q8_0).
             let init = match KIND {
                 Q4_1 => _mm512_setzero_si512(),
                 Q5_0 => _mm512_set1_epi32(-16 * (*ab).isum),
+                Q8_0 => _mm512_set1_epi32(-128 * (*ab).isum),
                 _ => _mm512_set1_epi32(-8 * (*ab).isum),
             };
             let s = block_dot(&wq, ab, init);
@@ -209,33 +223,6 @@ unsafe fn q4<const R: usize, const KIND: u8>(
             if KIND == Q4_1 {
                 acc[r] = _mm512_fmadd_ps(f16x16(tb.add(SCALES)), _mm512_set1_ps((*ab).s), acc[r]);
             }
-        }
-    }
-    acc
-}
-
-/// Q8_0, stored as `value + 128`.
-#[inline(always)]
-unsafe fn q8_0<const R: usize>(t: *const u8, a: [*const Q8Block; R], nb: usize) -> [__m512; R] {
-    let (bb, at) = (
-        tile_block_bytes(QuantType::Q8_0),
-        values_at(QuantType::Q8_0),
-    );
-    let mut acc = [_mm512_setzero_ps(); R];
-    for b in 0..nb {
-        let tb = t.add(b * bb);
-        prefetch_ahead(tb, bb);
-        let dw = f16x16(tb);
-        let mut wq = [_mm512_setzero_si512(); 8];
-        for (k, w) in wq.iter_mut().enumerate() {
-            *w = _mm512_loadu_si512(tb.add(at + GROUP_BYTES * k) as *const __m512i);
-        }
-        for r in 0..R {
-            let ab = a[r].add(b);
-            // Σ (u - 128)·y = Σ u·y - 128·Σ y, exactly.
-            let s = block_dot(&wq, ab, _mm512_set1_epi32(-128 * (*ab).isum));
-            let scale = _mm512_mul_ps(dw, _mm512_set1_ps((*ab).d));
-            acc[r] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(s), acc[r]);
         }
     }
     acc
