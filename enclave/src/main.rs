@@ -32,6 +32,10 @@ struct Args {
     /// disk is opened through dm-verity (default: `sha256:` of the model files).
     #[arg(long)]
     model_id: Option<String>,
+    /// Where the model runs: cpu, cuda or cuda:N (CUDA needs a build with the `cuda`
+    /// feature).
+    #[arg(long, default_value = "cpu")]
+    device: silk_engine::DeviceSpec,
     /// Evidence provider: auto, configfs-tsm, sev-guest, tdx-guest or simulated.
     #[arg(long, default_value = "auto")]
     evidence: String,
@@ -112,6 +116,7 @@ fn config(args: Args) -> Result<Config, String> {
         model: args.model,
         model_name: args.model_name,
         model_id: args.model_id,
+        device: args.device,
         evidence,
         sim_chain_pem,
         image_digest,

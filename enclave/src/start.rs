@@ -44,6 +44,8 @@ pub struct Config {
     pub model_name: Option<String>,
     /// The model identity for the claims (default: `sha256:` of its files).
     pub model_id: Option<String>,
+    /// Where the model runs.
+    pub device: silk_engine::DeviceSpec,
     /// The evidence provider.
     pub evidence: EvidenceChoice,
     /// The development chain for the simulator (PEM, as `SimulatedPlatform::to_pem`
@@ -70,6 +72,9 @@ pub struct GpuCheck {
 /// Why the enclave did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The compute device could not be opened.
+    #[error("device {0}")]
+    Device(#[from] silk_engine::DeviceError),
     /// The model could not be loaded.
     #[error("model {}: {source}", path.display())]
     Model {
@@ -279,6 +284,8 @@ pub fn gpu_refusal(
 
 /// Loads the model, creates the identity and starts serving.
 pub async fn start(config: Config) -> Result<Running, StartError> {
+    // First: a device that cannot open should not wait for the model to be hashed.
+    let device = config.device.open()?;
     // This executable's digests, read at most once (simulated measurement, default image
     // digest).
     let mut exe = None;
@@ -294,11 +301,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .file_stem()
             .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned())
     });
-    let bundle = silk_engine::open(&model_path, &candle_core::Device::Cpu).map_err(|source| {
-        StartError::Model {
-            path: model_path.clone(),
-            source,
-        }
+    let bundle = silk_engine::open(&model_path, &device).map_err(|source| StartError::Model {
+        path: model_path.clone(),
+        source,
     })?;
     let image_digest = match config.image_digest {
         Some(d) => d,

@@ -47,3 +47,29 @@ fn a_missing_model_stops_the_start_with_its_path() {
     assert_eq!(code, 1);
     assert!(err.contains("/nonexistent/model.gguf"), "{err}");
 }
+
+#[test]
+fn devices_are_checked_before_the_model_is_read() {
+    let (code, err) = run(&["--model", "/nonexistent.gguf", "--device", "tpu"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown device `tpu`"), "{err}");
+    if cfg!(feature = "cuda") {
+        return;
+    }
+    // A CPU build says what to rebuild with, not that the model is missing.
+    let (code, err) = run(&[
+        "--model",
+        "/nonexistent/model.gguf",
+        "--evidence",
+        "simulated",
+        "--listen",
+        "127.0.0.1:0",
+        "--device",
+        "cuda:1",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("device cuda:1: this build has no CUDA support"),
+        "{err}"
+    );
+}

@@ -23,6 +23,7 @@ async fn a_configured_gpu_without_valid_evidence_stops_sealed_serving() {
         model: common::default_model(),
         model_name: None,
         model_id: None,
+        device: Default::default(),
         evidence: EvidenceChoice::Kind(ProviderKind::Simulated),
         sim_chain_pem: Some(pem),
         image_digest: None,

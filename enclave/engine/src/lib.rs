@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod device;
 pub mod error;
 pub mod kernels;
 pub mod loader;
@@ -19,6 +20,7 @@ pub mod text;
 pub mod tokenizer;
 
 pub use config::{Architecture, ModelConfig, RopeStyle};
+pub use device::{DeviceError, DeviceSpec};
 pub use error::{LoadError, RunError};
 pub use loader::{load, Loaded};
 pub use model::{KvCache, Model, SeqStep};

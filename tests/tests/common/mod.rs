@@ -60,6 +60,7 @@ pub async fn enclave_with(pem: Zeroizing<String>, root: [u8; 32], engine: Engine
         model: default_model(),
         model_name: Some("smollm2".into()),
         model_id: None,
+        device: Default::default(),
         evidence: EvidenceChoice::Kind(ProviderKind::Simulated),
         sim_chain_pem: Some(pem),
         image_digest: Some([7; 32]),
