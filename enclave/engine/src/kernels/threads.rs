@@ -8,7 +8,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
 
 /// The environment variable that sets the number of kernel threads.
 pub const THREADS_ENV: &str = "SILK_THREADS";
@@ -48,9 +47,11 @@ pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 /// `pause` instructions between looks for work in [`install_busy`] (about a microsecond).
 const SPIN_PAUSES: usize = 16;
 
-/// How long a thread in [`install_busy`] looks for work without finding any before it
-/// gives up and sleeps as rayon's threads do.
-const SPIN_IDLE_LIMIT: Duration = Duration::from_millis(2);
+/// How many times a thread in [`install_busy`] looks for work without finding any before
+/// it gives up and sleeps as rayon's threads do: about 2 ms on current CPUs. Counted, not
+/// timed: a clock read per look is cheap on bare metal but can be an emulated device
+/// access in a VM without a stable TSC.
+const SPIN_IDLE_LOOKS: u32 = 2048;
 
 /// [`install`], with the pool's other threads kept awake until `f` returns.
 ///
@@ -79,16 +80,17 @@ pub fn install_busy<R: Send>(f: impl FnOnce() -> R + Send) -> R {
             if Some(ctx.index()) == me {
                 return;
             }
-            let mut last_work = Instant::now();
+            let mut idle = 0;
             while !flag.load(Ordering::Acquire) {
                 if rayon::yield_now() == Some(rayon::Yield::Executed) {
-                    last_work = Instant::now();
-                } else if last_work.elapsed() > SPIN_IDLE_LIMIT {
+                    idle = 0;
+                } else if idle >= SPIN_IDLE_LOOKS {
                     // Long without work: more threads than free CPUs (other processes,
                     // or a step's serial part running long). Spinning then only keeps
                     // the thread that has the work off a CPU; sleep the usual way.
                     return;
                 } else {
+                    idle += 1;
                     // Looking for work reads the other threads' queues: between looks,
                     // stay off the shared cache lines (and the core's other thread).
                     for _ in 0..SPIN_PAUSES {
