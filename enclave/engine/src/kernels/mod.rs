@@ -12,9 +12,9 @@
 //!    with integer dot products (AVX2 when the CPU has it, else portable code that gives
 //!    the same bits), so a batch of sequences reads the weights once.
 //!
-//! On CPUs with AVX-512 VNNI, Q4_0, Q4_1, Q5_0 and Q8_0 weights are repacked when loaded into
-//! tiles of eight interleaved rows ([`tiles`]), whose kernels ([`vnni`]) need a third of
-//! the instructions per product.
+//! On CPUs with AVX-512 VNNI, Q4_0, Q4_1, Q5_0 and Q8_0 weights are repacked when loaded
+//! into tiles of sixteen interleaved rows ([`tiles`]), whose 512-bit kernels ([`vnni`])
+//! need a small fraction of the row kernels' instructions per product.
 
 mod act;
 pub(crate) mod attention;
@@ -115,9 +115,10 @@ pub enum Backend {
     /// AVX2 kernels with AVX-512 VNNI dot products (same results as [`Backend::Avx2`]).
     Avx2Vnni,
     /// [`Backend::Avx2Vnni`], and weights of the types [`QWeight::prepared_for`] tiles
-    /// repacked into eight-row tiles with kernels of their own. Tiled results differ from
-    /// the row kernels' in float rounding only (each block's integer sum is converted
-    /// whole rather than in eight lanes); the portable code reproduces them exactly.
+    /// repacked into sixteen-row tiles with AVX-512 kernels of their own. Tiled results
+    /// differ from the row kernels' in float rounding only (each block's integer sum is
+    /// converted whole rather than in eight lanes); the portable code reproduces them
+    /// exactly.
     VnniTiles,
 }
 
@@ -189,7 +190,7 @@ impl Backend {
         }
     }
 
-    /// `out[row * m + r] = w_row · acts[r]` for the whole weight rows of `nb` blocks in `w`.
+    /// `out[row, r] = w_row · acts[r]` for the whole weight rows of `nb` blocks in `w`.
     fn dot_rows(self, ty: QuantType, w: &[u8], acts: &[&[Q8Block]], nb: usize, out: &mut OutRows) {
         match self {
             #[cfg(target_arch = "x86_64")]
