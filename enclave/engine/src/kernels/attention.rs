@@ -133,44 +133,35 @@ pub(crate) fn attend_many(seqs: &[SeqAttention<'_>]) -> candle_core::Result<Tens
             .map(View3::data)
             .collect::<candle_core::Result<Vec<_>>>()?,
     );
-    // Every view the pieces take must lie inside its tensor's storage; the largest of each
-    // (the last query's keys, the last head's queries) is checked here, once.
-    for (si, s) in seqs.iter().enumerate() {
-        let n = ns[si];
+    // Each piece's views, made (and checked to lie inside their storage) before the pass.
+    // One piece per (output row, key/value head): the `group` query heads that share the
+    // head's keys are computed together, so each key and value is read once for them.
+    let mut pieces = Vec::with_capacity(rows.len() * n_kv);
+    for &(si, i) in &rows {
+        let (s, n) = (&seqs[si], ns[si]);
         let ([k_head, k_pos], [v_head, v_pos]) = (kv[si].strides, vv[si].strides);
-        let last = n_kv - 1;
-        let fits = Rows::new(
-            &qd[si][((n_head - group) * n + n - 1) * hd..],
-            n * hd,
-            group,
-            hd,
-        )
-        .and(Rows::new(&kd[si][last * k_head..], k_pos, s.pos + n, hd))
-        .and(Rows::new(&vd[si][last * v_head..], v_pos, s.pos + n, hd));
-        if fits.is_none() {
-            return Err(err("attention views outside their storage"));
+        let len = s.pos + i + 1;
+        for g in 0..n_kv {
+            // Query head h's row i is at (h * n + i) * hd: the group's heads are n * hd apart.
+            let q = qd[si]
+                .get((g * group * n + i) * hd..)
+                .and_then(|d| Rows::new(d, n * hd, group, hd));
+            let k = kd[si]
+                .get(g * k_head..)
+                .and_then(|d| Rows::new(d, k_pos, len, hd));
+            let v = vd[si]
+                .get(g * v_head..)
+                .and_then(|d| Rows::new(d, v_pos, len, hd));
+            match (q, k, v) {
+                (Some(q), Some(k), Some(v)) => pieces.push((q, k, v)),
+                _ => return Err(err("attention views outside their storage")),
+            }
         }
     }
     let scale = 1.0 / (hd as f32).sqrt();
     let mut out = vec![0f32; rows.len() * n_head * hd];
-    // One piece per (output row, key/value head): the `group` query heads that share the
-    // head's keys are computed together, so each key and value is read once for them.
-    let piece = |(idx, o): (usize, &mut [f32])| {
-        let (si, i) = rows[idx / n_kv];
-        let g = idx % n_kv;
-        let (s, n) = (&seqs[si], ns[si]);
-        let (ks, vs, qs) = (kd[si], vd[si], qd[si]);
-        let ([k_head, k_pos], [v_head, v_pos]) = (kv[si].strides, vv[si].strides);
-        let len = s.pos + i + 1;
-        // Query head h's row i is at (h * n + i) * hd: the group's heads are n * hd apart.
-        let q = Rows::new(&qs[(g * group * n + i) * hd..], n * hd, group, hd);
-        let keys = Rows::new(&ks[g * k_head..], k_pos, len, hd);
-        let values = Rows::new(&vs[g * v_head..], v_pos, len, hd);
-        match (q, keys, values) {
-            (Some(q), Some(k), Some(v)) => group::head_group(q, k, v, scale, o),
-            _ => unreachable!("every view was checked to fit before the pass"),
-        }
-    };
+    let piece =
+        |((q, k, v), o): (&(Rows, Rows, Rows), &mut [f32])| group::head_group(*q, *k, *v, scale, o);
     let work = seqs
         .iter()
         .zip(&ns)
@@ -180,9 +171,15 @@ pub(crate) fn attend_many(seqs: &[SeqAttention<'_>]) -> candle_core::Result<Tens
         * hd;
     // Below this many multiply-adds a thread hand-off costs more than it saves.
     if work >= 1 << 15 {
-        out.par_chunks_mut(group * hd).enumerate().for_each(piece);
+        pieces
+            .par_iter()
+            .zip(out.par_chunks_mut(group * hd))
+            .for_each(piece);
     } else {
-        out.chunks_mut(group * hd).enumerate().for_each(piece);
+        pieces
+            .iter()
+            .zip(out.chunks_mut(group * hd))
+            .for_each(piece);
     }
     Tensor::from_vec(out, (rows.len(), n_head * hd), first.q.device())
 }
