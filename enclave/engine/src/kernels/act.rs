@@ -79,12 +79,20 @@ fn scalar_block(xs: &[f32], b: &mut Q8Block, fmt: ActFormat) {
         *q = r as i8;
         sum += r;
     }
-    b.d = round_f16(d);
-    b.isum = sum;
-    b.s = match fmt {
-        ActFormat::Q8_1 => round_f16(d * sum as f32),
-        ActFormat::Q8_0 | ActFormat::Q8K => 0.0,
-    };
+    b.set_scales(d, sum, fmt);
+}
+
+impl Q8Block {
+    /// Stores a Q8_0/Q8_1 block's scale `d` (rounded through f16) and its values' sum
+    /// `sum`, and for Q8_1 `d * sum` (rounded the same way).
+    fn set_scales(&mut self, d: f32, sum: i32, fmt: ActFormat) {
+        self.d = round_f16(d);
+        self.isum = sum;
+        self.s = match fmt {
+            ActFormat::Q8_1 => round_f16(d * sum as f32),
+            ActFormat::Q8_0 | ActFormat::Q8K => 0.0,
+        };
+    }
 }
 
 /// The same arithmetic on eight values at a time: the same products, sums and maximum,
@@ -93,7 +101,7 @@ fn scalar_block(xs: &[f32], b: &mut Q8Block, fmt: ActFormat) {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{round_f16, ActFormat, Q8Block, QK, ROUND_MAGIC};
+    use super::{ActFormat, Q8Block, QK, ROUND_MAGIC};
 
     /// # Safety
     /// The CPU must have AVX2.
@@ -142,12 +150,7 @@ mod avx2 {
             );
             let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
             let sum = _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01)));
-            b.d = round_f16(d);
-            b.isum = sum;
-            b.s = match fmt {
-                ActFormat::Q8_1 => round_f16(d * sum as f32),
-                ActFormat::Q8_0 | ActFormat::Q8K => 0.0,
-            };
+            b.set_scales(d, sum, fmt);
         }
     }
 }
