@@ -34,16 +34,19 @@ fn bad_arguments_are_named() {
     );
 }
 
+/// A start that gets as far as opening the model, which does not exist.
+const MISSING_MODEL_START: &[&str] = &[
+    "--model",
+    "/nonexistent/model.gguf",
+    "--evidence",
+    "simulated",
+    "--listen",
+    "127.0.0.1:0",
+];
+
 #[test]
 fn a_missing_model_stops_the_start_with_its_path() {
-    let (code, err) = run(&[
-        "--model",
-        "/nonexistent/model.gguf",
-        "--evidence",
-        "simulated",
-        "--listen",
-        "127.0.0.1:0",
-    ]);
+    let (code, err) = run(MISSING_MODEL_START);
     assert_eq!(code, 1);
     assert!(err.contains("/nonexistent/model.gguf"), "{err}");
 }
@@ -57,16 +60,7 @@ fn devices_are_checked_before_the_model_is_read() {
         return;
     }
     // A CPU build says what to rebuild with, not that the model is missing.
-    let (code, err) = run(&[
-        "--model",
-        "/nonexistent/model.gguf",
-        "--evidence",
-        "simulated",
-        "--listen",
-        "127.0.0.1:0",
-        "--device",
-        "cuda:1",
-    ]);
+    let (code, err) = run(&[MISSING_MODEL_START, &["--device", "cuda:1"]].concat());
     assert_eq!(code, 1);
     assert!(
         err.contains("device cuda:1: this build has no CUDA support"),
