@@ -478,13 +478,28 @@ fn measurements_are_compared_with_nvidias_rules() {
         "{r}"
     );
 
-    rims.insert("NV_GPU_VBIOS_1010_0200_882_96005E0001", &read("nvidia-attestation-sdk/testdata/sample_rims/NV_GPU_VBIOS_1010_0200_882_96005E0001_measurement_mismatch.xml")).unwrap();
+    // With the NVIDIA-signed "measurement_mismatch" VBIOS RIM beside the genuine one (both
+    // describe 96.00.5E.00.01), the one the report matches is used and named.
+    rims.insert("mismatch.xml", &read("nvidia-attestation-sdk/testdata/sample_rims/NV_GPU_VBIOS_1010_0200_882_96005E0001_measurement_mismatch.xml")).unwrap();
+    let v = gpu::verify(&ev, &policy(""), &n, &rims, &Revocation::Unavailable, NOW);
+    let found = &v.check(check::VBIOS_RIM).unwrap().found;
+    assert!(
+        passed(&v, check::VBIOS_RIM)
+            && found.starts_with("NV_GPU_VBIOS_1010_0200_882_96005E0001:")
+            && found.contains("also tried mismatch.xml: measurements differ"),
+        "{found}"
+    );
+    assert!(!reason(&v, check::MEASUREMENTS).contains("VBIOS index"));
+
+    // The mismatching RIM alone: it verifies, and the measurement check names index 9.
+    let mut rims = RimStore::new();
+    rims.insert("mismatch.xml", &read("nvidia-attestation-sdk/testdata/sample_rims/NV_GPU_VBIOS_1010_0200_882_96005E0001_measurement_mismatch.xml")).unwrap();
     let v = gpu::verify(&ev, &policy(""), &n, &rims, &Revocation::Unavailable, NOW);
     assert!(passed(&v, check::VBIOS_RIM));
     let r = reason(&v, check::MEASUREMENTS);
     assert!(r.contains("VBIOS index 9:"), "{r}");
 
-    // A RIM for another version is refused even though NVIDIA signed it.
+    // A RIM for another version is never taken for this one, whatever it is called.
     let mut rims = RimStore::new();
     rims.insert(
         "NV_GPU_VBIOS_1010_0200_882_96005E0001",
@@ -492,5 +507,10 @@ fn measurements_are_compared_with_nvidias_rules() {
     )
     .unwrap();
     let v = gpu::verify(&ev, &policy(""), &n, &rims, &Revocation::Unavailable, NOW);
-    assert!(reason(&v, check::VBIOS_RIM).contains("version 96.00.5E.00.03"));
+    let found = &v.check(check::VBIOS_RIM).unwrap().found;
+    assert!(
+        !passed(&v, check::VBIOS_RIM)
+            && found.contains("none of the 1 RIM(s) supplied describes VBIOS 96.00.5E.00.01"),
+        "{found}"
+    );
 }

@@ -65,7 +65,7 @@ impl GpuItem {
 /// and revocation data.
 #[derive(Clone, Debug, Default)]
 pub struct GpuInputs {
-    /// Driver and VBIOS RIMs, by NVIDIA's RIM id.
+    /// Driver and VBIOS RIMs; each report is matched with those that describe it.
     pub rims: RimStore,
     /// OCSP responses, when the verifier has them.
     pub revocation: Revocation,
@@ -134,9 +134,10 @@ pub fn check(
     }
 }
 
-/// A RIM store from a directory of RIM files (`*.xml`, `*.swidtag`), each filed under the
-/// id NVIDIA's RIM service would give it: its SWID tag id, or the file name without
-/// extension.
+/// A RIM store from a directory of RIM files (`*.xml`, `*.swidtag`), each named in
+/// verdicts by its file name. Which RIM serves which report is decided by what each RIM
+/// describes (see [`RimStore`]), not by the file's name. A file that is not a RIM is an
+/// error naming it, so a typo never reads as "no RIM supplied".
 pub fn rims_from_dir(dir: &std::path::Path) -> Result<RimStore, String> {
     let mut store = RimStore::new();
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -144,23 +145,23 @@ pub fn rims_from_dir(dir: &std::path::Path) -> Result<RimStore, String> {
     paths.sort();
     for path in paths {
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-        if !matches!(ext, "xml" | "swidtag") {
+        if !matches!(ext.to_ascii_lowercase().as_str(), "xml" | "swidtag") {
             continue;
         }
         let xml = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let stem = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default()
-            .to_owned();
-        let id = gpu::Rim::parse(&xml)
-            .ok()
-            .map(|r| r.tag_id)
-            .filter(|t| !t.is_empty())
-            .unwrap_or(stem);
+        let name = path
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         store
-            .insert(&id, &xml)
+            .insert(&name, &xml)
             .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if store.is_empty() {
+        return Err(format!(
+            "{}: no RIM files (*.xml, *.swidtag) in this directory",
+            dir.display()
+        ));
     }
     Ok(store)
 }

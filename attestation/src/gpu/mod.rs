@@ -21,14 +21,12 @@ pub mod rim;
 pub mod spdm;
 mod verify;
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 pub use revocation::Revocation;
 pub use rim::{GoldenMeasurement, Rim, RimError};
 pub use spdm::{SpdmError, SpdmReport};
-pub use verify::{report_signature, verify};
+pub use verify::{report_signature, verify, verify_with, NonceRule};
 
 /// A GPU architecture with confidential computing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -87,12 +85,26 @@ pub struct GpuEvidence {
     pub cert_chain_pem: Vec<u8>,
 }
 
-/// The RIMs a verifier has: NVIDIA publishes each under an id (`NV_GPU_DRIVER_GH100_
-/// 550.144.03`, `NV_GPU_VBIOS_1010_0200_882_96005E0001`); the verifier looks up the ids the
-/// report names. Entries are parsed when added and verified when used.
+/// The RIMs a verifier has, each with where it came from (a file name, a URL).
+///
+/// A report is matched with its RIMs the way NVIDIA's verifiers match them: by what the
+/// RIM says it describes (Meta's `colloquialVersion`, the driver or VBIOS version, and
+/// `product`, the chip), never by a file name or the SWID `tagId` (NVIDIA's tagIds are
+/// opaque hashes, and its test and production RIMs for one VBIOS share one). Several RIMs
+/// may describe one version; the verifier tries each. Entries are parsed when added and
+/// verified when used.
 #[derive(Clone, Debug, Default)]
 pub struct RimStore {
-    rims: BTreeMap<String, Rim>,
+    rims: Vec<StoredRim>,
+}
+
+/// One RIM in a [`RimStore`], with where it came from.
+#[derive(Clone, Debug)]
+pub struct StoredRim {
+    /// Where the RIM came from, as verdicts name it (`1010_0200_882_96005E0001_PROD.swidtag`).
+    pub source: String,
+    /// The parsed (not yet verified) RIM.
+    pub rim: Rim,
 }
 
 impl RimStore {
@@ -101,15 +113,29 @@ impl RimStore {
         Self::default()
     }
 
-    /// Parses and adds the RIM published under `id` (case does not matter).
-    pub fn insert(&mut self, id: &str, xml: &[u8]) -> Result<(), RimError> {
-        self.rims.insert(id.to_ascii_uppercase(), Rim::parse(xml)?);
+    /// Parses and adds the RIM read from `source` (a file name, shown in verdicts). A RIM
+    /// that describes the same version as another is kept beside it, not in its place.
+    pub fn insert(&mut self, source: &str, xml: &[u8]) -> Result<(), RimError> {
+        let rim = Rim::parse(xml)?;
+        self.rims.push(StoredRim {
+            source: source.to_owned(),
+            rim,
+        });
         Ok(())
     }
 
-    /// The RIM published under `id`.
-    pub fn get(&self, id: &str) -> Option<&Rim> {
-        self.rims.get(&id.to_ascii_uppercase())
+    /// The RIMs that describe `version` (a driver version like `550.144.03` or a VBIOS
+    /// version like `96.00.5E.00.01`; case does not matter), in the order they were added.
+    pub fn for_version<'a>(&'a self, version: &str) -> impl Iterator<Item = &'a StoredRim> + 'a {
+        let version = version.trim().to_owned();
+        self.rims
+            .iter()
+            .filter(move |s| s.rim.version.eq_ignore_ascii_case(&version))
+    }
+
+    /// Every RIM, in the order added.
+    pub fn iter(&self) -> impl Iterator<Item = &StoredRim> {
+        self.rims.iter()
     }
 
     /// How many RIMs the store holds.

@@ -7,7 +7,7 @@ use x509_cert::Certificate;
 
 use super::check::*;
 use super::spdm::{field, SpdmReport};
-use super::{certs, revocation, GpuArch, GpuEvidence, Revocation, Rim, RimStore};
+use super::{certs, revocation, GpuArch, GpuEvidence, Revocation, Rim, RimStore, StoredRim};
 use crate::policy::{GpuPolicy, Policy, Version};
 use crate::verdict::{Check, Platform, Stage, Verdict};
 
@@ -18,6 +18,16 @@ const NVDEC_ENABLED: u8 = 0xAA;
 const NVDEC_DISABLED: u8 = 0x55;
 /// The measurement index (0-based) of NVDEC0's firmware, not compared when it is off.
 const NVDEC_INDEX: u32 = 35;
+
+/// What the report's nonce must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NonceRule<'a> {
+    /// Exactly this nonce: the verifier chose it, so the report is fresh.
+    Expect(&'a [u8; 32]),
+    /// Any nonce: the caller accepts a report that may be a replay (`gpu.nonce` passes
+    /// with a warning that says so).
+    AcceptReplay,
+}
 
 /// Verifies one GPU's evidence against the policy's `[gpu]` section: the device chain to
 /// NVIDIA's pinned root, the report's signature and FWID, the nonce (which binds the
@@ -30,6 +40,26 @@ pub fn verify(
     evidence: &GpuEvidence,
     policy: &Policy,
     expected_nonce: &[u8; 32],
+    rims: &RimStore,
+    revocation: &Revocation,
+    now: OffsetDateTime,
+) -> Verdict {
+    verify_with(
+        evidence,
+        policy,
+        NonceRule::Expect(expected_nonce),
+        rims,
+        revocation,
+        now,
+    )
+}
+
+/// [`verify`], with the nonce rule spelled out: for a report held on its own (NVIDIA's
+/// report and chain files, an NRAS request) whose nonce the caller may not know.
+pub fn verify_with(
+    evidence: &GpuEvidence,
+    policy: &Policy,
+    nonce: NonceRule<'_>,
     rims: &RimStore,
     revocation: &Revocation,
     now: OffsetDateTime,
@@ -75,45 +105,72 @@ pub fn verify(
     let chip = check_arch(evidence, chain.as_deref(), rules, &mut v);
     check_signature(evidence, &report, chain.as_deref(), &mut v);
     check_fwid(evidence.arch, &report, chain.as_deref(), &mut v);
-    v.push(Check::from_bool(
-        NONCE,
-        Stage::Binding,
-        report.request.nonce == *expected_nonce,
-        hex::encode(expected_nonce),
-        hex::encode(report.request.nonce),
-        || "the report answers another nonce: it was made for another session or boot".into(),
-    ));
+    check_nonce(&report, nonce, &mut v);
     check_mode(&report, rules, &mut v);
     check_versions(&report, rules, &mut v);
     let chip = chip.unwrap_or_default();
-    let driver = report
-        .driver_version()
-        .map(|d| evidence.arch.driver_rim_id(&d));
     let driver_rim = check_rim(
-        DRIVER_RIM,
-        "driver",
-        driver,
-        report.driver_version(),
-        &chip,
+        &RimRole {
+            name: DRIVER_RIM,
+            what: "driver",
+            id: report
+                .driver_version()
+                .map(|d| evidence.arch.driver_rim_id(&d)),
+            version: report.driver_version(),
+            chip: &chip,
+        },
+        &report,
         rims,
         rules,
         now,
         &mut v,
     );
     let vbios_rim = check_rim(
-        VBIOS_RIM,
-        "VBIOS",
-        report.vbios_rim_id(),
-        report.vbios_version(),
-        &chip,
+        &RimRole {
+            name: VBIOS_RIM,
+            what: "VBIOS",
+            id: report.vbios_rim_id(),
+            version: report.vbios_version(),
+            chip: &chip,
+        },
+        &report,
         rims,
         rules,
         now,
         &mut v,
     );
-    check_measurements(&report, driver_rim, vbios_rim, rules, &mut v);
+    check_measurements(
+        &report,
+        driver_rim.as_ref(),
+        vbios_rim.as_ref(),
+        rules,
+        &mut v,
+    );
     check_revocation(revocation, chain.as_deref(), rules, now, &mut v);
     v
+}
+
+fn check_nonce(report: &SpdmReport, rule: NonceRule<'_>, v: &mut Verdict) {
+    let found = hex::encode(report.request.nonce);
+    match rule {
+        NonceRule::Expect(expected) => v.push(Check::from_bool(
+            NONCE,
+            Stage::Binding,
+            report.request.nonce == *expected,
+            hex::encode(expected),
+            found,
+            || "the report answers another nonce: it was made for another session or boot".into(),
+        )),
+        NonceRule::AcceptReplay => {
+            v.warn("the report's nonce was not checked: it may be a replay of an old report");
+            v.push(Check::pass(
+                NONCE,
+                Stage::Binding,
+                "any nonce (replay accepted by the caller)",
+                found,
+            ));
+        }
+    }
 }
 
 fn facts(r: &SpdmReport, v: &mut Verdict) {
@@ -383,23 +440,45 @@ fn check_versions(r: &SpdmReport, rules: Option<&GpuPolicy>, v: &mut Verdict) {
     }
 }
 
-/// Finds the RIM published under `id`, verifies its signature and chain, and checks that
-/// it describes this version and chip (NVIDIA's SDK refuses a RIM for another version;
-/// the older Python verifier only warned).
-#[allow(clippy::too_many_arguments)]
-fn check_rim<'a>(
+/// Which RIMs were verified and used, for the measurement check.
+struct UsedRim<'a> {
+    source: &'a str,
+    rim: &'a Rim,
+}
+
+/// The RIM role a check is about.
+struct RimRole<'a> {
+    /// The check's name.
     name: &'static str,
-    what: &str,
+    /// `driver` or `VBIOS`.
+    what: &'static str,
+    /// The id NVIDIA's RIM service publishes it under, for messages.
     id: Option<String>,
+    /// The version the report says the GPU runs.
     version: Option<String>,
-    chip: &str,
+    /// The chip, from the verified chain (empty when the chain did not verify).
+    chip: &'a str,
+}
+
+/// Finds the RIMs that describe the report's version, verifies each one's signature and
+/// chain and that it is for this chip (NVIDIA's SDK refuses a RIM for another version;
+/// the older Python verifier only warned), and uses the first that verifies and whose
+/// measurements the report matches, else the first that verifies (so that the mismatch
+/// is reported). Several NVIDIA-signed RIMs for one version are each NVIDIA's word; any
+/// one the report matches is enough.
+fn check_rim<'a>(
+    role: &RimRole<'_>,
+    report: &SpdmReport,
     rims: &'a RimStore,
     rules: Option<&GpuPolicy>,
     now: OffsetDateTime,
     v: &mut Verdict,
-) -> Option<&'a Rim> {
+) -> Option<UsedRim<'a>> {
+    let RimRole {
+        name, what, chip, ..
+    } = *role;
     let expected = format!("NVIDIA-signed {what} RIM for this {what} version, chip {chip}");
-    let (Some(id), Some(version)) = (id, version) else {
+    let (Some(id), Some(version)) = (role.id.clone(), role.version.clone()) else {
         v.push(Check::fail(
             name,
             Stage::Measurement,
@@ -409,7 +488,12 @@ fn check_rim<'a>(
         ));
         return None;
     };
-    let Some(rim) = rims.get(&id) else {
+    let candidates: Vec<&StoredRim> = rims.for_version(&version).collect();
+    if candidates.is_empty() {
+        let found = format!(
+            "none of the {} RIM(s) supplied describes {what} {version} (NVIDIA publishes it as {id})",
+            rims.len()
+        );
         if rules.is_some_and(|p| p.allow_missing_rims) {
             v.warn(format!(
                 "no {what} RIM ({id}): its measurements were NOT compared (allow_missing_rims)"
@@ -418,62 +502,119 @@ fn check_rim<'a>(
                 name,
                 Stage::Measurement,
                 expected,
-                format!("{id} not supplied; allowed by policy"),
+                format!("{found}; allowed by policy"),
             ));
         } else {
             v.push(Check::fail(
                 name,
                 Stage::Measurement,
                 expected,
-                format!("{id} not supplied"),
+                found,
                 format!("no {what} RIM to compare the measurements with"),
             ));
         }
         return None;
-    };
-    let found = format!("{id}: version {}, product {}", rim.version, rim.product);
-    let result = certs::rim_root()
-        .map_err(|e| e.to_string())
-        .and_then(|root| rim.verify(&root, now).map_err(|e| e.to_string()))
-        .and_then(|chain| {
-            if !rim.version.eq_ignore_ascii_case(&version) {
-                return Err(format!(
-                    "the RIM is for version {}, the GPU runs {version}",
-                    rim.version
-                ));
-            }
-            if !chip.is_empty() && !rim.product.eq_ignore_ascii_case(chip) {
-                return Err(format!(
-                    "the RIM is for chip {}, the GPU is a {chip}",
-                    rim.product
-                ));
-            }
-            Ok(chain)
-        });
-    match result {
-        Ok(chain) => {
-            v.push(Check::pass(
-                name,
-                Stage::Measurement,
-                expected,
-                format!("{found}; signed by {chain}"),
-            ));
-            Some(rim)
-        }
-        Err(e) => {
-            v.push(Check::fail(name, Stage::Measurement, expected, found, e));
-            None
+    }
+    let root = certs::rim_root();
+    let mut verified = Vec::new();
+    let mut refused = Vec::new();
+    for c in &candidates {
+        let result = root
+            .as_ref()
+            .map_err(|e| e.to_string())
+            .and_then(|root| c.rim.verify(root, now).map_err(|e| e.to_string()))
+            .and_then(|chain| {
+                if !chip.is_empty() && !c.rim.product.eq_ignore_ascii_case(chip) {
+                    return Err(format!(
+                        "the RIM is for chip {}, the GPU is a {chip}",
+                        c.rim.product
+                    ));
+                }
+                Ok(chain)
+            });
+        match result {
+            Ok(chain) => verified.push((*c, chain)),
+            Err(e) => refused.push(format!("{}: {e}", c.source)),
         }
     }
+    if verified.is_empty() {
+        let found = candidates
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} (version {}, product {})",
+                    c.source, c.rim.version, c.rim.product
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        v.push(Check::fail(
+            name,
+            Stage::Measurement,
+            expected,
+            found,
+            refused.join("; "),
+        ));
+        return None;
+    }
+    let skip_nvdec = report.nvdec0_status() == Some(NVDEC_DISABLED);
+    let chosen = verified
+        .iter()
+        .position(|(c, _)| mismatches(what, &c.rim, report, skip_nvdec).is_empty())
+        .unwrap_or(0);
+    let (used, chain) = &verified[chosen];
+    let mut found = format!(
+        "{}: version {}, product {}; signed by {chain}",
+        used.source, used.rim.version, used.rim.product
+    );
+    let others: Vec<String> = verified
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != chosen)
+        .map(|(_, (c, _))| format!("{}: measurements differ", c.source))
+        .chain(refused)
+        .collect();
+    if !others.is_empty() {
+        found.push_str(&format!("; also tried {}", others.join("; ")));
+    }
+    v.push(Check::pass(name, Stage::Measurement, expected, found));
+    Some(UsedRim {
+        source: &used.source,
+        rim: &used.rim,
+    })
+}
+
+/// How the report differs from one RIM's active measurements (empty when it matches).
+fn mismatches(source: &str, rim: &Rim, r: &SpdmReport, skip_nvdec: bool) -> Vec<String> {
+    let mut problems = Vec::new();
+    for g in rim.active() {
+        if g.index == NVDEC_INDEX && skip_nvdec {
+            continue;
+        }
+        match u8::try_from(g.index + 1).ok().and_then(|i| r.block(i)) {
+            None => problems.push(format!(
+                "{source} index {} has no block in the report",
+                g.index
+            )),
+            Some(b) if g.alternatives.contains(&b.value) => {}
+            Some(b) => problems.push(format!(
+                "{source} index {}: report {} is none of the RIM's {} value(s)",
+                g.index,
+                hex::encode(&b.value),
+                g.alternatives.len()
+            )),
+        }
+    }
+    problems
 }
 
 /// NVIDIA's rules: the active entries of both RIMs together (an index active in both is an
 /// error), each compared with the report's block at index + 1, matching if any
 /// alternative equals it; index 35 (NVDEC0) is skipped when the report says NVDEC0 is off.
-fn check_measurements<'a>(
+fn check_measurements(
     r: &SpdmReport,
-    driver: Option<&'a Rim>,
-    vbios: Option<&'a Rim>,
+    driver: Option<&UsedRim<'_>>,
+    vbios: Option<&UsedRim<'_>>,
     rules: Option<&GpuPolicy>,
     v: &mut Verdict,
 ) {
@@ -521,45 +662,38 @@ fn check_measurements<'a>(
             ));
         }
     }
-    let active = |rim: Option<&'a Rim>| rim.into_iter().flat_map(Rim::active);
-    for g in active(driver) {
-        if active(vbios).any(|x| x.index == g.index) {
-            problems.push(format!("index {} is active in both RIMs", g.index));
+    let active = |u: Option<&UsedRim<'_>>| -> Vec<u32> {
+        u.map(|u| u.rim.active().map(|g| g.index).collect())
+            .unwrap_or_default()
+    };
+    let (driver_active, vbios_active) = (active(driver), active(vbios));
+    for i in &driver_active {
+        if vbios_active.contains(i) {
+            problems.push(format!("index {i} is active in both RIMs"));
         }
     }
     let mut compared = 0;
-    for (source, g) in active(driver)
-        .map(|g| ("driver", g))
-        .chain(active(vbios).map(|g| ("VBIOS", g)))
-    {
-        if g.index == NVDEC_INDEX && skip_nvdec {
-            continue;
-        }
-        compared += 1;
-        let block = u8::try_from(g.index + 1).ok().and_then(|i| r.block(i));
-        match block {
-            None => problems.push(format!(
-                "{source} index {} has no block in the report",
-                g.index
-            )),
-            Some(b) if g.alternatives.contains(&b.value) => {}
-            Some(b) => problems.push(format!(
-                "{source} index {}: report {} is none of the RIM's {} value(s)",
-                g.index,
-                hex::encode(&b.value),
-                g.alternatives.len()
-            )),
-        }
+    let mut used = Vec::new();
+    for (what, u) in [("driver", driver), ("VBIOS", vbios)] {
+        let Some(u) = u else { continue };
+        compared += u
+            .rim
+            .active()
+            .filter(|g| !(g.index == NVDEC_INDEX && skip_nvdec))
+            .count();
+        problems.extend(mismatches(what, u.rim, r, skip_nvdec));
+        used.push(format!("{what} {}", u.source));
     }
     let found = format!(
-        "{compared} compared ({} driver, {} VBIOS active{})",
-        active(driver).count(),
-        active(vbios).count(),
+        "{compared} compared ({} driver, {} VBIOS active{}; {})",
+        driver_active.len(),
+        vbios_active.len(),
         if skip_nvdec {
             "; NVDEC0 off, index 35 skipped"
         } else {
             ""
-        }
+        },
+        used.join(", ")
     );
     v.push(if problems.is_empty() {
         Check::pass(MEASUREMENTS, Stage::Measurement, expected, found)
