@@ -16,6 +16,8 @@ pub enum EvidenceKind {
     SnpReport,
     /// An Intel DCAP quote (v3, v4 or v5) for a TD or an SGX enclave.
     DcapQuote(TeeType),
+    /// An NVIDIA GPU attestation report (SPDM GET_MEASUREMENTS request and response).
+    GpuReport,
 }
 
 impl std::fmt::Display for EvidenceKind {
@@ -24,6 +26,7 @@ impl std::fmt::Display for EvidenceKind {
             EvidenceKind::SnpReport => f.write_str("AMD SEV-SNP attestation report"),
             EvidenceKind::DcapQuote(TeeType::Tdx) => f.write_str("Intel TDX DCAP quote"),
             EvidenceKind::DcapQuote(TeeType::Sgx) => f.write_str("Intel SGX DCAP quote"),
+            EvidenceKind::GpuReport => f.write_str("NVIDIA GPU attestation report"),
         }
     }
 }
@@ -44,8 +47,13 @@ pub enum EvidenceError {
     #[error("the evidence is empty")]
     Empty,
     /// The input looks like hex text but does not decode.
-    #[error("the evidence looks like hex text but does not decode: {0}")]
-    BadHex(String),
+    #[error("the evidence looks like hex text but does not decode: {reason}")]
+    BadHex {
+        /// What is wrong, with the offset.
+        reason: String,
+        /// What the hex that does decode looks like, when that is clear.
+        kind: Option<EvidenceKind>,
+    },
     /// Neither an SNP report nor a DCAP quote.
     #[error("unrecognised evidence ({len} bytes): {why}")]
     Unrecognised {
@@ -77,6 +85,12 @@ impl Evidence {
     }
 }
 
+/// The evidence's bytes: hex text decoded (a `0x` prefix and whitespace allowed), binary
+/// as it is, without deciding what it is.
+pub fn decode_text(input: &[u8]) -> Result<Vec<u8>, EvidenceError> {
+    decode_if_hex(input)
+}
+
 fn decode_if_hex(input: &[u8]) -> Result<Vec<u8>, EvidenceError> {
     let text: Vec<u8> = input
         .iter()
@@ -90,7 +104,33 @@ fn decode_if_hex(input: &[u8]) -> Result<Vec<u8>, EvidenceError> {
     // Binary evidence is never all hex digits: an SNP report starts with a little-endian
     // version (0x02..) and a quote with a little-endian u16 version, both bytes < 0x30.
     if !text.is_empty() && text.iter().all(u8::is_ascii_hexdigit) {
-        return hex::decode(text).map_err(|e| EvidenceError::BadHex(e.to_string()));
+        return hex::decode(text).map_err(|e| EvidenceError::BadHex {
+            reason: e.to_string(),
+            kind: None,
+        });
+    }
+    // Hex text with a few damaged characters is damaged evidence, not binary evidence:
+    // binary reports and quotes are mostly bytes outside the hex digits.
+    let digits = text.iter().filter(|b| b.is_ascii_hexdigit()).count();
+    if text.len() >= 64 && digits * 100 >= text.len() * 99 {
+        let bad = text
+            .iter()
+            .position(|b| !b.is_ascii_hexdigit())
+            .unwrap_or_default();
+        let prefix: Vec<u8> = hex::decode(&text[..bad & !1]).unwrap_or_default();
+        let kind = if text.len() == 2 * REPORT_SIZE {
+            Some(EvidenceKind::SnpReport)
+        } else {
+            classify(&prefix).ok()
+        };
+        return Err(EvidenceError::BadHex {
+            reason: format!(
+                "character {} at offset {bad} (byte {}) is not a hex digit",
+                char::from(text[bad]).escape_default(),
+                bad / 2
+            ),
+            kind,
+        });
     }
     Ok(input.to_vec())
 }
@@ -103,27 +143,132 @@ fn le_u32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
+/// Intel's QE vendor id, in every DCAP quote header Intel's quoting enclaves make.
+const INTEL_QE_VENDOR_ID: [u8; 16] = [
+    0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07,
+];
+
+/// How many of a DCAP quote header's four recognisable fields hold what quotes hold, and
+/// the TEE type. Damage to one byte breaks at most one field, so a damaged quote is still
+/// recognised (and then rejected at its format check, not called unknown input).
+fn quote_header_score(b: &[u8]) -> (usize, Option<u32>) {
+    let tee = le_u32(b, 4);
+    let score = [
+        matches!(le_u16(b, 0), Some(3..=5)),
+        matches!(le_u16(b, 2), Some(2 | 3)),
+        matches!(tee, Some(0x00 | 0x81)),
+        b.get(12..28) == Some(&INTEL_QE_VENDOR_ID[..]),
+    ]
+    .iter()
+    .filter(|&&ok| ok)
+    .count();
+    (score, tee)
+}
+
+/// Whether the bytes start like an NVIDIA SPDM 1.1 GET_MEASUREMENTS request (`11 e0`)
+/// followed, after the nonce and slot, by its response (`11 60`); three of the four
+/// bytes suffice, for the same reason as for quotes.
+fn looks_like_gpu_report(b: &[u8]) -> bool {
+    b.len() > 41
+        && [b[0] == 0x11, b[1] == 0xe0, b[37] == 0x11, b[38] == 0x60]
+            .iter()
+            .filter(|&&ok| ok)
+            .count()
+            >= 3
+}
+
 fn classify(bytes: &[u8]) -> Result<EvidenceKind, EvidenceError> {
-    let quote_version = le_u16(bytes, 0);
-    let tee_type = le_u32(bytes, 4);
-    if bytes.len() == REPORT_SIZE && matches!(le_u32(bytes, 0), Some(2..=5)) {
+    let (score, tee_type) = quote_header_score(bytes);
+    // An SNP report has a fixed size; its version is checked by the parser, so that a
+    // report with a damaged version is rejected at `snp.report_format`.
+    if bytes.len() == REPORT_SIZE && score < 3 {
         return Ok(EvidenceKind::SnpReport);
     }
-    if matches!(quote_version, Some(3..=5)) {
-        match tee_type {
-            Some(0x81) => return Ok(EvidenceKind::DcapQuote(TeeType::Tdx)),
-            Some(0x00) => return Ok(EvidenceKind::DcapQuote(TeeType::Sgx)),
-            _ => {}
-        }
+    if score >= 2 {
+        let tee = match tee_type {
+            Some(0x81) => TeeType::Tdx,
+            Some(0x00) => TeeType::Sgx,
+            _ if le_u16(bytes, 0) == Some(3) => TeeType::Sgx,
+            _ => TeeType::Tdx,
+        };
+        return Ok(EvidenceKind::DcapQuote(tee));
+    }
+    if looks_like_gpu_report(bytes) {
+        return Ok(EvidenceKind::GpuReport);
     }
     Err(EvidenceError::Unrecognised {
         len: bytes.len(),
         why: format!(
-            "not an SNP report ({REPORT_SIZE} bytes, version 2-5) nor a DCAP quote \
-             (version 3-5, TEE type 0x00 or 0x81); first bytes {}",
+            "not an SNP report ({REPORT_SIZE} bytes), a DCAP quote (version 3-5, TEE type \
+             0x00 or 0x81, Intel's QE vendor id) nor an NVIDIA GPU report (SPDM 11 e0 .. \
+             11 60); first bytes {}",
             hex::encode(&bytes[..bytes.len().min(8)])
         ),
     })
+}
+
+impl EvidenceError {
+    /// When this error means the evidence is of a known kind but does not parse, the
+    /// verdict that rejects it at that kind's format check (`snp.report_format`,
+    /// `tdx.quote_format`, `sgx.quote_format`, `gpu.report_format`), naming the offset
+    /// where known. `None` for errors that are the caller's to fix: empty input, an
+    /// unknown format, missing inputs. `kind` is what the caller recognised, if anything.
+    pub fn as_rejection(&self, kind: Option<EvidenceKind>) -> Option<(EvidenceKind, Verdict)> {
+        let (kind, found, reason) = match self {
+            EvidenceError::SnpReport(e) => (
+                EvidenceKind::SnpReport,
+                e.offset()
+                    .map_or_else(|| "does not parse".to_owned(), |o| format!("offset {o:#x}")),
+                e.to_string(),
+            ),
+            EvidenceError::Quote(e) => (
+                kind.unwrap_or(EvidenceKind::DcapQuote(TeeType::Tdx)),
+                e.offset()
+                    .map_or_else(|| "does not parse".to_owned(), |o| format!("offset {o:#x}")),
+                e.to_string(),
+            ),
+            EvidenceError::BadHex { reason, kind } => {
+                ((*kind)?, "damaged hex text".to_owned(), reason.clone())
+            }
+            _ => return None,
+        };
+        Some((kind, malformed(kind, found, reason)))
+    }
+}
+
+/// The name of a kind's format check.
+pub fn format_check_name(kind: EvidenceKind) -> &'static str {
+    match kind {
+        EvidenceKind::SnpReport => "snp.report_format",
+        EvidenceKind::DcapQuote(TeeType::Tdx) => "tdx.quote_format",
+        EvidenceKind::DcapQuote(TeeType::Sgx) => "sgx.quote_format",
+        EvidenceKind::GpuReport => crate::gpu::check::REPORT_FORMAT,
+    }
+}
+
+/// A verdict rejecting evidence of `kind` at its format check.
+pub fn malformed(kind: EvidenceKind, found: String, reason: String) -> Verdict {
+    let (platform, expected) = match kind {
+        EvidenceKind::SnpReport => (
+            Platform::SevSnp,
+            "an SEV-SNP attestation report (AMD SEV-SNP ABI, Table 23)",
+        ),
+        EvidenceKind::DcapQuote(TeeType::Tdx) => (Platform::Tdx, "a TDX DCAP quote (v4/v5)"),
+        EvidenceKind::DcapQuote(TeeType::Sgx) => (Platform::Sgx, "an SGX DCAP quote (v3)"),
+        EvidenceKind::GpuReport => (
+            Platform::NvidiaGpu,
+            "SPDM 1.1 GET_MEASUREMENTS request and signed response",
+        ),
+    };
+    let mut verdict = Verdict::new(platform);
+    verdict.push(Check::fail(
+        format_check_name(kind),
+        Stage::Signature,
+        expected,
+        found,
+        reason,
+    ));
+    verdict
 }
 
 /// Verifies an SEV-SNP report: AMD signature chain, then the policy's rules.
@@ -297,6 +442,7 @@ mod tests {
         let e = Evidence::detect(b"hello world").unwrap_err();
         assert!(e.to_string().contains("unrecognised"), "{e}");
         let e = Evidence::detect(b"abc").unwrap_err();
-        assert!(matches!(e, EvidenceError::BadHex(_)), "{e}");
+        assert!(matches!(e, EvidenceError::BadHex { kind: None, .. }), "{e}");
+        assert!(e.as_rejection(None).is_none());
     }
 }

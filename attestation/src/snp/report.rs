@@ -357,6 +357,18 @@ pub enum ReportError {
     },
 }
 
+impl ReportError {
+    /// The offset of the field at fault, where there is one.
+    pub fn offset(&self) -> Option<usize> {
+        match self {
+            ReportError::WrongLength { .. } => None,
+            ReportError::UnsupportedVersion { .. } => Some(0),
+            ReportError::UnsupportedSignatureAlgorithm { .. } => Some(OFF_SIGNATURE_ALGO),
+            ReportError::ReservedNotZero { offset, .. } => Some(*offset),
+        }
+    }
+}
+
 /// Reads fixed-size fields from a buffer already checked to be [`REPORT_SIZE`] long.
 struct Fields<'a>(&'a [u8; REPORT_SIZE]);
 

@@ -86,6 +86,20 @@ pub enum QuoteError {
     },
 }
 
+impl QuoteError {
+    /// The offset of the field at fault, where the error knows it.
+    pub fn offset(&self) -> Option<usize> {
+        match self {
+            QuoteError::UnsupportedVersion { .. } => Some(0),
+            QuoteError::UnsupportedTeeType { .. } => Some(4),
+            QuoteError::TrailingBytes { offset, .. } => Some(*offset),
+            QuoteError::TooShort { .. }
+            | QuoteError::Malformed { .. }
+            | QuoteError::NonCanonical { .. } => None,
+        }
+    }
+}
+
 /// TD attributes (TDX module ABI, `ATTRIBUTES` of `TDINFO_STRUCT`), a little-endian bit field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TdAttributes(pub u64);
