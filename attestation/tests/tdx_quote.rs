@@ -149,10 +149,13 @@ fn mismatching_collateral_is_rejected() {
     let (verdict, result) = verify_at(&raw, &other, valid_now(&other));
     let (_, tcb) = result.expect("parses");
     // Both collaterals are genuinely Intel-signed, so the signatures verify; the TCB
-    // info is for another FMSPC, which the TCB-level step names.
+    // info is for another FMSPC, which the TCB-level step names with both values.
     let level = verdict.check(tdx::CHECK_TCB_LEVEL).expect("ran");
+    let text = format!("{:?}", level.outcome);
     assert!(
-        format!("{:?}", level.outcome).contains("Fmspc mismatch"),
+        text.contains("the FMSPCs differ")
+            && text.contains("B0C06F000000")
+            && text.contains("90C06F000000"),
         "{level:?}"
     );
     assert!(tcb.is_none());

@@ -72,6 +72,17 @@ pub enum CertError {
         /// How many it holds.
         found: usize,
     },
+    /// A PEM bundle given as one VCEK/VLEK holds several certificates, none of them one.
+    #[error(
+        "{what}: the PEM holds {found} certificates and none is a VCEK or VLEK (subject CN \
+         SEV-VCEK or SEV-VLEK); pass the VCEK alone, or the folder with --certs"
+    )]
+    NoVekInBundle {
+        /// Which input.
+        what: &'static str,
+        /// How many certificates it holds.
+        found: usize,
+    },
     /// An extension appears more than once (RFC 5280 forbids it).
     #[error("VEK certificate has extension {oid} more than once")]
     DuplicateExtension {
@@ -122,6 +133,35 @@ pub fn cert_der(bytes: &[u8], what: &'static str) -> Result<Vec<u8>, CertError> 
     } else {
         Certificate::from_der(bytes).map_err(parse)?;
         Ok(bytes.to_vec())
+    }
+}
+
+/// The VCEK or VLEK in `bytes`: one certificate (DER or PEM), or the first certificate
+/// of a PEM bundle whose subject CN is `SEV-VCEK` or `SEV-VLEK` (users pass the file
+/// `snpguest` or KDS gave them, which may hold the ASK and ARK too). Returns its DER and
+/// how many certificates the input held.
+pub fn vek_der(bytes: &[u8], what: &'static str) -> Result<(Vec<u8>, usize), CertError> {
+    if !looks_like_pem(bytes) {
+        return cert_der(bytes, what).map(|der| (der, 1));
+    }
+    let certs =
+        Certificate::load_pem_chain(bytes).map_err(|source| CertError::Parse { what, source })?;
+    if certs.len() == 1 {
+        return cert_der(bytes, what).map(|der| (der, 1));
+    }
+    let vek = certs.iter().find(|c| {
+        common_name(&c.tbs_certificate.subject)
+            .is_some_and(|cn| cn == "SEV-VCEK" || cn == "SEV-VLEK")
+    });
+    match vek {
+        Some(cert) => cert
+            .to_der()
+            .map(|der| (der, certs.len()))
+            .map_err(|source| CertError::Parse { what, source }),
+        None => Err(CertError::NoVekInBundle {
+            what,
+            found: certs.len(),
+        }),
     }
 }
 

@@ -147,6 +147,38 @@ impl TdxCollateral {
             )
     }
 
+    /// Each part's name (`TCB info`, `QE identity`, `PCK CRL`, `root CA CRL`), issue date
+    /// and next update (a CRL may have none), so that a window failure can name the part.
+    pub fn parts(&self) -> [(&'static str, OffsetDateTime, Option<OffsetDateTime>); 4] {
+        [
+            (
+                "TCB info",
+                self.tcb_info.issued,
+                Some(self.tcb_info.next_update),
+            ),
+            (
+                "QE identity",
+                self.qe_identity.issued,
+                Some(self.qe_identity.next_update),
+            ),
+            ("PCK CRL", self.pck_crl.issued, self.pck_crl.next_update),
+            (
+                "root CA CRL",
+                self.root_ca_crl.issued,
+                self.root_ca_crl.next_update,
+            ),
+        ]
+    }
+
+    /// The FMSPC the TCB info is for (hex, as Intel writes it), if it says.
+    pub fn tcb_info_fmspc(&self) -> Option<String> {
+        serde_json::from_str::<serde_json::Value>(&self.inner.tcb_info)
+            .ok()?
+            .get("fmspc")?
+            .as_str()
+            .map(str::to_owned)
+    }
+
     /// `dcap-qvl`'s form, for its verifier.
     pub(crate) fn as_dcap(&self) -> &QuoteCollateralV3 {
         &self.inner

@@ -148,16 +148,7 @@ fn signature_check(
                 "valid",
             ));
             verdict.push(match step {
-                FailureStep::TcbLevel => Check::fail(
-                    CHECK_TCB_LEVEL,
-                    Stage::Platform,
-                    "the platform TCB (PCK certificate, TEE TCB SVN) matches a level of the TCB info",
-                    "no matching level",
-                    format!(
-                        "{message}: the platform's TCB is below every level Intel lists for it, \
-                         so Intel's appraisal gives it no status (TCB not supported)"
-                    ),
-                ),
+                FailureStep::TcbLevel => tcb_level_failure(raw, collateral, &message),
                 FailureStep::Revoked => Check::fail(
                     CHECK_TCB_LEVEL,
                     Stage::Platform,
@@ -202,6 +193,45 @@ fn signature_check(
     })
 }
 
+/// The TCB-level failure, in the words that fit its cause: collateral for another
+/// platform (the FMSPCs differ), or a TCB below every level Intel lists.
+fn tcb_level_failure(raw: &[u8], collateral: &TdxCollateral, message: &str) -> Check {
+    const EXPECTED: &str =
+        "the platform TCB (PCK certificate, TEE TCB SVN) matches a level of the TCB info";
+    if message.contains("Fmspc mismatch") {
+        let quote_fmspc = dcap_qvl::quote::Quote::parse(raw)
+            .ok()
+            .and_then(|q| dcap_qvl::intel::quote_fmspc(&q).ok())
+            .map(hex::encode_upper);
+        let tcb_fmspc = collateral.tcb_info_fmspc();
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "unreadable".into());
+        return Check::fail(
+            CHECK_TCB_LEVEL,
+            Stage::Platform,
+            format!("the collateral's TCB info for FMSPC {}", show(&tcb_fmspc)),
+            format!("the quote's platform FMSPC {}", show(&quote_fmspc)),
+            format!(
+                "the FMSPCs differ: the quote's PCK certificate says FMSPC {}, the \
+                 collateral's TCB info is for FMSPC {}; the collateral belongs to another \
+                 platform (fetch the TCB info for FMSPC {})",
+                show(&quote_fmspc),
+                show(&tcb_fmspc),
+                show(&quote_fmspc)
+            ),
+        );
+    }
+    Check::fail(
+        CHECK_TCB_LEVEL,
+        Stage::Platform,
+        EXPECTED,
+        "no matching level",
+        format!(
+            "{message}: the platform's TCB is below every level Intel lists for it, so \
+             Intel's appraisal gives it no status (TCB not supported)"
+        ),
+    )
+}
+
 fn window_check(collateral: &TdxCollateral, now: OffsetDateTime) -> Check {
     let issued = collateral.latest_issue_date();
     let next_update = collateral.earliest_next_update();
@@ -218,13 +248,23 @@ fn window_check(collateral: &TdxCollateral, now: OffsetDateTime) -> Check {
         expected,
         found,
         || {
+            let parts = collateral.parts();
             if now < issued {
-                format!("collateral is not yet valid: issued {}", fmt_time(issued))
+                let early: Vec<String> = parts
+                    .iter()
+                    .filter(|(_, issue, _)| now < *issue)
+                    .map(|(part, issue, _)| format!("the {part} was issued {}", fmt_time(*issue)))
+                    .collect();
+                format!("collateral is not yet valid: {}", early.join(", "))
             } else {
-                format!(
-                    "collateral is stale: next update was due {}",
-                    fmt_time(next_update)
-                )
+                let stale: Vec<String> = parts
+                    .iter()
+                    .filter_map(|(part, _, next)| {
+                        next.filter(|n| *n < now)
+                            .map(|n| format!("the {part}'s next update was due {}", fmt_time(n)))
+                    })
+                    .collect();
+                format!("collateral is stale: {}", stale.join(", "))
             }
         },
     )
