@@ -69,7 +69,8 @@ fn evidence_kind(v: &Verdict) -> EvidenceKind {
         Platform::Tdx => EvidenceKind::DcapQuote(TeeType::Tdx),
         Platform::Sgx => EvidenceKind::DcapQuote(TeeType::Sgx),
         // A session verdict is the CVM's; GPU evidence is folded into it.
-        Platform::SevSnp | Platform::NvidiaGpu => EvidenceKind::SnpReport,
+        Platform::SevSnp => EvidenceKind::SnpReport,
+        Platform::NvidiaGpu => EvidenceKind::GpuReport,
     }
 }
 

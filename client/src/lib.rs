@@ -23,5 +23,6 @@ pub mod render;
 pub mod session;
 pub mod sse;
 pub mod verify;
+mod verify_gpu;
 
 pub use session::{ClientError, ErrorKind, Session};

@@ -18,7 +18,7 @@ use silk_client::chat::{load_policy, print_verification, run_chat, ChatSettings}
 use silk_client::demo::{run_demo, DemoArgs, DemoError};
 use silk_client::measure::{LaunchOptions, Tee};
 use silk_client::session::Options;
-use silk_client::verify::{run_verify, VerifyArgs};
+use silk_client::verify::{run_verify, Format, VerifyArgs};
 use silk_client::{ClientError, ErrorKind, Session};
 
 #[derive(Parser)]
@@ -30,15 +30,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Verify attestation evidence (SEV-SNP report, TDX or SGX quote) against a policy.
+    /// Verify attestation evidence (SEV-SNP report, TDX or SGX quote, NVIDIA GPU report,
+    /// silk evidence bundle) against a policy. Exit 0: accepted; 1: rejected (evidence
+    /// that does not parse included); 2: the inputs could not be used.
+    #[command(override_usage = "silk verify [snp|tdx|gpu|bundle] <EVIDENCE> [OPTIONS]")]
     Verify {
-        /// Evidence file: an SNP report or a DCAP quote, binary or hex text.
-        evidence: PathBuf,
-        /// Directory with the AMD certificates: vcek*/vlek* (DER or PEM), and ask*/asvk*,
-        /// ark* or cert_chain* (PEM). Missing ASK/ARK are taken from the pinned AMD roots.
-        #[arg(long, value_name = "DIR", conflicts_with = "vcek")]
+        /// Evidence file: an SNP report or a DCAP quote (binary or hex text), an NVIDIA GPU
+        /// report (hex, with --certs CHAIN), NRAS-style GPU JSON, or a silk bundle (JSON).
+        /// May follow the format's name (`silk verify gpu REPORT`); detected otherwise.
+        #[arg(value_name = "[FORMAT] EVIDENCE", num_args = 1..=2, required = true)]
+        evidence: Vec<PathBuf>,
+        /// SNP: the folder with the AMD certificates: vcek*/vlek* (DER or PEM), and
+        /// ask*/asvk*, ark* or cert_chain* (PEM); missing ASK/ARK are taken from the pinned
+        /// AMD roots. GPU: the device certificate chain file (PEM, leaf first).
+        #[arg(long, value_name = "DIR|FILE")]
         certs: Option<PathBuf>,
-        /// The VCEK or VLEK that signed an SNP report (DER or PEM).
+        /// The VCEK or VLEK that signed an SNP report (DER or PEM; from a PEM holding
+        /// several certificates, the one whose CN is SEV-VCEK/SEV-VLEK). With --certs, the
+        /// ASK and ARK come from that folder.
         #[arg(long, value_name = "FILE")]
         vcek: Option<PathBuf>,
         /// Intel PCS collateral (JSON) for a quote. Defaults to EVIDENCE_collateral.json
@@ -54,9 +63,19 @@ enum Command {
         /// Print the verdict as JSON instead of a table.
         #[arg(long)]
         json: bool,
-        /// NVIDIA RIMs (driver and VBIOS, *.xml / *.swidtag) for an evidence bundle's GPUs.
+        /// NVIDIA RIMs (driver and VBIOS, *.xml / *.swidtag) for GPU evidence; each report
+        /// is matched with the RIMs that describe its driver and VBIOS versions.
         #[arg(long, value_name = "DIR")]
         gpu_rims: Option<PathBuf>,
+        /// GPU: the nonce (64 hex digits) the report was requested with.
+        #[arg(long, value_name = "HEX", conflicts_with = "no_nonce")]
+        nonce: Option<String>,
+        /// GPU: accept the report whatever its nonce (it may be a replay; warned).
+        #[arg(long)]
+        no_nonce: bool,
+        /// GPU: a saved DER OCSP response for the device chain (repeat for several).
+        #[arg(long, value_name = "FILE")]
+        ocsp: Vec<PathBuf>,
         /// A guest image directory (manifest.json, OVMF.fd, vmlinuz, initrd.cpio): the
         /// measurement must equal the one computed from it (the policy's allowlist for the
         /// platform is replaced; its other rules apply).
@@ -459,13 +478,33 @@ fn main() -> ExitCode {
             now,
             json,
             gpu_rims,
+            nonce,
+            no_nonce,
+            ocsp,
             image,
             tee,
             launch,
         } => {
+            let (format, evidence) = match <[PathBuf; 2]>::try_from(evidence) {
+                Ok([name, file]) => {
+                    let text = name.to_string_lossy();
+                    match Format::from_name(&text) {
+                        Some(f) => (Some(f), file),
+                        None => {
+                            eprintln!(
+                                "silk verify: {text:?} is not a format (snp, tdx, gpu, bundle); \
+                                 give one evidence file, or a format and then the file"
+                            );
+                            return ExitCode::from(2);
+                        }
+                    }
+                }
+                Err(mut one) => (None, one.pop().unwrap_or_default()),
+            };
             let args = VerifyArgs {
                 gpu_rims,
                 evidence,
+                format,
                 certs,
                 vcek,
                 collateral,
@@ -475,6 +514,9 @@ fn main() -> ExitCode {
                 image,
                 tee,
                 launch,
+                nonce,
+                no_nonce,
+                ocsp,
             };
             match run_verify(&args, &mut std::io::stdout()) {
                 Ok(true) => ExitCode::SUCCESS,

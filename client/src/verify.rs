@@ -13,12 +13,40 @@ use time::OffsetDateTime;
 use crate::measure::{self, LaunchOptions, MeasureError, Tee};
 use crate::render;
 
+/// What the user says the evidence is, when they say it (`silk verify gpu REPORT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// An AMD SEV-SNP attestation report.
+    Snp,
+    /// An Intel DCAP quote (TDX or SGX).
+    Tdx,
+    /// NVIDIA GPU evidence: a report with `--certs CHAIN`, or NRAS-style JSON.
+    Gpu,
+    /// A silk evidence bundle (`GET /v1/attestation`).
+    Bundle,
+}
+
+impl Format {
+    /// Reads `snp`, `tdx` (or `sgx`), `gpu`, `bundle`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "snp" => Some(Format::Snp),
+            "tdx" | "sgx" => Some(Format::Tdx),
+            "gpu" => Some(Format::Gpu),
+            "bundle" => Some(Format::Bundle),
+            _ => None,
+        }
+    }
+}
+
 /// The command's inputs, as paths and flags.
 #[derive(Clone, Debug, Default)]
 pub struct VerifyArgs {
     /// Evidence file (binary or hex).
     pub evidence: PathBuf,
-    /// Directory of AMD certificates.
+    /// The format, when the user named it; detected otherwise.
+    pub format: Option<Format>,
+    /// Directory of AMD certificates, or for GPU evidence the device chain (PEM file).
     pub certs: Option<PathBuf>,
     /// A single VCEK/VLEK file.
     pub vcek: Option<PathBuf>,
@@ -38,6 +66,12 @@ pub struct VerifyArgs {
     pub tee: Option<Tee>,
     /// How the VM was launched (vCPUs, vCPU type, ...), for the computation.
     pub launch: LaunchOptions,
+    /// The nonce a standalone GPU report must answer (hex, 32 bytes).
+    pub nonce: Option<String>,
+    /// Accept a standalone GPU report whatever its nonce (a possible replay).
+    pub no_nonce: bool,
+    /// Saved DER OCSP responses for GPU device chains.
+    pub ocsp: Vec<PathBuf>,
 }
 
 /// Why `silk verify` could not even start verifying. A rejected verdict is not an error.
@@ -99,7 +133,7 @@ pub enum VerifyCmdError {
     Output(#[from] std::io::Error),
 }
 
-fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, VerifyCmdError> {
+pub(crate) fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, VerifyCmdError> {
     fs::read(path).map_err(|source| VerifyCmdError::Read {
         what,
         path: path.to_owned(),
@@ -127,25 +161,71 @@ pub fn run_verify(args: &VerifyArgs, out: &mut dyn Write) -> Result<bool, Verify
         None => Policy::default(),
     };
     let raw = read("evidence", &args.evidence)?;
-    let evidence_err = |source| VerifyCmdError::Evidence {
-        path: args.evidence.clone(),
-        source,
-    };
     let mut notes = Vec::new();
     if args.policy.is_none() {
         notes.push("no --policy given: the empty policy rejects everything".to_owned());
     }
-    if raw.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-        return verify_bundle(args, &raw, policy, now, notes, out);
+    let first = raw.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    let format = match args.format {
+        Some(f) => Some(f),
+        None if first == Some(b'[') => Some(Format::Gpu),
+        None if first == Some(b'{') => Some(if crate::verify_gpu::is_nras_json(&raw) {
+            Format::Gpu
+        } else {
+            Format::Bundle
+        }),
+        None => None,
+    };
+    match format {
+        Some(Format::Bundle) => return verify_bundle(args, &raw, policy, now, notes, out),
+        Some(Format::Gpu) => {
+            return crate::verify_gpu::run(args, &raw, &policy, now, notes, out);
+        }
+        _ => {}
     }
-    let evidence = Evidence::detect(&raw).map_err(evidence_err)?;
+    let detected = match format {
+        // The user named the format: trust it, so damaged evidence is rejected at that
+        // format's check instead of being called unknown.
+        Some(named) => {
+            let kind_of = |bytes: &[u8]| match (named, Evidence::detect(bytes)) {
+                (
+                    Format::Tdx,
+                    Ok(Evidence {
+                        kind: k @ EvidenceKind::DcapQuote(_),
+                        ..
+                    }),
+                ) => k,
+                (Format::Tdx, _) => EvidenceKind::DcapQuote(silk_attestation::tdx::TeeType::Tdx),
+                _ => EvidenceKind::SnpReport,
+            };
+            match silk_attestation::evidence::decode_text(&raw) {
+                Ok(bytes) => Ok(Evidence {
+                    kind: kind_of(&bytes),
+                    bytes,
+                }),
+                Err(silk_attestation::EvidenceError::BadHex { reason, kind }) => {
+                    Err(silk_attestation::EvidenceError::BadHex {
+                        reason,
+                        kind: kind.or(Some(kind_of(&[]))),
+                    })
+                }
+                Err(e) => Err(e),
+            }
+        }
+        None => Evidence::detect(&raw),
+    };
+    let evidence = match detected {
+        Ok(e) => e,
+        Err(e) => return reject_malformed(args, e, None, now, &notes, out),
+    };
+    if evidence.kind == EvidenceKind::GpuReport {
+        return crate::verify_gpu::run(args, &raw, &policy, now, notes, out);
+    }
     pin_to_image(args, &mut policy, evidence.kind, &mut notes)?;
-    let verdict: Verdict = match evidence.kind {
+    let result = match evidence.kind {
         EvidenceKind::SnpReport => {
-            let certs = load_snp_certs(args)?;
-            verify_snp(&evidence.bytes, &certs, &policy, now)
-                .map_err(evidence_err)?
-                .1
+            let certs = load_snp_certs(args, &mut notes)?;
+            verify_snp(&evidence.bytes, &certs, &policy, now).map(|(_, v)| v)
         }
         EvidenceKind::DcapQuote(_) => {
             let path = collateral_path(args, &mut notes)?;
@@ -155,10 +235,13 @@ pub fn run_verify(args: &VerifyArgs, out: &mut dyn Write) -> Result<bool, Verify
                     path: path.clone(),
                     reason: e.to_string(),
                 })?;
-            verify_quote(&evidence.bytes, &collateral, &policy, now)
-                .map_err(evidence_err)?
-                .1
+            verify_quote(&evidence.bytes, &collateral, &policy, now).map(|(_, v)| v)
         }
+        EvidenceKind::GpuReport => unreachable!("GPU reports are verified above"),
+    };
+    let verdict: Verdict = match result {
+        Ok(v) => v,
+        Err(e) => return reject_malformed(args, e, Some(evidence.kind), now, &notes, out),
     };
     let source = args.evidence.display().to_string();
     if args.json {
@@ -167,6 +250,31 @@ pub fn run_verify(args: &VerifyArgs, out: &mut dyn Write) -> Result<bool, Verify
         render::table(&verdict, evidence.kind, &source, now, &notes, out)?;
     }
     Ok(verdict.accepted())
+}
+
+/// Evidence that does not parse is rejected evidence (exit 1, at its format check), unless
+/// the error is the user's to fix (no evidence, an unknown format): then exit 2.
+fn reject_malformed(
+    args: &VerifyArgs,
+    error: silk_attestation::EvidenceError,
+    kind: Option<EvidenceKind>,
+    now: OffsetDateTime,
+    notes: &[String],
+    out: &mut dyn Write,
+) -> Result<bool, VerifyCmdError> {
+    let Some((kind, verdict)) = error.as_rejection(kind) else {
+        return Err(VerifyCmdError::Evidence {
+            path: args.evidence.clone(),
+            source: error,
+        });
+    };
+    let source = args.evidence.display().to_string();
+    if args.json {
+        render::json(&verdict, kind, &source, now, out)?;
+    } else {
+        render::table(&verdict, kind, &source, now, notes, out)?;
+    }
+    Ok(false)
 }
 
 /// An evidence bundle as an enclave serves it (`GET /v1/attestation`): the platform
@@ -250,6 +358,11 @@ fn pin_to_image(
                 "--image: an SGX quote measures an enclave, not a guest image".into(),
             ))
         }
+        EvidenceKind::GpuReport => {
+            return Err(VerifyCmdError::Missing(
+                "--image: a GPU report measures GPU firmware, not a guest image".into(),
+            ))
+        }
     };
     if let Some(tee) = args.tee {
         if tee != found {
@@ -286,21 +399,47 @@ fn collateral_path(args: &VerifyArgs, notes: &mut Vec<String>) -> Result<PathBuf
     )))
 }
 
-/// Loads the VCEK/VLEK and any ASK/ARK from `--vcek` or `--certs`.
-fn load_snp_certs(args: &VerifyArgs) -> Result<SnpCertificates, VerifyCmdError> {
-    if let Some(path) = &args.vcek {
-        return Ok(SnpCertificates {
-            vek: load_cert("VCEK", path)?,
-            ask: None,
-            ark: None,
-        });
-    }
-    let Some(dir) = &args.certs else {
-        return Err(VerifyCmdError::Missing(
-            "an SNP report needs the certificate that signed it: pass --vcek FILE or --certs DIR"
-                .into(),
-        ));
+/// Loads the VCEK/VLEK and any ASK/ARK from `--vcek` and/or `--certs`: with both, the
+/// VCEK given and the ASK/ARK from the folder.
+fn load_snp_certs(
+    args: &VerifyArgs,
+    notes: &mut Vec<String>,
+) -> Result<SnpCertificates, VerifyCmdError> {
+    let vcek = match &args.vcek {
+        Some(path) => {
+            let bytes = read("VCEK", path)?;
+            let (der, count) = silk_attestation::snp::certs::vek_der(&bytes, "VCEK/VLEK")
+                .map_err(|e| cert_error(path, &e))?;
+            if count > 1 {
+                notes.push(format!(
+                    "--vcek {}: took the VCEK/VLEK of the {count} certificates it holds",
+                    path.display()
+                ));
+            }
+            Some(der)
+        }
+        None => None,
     };
+    let Some(dir) = &args.certs else {
+        return match vcek {
+            Some(vek) => Ok(SnpCertificates {
+                vek,
+                ask: None,
+                ark: None,
+            }),
+            None => Err(VerifyCmdError::Missing(
+                "an SNP report needs the certificate that signed it: pass --vcek FILE or --certs DIR"
+                    .into(),
+            )),
+        };
+    };
+    if dir.is_file() {
+        return Err(VerifyCmdError::Missing(format!(
+            "--certs {} is a file; for an SNP report it is the folder holding vcek*, ask*, \
+             ark* or cert_chain* (use --vcek FILE for a single certificate)",
+            dir.display()
+        )));
+    }
     let entries = fs::read_dir(dir).map_err(|source| VerifyCmdError::Read {
         what: "certificate directory",
         path: dir.clone(),
@@ -315,7 +454,9 @@ fn load_snp_certs(args: &VerifyArgs) -> Result<SnpCertificates, VerifyCmdError> 
             .map(|n| n.to_string_lossy().to_ascii_lowercase())
             .unwrap_or_default();
         if name.starts_with("vcek") || name.starts_with("vlek") {
-            vek = Some(load_cert("VCEK/VLEK", &path)?);
+            if vcek.is_none() {
+                vek = Some(load_cert("VCEK/VLEK", &path)?);
+            }
         } else if name.starts_with("cert_chain") {
             let bytes = read("certificate chain", &path)?;
             let chain = silk_attestation::snp::certs::pem_bundle(&bytes, "certificate chain")
@@ -329,12 +470,22 @@ fn load_snp_certs(args: &VerifyArgs) -> Result<SnpCertificates, VerifyCmdError> 
             ark = Some(load_cert("ARK", &path)?);
         }
     }
-    let vek = vek.ok_or_else(|| {
-        VerifyCmdError::Missing(format!(
-            "{} holds no vcek* or vlek* certificate",
-            dir.display()
-        ))
-    })?;
+    let vek = match (vcek, vek) {
+        (Some(v), _) => {
+            notes.push(format!(
+                "VCEK from --vcek, ASK/ARK from {} where present",
+                dir.display()
+            ));
+            v
+        }
+        (None, Some(v)) => v,
+        (None, None) => {
+            return Err(VerifyCmdError::Missing(format!(
+                "{} holds no vcek* or vlek* certificate",
+                dir.display()
+            )))
+        }
+    };
     Ok(SnpCertificates { vek, ask, ark })
 }
 
