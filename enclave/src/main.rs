@@ -66,6 +66,28 @@ struct Args {
     /// Directory of NVIDIA RIMs (driver and VBIOS, *.xml / *.swidtag) for that check.
     #[arg(long, value_name = "DIR")]
     gpu_rims: Option<PathBuf>,
+    /// Seconds from accept to a finished TLS handshake.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    tls_handshake_timeout: u64,
+    /// Seconds from a connection's start (or a request's first byte) to its full head.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    request_head_timeout: u64,
+    /// Seconds a connection may sit idle between requests.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    keep_alive_timeout: u64,
+    /// Seconds a request body may take before --body-min-rate applies.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    body_grace: u64,
+    /// Slowest accepted request body after the grace period, bytes per second.
+    #[arg(long, value_name = "BYTES", default_value_t = 65536)]
+    body_min_rate: u64,
+    /// Most connections per listener (default: from the open-files limit, less a reserve);
+    /// at the cap a new connection evicts the oldest idle one.
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Most MiB of request bodies held at once; beyond it sealed requests get 503.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    body_budget_mib: usize,
 }
 
 fn config(args: Args) -> Result<Config, String> {
@@ -109,7 +131,18 @@ fn config(args: Args) -> Result<Config, String> {
         }
         _ => None,
     };
+    let secs = std::time::Duration::from_secs;
+    let limits = silk_enclave::conn::Limits {
+        tls_handshake: secs(args.tls_handshake_timeout.max(1)),
+        request_head: secs(args.request_head_timeout.max(1)),
+        keep_alive: secs(args.keep_alive_timeout.max(1)),
+        body_grace: secs(args.body_grace),
+        body_min_rate: args.body_min_rate.max(1),
+        max_connections: args.max_connections,
+        body_budget: (args.body_budget_mib.max(4)) << 20,
+    };
     Ok(Config {
+        limits,
         gpu,
         listen: args.listen,
         plain_listen: args.plain_listen,
@@ -132,8 +165,7 @@ fn config(args: Args) -> Result<Config, String> {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SILK_LOG")
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -14,13 +14,10 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use serde::Deserialize;
 use silk_engine::{Engine, Event, SubmitError};
 use silk_protocol::wire::{self, ErrorBody};
 use silk_protocol::StreamSealer;
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use zeroize::Zeroizing;
@@ -45,6 +42,10 @@ pub struct AppState {
     pub refusal: Option<String>,
     /// Encapsulated keys of requests already opened.
     pub replay: std::sync::Mutex<crate::replay::ReplayGuard>,
+    /// Bytes of request bodies that may be held at once (one permit a byte).
+    pub body_budget: tokio::sync::Semaphore,
+    /// Deadlines and bounds.
+    pub limits: Arc<crate::conn::Limits>,
 }
 
 /// The router of all endpoints.
@@ -56,42 +57,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(wire::PATH_HEALTH, get(health))
         .route(wire::PATH_METRICS, get(metrics))
         .with_state(state)
-}
-
-/// Serves `app` over TLS on `listener` until the task is dropped.
-pub async fn serve_tls(listener: TcpListener, tls: Arc<rustls::ServerConfig>, app: Router) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        // Every sealed token is its own small TLS record: without this, Nagle holds each
-        // one back until the previous is acknowledged (up to the peer's delayed-ACK time).
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        tokio::spawn(async move {
-            let stream = match acceptor.accept(tcp).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::debug!(%peer, "TLS handshake failed: {e}");
-                    return;
-                }
-            };
-            let service = TowerToHyperService::new(app);
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%peer, "connection ended: {e}");
-            }
-        });
-    }
 }
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
@@ -223,7 +188,11 @@ fn sealed_error(
     }
 }
 
-async fn sealed(State(s): State<Arc<AppState>>, body: Body) -> Response {
+async fn sealed(
+    State(s): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+    body: Body,
+) -> Response {
     let start = Instant::now();
     if let Some(why) = &s.refusal {
         return plain_error(
@@ -233,19 +202,46 @@ async fn sealed(State(s): State<Arc<AppState>>, body: Body) -> Response {
             why.clone(),
         );
     }
-    let wire_bytes = match axum::body::to_bytes(body, wire::MAX_SEALED_BODY).await {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let (wire_bytes, _budget) = match read_body(&s, declared, body).await {
         Ok(b) => b,
-        Err(_) => {
-            s.metrics.outcome(Outcome::TooLarge);
-            return plain_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request_error",
-                "too_large",
-                format!(
-                    "sealed body over {} bytes, or unreadable",
-                    wire::MAX_SEALED_BODY
-                ),
-            );
+        Err(e) => {
+            let (status, kind, code) = match &e {
+                BodyError::TooLarge => {
+                    s.metrics.outcome(Outcome::TooLarge);
+                    (
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "invalid_request_error",
+                        "too_large",
+                    )
+                }
+                BodyError::Budget { .. } => {
+                    s.metrics.conn.body_budget_refusals.inc();
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "server_error",
+                        "busy_bodies",
+                    )
+                }
+                BodyError::Timeout(_) => {
+                    s.metrics
+                        .conn
+                        .timed_out(crate::metrics::Deadline::RequestBody);
+                    (
+                        StatusCode::REQUEST_TIMEOUT,
+                        "invalid_request_error",
+                        "body_timeout",
+                    )
+                }
+                BodyError::Read(_) => {
+                    (StatusCode::BAD_REQUEST, "invalid_request_error", "bad_body")
+                }
+            };
+            tracing::info!(code, "sealed request body refused: {e}");
+            return plain_error(status, kind, code, e.to_string());
         }
     };
     let (plain, sealer) = match s.identity.open(&wire_bytes) {
@@ -354,6 +350,80 @@ async fn sealed(State(s): State<Arc<AppState>>, body: Body) -> Response {
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     sealed_response(status, Body::from_stream(ReceiverStream::new(rx)))
+}
+
+/// Why a sealed request's body was not read.
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    /// Declared or found larger than the protocol allows.
+    #[error("sealed body over {} bytes", wire::MAX_SEALED_BODY)]
+    TooLarge,
+    /// Too many bytes of other requests' bodies are held: come back later.
+    #[error("request bodies in flight fill the enclave's budget of {budget} bytes; retry later")]
+    Budget {
+        /// The budget.
+        budget: usize,
+    },
+    /// The body came too slowly.
+    #[error("{0}")]
+    Timeout(String),
+    /// The connection failed while the body was read.
+    #[error("the body could not be read: {0}")]
+    Read(String),
+}
+
+/// Reads a sealed body within the protocol's size, the global budget of bodies in flight
+/// (reserved up front: the declared length, else the largest body) and the body deadline
+/// (a grace period, then a minimum rate), so that stalled uploads cannot hold memory or
+/// connections for long. The permit returned holds the budget until it is dropped.
+async fn read_body(
+    s: &AppState,
+    declared: Option<usize>,
+    mut body: Body,
+) -> Result<(Vec<u8>, tokio::sync::SemaphorePermit<'_>), BodyError> {
+    use http_body_util::BodyExt;
+    let reserve = declared.unwrap_or(wire::MAX_SEALED_BODY);
+    if reserve > wire::MAX_SEALED_BODY {
+        return Err(BodyError::TooLarge);
+    }
+    let permit = u32::try_from(reserve.max(1))
+        .ok()
+        .and_then(|n| s.body_budget.try_acquire_many(n).ok())
+        .ok_or(BodyError::Budget {
+            budget: s.limits.body_budget,
+        })?;
+    let limits = &s.limits;
+    let start = tokio::time::Instant::now();
+    let mut buf = Vec::with_capacity(reserve.min(64 << 10));
+    loop {
+        let allowed = limits.body_grace
+            + std::time::Duration::from_secs_f64(
+                buf.len() as f64 / limits.body_min_rate.max(1) as f64,
+            );
+        let frame = match tokio::time::timeout_at(start + allowed, body.frame()).await {
+            Err(_) => {
+                return Err(BodyError::Timeout(format!(
+                    "request body timeout after {:.1} s: {} of {} bytes arrived, below the \
+                     minimum rate of {} bytes/s after {:?}",
+                    start.elapsed().as_secs_f64(),
+                    buf.len(),
+                    declared.map_or("?".to_owned(), |d| d.to_string()),
+                    limits.body_min_rate,
+                    limits.body_grace
+                )))
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => return Err(BodyError::Read(e.to_string())),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > reserve {
+                return Err(BodyError::TooLarge);
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok((buf, permit))
 }
 
 fn answer_id(api: wire::Api) -> String {

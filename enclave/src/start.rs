@@ -57,6 +57,8 @@ pub struct Config {
     pub engine: EngineConfig,
     /// Attest the NVIDIA GPUs (NVML) and check them under this policy before serving.
     pub gpu: Option<GpuCheck>,
+    /// Deadlines and bounds of the listeners.
+    pub limits: crate::conn::Limits,
 }
 
 /// The enclave's own GPU requirement: without evidence that verifies under it, the
@@ -248,6 +250,26 @@ fn provider(
     })
 }
 
+/// Raises the open-files limit as far as allowed and derives the per-listener connection
+/// cap from it, so that all listeners together stay below it.
+fn connection_cap(limits: &crate::conn::Limits, plain: bool) -> (usize, usize) {
+    let listeners = if plain { 2 } else { 1 };
+    let nofile = match crate::conn::raise_nofile_limit() {
+        Ok((before, after)) => {
+            if after > before {
+                tracing::info!("open-files limit raised from {before} to {after} (the hard limit)");
+            }
+            after
+        }
+        Err(e) => {
+            tracing::warn!("cannot read or raise the open-files limit: {e}; assuming 1024");
+            1024
+        }
+    };
+    let cap = limits.connection_cap(nofile) / listeners;
+    (cap.max(8), listeners)
+}
+
 /// Why the enclave must not serve with these GPUs, if it must not: collection failed, or
 /// the evidence does not verify under the enclave's own policy.
 pub fn gpu_refusal(
@@ -360,8 +382,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         fresh_limit: tokio::sync::Semaphore::new(4),
         refusal,
         replay: std::sync::Mutex::new(crate::replay::ReplayGuard::new(1 << 20)),
+        body_budget: tokio::sync::Semaphore::new(config.limits.body_budget),
+        limits: Arc::new(config.limits.clone()),
     });
-    let app = server::router(state);
+    let app = server::router(state.clone());
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
             .await
@@ -372,21 +396,30 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         addr: config.listen,
         source,
     })?;
-    let mut tasks = vec![tokio::spawn(server::serve_tls(listener, tls, app.clone()))];
+    crate::conn::return_large_buffers();
+    let (cap, listeners) = connection_cap(&config.limits, config.plain_listen.is_some());
+    let serve = |l: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>| {
+        tokio::spawn(crate::conn::serve(
+            l,
+            tls,
+            app.clone(),
+            state.limits.clone(),
+            cap,
+            state.metrics.conn.clone(),
+        ))
+    };
+    let mut tasks = vec![serve(listener, Some(tokio_rustls::TlsAcceptor::from(tls)))];
     let mut plain_addr = None;
     if let Some(plain) = config.plain_listen {
         let l = bind(plain).await?;
         plain_addr = l.local_addr().ok();
-        tasks.push(tokio::spawn(async move {
-            // No Nagle delay on the small sealed chunks of a stream (as on the TLS path).
-            let l = axum::serve::ListenerExt::tap_io(l, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            if let Err(e) = axum::serve(l, app).await {
-                tracing::error!("plain listener stopped: {e}");
-            }
-        }));
+        tasks.push(serve(l, None));
     }
+    tracing::info!(
+        cap,
+        listeners,
+        "at most {cap} connections per listener (idle ones are evicted at the cap)"
+    );
     Ok(Running {
         addr,
         plain_addr,

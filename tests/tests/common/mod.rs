@@ -66,6 +66,7 @@ pub async fn enclave_with(pem: Zeroizing<String>, root: [u8; 32], engine: Engine
         image_digest: Some([7; 32]),
         engine,
         gpu: None,
+        limits: Default::default(),
     })
     .await
     .expect("enclave starts");
