@@ -7,7 +7,7 @@ use hyper::StatusCode;
 use silk_protocol::StreamOpener;
 use zeroize::Zeroizing;
 
-use crate::session::{api_error, ClientError};
+use crate::session::{api_error, describe_hyper, ClientError};
 
 /// A sealed answer being received: plaintext chunks in order, each authenticated.
 pub struct SealedAnswer {
@@ -16,6 +16,8 @@ pub struct SealedAnswer {
     pub(crate) opener: StreamOpener,
     pub(crate) pending: Vec<Zeroizing<Vec<u8>>>,
     pub(crate) ended: bool,
+    /// Longest wait for the next chunk.
+    pub(crate) idle: std::time::Duration,
 }
 
 impl SealedAnswer {
@@ -33,17 +35,31 @@ impl SealedAnswer {
             if self.ended {
                 return Ok(None);
             }
-            match self.body.frame().await {
+            let next = tokio::time::timeout(self.idle, self.body.frame()).await;
+            let Ok(next) = next else {
+                return Err(ClientError::Timeout {
+                    which: "idle between answer chunks",
+                    after: self.idle,
+                });
+            };
+            match next {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         self.pending = self.opener.push(&data).map_err(integrity)?;
                     }
                 }
                 Some(Err(e)) => {
-                    // A cut connection is a truncation as far as the answer goes.
+                    // Bytes altered on the way fail TLS's own record check; a cut
+                    // connection is a truncation as far as the answer goes.
+                    let words = describe_hyper(&e);
+                    let check = if words.starts_with("TLS record authentication failed") {
+                        "tls.record_authentic"
+                    } else {
+                        "seal.stream_complete"
+                    };
                     return Err(ClientError::Integrity {
-                        check: "seal.stream_complete",
-                        detail: format!("the stream broke before its final chunk: {e}"),
+                        check,
+                        detail: format!("the stream broke before its final chunk: {words}"),
                     });
                 }
                 None => {

@@ -109,12 +109,29 @@ pub async fn ask(
             "error status without an error body".into(),
         ));
     }
-    let mut parser = SseParser::default();
     let mut result = Answer {
         text: Zeroizing::new(String::new()),
         finish_reason: None,
         completion_tokens: None,
     };
+    let streamed = stream_answer(&mut answer, &mut result, out).await;
+    if let Err(e) = &streamed {
+        if !result.text.is_empty() {
+            // What was printed was authentic as far as it went, but it is not the whole
+            // answer: say so where the answer went, not only on stderr.
+            let _ = write!(out, "\n[answer incomplete: {e}]");
+            let _ = out.flush();
+        }
+    }
+    streamed.map(|()| result)
+}
+
+async fn stream_answer(
+    answer: &mut crate::session::SealedAnswer,
+    result: &mut Answer,
+    out: &mut dyn Write,
+) -> Result<(), ClientError> {
+    let mut parser = SseParser::default();
     while let Some(chunk) = answer.next_chunk().await? {
         for event in parser.push(&chunk) {
             let SseEvent::Data(data) = event else {
@@ -142,7 +159,7 @@ pub async fn ask(
             }
         }
     }
-    Ok(result)
+    Ok(())
 }
 
 /// One prompt, or an interactive conversation when `prompt` is `None`.

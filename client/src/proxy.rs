@@ -28,8 +28,62 @@ pub fn router(session: Arc<Session>) -> Router {
         .route("/v1/completions", post(completions))
         .route("/v1/models", get(models))
         .route("/healthz", get(health))
-        .layer(axum::extract::DefaultBodyLimit::max(wire::MAX_SEALED_BODY))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        // Bodies are read (and their size refused) by the handlers, in OpenAI's words.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(session)
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    json(
+        StatusCode::NOT_FOUND,
+        ErrorBody::new(
+            "invalid_request_error",
+            "unknown_url",
+            format!("unknown path {}: silk proxy serves /v1/chat/completions, /v1/completions, /v1/models and /healthz", uri.path()),
+        )
+        .to_json(),
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    json(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorBody::new(
+            "invalid_request_error",
+            "method_not_allowed",
+            format!("{method} is not allowed on {}", uri.path()),
+        )
+        .to_json(),
+    )
+}
+
+/// Reads a request body up to the largest the enclave accepts.
+async fn read_body(body: Body) -> Result<Bytes, Response> {
+    axum::body::to_bytes(body, wire::MAX_SEALED_BODY - 4096)
+        .await
+        .map_err(|e| {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                || e.to_string().contains("length limit");
+            if too_large {
+                json(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    ErrorBody::new(
+                        "invalid_request_error",
+                        "request_too_large",
+                        format!(
+                            "the request body is over {} bytes, the most a sealed request carries",
+                            wire::MAX_SEALED_BODY - 4096
+                        ),
+                    )
+                    .to_json(),
+                )
+            } else {
+                bad_request(&format!("the request body could not be read: {e}"))
+            }
+        })
 }
 
 /// Serves the proxy on `listen` until the process ends.
@@ -77,12 +131,18 @@ fn bad_request(message: &str) -> Response {
     )
 }
 
-async fn chat(State(s): State<Arc<Session>>, body: Bytes) -> Response {
-    forward(s, body, "messages").await
+async fn chat(State(s): State<Arc<Session>>, body: Body) -> Response {
+    match read_body(body).await {
+        Ok(body) => forward(s, body, "messages").await,
+        Err(r) => r,
+    }
 }
 
-async fn completions(State(s): State<Arc<Session>>, body: Bytes) -> Response {
-    forward(s, body, "prompt").await
+async fn completions(State(s): State<Arc<Session>>, body: Body) -> Response {
+    match read_body(body).await {
+        Ok(body) => forward(s, body, "prompt").await,
+        Err(r) => r,
+    }
 }
 
 async fn forward(session: Arc<Session>, body: Bytes, key: &str) -> Response {
@@ -119,19 +179,23 @@ async fn forward(session: Arc<Session>, body: Bytes, key: &str) -> Response {
                 }
                 Ok(None) => return,
                 Err(e) => {
-                    // Headers are gone already: say so in-band and end without [DONE],
-                    // so the client cannot take a cut stream for a whole one.
+                    // Headers are gone already: say so in-band, as an event whose `error`
+                    // OpenAI's SDKs raise as an APIError with this message, then end the
+                    // stream without [DONE]. (Aborting the HTTP stream instead would make
+                    // the SDK report a bare connection error and drop the event.)
                     tracing::warn!("sealed stream failed: {e}");
+                    let code = match &e {
+                        ClientError::Integrity { .. } => "integrity",
+                        ClientError::Timeout { .. } => "timeout",
+                        _ => "transport",
+                    };
                     let event = format!(
                         "data: {}\n\n",
                         String::from_utf8_lossy(
-                            &ErrorBody::new("server_error", "integrity", e.to_string()).to_json()
+                            &ErrorBody::new("server_error", code, e.to_string()).to_json()
                         )
                     );
                     let _ = tx.send(Ok(Bytes::from(event))).await;
-                    let _ = tx
-                        .send(Err(std::io::Error::other("sealed stream failed")))
-                        .await;
                     return;
                 }
             }
@@ -154,15 +218,49 @@ async fn models(State(s): State<Arc<Session>>) -> Response {
     }
 }
 
+/// How long `/healthz` waits for the enclave's own health.
+const HEALTH_PROBE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Healthy only when the session is verified and the enclave answers its health check
+/// now, over the verified channel: a proxy whose enclave is gone says so.
 async fn health(State(s): State<Arc<Session>>) -> Response {
-    let body = match s.verified() {
-        Some(v) => serde_json::json!({
-            "status": "ok",
-            "verified": v.verdict.accepted(),
-            "simulated": v.verdict.simulated,
-            "model": v.claims.model,
-        }),
-        None => serde_json::json!({"status": "unverified"}),
+    let Some(v) = s.verified() else {
+        let body = serde_json::json!({"status": "unverified"});
+        return json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            body.to_string().into_bytes(),
+        );
     };
-    json(StatusCode::OK, body.to_string().into_bytes())
+    let probe = tokio::time::timeout(HEALTH_PROBE, s.get(wire::PATH_HEALTH)).await;
+    let enclave = match probe {
+        Ok(Ok((status, _))) if status.is_success() => Ok(()),
+        Ok(Ok((status, body))) => Err(format!(
+            "the enclave answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        )),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!(
+            "the enclave did not answer its health check within {HEALTH_PROBE:?}"
+        )),
+    };
+    let (status, body) = match enclave {
+        Ok(()) => (
+            StatusCode::OK,
+            serde_json::json!({
+                "status": "ok",
+                "verified": v.verdict.accepted(),
+                "simulated": v.verdict.simulated,
+                "model": v.claims.model,
+            }),
+        ),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({
+                "status": "unreachable",
+                "verified": v.verdict.accepted(),
+                "reason": reason,
+            }),
+        ),
+    };
+    json(status, body.to_string().into_bytes())
 }

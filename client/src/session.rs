@@ -66,6 +66,15 @@ pub enum ClientError {
         /// What it found.
         detail: String,
     },
+    /// A deadline passed: which one, and after how long.
+    #[error("transport: {which} timeout after {:.1} s", after.as_secs_f64())]
+    Timeout {
+        /// The deadline's name (`connect`, `TLS handshake`, `first answer byte`, `idle
+        /// between answer chunks`).
+        which: &'static str,
+        /// How long it was.
+        after: Duration,
+    },
     /// The enclave answered with an error.
     #[error("API error {status}: {} ({})", body.error.message, body.error.code)]
     Api {
@@ -81,15 +90,13 @@ impl ClientError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             ClientError::Config(_) => ErrorKind::Configuration,
-            ClientError::Transport(_) | ClientError::Integrity { .. } => ErrorKind::Transport,
+            ClientError::Transport(_)
+            | ClientError::Integrity { .. }
+            | ClientError::Timeout { .. } => ErrorKind::Transport,
             ClientError::Attestation { .. } => ErrorKind::Attestation,
             ClientError::Api { .. } => ErrorKind::Api,
         }
     }
-}
-
-fn transport(what: &str) -> impl FnOnce(String) -> ClientError + '_ {
-    move |e| ClientError::Transport(format!("{what}: {e}"))
 }
 
 /// Claims the session verified, and how.
@@ -116,6 +123,14 @@ pub struct Options {
     pub max_evidence_age: Duration,
     /// TCP connect timeout.
     pub connect_timeout: Duration,
+    /// From connected to a finished TLS handshake (evidence checked).
+    pub tls_handshake_timeout: Duration,
+    /// From the request's first byte written to the answer's head: covers writing the
+    /// request, the enclave's queue and the prompt's prefill.
+    pub first_byte_timeout: Duration,
+    /// Longest wait between two chunks of an answer; longer than the engine's worst time
+    /// per token under a full batch.
+    pub idle_timeout: Duration,
     /// NVIDIA RIMs and revocation data for enclaves with GPUs.
     pub gpu: silk_protocol::gpu::GpuInputs,
 }
@@ -126,6 +141,9 @@ impl Default for Options {
             claims_ttl: Duration::from_secs(600),
             max_evidence_age: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(10),
+            tls_handshake_timeout: Duration::from_secs(10),
+            first_byte_timeout: Duration::from_secs(120),
+            idle_timeout: Duration::from_secs(60),
             gpu: Default::default(),
         }
     }
@@ -381,6 +399,7 @@ impl Session {
                     opener,
                     pending: Vec::new(),
                     ended: false,
+                    idle: self.options.idle_timeout,
                 });
             }
             let text = read_all(ex.response).await?;
@@ -435,10 +454,14 @@ impl Session {
             .header(hyper::header::HOST, authority)
             .body(Full::new(body))
             .map_err(|e| ClientError::Config(e.to_string()))?;
-        sender
-            .send_request(req)
+        let after = self.options.first_byte_timeout;
+        tokio::time::timeout(after, sender.send_request(req))
             .await
-            .map_err(|e| transport("HTTP request")(e.to_string()))
+            .map_err(|_| ClientError::Timeout {
+                which: "first answer byte",
+                after,
+            })?
+            .map_err(|e| ClientError::Transport(format!("HTTP request: {}", describe_hyper(&e))))
     }
 
     /// Opens a connection; over TLS, also returns what the verifier accepted about the peer
@@ -453,11 +476,18 @@ impl Session {
         ClientError,
     > {
         let addr = format!("{}:{}", self.host, self.port);
-        let tcp = tokio::time::timeout(self.options.connect_timeout, TcpStream::connect(&addr))
+        let after = self.options.connect_timeout;
+        let tcp = tokio::time::timeout(after, TcpStream::connect(&addr))
             .await
-            .map_err(|_| ClientError::Transport(format!("connecting to {addr} timed out")))?
-            .map_err(|e| transport("connect")(format!("{addr}: {e}")))?;
+            .map_err(|_| ClientError::Timeout {
+                which: "connect",
+                after,
+            })?
+            .map_err(|e| {
+                ClientError::Transport(format!("connect to {addr}: {}", describe_io(&e)))
+            })?;
         let _ = tcp.set_nodelay(true);
+        tracing::debug!(%addr, "connected");
         let Some(connector) = &self.tls else {
             return Ok((handshake(tcp).await?, None));
         };
@@ -465,14 +495,24 @@ impl Session {
         // is a constant.
         let name =
             ServerName::try_from("silk-enclave").map_err(|e| ClientError::Config(e.to_string()))?;
-        let stream =
-            connector
-                .connect(name, tcp)
-                .await
-                .map_err(|e| match self.verifier.last_refusal() {
-                    Some(r) if e.to_string().contains("certificate") => refusal_error(r),
-                    _ => ClientError::Transport(format!("TLS handshake: {e}")),
-                })?;
+        let after = self.options.tls_handshake_timeout;
+        let stream = tokio::time::timeout(after, connector.connect(name, tcp))
+            .await
+            .map_err(|_| ClientError::Timeout {
+                which: "TLS handshake",
+                after,
+            })?
+            .map_err(|e| match self.verifier.last_refusal() {
+                Some(r) if e.to_string().contains("certificate") => refusal_error(r),
+                _ => ClientError::Transport(format!("TLS handshake: {}", describe_io(&e))),
+            })?;
+        let tls_state = stream.get_ref().1;
+        tracing::debug!(
+            %addr,
+            version = ?tls_state.protocol_version(),
+            suite = ?tls_state.negotiated_cipher_suite().map(|s| s.suite()),
+            "TLS handshake done"
+        );
         let peer = stream
             .get_ref()
             .1
@@ -503,7 +543,7 @@ where
 {
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| transport("HTTP handshake")(e.to_string()))?;
+        .map_err(|e| ClientError::Transport(format!("HTTP handshake: {}", describe_hyper(&e))))?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -511,12 +551,57 @@ where
 }
 
 async fn read_all(response: Response<Incoming>) -> Result<Vec<u8>, ClientError> {
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| transport("reading the response")(e.to_string()))?;
+    let body = response.into_body().collect().await.map_err(|e| {
+        ClientError::Transport(format!("reading the response: {}", describe_hyper(&e)))
+    })?;
     Ok(body.to_bytes().to_vec())
+}
+
+/// An I/O error in words a user can act on: refused, reset, cut, or a TLS record that
+/// failed its authentication (bytes altered on the way).
+pub(crate) fn describe_io(e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::ConnectionRefused => format!("connection refused (nothing listens there): {e}"),
+        K::ConnectionReset => format!("connection reset by the peer or a relay: {e}"),
+        K::ConnectionAborted => format!("connection aborted: {e}"),
+        K::UnexpectedEof => {
+            format!("the stream was cut short (closed without a TLS close_notify): {e}")
+        }
+        K::TimedOut => format!("timed out in the operating system: {e}"),
+        K::InvalidData if is_tls_alert(e) => {
+            format!("TLS record authentication failed: the bytes were altered on the way ({e})")
+        }
+        _ => e.to_string(),
+    }
+}
+
+fn is_tls_alert(e: &std::io::Error) -> bool {
+    let text = e.to_string();
+    e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>())
+        || text.contains("DecryptError")
+        || text.contains("BadRecordMac")
+        || text.contains("decrypt")
+}
+
+/// A hyper error in words: which side ended what, and the I/O cause when there is one.
+pub(crate) fn describe_hyper(e: &hyper::Error) -> String {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return describe_io(io);
+        }
+        source = s.source();
+    }
+    if e.is_incomplete_message() {
+        "the connection closed before the message was complete (cut on the way?)".into()
+    } else if e.is_canceled() {
+        "the connection closed before the request was answered".into()
+    } else if e.is_closed() {
+        "the connection was closed".into()
+    } else {
+        e.to_string()
+    }
 }
 
 pub(crate) fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
