@@ -9,6 +9,9 @@ use zeroize::Zeroizing;
 
 use crate::session::{api_error, describe_hyper, ClientError};
 
+/// How long the end of the HTTP body is awaited after the final sealed chunk.
+const AFTER_LAST: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A sealed answer being received: plaintext chunks in order, each authenticated.
 pub struct SealedAnswer {
     pub(crate) status: StatusCode,
@@ -35,8 +38,21 @@ impl SealedAnswer {
             if self.ended {
                 return Ok(None);
             }
-            let next = tokio::time::timeout(self.idle, self.body.frame()).await;
+            // After the authenticated final chunk the answer is whole; the HTTP body's
+            // own end is awaited briefly (to catch bytes appended after the last chunk),
+            // but a relay holding back only the end of the HTTP framing cannot stall it.
+            let wait = if self.opener.is_finished() {
+                self.idle.min(AFTER_LAST)
+            } else {
+                self.idle
+            };
+            let next = tokio::time::timeout(wait, self.body.frame()).await;
             let Ok(next) = next else {
+                if self.opener.is_finished() {
+                    tracing::debug!("the HTTP body did not end after the final sealed chunk");
+                    self.ended = true;
+                    continue;
+                }
                 return Err(ClientError::Timeout {
                     which: "idle between answer chunks",
                     after: self.idle,

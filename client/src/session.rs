@@ -565,9 +565,10 @@ pub(crate) fn describe_io(e: &std::io::Error) -> String {
         K::ConnectionRefused => format!("connection refused (nothing listens there): {e}"),
         K::ConnectionReset => format!("connection reset by the peer or a relay: {e}"),
         K::ConnectionAborted => format!("connection aborted: {e}"),
-        K::UnexpectedEof => {
-            format!("the stream was cut short (closed without a TLS close_notify): {e}")
+        K::UnexpectedEof if e.to_string().contains("close_notify") => {
+            "the stream was cut short (closed without a TLS close_notify)".to_owned()
         }
+        K::UnexpectedEof => format!("the stream was cut short: {e}"),
         K::TimedOut => format!("timed out in the operating system: {e}"),
         K::InvalidData if is_tls_alert(e) => {
             format!("TLS record authentication failed: the bytes were altered on the way ({e})")
@@ -593,7 +594,9 @@ pub(crate) fn describe_hyper(e: &hyper::Error) -> String {
         }
         source = s.source();
     }
-    if e.is_incomplete_message() {
+    if e.is_parse() || e.is_parse_status() {
+        format!("the HTTP framing is corrupt (altered, dropped or spliced on the way): {e}")
+    } else if e.is_incomplete_message() {
         "the connection closed before the message was complete (cut on the way?)".into()
     } else if e.is_canceled() {
         "the connection closed before the request was answered".into()

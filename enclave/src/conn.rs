@@ -60,6 +60,9 @@ impl Default for Limits {
     }
 }
 
+/// The most hyper buffers of one connection's input.
+const READ_BUFFER: usize = 64 * 1024;
+
 /// File descriptors kept free of client connections: the model, the listeners, evidence
 /// devices, logs, health checks in the middle of an eviction.
 const FD_RESERVE: u64 = 128;
@@ -443,8 +446,11 @@ where
             }))
         }
     });
-    let conn =
-        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(guarded), service);
+    // hyper's read buffer grows to ~400 KiB while a body streams in; at the connection
+    // cap that alone could be hundreds of MiB, so it is held to 64 KiB a connection.
+    let conn = hyper::server::conn::http1::Builder::new()
+        .max_buf_size(READ_BUFFER)
+        .serve_connection(TokioIo::new(guarded), service);
     tokio::pin!(conn);
     tokio::select! {
         r = conn.as_mut() => match r {

@@ -383,17 +383,21 @@ async fn read_body(
 ) -> Result<(Vec<u8>, tokio::sync::SemaphorePermit<'_>), BodyError> {
     use http_body_util::BodyExt;
     let reserve = declared.unwrap_or(wire::MAX_SEALED_BODY);
-    if reserve > wire::MAX_SEALED_BODY {
-        return Err(BodyError::TooLarge);
-    }
-    let permit = u32::try_from(reserve.max(1))
-        .ok()
-        .and_then(|n| s.body_budget.try_acquire_many(n).ok())
-        .ok_or(BodyError::Budget {
-            budget: s.limits.body_budget,
-        })?;
     let limits = &s.limits;
     let start = tokio::time::Instant::now();
+    if reserve > wire::MAX_SEALED_BODY {
+        drain(&mut body, declared, limits, start).await;
+        return Err(BodyError::TooLarge);
+    }
+    let Some(permit) = u32::try_from(reserve.max(1))
+        .ok()
+        .and_then(|n| s.body_budget.try_acquire_many(n).ok())
+    else {
+        drain(&mut body, declared, limits, start).await;
+        return Err(BodyError::Budget {
+            budget: s.limits.body_budget,
+        });
+    };
     let mut buf = Vec::with_capacity(reserve.min(64 << 10));
     loop {
         let allowed = limits.body_grace
@@ -424,6 +428,30 @@ async fn read_body(
         }
     }
     Ok((buf, permit))
+}
+
+/// Reads and discards a refused body (holding none of it), so that an honest client that
+/// is still writing reads the refusal instead of a reset. Bounded by the body deadline
+/// and by twice the largest body; a larger one is not read at all.
+async fn drain(
+    body: &mut Body,
+    declared: Option<usize>,
+    limits: &crate::conn::Limits,
+    start: tokio::time::Instant,
+) {
+    use http_body_util::BodyExt;
+    if declared.is_some_and(|d| d > 2 * wire::MAX_SEALED_BODY) {
+        return;
+    }
+    let mut seen = 0usize;
+    while seen <= 2 * wire::MAX_SEALED_BODY {
+        let allowed = limits.body_grace
+            + std::time::Duration::from_secs_f64(seen as f64 / limits.body_min_rate.max(1) as f64);
+        match tokio::time::timeout_at(start + allowed, body.frame()).await {
+            Ok(Some(Ok(frame))) => seen += frame.data_ref().map_or(0, |d| d.len()),
+            _ => return,
+        }
+    }
 }
 
 fn answer_id(api: wire::Api) -> String {

@@ -112,6 +112,12 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    // The relay holds two descriptors a connection; the common soft limit of 1024 would
+    // let a few hundred idle clients exhaust them.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::info!("open-files limit: {n}"),
+        Err(e) => tracing::warn!("cannot raise the open-files limit: {e}"),
+    }
     let Cmd::Run(a) = cli.cmd;
     let quote_socket = match app::parse_quote_socket(&a.tdx_qgs) {
         Ok(q) => q,

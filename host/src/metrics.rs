@@ -27,6 +27,10 @@ pub struct Metrics {
     pub relay_active: AtomicU64,
     /// Client connections dropped because the guest could not be reached.
     pub relay_connect_errors: AtomicU64,
+    /// Client connections refused at the relay's connection cap.
+    pub relay_refused: AtomicU64,
+    /// Relayed connections closed after the idle timeout (no byte either way).
+    pub relay_idle_closed: AtomicU64,
     /// Bytes relayed from clients to the guest.
     pub bytes_to_guest: AtomicU64,
     /// Bytes relayed from the guest to clients.
@@ -117,6 +121,18 @@ impl Metrics {
             "counter",
             "Client connections dropped because the guest was unreachable.",
             g(&self.relay_connect_errors),
+        );
+        one(
+            "silk_host_relay_refused_total",
+            "counter",
+            "Client connections refused at the relay's connection cap.",
+            g(&self.relay_refused),
+        );
+        one(
+            "silk_host_relay_idle_closed_total",
+            "counter",
+            "Relayed connections closed after the idle timeout.",
+            g(&self.relay_idle_closed),
         );
         let _ = writeln!(
             s,

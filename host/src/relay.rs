@@ -8,7 +8,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -21,6 +21,13 @@ use crate::metrics::Metrics;
 
 /// How long to wait for the guest to accept a connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A relayed connection with no byte either way for this long is closed. The enclave's
+/// own deadlines (head, body, keep-alive) are far shorter; this one guards the host
+/// against a guest that stopped answering without closing.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Most connections relayed at once (two descriptors each); beyond it new clients are
+/// closed at once and counted, so the host keeps descriptors for its own work.
+pub const MAX_CONNECTIONS: usize = 4096;
 
 /// Accepts clients on `listener` and relays each to `target` until `shutdown` turns true.
 pub async fn serve(
@@ -29,6 +36,8 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut backoff = Duration::from_millis(5);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -36,22 +45,29 @@ pub async fn serve(
         };
         match accepted {
             Ok((client, peer)) => {
+                backoff = Duration::from_millis(5);
                 Metrics::add(&metrics.relay_connections, 1);
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    Metrics::add(&metrics.relay_refused, 1);
+                    tracing::warn!(%peer, "relay at its cap of {MAX_CONNECTIONS} connections: refused");
+                    drop(client);
+                    continue;
+                };
                 let metrics = metrics.clone();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     Metrics::add(&metrics.relay_active, 1);
                     if let Err(e) = relay_one(client, target, &metrics).await {
                         tracing::debug!(%peer, "relay connection ended: {e}");
                     }
-                    metrics
-                        .relay_active
-                        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                    metrics.relay_active.fetch_sub(1, Ordering::Relaxed);
                 });
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!("relay accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tracing::warn!("relay accept failed: {e}; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
             }
         }
     }
@@ -75,15 +91,39 @@ async fn relay_one(client: TcpStream, target: SocketAddr, metrics: &Metrics) -> 
     // Tokens stream in small writes; Nagle would hold them back.
     client.set_nodelay(true)?;
     guest.set_nodelay(true)?;
+    let activity = AtomicU64::new(0);
+    let started = tokio::time::Instant::now();
     let mut client = Counted {
         inner: client,
         count: &metrics.bytes_to_guest,
+        activity: &activity,
+        started,
     };
     let mut guest = Counted {
         inner: guest,
         count: &metrics.bytes_to_client,
+        activity: &activity,
+        started,
     };
-    tokio::io::copy_bidirectional(&mut client, &mut guest).await?;
+    let idle = async {
+        loop {
+            let last = started + Duration::from_millis(activity.load(Ordering::Relaxed));
+            if last.elapsed() >= IDLE_TIMEOUT {
+                return;
+            }
+            tokio::time::sleep_until(last + IDLE_TIMEOUT).await;
+        }
+    };
+    tokio::select! {
+        r = tokio::io::copy_bidirectional(&mut client, &mut guest) => { r?; }
+        () = idle => {
+            Metrics::add(&metrics.relay_idle_closed, 1);
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("idle timeout after {IDLE_TIMEOUT:?} (no byte either way)"),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -91,6 +131,9 @@ async fn relay_one(client: TcpStream, target: SocketAddr, metrics: &Metrics) -> 
 struct Counted<'a, S> {
     inner: S,
     count: &'a AtomicU64,
+    /// Milliseconds after `started` of the last byte either way.
+    activity: &'a AtomicU64,
+    started: tokio::time::Instant,
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Counted<'_, S> {
@@ -101,7 +144,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<'_, S> {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        Metrics::add(self.count, (buf.filled().len() - before) as u64);
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            Metrics::add(self.count, n as u64);
+            let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.activity.store(ms, Ordering::Relaxed);
+        }
         r
     }
 }

@@ -3,6 +3,7 @@
 //! enclave the way a host or a router would.
 #![allow(dead_code)]
 
+pub mod hostile;
 pub mod relay;
 
 use std::net::SocketAddr;
@@ -54,6 +55,21 @@ impl Local {
 
 /// Starts an enclave with the development chain `pem` (rooted at `root`).
 pub async fn enclave_with(pem: Zeroizing<String>, root: [u8; 32], engine: EngineConfig) -> Local {
+    enclave_full(pem, root, engine, Default::default()).await
+}
+
+/// Starts an enclave with a fresh development chain and these listener limits.
+pub async fn enclave_limited(limits: silk_enclave::conn::Limits) -> Local {
+    let (pem, root) = dev_chain();
+    enclave_full(pem, root, EngineConfig::default(), limits).await
+}
+
+async fn enclave_full(
+    pem: Zeroizing<String>,
+    root: [u8; 32],
+    engine: EngineConfig,
+    limits: silk_enclave::conn::Limits,
+) -> Local {
     let running = start::start(Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         plain_listen: Some("127.0.0.1:0".parse().unwrap()),
@@ -66,7 +82,7 @@ pub async fn enclave_with(pem: Zeroizing<String>, root: [u8; 32], engine: Engine
         image_digest: Some([7; 32]),
         engine,
         gpu: None,
-        limits: Default::default(),
+        limits,
     })
     .await
     .expect("enclave starts");
