@@ -21,6 +21,10 @@ pub struct SealedAnswer {
     pub(crate) ended: bool,
     /// Longest wait for the next chunk.
     pub(crate) idle: std::time::Duration,
+    /// Until the first chunk: when it must have come (the enclave sends its answer's head
+    /// at once, so queueing and prefill fall between the head and the first chunk), and
+    /// the deadline's length.
+    pub(crate) first: Option<(tokio::time::Instant, std::time::Duration)>,
 }
 
 impl SealedAnswer {
@@ -41,27 +45,28 @@ impl SealedAnswer {
             // After the authenticated final chunk the answer is whole; the HTTP body's
             // own end is awaited briefly (to catch bytes appended after the last chunk),
             // but a relay holding back only the end of the HTTP framing cannot stall it.
-            let wait = if self.opener.is_finished() {
-                self.idle.min(AFTER_LAST)
-            } else {
-                self.idle
+            let now = tokio::time::Instant::now();
+            let (deadline, which, after) = match self.first {
+                _ if self.opener.is_finished() => (now + self.idle.min(AFTER_LAST), "", AFTER_LAST),
+                Some((at, after)) => (at, "first answer byte", after),
+                None => (now + self.idle, "idle between answer chunks", self.idle),
             };
-            let next = tokio::time::timeout(wait, self.body.frame()).await;
+            let next = tokio::time::timeout_at(deadline, self.body.frame()).await;
             let Ok(next) = next else {
                 if self.opener.is_finished() {
                     tracing::debug!("the HTTP body did not end after the final sealed chunk");
                     self.ended = true;
                     continue;
                 }
-                return Err(ClientError::Timeout {
-                    which: "idle between answer chunks",
-                    after: self.idle,
-                });
+                return Err(ClientError::Timeout { which, after });
             };
             match next {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         self.pending = self.opener.push(&data).map_err(integrity)?;
+                        if !self.pending.is_empty() {
+                            self.first = None;
+                        }
                     }
                 }
                 Some(Err(e)) => {

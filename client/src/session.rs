@@ -125,7 +125,7 @@ pub struct Options {
     pub connect_timeout: Duration,
     /// From connected to a finished TLS handshake (evidence checked).
     pub tls_handshake_timeout: Duration,
-    /// From the request's first byte written to the answer's head: covers writing the
+    /// From sending a request to the answer's first sealed chunk: covers writing the
     /// request, the enclave's queue and the prompt's prefill.
     pub first_byte_timeout: Duration,
     /// Longest wait between two chunks of an answer; longer than the engine's worst time
@@ -142,7 +142,7 @@ impl Default for Options {
             max_evidence_age: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(10),
             tls_handshake_timeout: Duration::from_secs(10),
-            first_byte_timeout: Duration::from_secs(120),
+            first_byte_timeout: Duration::from_secs(300),
             idle_timeout: Duration::from_secs(60),
             gpu: Default::default(),
         }
@@ -384,6 +384,7 @@ impl Session {
             })?;
             let req = Request::post(wire::PATH_SEALED)
                 .header(hyper::header::CONTENT_TYPE, wire::SEALED_REQUEST_TYPE);
+            let sent = tokio::time::Instant::now();
             let response = self.send_on(sender, req, Bytes::from(wire_bytes)).await?;
             let ex = Exchange { response, peer };
             let status = ex.response.status();
@@ -400,6 +401,10 @@ impl Session {
                     pending: Vec::new(),
                     ended: false,
                     idle: self.options.idle_timeout,
+                    first: Some((
+                        sent + self.options.first_byte_timeout,
+                        self.options.first_byte_timeout,
+                    )),
                 });
             }
             let text = read_all(ex.response).await?;
