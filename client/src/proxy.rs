@@ -86,16 +86,45 @@ async fn read_body(body: Body) -> Result<Bytes, Response> {
         })
 }
 
+/// How long a local client may take to send a request head, or sit idle between
+/// requests, before the proxy closes its connection.
+pub const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Serves the proxy on `listen` until the process ends.
 pub async fn serve(listen: SocketAddr, session: Arc<Session>) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    // Every streamed token is a small write: without TCP_NODELAY, Nagle's algorithm can
-    // hold one back for tens of milliseconds.
-    let listener = listener.tap_io(|tcp| {
+    let app = router(session);
+    let mut backoff = std::time::Duration::from_millis(5);
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => {
+                backoff = std::time::Duration::from_millis(5);
+                c
+            }
+            Err(e) => {
+                // Out of descriptors and the like: back off rather than spin.
+                tracing::warn!("proxy accept failed: {e}; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+                continue;
+            }
+        };
+        // Every streamed token is a small write: without TCP_NODELAY, Nagle's algorithm
+        // can hold one back for tens of milliseconds.
         let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router(session)).await
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            // hyper's head deadline also runs while a keep-alive connection waits for
+            // its next request, so it is the idle deadline too.
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, "proxy connection ended: {e}");
+            }
+        });
+    }
 }
 
 fn json(status: StatusCode, body: Vec<u8>) -> Response {

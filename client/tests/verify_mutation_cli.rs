@@ -29,7 +29,7 @@ fn mutate_all(
 ) -> Vec<(usize, Option<i32>, String)> {
     let dir = tempdir();
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
-    std::thread::scope(|s| {
+    let bad = std::thread::scope(|s| {
         let workers: Vec<_> = positions
             .chunks(positions.len().div_ceil(threads).max(1))
             .enumerate()
@@ -66,8 +66,10 @@ fn mutate_all(
         workers
             .into_iter()
             .flat_map(|w| w.join().expect("worker"))
-            .collect()
-    })
+            .collect::<Vec<_>>()
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    bad
 }
 
 fn report(bad: &[(usize, Option<i32>, String)]) -> String {
