@@ -1,33 +1,13 @@
 //! `silk verify` as a user runs it: real vendor evidence, exit codes, table and JSON.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-fn vectors() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors"))
-}
+use std::path::PathBuf;
+
+use common::{p, silk, tempdir, text, vectors};
 
 fn example(name: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/examples")).join(name)
-}
-
-fn silk(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_silk"))
-        .args(args)
-        .output()
-        .expect("run silk")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn p(path: PathBuf) -> String {
-    path.display().to_string()
 }
 
 const SNP_POLICY: &str = "snp-milan-sample.toml";
@@ -237,17 +217,4 @@ fn unusable_inputs_exit_2_with_a_reason() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("RFC 3339"), "{}", text(&out));
-}
-
-/// A fresh directory under the target dir (no tempfile dependency needed for three files).
-fn tempdir() -> PathBuf {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "silk-cli-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    dir
 }

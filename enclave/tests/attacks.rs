@@ -108,18 +108,23 @@ fn allow_many_sockets() {
 /// GET /healthz over plain HTTP; the time it took and the status line.
 fn health_plain(addr: SocketAddr) -> (Duration, String) {
     let t = Instant::now();
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let line = get_health(s);
+    (t.elapsed(), line)
+}
+
+/// Sends GET /healthz on `s` and returns the status line.
+fn get_health(mut s: impl Read + Write) -> String {
     s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .expect("write");
     let mut body = Vec::new();
     let _ = s.read_to_end(&mut body);
-    let line = String::from_utf8_lossy(&body)
+    String::from_utf8_lossy(&body)
         .lines()
         .next()
         .unwrap_or("(nothing)")
-        .to_owned();
-    (t.elapsed(), line)
+        .to_owned()
 }
 
 /// GET /healthz over TLS (the RA-TLS certificate is not checked: only liveness is).
@@ -137,16 +142,7 @@ fn health_tls(addr: SocketAddr) -> (Duration, String) {
     let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("tls");
     let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
     tcp.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let mut s = rustls::StreamOwned::new(conn, tcp);
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .expect("write");
-    let mut body = Vec::new();
-    let _ = s.read_to_end(&mut body);
-    let line = String::from_utf8_lossy(&body)
-        .lines()
-        .next()
-        .unwrap_or("(nothing)")
-        .to_owned();
+    let line = get_health(rustls::StreamOwned::new(conn, tcp));
     (t.elapsed(), line)
 }
 

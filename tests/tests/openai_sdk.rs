@@ -9,6 +9,18 @@ use common::enclave;
 use common::hostile::{relay, Fault, Plan};
 use silk_client::session::Session;
 
+/// Serves the proxy's router over `session` on a free loopback port.
+async fn proxy(session: Arc<Session>) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, silk_client::proxy::router(session))
+            .await
+            .unwrap()
+    });
+    addr
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn openai_python_sdk_through_silk_proxy() {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -24,13 +36,7 @@ async fn openai_python_sdk_through_silk_proxy() {
             .await
             .unwrap(),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, silk_client::proxy::router(session))
-            .await
-            .unwrap()
-    });
+    let addr = proxy(session).await;
     let out = tokio::process::Command::new(&python)
         .arg(root.join("tests/python/openai_smoke.py"))
         .arg(format!("http://{addr}/v1"))
@@ -82,13 +88,7 @@ async fn openai_python_sdk_sees_named_errors_on_a_hostile_path() {
             .await
             .unwrap(),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, silk_client::proxy::router(session))
-            .await
-            .unwrap()
-    });
+    let addr = proxy(session).await;
     let out = tokio::process::Command::new(&python)
         .arg(root.join("tests/python/openai_hostile.py"))
         .arg(format!("http://{addr}/v1"))
