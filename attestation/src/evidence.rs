@@ -76,7 +76,7 @@ pub enum EvidenceError {
 impl Evidence {
     /// Recognises binary or hex-text evidence (hex may have a `0x` prefix and whitespace).
     pub fn detect(input: &[u8]) -> Result<Self, EvidenceError> {
-        let bytes = decode_if_hex(input)?;
+        let bytes = decode_text(input)?;
         if bytes.is_empty() {
             return Err(EvidenceError::Empty);
         }
@@ -88,10 +88,6 @@ impl Evidence {
 /// The evidence's bytes: hex text decoded (a `0x` prefix and whitespace allowed), binary
 /// as it is, without deciding what it is.
 pub fn decode_text(input: &[u8]) -> Result<Vec<u8>, EvidenceError> {
-    decode_if_hex(input)
-}
-
-fn decode_if_hex(input: &[u8]) -> Result<Vec<u8>, EvidenceError> {
     let text: Vec<u8> = input
         .iter()
         .copied()
@@ -215,16 +211,10 @@ impl EvidenceError {
     /// unknown format, missing inputs. `kind` is what the caller recognised, if anything.
     pub fn as_rejection(&self, kind: Option<EvidenceKind>) -> Option<(EvidenceKind, Verdict)> {
         let (kind, found, reason) = match self {
-            EvidenceError::SnpReport(e) => (
-                EvidenceKind::SnpReport,
-                e.offset()
-                    .map_or_else(|| "does not parse".to_owned(), |o| format!("offset {o:#x}")),
-                e.to_string(),
-            ),
+            EvidenceError::SnpReport(e) => (EvidenceKind::SnpReport, at(e.offset()), e.to_string()),
             EvidenceError::Quote(e) => (
                 kind.unwrap_or(EvidenceKind::DcapQuote(TeeType::Tdx)),
-                e.offset()
-                    .map_or_else(|| "does not parse".to_owned(), |o| format!("offset {o:#x}")),
+                at(e.offset()),
                 e.to_string(),
             ),
             EvidenceError::BadHex { reason, kind } => {
@@ -234,6 +224,11 @@ impl EvidenceError {
         };
         Some((kind, malformed(kind, found, reason)))
     }
+}
+
+/// Where a parse error is, as a format check's `found` says it.
+fn at(offset: Option<usize>) -> String {
+    offset.map_or_else(|| "does not parse".to_owned(), |o| format!("offset {o:#x}"))
 }
 
 /// The name of a kind's format check.

@@ -174,6 +174,15 @@ impl Verdict {
         self.checks.push(check);
     }
 
+    /// Takes in the facts, warnings and checks of a part's verdict (one GPU's, folded into
+    /// the CVM's or into all GPUs'), after a fact `gpu` naming the part.
+    pub fn absorb(&mut self, part: String, other: Verdict) {
+        self.fact("gpu", part);
+        self.facts.extend(other.facts);
+        self.warnings.extend(other.warnings);
+        self.checks.extend(other.checks);
+    }
+
     /// Adds a warning.
     pub fn warn(&mut self, warning: impl Into<String>) {
         self.warnings.push(warning.into());

@@ -193,13 +193,7 @@ fn verify_items(
     notes.push(format!("{} GPUs, checked in one verdict", items.len()));
     let mut all = Verdict::new(silk_attestation::Platform::NvidiaGpu);
     for (i, item) in items.iter().enumerate() {
-        let v = one(item);
-        all.fact("gpu", format!("#{i} {}", item.label));
-        all.facts.extend(v.facts);
-        all.warnings.extend(v.warnings);
-        for c in v.checks {
-            all.push(c);
-        }
+        all.absorb(format!("#{i} {}", item.label), one(item));
     }
     all
 }

@@ -125,12 +125,7 @@ pub fn check(
             &inputs.revocation,
             now,
         );
-        verdict.fact("gpu", format!("#{i} {}", item.arch));
-        verdict.facts.extend(v.facts);
-        verdict.warnings.extend(v.warnings);
-        for c in v.checks {
-            verdict.push(c);
-        }
+        verdict.absorb(format!("#{i} {}", item.arch), v);
     }
 }
 

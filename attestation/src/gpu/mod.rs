@@ -133,11 +133,6 @@ impl RimStore {
             .filter(move |s| s.rim.version.eq_ignore_ascii_case(&version))
     }
 
-    /// Every RIM, in the order added.
-    pub fn iter(&self) -> impl Iterator<Item = &StoredRim> {
-        self.rims.iter()
-    }
-
     /// How many RIMs the store holds.
     pub fn len(&self) -> usize {
         self.rims.len()

@@ -440,10 +440,19 @@ fn check_versions(r: &SpdmReport, rules: Option<&GpuPolicy>, v: &mut Verdict) {
     }
 }
 
-/// Which RIMs were verified and used, for the measurement check.
+/// A RIM that verified and was chosen, with how the report compares with it.
 struct UsedRim<'a> {
     source: &'a str,
     rim: &'a Rim,
+    comparison: Comparison,
+}
+
+/// How a report compares with one RIM's active measurements.
+struct Comparison {
+    /// Measurements compared (NVDEC0's left out when it is off).
+    compared: usize,
+    /// How the report differs; empty when it matches.
+    problems: Vec<String>,
 }
 
 /// The RIM role a check is about.
@@ -557,10 +566,16 @@ fn check_rim<'a>(
         ));
         return None;
     }
+    // An NVDEC0 status other than on or off fails the measurement check before any
+    // comparison is read, so "not off" is enough here.
     let skip_nvdec = report.nvdec0_status() == Some(NVDEC_DISABLED);
-    let chosen = verified
+    let mut compared: Vec<Comparison> = verified
         .iter()
-        .position(|(c, _)| mismatches(what, &c.rim, report, skip_nvdec).is_empty())
+        .map(|(c, _)| compare(what, &c.rim, report, skip_nvdec))
+        .collect();
+    let chosen = compared
+        .iter()
+        .position(|c| c.problems.is_empty())
         .unwrap_or(0);
     let (used, chain) = &verified[chosen];
     let mut found = format!(
@@ -581,16 +596,21 @@ fn check_rim<'a>(
     Some(UsedRim {
         source: &used.source,
         rim: &used.rim,
+        comparison: compared.swap_remove(chosen),
     })
 }
 
-/// How the report differs from one RIM's active measurements (empty when it matches).
-fn mismatches(source: &str, rim: &Rim, r: &SpdmReport, skip_nvdec: bool) -> Vec<String> {
+/// Compares the report with one RIM's active measurements, each with the report's block
+/// at index + 1, matching if any alternative equals it; `source` names the RIM in
+/// problems.
+fn compare(source: &str, rim: &Rim, r: &SpdmReport, skip_nvdec: bool) -> Comparison {
     let mut problems = Vec::new();
+    let mut compared = 0;
     for g in rim.active() {
         if g.index == NVDEC_INDEX && skip_nvdec {
             continue;
         }
+        compared += 1;
         match u8::try_from(g.index + 1).ok().and_then(|i| r.block(i)) {
             None => problems.push(format!(
                 "{source} index {} has no block in the report",
@@ -605,7 +625,7 @@ fn mismatches(source: &str, rim: &Rim, r: &SpdmReport, skip_nvdec: bool) -> Vec<
             )),
         }
     }
-    problems
+    Comparison { compared, problems }
 }
 
 /// NVIDIA's rules: the active entries of both RIMs together (an index active in both is an
@@ -676,12 +696,8 @@ fn check_measurements(
     let mut used = Vec::new();
     for (what, u) in [("driver", driver), ("VBIOS", vbios)] {
         let Some(u) = u else { continue };
-        compared += u
-            .rim
-            .active()
-            .filter(|g| !(g.index == NVDEC_INDEX && skip_nvdec))
-            .count();
-        problems.extend(mismatches(what, u.rim, r, skip_nvdec));
+        compared += u.comparison.compared;
+        problems.extend(u.comparison.problems.iter().cloned());
         used.push(format!("{what} {}", u.source));
     }
     let found = format!(
