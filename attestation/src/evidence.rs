@@ -302,8 +302,10 @@ pub fn verify_quote(
     policy: &Policy,
     now: OffsetDateTime,
 ) -> Result<(tdx::Quote, Verdict), EvidenceError> {
-    let platform = match classify(raw)? {
-        EvidenceKind::DcapQuote(TeeType::Sgx) => Platform::Sgx,
+    // What the header looks like only picks the verdict's platform: a header damaged past
+    // recognition is the parser's to reject, as a malformed quote.
+    let platform = match classify(raw) {
+        Ok(EvidenceKind::DcapQuote(TeeType::Sgx)) => Platform::Sgx,
         _ => Platform::Tdx,
     };
     let mut verdict = Verdict::new(platform);

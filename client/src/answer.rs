@@ -7,7 +7,7 @@ use hyper::StatusCode;
 use silk_protocol::StreamOpener;
 use zeroize::Zeroizing;
 
-use crate::session::{api_error, describe_hyper, ClientError};
+use crate::session::{altered_tls_record, api_error, describe_hyper, io_cause, ClientError};
 
 /// How long the end of the HTTP body is awaited after the final sealed chunk.
 const AFTER_LAST: std::time::Duration = std::time::Duration::from_secs(2);
@@ -72,15 +72,17 @@ impl SealedAnswer {
                 Some(Err(e)) => {
                     // Bytes altered on the way fail TLS's own record check; a cut
                     // connection is a truncation as far as the answer goes.
-                    let words = describe_hyper(&e);
-                    let check = if words.starts_with("TLS record authentication failed") {
+                    let check = if io_cause(&e).is_some_and(altered_tls_record) {
                         "tls.record_authentic"
                     } else {
                         "seal.stream_complete"
                     };
                     return Err(ClientError::Integrity {
                         check,
-                        detail: format!("the stream broke before its final chunk: {words}"),
+                        detail: format!(
+                            "the stream broke before its final chunk: {}",
+                            describe_hyper(&e)
+                        ),
                     });
                 }
                 None => {

@@ -575,29 +575,39 @@ pub(crate) fn describe_io(e: &std::io::Error) -> String {
         }
         K::UnexpectedEof => format!("the stream was cut short: {e}"),
         K::TimedOut => format!("timed out in the operating system: {e}"),
-        K::InvalidData if is_tls_alert(e) => {
+        _ if altered_tls_record(e) => {
             format!("TLS record authentication failed: the bytes were altered on the way ({e})")
         }
         _ => e.to_string(),
     }
 }
 
-fn is_tls_alert(e: &std::io::Error) -> bool {
-    let text = e.to_string();
-    e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>())
-        || text.contains("DecryptError")
-        || text.contains("BadRecordMac")
-        || text.contains("decrypt")
+/// Whether rustls refused a record whose authentication failed (ours to decrypt, or the
+/// peer's `bad_record_mac` alert about ours): bytes altered on the way.
+pub(crate) fn altered_tls_record(e: &std::io::Error) -> bool {
+    use rustls::{AlertDescription, Error as Tls};
+    matches!(
+        e.get_ref().and_then(|inner| inner.downcast_ref::<Tls>()),
+        Some(Tls::DecryptError | Tls::AlertReceived(AlertDescription::BadRecordMac))
+    )
+}
+
+/// The I/O error under a hyper error, if one caused it.
+pub(crate) fn io_cause(e: &hyper::Error) -> Option<&std::io::Error> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        source = s.source();
+    }
+    None
 }
 
 /// A hyper error in words: which side ended what, and the I/O cause when there is one.
 pub(crate) fn describe_hyper(e: &hyper::Error) -> String {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return describe_io(io);
-        }
-        source = s.source();
+    if let Some(io) = io_cause(e) {
+        return describe_io(io);
     }
     if e.is_parse() || e.is_parse_status() {
         format!("the HTTP framing is corrupt (altered, dropped or spliced on the way): {e}")

@@ -187,26 +187,26 @@ pub fn run_verify(args: &VerifyArgs, out: &mut dyn Write) -> Result<bool, Verify
         // The user named the format: trust it, so damaged evidence is rejected at that
         // format's check instead of being called unknown.
         Some(named) => {
-            let kind_of = |bytes: &[u8]| match (named, Evidence::detect(bytes)) {
-                (
-                    Format::Tdx,
-                    Ok(Evidence {
-                        kind: k @ EvidenceKind::DcapQuote(_),
-                        ..
-                    }),
-                ) => k,
-                (Format::Tdx, _) => EvidenceKind::DcapQuote(silk_attestation::tdx::TeeType::Tdx),
+            // SNP, or a quote: TDX unless its header says SGX.
+            let default = match named {
+                Format::Tdx => EvidenceKind::DcapQuote(silk_attestation::tdx::TeeType::Tdx),
                 _ => EvidenceKind::SnpReport,
             };
             match silk_attestation::evidence::decode_text(&raw) {
-                Ok(bytes) => Ok(Evidence {
-                    kind: kind_of(&bytes),
-                    bytes,
-                }),
+                Ok(bytes) => {
+                    let kind = match Evidence::detect(&bytes) {
+                        Ok(Evidence {
+                            kind: k @ EvidenceKind::DcapQuote(_),
+                            ..
+                        }) if named == Format::Tdx => k,
+                        _ => default,
+                    };
+                    Ok(Evidence { kind, bytes })
+                }
                 Err(silk_attestation::EvidenceError::BadHex { reason, kind }) => {
                     Err(silk_attestation::EvidenceError::BadHex {
                         reason,
-                        kind: kind.or(Some(kind_of(&[]))),
+                        kind: kind.or(Some(default)),
                     })
                 }
                 Err(e) => Err(e),

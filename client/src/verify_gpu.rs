@@ -70,7 +70,7 @@ pub(crate) fn run(
             "--image: a GPU report measures GPU firmware, not a guest image".into(),
         ));
     }
-    let nonce = nonce_rule(args, &mut notes)?;
+    let nonce = expected_nonce(args, &mut notes)?;
     let first = raw.iter().find(|b| !b.is_ascii_whitespace()).copied();
     let items = if matches!(first, Some(b'[' | b'{')) {
         if args.certs.is_some() {
@@ -102,7 +102,15 @@ pub(crate) fn run(
                 .collect::<Result<_, _>>()?,
         )
     };
-    let verdict = verify_items(&items, policy, nonce, &rims, &revocation, now, &mut notes);
+    let verdict = verify_items(
+        &items,
+        policy,
+        nonce.as_ref(),
+        &rims,
+        &revocation,
+        now,
+        &mut notes,
+    );
     let source = args.evidence.display().to_string();
     if args.json {
         render::json(&verdict, EvidenceKind::GpuReport, &source, now, out)?;
@@ -112,7 +120,11 @@ pub(crate) fn run(
     Ok(verdict.accepted())
 }
 
-fn nonce_rule(args: &VerifyArgs, notes: &mut Vec<String>) -> Result<NonceOwned, VerifyCmdError> {
+/// The nonce the report must answer; `None` when the user accepts any (`--no-nonce`).
+fn expected_nonce(
+    args: &VerifyArgs,
+    notes: &mut Vec<String>,
+) -> Result<Option<[u8; 32]>, VerifyCmdError> {
     match (&args.nonce, args.no_nonce) {
         (Some(_), true) => Err(VerifyCmdError::Missing(
             "--nonce and --no-nonce contradict each other: pass one".into(),
@@ -132,7 +144,7 @@ fn nonce_rule(args: &VerifyArgs, notes: &mut Vec<String>) -> Result<NonceOwned, 
                     bytes.len()
                 ))
             })?;
-            Ok(NonceOwned::Expect(nonce))
+            Ok(Some(nonce))
         }
         (None, true) => {
             notes.push(
@@ -140,7 +152,7 @@ fn nonce_rule(args: &VerifyArgs, notes: &mut Vec<String>) -> Result<NonceOwned, 
                  would be accepted"
                     .into(),
             );
-            Ok(NonceOwned::AcceptReplay)
+            Ok(None)
         }
         (None, false) => Err(VerifyCmdError::Missing(
             "a GPU report must answer a nonce you chose: pass --nonce HEX (the 32 bytes the \
@@ -150,25 +162,16 @@ fn nonce_rule(args: &VerifyArgs, notes: &mut Vec<String>) -> Result<NonceOwned, 
     }
 }
 
-/// [`NonceRule`] with the nonce owned.
-enum NonceOwned {
-    Expect([u8; 32]),
-    AcceptReplay,
-}
-
 fn verify_items(
     items: &[Item],
     policy: &Policy,
-    nonce: NonceOwned,
+    nonce: Option<&[u8; 32]>,
     rims: &RimStore,
     revocation: &Revocation,
     now: OffsetDateTime,
     notes: &mut Vec<String>,
 ) -> Verdict {
-    let rule = match &nonce {
-        NonceOwned::Expect(n) => NonceRule::Expect(n),
-        NonceOwned::AcceptReplay => NonceRule::AcceptReplay,
-    };
+    let rule = nonce.map_or(NonceRule::AcceptReplay, NonceRule::Expect);
     let one = |item: &Item| {
         let chain_arch = gpu::certs::parse_pem_chain(&item.chain_pem)
             .ok()

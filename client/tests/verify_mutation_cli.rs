@@ -156,3 +156,27 @@ fn damaged_hex_text_is_rejected_at_the_format_check() {
         "{t}"
     );
 }
+
+/// With the format named (`silk verify tdx …`), evidence damaged past recognition is
+/// still rejected at that format's check.
+#[test]
+fn a_named_format_rejects_at_its_own_check() {
+    let dir = tempdir();
+    let mut quote = std::fs::read(vectors().join("tdx/tdx_quote")).expect("read");
+    quote[..8].copy_from_slice(&[0xff; 8]);
+    let path = dir.join("quote.bin");
+    std::fs::write(&path, &quote).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_silk"))
+        .args(["verify", "tdx", &p(path)])
+        .args([
+            "--collateral",
+            &p(vectors().join("tdx/tdx_quote_collateral.json")),
+        ])
+        .args(["--policy", TDX_POLICY])
+        .output()
+        .expect("run");
+    let t = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("✗ tdx.quote_format"), "{t}");
+    let _ = std::fs::remove_dir_all(dir);
+}
