@@ -68,6 +68,14 @@ const READ_BUFFER: usize = 64 * 1024;
 const FD_RESERVE: u64 = 128;
 
 impl Limits {
+    /// When a request body that started arriving at `start` must have more than
+    /// `received` bytes: the grace period, then the minimum rate.
+    pub fn body_deadline(&self, start: Instant, received: usize) -> Instant {
+        start
+            + self.body_grace
+            + Duration::from_secs_f64(received as f64 / self.body_min_rate.max(1) as f64)
+    }
+
     /// The connection cap for a process whose soft open-files limit is `nofile`.
     pub fn connection_cap(&self, nofile: u64) -> usize {
         let by_fds = usize::try_from(nofile.saturating_sub(FD_RESERVE).max(16)).unwrap_or(16);
@@ -87,6 +95,12 @@ pub struct ConnState {
     served: std::sync::atomic::AtomicBool,
     /// Told to close (evicted at the cap).
     evict: Notify,
+    /// The deadline that closed the connection, if one did. Recorded where it fires:
+    /// hyper reports a read error on a connection with no request under way as a plain
+    /// close, so the error alone would not say.
+    fired: std::sync::OnceLock<Deadline>,
+    /// The read waiting while a request was in flight; woken when the last one ends.
+    reader: Mutex<Option<std::task::Waker>>,
 }
 
 impl ConnState {
@@ -97,6 +111,8 @@ impl ConnState {
             head_started: Mutex::new(None),
             served: std::sync::atomic::AtomicBool::new(false),
             evict: Notify::new(),
+            fired: std::sync::OnceLock::new(),
+            reader: Mutex::new(None),
         }
     }
 
@@ -125,8 +141,27 @@ impl Drop for InFlight {
             if let Ok(mut t) = self.0.idle_since.lock() {
                 *t = Instant::now();
             }
+            // A read that went pending while the request was in flight armed no
+            // deadline: wake it so that the keep-alive deadline starts now.
+            if let Some(w) = self.0.reader.lock().ok().and_then(|mut w| w.take()) {
+                w.wake();
+            }
         }
     }
+}
+
+/// A connection deadline that passed: the error its reads fail with, so that the
+/// listener can count it by name.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("{} timeout after {after:?}", match deadline {
+    Deadline::RequestHead => "request head",
+    Deadline::KeepAliveIdle => "keep-alive idle",
+    Deadline::TlsHandshake => "TLS handshake",
+    Deadline::RequestBody => "request body",
+})]
+struct DeadlinePassed {
+    deadline: Deadline,
+    after: Duration,
 }
 
 /// The IO of one connection, with the head and keep-alive deadlines: a read that waits
@@ -139,33 +174,24 @@ struct Guarded<S> {
 }
 
 impl<S> Guarded<S> {
-    fn deadline(&self) -> (Instant, &'static str, Duration) {
+    /// The deadline the next read waits under, and when it passes.
+    fn deadline(&self) -> (Instant, DeadlinePassed) {
         let head = self.state.head_started.lock().ok().and_then(|h| *h);
-        if let Some(start) = head {
-            return (
-                start + self.limits.request_head,
-                "request head",
-                self.limits.request_head,
-            );
-        }
         let since = self
             .state
             .idle_since
             .lock()
             .map_or_else(|_| Instant::now(), |t| *t);
-        if self.state.served.load(Ordering::Acquire) {
-            (
-                since + self.limits.keep_alive,
-                "keep-alive idle",
-                self.limits.keep_alive,
-            )
-        } else {
-            (
-                since + self.limits.request_head,
-                "request head",
-                self.limits.request_head,
-            )
-        }
+        // A request's head counts from its first byte; the first request's also from the
+        // connection's start; later waits are keep-alive.
+        let (from, deadline, after) = match head {
+            Some(start) => (start, Deadline::RequestHead, self.limits.request_head),
+            None if self.state.served.load(Ordering::Acquire) => {
+                (since, Deadline::KeepAliveIdle, self.limits.keep_alive)
+            }
+            None => (since, Deadline::RequestHead, self.limits.request_head),
+        };
+        (from + after, DeadlinePassed { deadline, after })
     }
 }
 
@@ -188,18 +214,24 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
                 if self.state.busy() {
-                    // The handlers time bodies themselves; answers may take minutes.
-                    return Poll::Pending;
+                    // The handlers time bodies themselves; answers may take minutes. The
+                    // read is woken when the last request ends, to arm its deadline then.
+                    if let Ok(mut w) = self.state.reader.lock() {
+                        *w = Some(cx.waker().clone());
+                    }
+                    if self.state.busy() {
+                        return Poll::Pending;
+                    }
                 }
-                let (deadline, which, after) = self.deadline();
-                if self.timer.deadline() != deadline {
-                    self.timer.as_mut().reset(deadline);
+                let (at, passed) = self.deadline();
+                if self.timer.deadline() != at {
+                    self.timer.as_mut().reset(at);
                 }
                 match self.timer.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("{which} timeout after {after:?}"),
-                    ))),
+                    Poll::Ready(()) => {
+                        let _ = self.state.fired.set(passed.deadline);
+                        Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, passed)))
+                    }
                     Poll::Pending => Poll::Pending,
                 }
             }
@@ -348,8 +380,8 @@ pub async fn serve(
             let _registration = registration;
             stats.open.inc();
             let _open = OpenGuard(stats.open.clone());
-            let evicted = state.clone();
-            let evicted = evicted.evict.notified();
+            let watched = state.clone();
+            let evicted = watched.evict.notified();
             tokio::pin!(evicted);
             let ended = match tls {
                 Some(acceptor) => {
@@ -377,25 +409,14 @@ pub async fn serve(
                 }
                 None => connection(tcp, state, app, &limits, &mut evicted).await,
             };
+            if let Some(deadline) = watched.fired.get() {
+                stats.timed_out(*deadline);
+                tracing::debug!(%peer, ?deadline, "connection closed at its deadline");
+            }
             match ended {
                 Ended::Closed => tracing::debug!(%peer, "connection closed"),
                 Ended::Evicted => tracing::debug!(%peer, "connection evicted at the cap"),
-                Ended::Error(e) => {
-                    let timeout = std::error::Error::source(&e)
-                        .and_then(|s| s.downcast_ref::<io::Error>())
-                        .filter(|io| io.kind() == io::ErrorKind::TimedOut)
-                        .map(|io| io.to_string());
-                    match timeout {
-                        Some(t) if t.starts_with("request head") => {
-                            stats.timed_out(Deadline::RequestHead)
-                        }
-                        Some(t) if t.starts_with("keep-alive") => {
-                            stats.timed_out(Deadline::KeepAliveIdle)
-                        }
-                        _ => {}
-                    }
-                    tracing::debug!(%peer, "connection ended: {e}");
-                }
+                Ended::Error(e) => tracing::debug!(%peer, "connection ended: {e}"),
             }
         });
     }

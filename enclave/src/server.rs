@@ -400,11 +400,8 @@ async fn read_body(
     };
     let mut buf = Vec::with_capacity(reserve.min(64 << 10));
     loop {
-        let allowed = limits.body_grace
-            + std::time::Duration::from_secs_f64(
-                buf.len() as f64 / limits.body_min_rate.max(1) as f64,
-            );
-        let frame = match tokio::time::timeout_at(start + allowed, body.frame()).await {
+        let deadline = limits.body_deadline(start, buf.len());
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
             Err(_) => {
                 return Err(BodyError::Timeout(format!(
                     "request body timeout after {:.1} s: {} of {} bytes arrived, below the \
@@ -445,9 +442,7 @@ async fn drain(
     }
     let mut seen = 0usize;
     while seen <= 2 * wire::MAX_SEALED_BODY {
-        let allowed = limits.body_grace
-            + std::time::Duration::from_secs_f64(seen as f64 / limits.body_min_rate.max(1) as f64);
-        match tokio::time::timeout_at(start + allowed, body.frame()).await {
+        match tokio::time::timeout_at(limits.body_deadline(start, seen), body.frame()).await {
             Ok(Some(Ok(frame))) => seen += frame.data_ref().map_or(0, |d| d.len()),
             _ => return,
         }

@@ -302,3 +302,57 @@ fn attack_stalled_uploads_stay_within_the_body_budget() {
         "RSS stayed at {after} MiB (before {before})"
     );
 }
+
+/// Each connection deadline, set short on the command line, closes the connection that
+/// waits on it and is counted by name in `/metrics`.
+#[test]
+fn deadlines_close_connections_and_are_counted() {
+    let e = start(
+        1024,
+        4096,
+        &[
+            "--tls-handshake-timeout",
+            "1",
+            "--request-head-timeout",
+            "1",
+            "--keep-alive-timeout",
+            "1",
+        ],
+    );
+    let silent_tls = TcpStream::connect(e.tls).expect("connect");
+    let silent = TcpStream::connect(e.plain).expect("connect");
+    let mut half_head = TcpStream::connect(e.plain).expect("connect");
+    half_head
+        .write_all(b"GET /healthz HTTP/1.1\r\n")
+        .expect("write");
+    let mut kept = TcpStream::connect(e.plain).expect("connect");
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
+    let mut first = [0u8; 4096];
+    let _ = kept.read(&mut first).expect("answer");
+    for (what, mut s) in [
+        ("silent TLS", silent_tls),
+        ("silent", silent),
+        ("half head", half_head),
+        ("keep-alive", kept),
+    ] {
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        let t = Instant::now();
+        let mut buf = [0u8; 64];
+        // A read that times out is a connection still open, not a closed one.
+        let n = s
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("{what}: not closed within 10 s ({e})"));
+        println!("{what}: closed after {:.1} s", t.elapsed().as_secs_f64());
+        assert_eq!(n, 0, "{what}: still open");
+    }
+    let mut s = TcpStream::connect(e.plain).expect("connect");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    for deadline in ["TlsHandshake", "RequestHead", "KeepAliveIdle"] {
+        let line = format!("silk_enclave_deadline_closures_total{{deadline=\"{deadline}\"}}");
+        assert!(text.contains(&line), "{deadline} not counted:\n{text}");
+    }
+}

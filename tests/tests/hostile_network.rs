@@ -184,6 +184,14 @@ async fn tls_path_survives_a_hostile_relay() {
     ] {
         case(&local, &direct, &genuine, name, plan).await;
     }
+    // The requests cut short on the way were closed by the enclave at its head deadline,
+    // and counted by name.
+    let closed = common::metric(
+        local.plain(),
+        "silk_enclave_deadline_closures_total{deadline=\"RequestHead\"}",
+    )
+    .await;
+    assert!(closed >= 1.0, "request-head closures counted: {closed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
