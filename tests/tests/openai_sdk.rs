@@ -21,8 +21,9 @@ async fn proxy(session: Arc<Session>) -> std::net::SocketAddr {
     addr
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn openai_python_sdk_through_silk_proxy() {
+/// Runs `tests/python/SCRIPT BASE_URL smollm2` with the project's venv (the official
+/// OpenAI SDK) against the proxy at `addr`; the JSON it prints.
+async fn sdk_script(script: &str, addr: std::net::SocketAddr) -> serde_json::Value {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let python = root.join(".venv/bin/python");
     assert!(
@@ -30,15 +31,8 @@ async fn openai_python_sdk_through_silk_proxy() {
         "{} is missing: run scripts/setup-python.sh",
         python.display()
     );
-    let local = enclave().await;
-    let session = Arc::new(
-        Session::connect(&local.https(), local.policy.clone())
-            .await
-            .unwrap(),
-    );
-    let addr = proxy(session).await;
     let out = tokio::process::Command::new(&python)
-        .arg(root.join("tests/python/openai_smoke.py"))
+        .arg(root.join("tests/python").join(script))
         .arg(format!("http://{addr}/v1"))
         .arg("smollm2")
         .output()
@@ -46,10 +40,22 @@ async fn openai_python_sdk_through_silk_proxy() {
         .unwrap();
     assert!(
         out.status.success(),
-        "openai SDK failed: {}",
+        "{script} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn openai_python_sdk_through_silk_proxy() {
+    let local = enclave().await;
+    let session = Arc::new(
+        Session::connect(&local.https(), local.policy.clone())
+            .await
+            .unwrap(),
+    );
+    let addr = proxy(session).await;
+    let v = sdk_script("openai_smoke.py", addr).await;
     assert!(v["chat"].as_str().unwrap().contains("Paris"), "{v}");
     assert_eq!(
         v["stream"], v["chat"],
@@ -67,9 +73,6 @@ async fn openai_python_sdk_through_silk_proxy() {
 /// OpenAI-shaped 413, and `/healthz` says when the enclave is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn openai_python_sdk_sees_named_errors_on_a_hostile_path() {
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let python = root.join(".venv/bin/python");
-    assert!(python.is_file(), "{} is missing", python.display());
     let local = enclave().await;
     // Plain path (as behind a router): connections 0 and 1 attest, 2 carries the first
     // sealed request, whose answer gets one byte flipped well into the stream.
@@ -89,19 +92,7 @@ async fn openai_python_sdk_sees_named_errors_on_a_hostile_path() {
             .unwrap(),
     );
     let addr = proxy(session).await;
-    let out = tokio::process::Command::new(&python)
-        .arg(root.join("tests/python/openai_hostile.py"))
-        .arg(format!("http://{addr}/v1"))
-        .arg("smollm2")
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "script failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = sdk_script("openai_hostile.py", addr).await;
     println!("{v:#}");
     let e = &v["stream_error"];
     assert_eq!(e["type"], "APIError", "{v}");
