@@ -357,10 +357,13 @@ fn main() -> ExitCode {
                 let session = Arc::new(Session::connect_with(&endpoint, policy, options).await?);
                 let mut out = std::io::stdout();
                 let _ = print_verification(&session, &endpoint, &mut out);
-                println!("silk proxy: OpenAI API at http://{listen}/v1 (sealed to {endpoint})");
-                silk_client::proxy::serve(listen, session)
+                // Bound before it is announced, so that whoever reads the line can connect.
+                let listener = tokio::net::TcpListener::bind(listen)
                     .await
-                    .map_err(|e| ClientError::Config(format!("listening on {listen}: {e}")))
+                    .map_err(|e| ClientError::Config(format!("listening on {listen}: {e}")))?;
+                println!("silk proxy: OpenAI API at http://{listen}/v1 (sealed to {endpoint})");
+                silk_client::proxy::serve(listener, session).await;
+                Ok(())
             });
             match result {
                 Ok(()) => ExitCode::SUCCESS,

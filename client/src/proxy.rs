@@ -5,7 +5,6 @@
 //! plaintext never leaves the user's machine unsealed. Attestation failures are answered
 //! with 502 and an error naming the failed checks — never by falling back to anything.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -90,9 +89,8 @@ async fn read_body(body: Body) -> Result<Bytes, Response> {
 /// requests, before the proxy closes its connection.
 pub const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Serves the proxy on `listen` until the process ends.
-pub async fn serve(listen: SocketAddr, session: Arc<Session>) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+/// Serves the proxy on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, session: Arc<Session>) {
     let app = router(session);
     let mut backoff = std::time::Duration::from_millis(5);
     loop {
