@@ -7,7 +7,7 @@
 //! `/v1/sealed`, health and metrics). Nothing that opens a prompt ever leaves this process.
 #![warn(missing_docs)]
 
-pub mod conn;
+pub use silk_net::conn;
 pub mod evidence;
 pub mod identity;
 pub mod metrics;

@@ -7,6 +7,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+pub use silk_net::metrics::{ConnMetrics, Deadline, DeadlineLabel};
 
 /// The outcome of one sealed request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
@@ -34,52 +35,6 @@ pub enum Outcome {
 pub struct OutcomeLabel {
     /// The outcome.
     pub outcome: Outcome,
-}
-
-/// The deadline a connection or request was closed at.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-pub enum Deadline {
-    /// Accept to finished TLS handshake.
-    TlsHandshake,
-    /// Connection start (or a request's first byte) to its complete head.
-    RequestHead,
-    /// Idle between requests on keep-alive.
-    KeepAliveIdle,
-    /// The request body's total time or minimum rate.
-    RequestBody,
-}
-
-/// Labels of the deadline counter.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DeadlineLabel {
-    /// The deadline.
-    pub deadline: Deadline,
-}
-
-/// What the listeners count: handles into [`Metrics`]'s registry.
-#[derive(Clone, Debug, Default)]
-pub struct ConnMetrics {
-    /// Connections and requests closed at a deadline.
-    pub timeouts: Family<DeadlineLabel, Counter>,
-    /// Idle connections closed to make room at the connection cap.
-    pub evicted: Counter,
-    /// New connections refused at the cap (every open one had a request in flight).
-    pub refused: Counter,
-    /// Failed accepts (e.g. out of file descriptors).
-    pub accept_errors: Counter,
-    /// Connections open now, over all listeners.
-    pub open: Gauge,
-    /// Sealed requests refused because request bodies in flight filled the budget.
-    pub body_budget_refusals: Counter,
-}
-
-impl ConnMetrics {
-    /// Counts one deadline firing.
-    pub fn timed_out(&self, deadline: Deadline) {
-        self.timeouts
-            .get_or_create(&DeadlineLabel { deadline })
-            .inc();
-    }
 }
 
 /// All metrics of one enclave.
@@ -153,36 +108,7 @@ impl Default for Metrics {
             open_streams.clone(),
         );
         let conn = ConnMetrics::default();
-        registry.register(
-            "deadline_closures",
-            "Connections and requests closed at a deadline, by deadline",
-            conn.timeouts.clone(),
-        );
-        registry.register(
-            "connections_evicted",
-            "Idle connections closed to make room at the connection cap",
-            conn.evicted.clone(),
-        );
-        registry.register(
-            "connections_refused",
-            "New connections refused at the cap with every connection busy",
-            conn.refused.clone(),
-        );
-        registry.register(
-            "accept_errors",
-            "Failed accepts (out of file descriptors and the like)",
-            conn.accept_errors.clone(),
-        );
-        registry.register(
-            "open_connections",
-            "Connections open now",
-            conn.open.clone(),
-        );
-        registry.register(
-            "body_budget_refusals",
-            "Sealed requests refused because request bodies in flight filled the budget",
-            conn.body_budget_refusals.clone(),
-        );
+        conn.register(&mut registry);
         Self {
             conn,
             registry,

@@ -260,6 +260,8 @@ mod tests {
             challenge: challenge.to_vec(),
             created_at: 1_767_225_600, // 2026-01-01
             software_version: "silk test".into(),
+            receipt_public_key: [9; 32],
+            payout_address: String::new(),
         }
     }
 

@@ -12,7 +12,7 @@
 use sha2::{Digest, Sha256, Sha512};
 
 /// Magic and version at the start of every encoding.
-pub const MAGIC: &[u8; 8] = b"SILKCLM1";
+pub const MAGIC: &[u8; 8] = b"SILKCLM2";
 
 /// Largest length-prefixed field accepted (model identity, version strings, nonces).
 pub const MAX_FIELD: usize = 1024;
@@ -36,6 +36,12 @@ pub struct Claims {
     pub created_at: u64,
     /// The enclave software's version.
     pub software_version: String,
+    /// The enclave's receipt key (Ed25519, RFC 8032): it signs offers and usage receipts,
+    /// so a receipt proves that this attested enclave served the request.
+    pub receipt_public_key: [u8; 32],
+    /// Where the worker's owner is paid (a TON address as text; empty when unpaid). Bound
+    /// here so that a receipt also proves whom to pay.
+    pub payout_address: String,
 }
 
 /// Why bytes are not a canonical claims encoding.
@@ -86,6 +92,8 @@ impl Claims {
             self.software_version.as_bytes(),
             "software_version",
         )?;
+        out.extend_from_slice(&self.receipt_public_key);
+        put_var(&mut out, self.payout_address.as_bytes(), "payout_address")?;
         Ok(out)
     }
 
@@ -104,6 +112,8 @@ impl Claims {
             challenge: r.var("challenge")?.to_vec(),
             created_at: u64::from_be_bytes(r.array("created_at")?),
             software_version: r.text("software_version")?,
+            receipt_public_key: r.array("receipt_public_key")?,
+            payout_address: r.text("payout_address")?,
         };
         match bytes.len() - r.at {
             0 => Ok(claims),
@@ -184,6 +194,8 @@ mod tests {
             challenge: vec![5; 16],
             created_at: 1_764_000_000,
             software_version: "silk 0.1.0".into(),
+            receipt_public_key: [6; 32],
+            payout_address: "EQpayout".into(),
         }
     }
 
@@ -202,6 +214,11 @@ mod tests {
         assert_eq!(&bytes[8..40], &[1; 32]);
         assert_eq!(&bytes[104..106], &[0, 11]); // model length, big-endian
         assert_eq!(&bytes[106..117], b"sha256:abcd");
+        // gpu_nonce (2+32), challenge (2+16), created_at (8), software_version (2+10)
+        let rk = 117 + 34 + 18 + 8 + 12;
+        assert_eq!(&bytes[rk..rk + 32], &[6; 32]);
+        assert_eq!(&bytes[rk + 32..rk + 34], &[0, 8]);
+        assert_eq!(&bytes[rk + 34..], b"EQpayout");
     }
 
     #[test]
@@ -238,7 +255,7 @@ mod tests {
     #[test]
     fn bad_magic_utf8_and_lengths_are_named() {
         let mut b = sample().encode().unwrap();
-        b[7] = b'2';
+        b[7] = b'9';
         assert_eq!(Claims::decode(&b), Err(ClaimsError::Magic));
         let mut b = sample().encode().unwrap();
         b[106] = 0xff;

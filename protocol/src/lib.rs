@@ -9,6 +9,9 @@
 //! - [`ratls`]: TLS 1.3 certificates carrying the bundle, and the rustls verifier that
 //!   trusts a server only through its verified claims.
 //! - [`gpu`]: GPU evidence bound to the claims by a nonce derived from the enclave's keys.
+//! - [`receipt`]: offers, usage receipts signed inside the enclave, and clients'
+//!   acknowledgements of them.
+//! - [`network`]: the router's HTTP surface (registration, discovery, forwarding).
 //! - [`wire`]: the HTTP surface both sides agree on: paths, media types, limits, errors.
 //!
 //! Everything here is pure: bytes in, bytes out. `docs/protocol.md` is the specification.
@@ -21,7 +24,9 @@ pub use silk_attestation as attestation;
 pub mod bundle;
 pub mod claims;
 pub mod gpu;
+pub mod network;
 pub mod ratls;
+pub mod receipt;
 pub mod seal;
 pub mod wire;
 

@@ -8,7 +8,9 @@
 //! the client that sealed the request can read the answer. Each chunk's nonce and
 //! associated data carry its sequence number and a "last" flag, so reordering, replay,
 //! dropping, splicing between streams and truncation all fail authentication or the final
-//! check. `docs/protocol.md` gives the byte layout.
+//! check. The last chunk is the signed usage receipt ([`crate::receipt`]), repeated once
+//! in clear after it for those on the path who settle payment without seeing content.
+//! `docs/protocol.md` gives the byte layout.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -33,6 +35,11 @@ const EXPORT_LABEL: &[u8] = b"silk/v1 response";
 const CHUNK_LABEL: &[u8] = b"silk/v1 chunk";
 const TAG: usize = 16;
 const FLAG_LAST: u8 = 0x01;
+/// The chunk's plaintext is the signed usage receipt; it is always the last chunk.
+const FLAG_RECEIPT: u8 = 0x02;
+/// A frame after the last chunk carrying the same receipt unencrypted, for the router and
+/// the worker's owner (it is signed, so it needs no seal; the client checks it is equal).
+pub const FLAG_CLEAR_RECEIPT: u8 = 0x80;
 
 type Kem = X25519HkdfSha256;
 type PrivateKey = <Kem as hpke::Kem>::PrivateKey;
@@ -239,8 +246,29 @@ impl StreamSealer {
         }
     }
 
-    /// Seals the next chunk; `last` marks the end of the stream.
+    /// Seals the next chunk; `last` marks the end of the stream (a stream that should
+    /// carry a receipt ends with [`StreamSealer::seal_receipt`] instead).
     pub fn seal(&mut self, plaintext: &[u8], last: bool) -> Result<Vec<u8>, StreamError> {
+        self.seal_flags(plaintext, if last { FLAG_LAST } else { 0 })
+    }
+
+    /// Ends the stream with the signed receipt: sealed as the last chunk, then repeated in
+    /// a clear frame.
+    pub fn seal_receipt(&mut self, signed_receipt: &[u8]) -> Result<Vec<u8>, StreamError> {
+        if signed_receipt.len() > crate::receipt::MAX_SIGNED {
+            return Err(StreamError::TooLarge {
+                seq: self.seq,
+                len: signed_receipt.len(),
+            });
+        }
+        let mut frame = self.seal_flags(signed_receipt, FLAG_LAST | FLAG_RECEIPT)?;
+        frame.push(FLAG_CLEAR_RECEIPT);
+        frame.extend_from_slice(&(signed_receipt.len() as u32).to_be_bytes());
+        frame.extend_from_slice(signed_receipt);
+        Ok(frame)
+    }
+
+    fn seal_flags(&mut self, plaintext: &[u8], flags: u8) -> Result<Vec<u8>, StreamError> {
         if self.finished {
             return Err(StreamError::Finished);
         }
@@ -250,7 +278,6 @@ impl StreamSealer {
                 len: plaintext.len(),
             });
         }
-        let flags = if last { FLAG_LAST } else { 0 };
         let nonce = self.keys.nonce(self.seq);
         let aad = StreamKeys::aad(self.seq, flags);
         let ct = self
@@ -269,7 +296,7 @@ impl StreamSealer {
         frame.extend_from_slice(&(ct.len() as u32).to_be_bytes());
         frame.extend_from_slice(&ct);
         self.seq += 1;
-        self.finished = last;
+        self.finished = flags & FLAG_LAST != 0;
         Ok(frame)
     }
 }
@@ -280,6 +307,8 @@ pub struct StreamOpener {
     seq: u64,
     finished: bool,
     buf: Vec<u8>,
+    receipt: Option<Vec<u8>>,
+    clear_receipt: Option<Vec<u8>>,
 }
 
 impl StreamOpener {
@@ -289,6 +318,8 @@ impl StreamOpener {
             seq: 0,
             finished: false,
             buf: Vec::new(),
+            receipt: None,
+            clear_receipt: None,
         }
     }
 
@@ -304,14 +335,28 @@ impl StreamOpener {
             if self.buf.len() < CHUNK_HEADER {
                 return Ok(out);
             }
-            if self.finished {
-                return Err(StreamError::AfterLast);
-            }
             let flags = self.buf[0];
             let mut len_bytes = [0u8; 4];
             len_bytes.copy_from_slice(&self.buf[1..5]);
             let len = u32::from_be_bytes(len_bytes) as usize;
-            if flags & !FLAG_LAST != 0 {
+            if self.finished {
+                // Only the receipt's clear copy may follow the last chunk, once.
+                if flags != FLAG_CLEAR_RECEIPT
+                    || self.clear_receipt.is_some()
+                    || self.receipt.is_none()
+                    || len > crate::receipt::MAX_SIGNED
+                {
+                    return Err(StreamError::AfterLast);
+                }
+                if self.buf.len() < CHUNK_HEADER + len {
+                    return Ok(out);
+                }
+                self.clear_receipt = Some(self.buf[CHUNK_HEADER..CHUNK_HEADER + len].to_vec());
+                self.buf.drain(..CHUNK_HEADER + len);
+                continue;
+            }
+            let receipt = flags & FLAG_RECEIPT != 0;
+            if flags & !(FLAG_LAST | FLAG_RECEIPT) != 0 || (receipt && flags & FLAG_LAST == 0) {
                 return Err(StreamError::BadFlags {
                     seq: self.seq,
                     flags,
@@ -332,10 +377,25 @@ impl StreamOpener {
                 .decrypt(&Nonce::from(nonce), Payload { msg: ct, aad: &aad })
                 .map_err(|_| StreamError::BadChunk { seq: self.seq })?;
             self.buf.drain(..CHUNK_HEADER + len);
-            out.push(Zeroizing::new(plain));
+            if receipt {
+                self.receipt = Some(plain);
+            } else {
+                out.push(Zeroizing::new(plain));
+            }
             self.seq += 1;
             self.finished = flags & FLAG_LAST != 0;
         }
+    }
+
+    /// The signed receipt the stream ended with (authenticated by the stream's key).
+    pub fn receipt(&self) -> Option<&[u8]> {
+        self.receipt.as_deref()
+    }
+
+    /// The clear copy of the receipt that followed the last chunk, if it came (a router
+    /// may strip it; when present the client checks it equals the sealed one).
+    pub fn clear_receipt(&self) -> Option<&[u8]> {
+        self.clear_receipt.as_deref()
     }
 
     /// Whether the final chunk has arrived.

@@ -35,6 +35,8 @@ fn bundle(p: &SimulatedPlatform, gpu_nonce: Vec<u8>, gpus: Vec<GpuItem>) -> Evid
         challenge: vec![],
         created_at: 1_740_787_200,
         software_version: "test".into(),
+        receipt_public_key: [9; 32],
+        payout_address: String::new(),
     };
     EvidenceBundle {
         version: 1,

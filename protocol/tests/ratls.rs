@@ -18,6 +18,8 @@ fn bundle(p: &SimulatedPlatform, tls: &TlsIdentity, model: &str) -> EvidenceBund
         challenge: vec![],
         created_at: 1_767_225_600,
         software_version: "test".into(),
+        receipt_public_key: [9; 32],
+        payout_address: String::new(),
     };
     EvidenceBundle {
         version: 1,

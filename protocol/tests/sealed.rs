@@ -178,3 +178,57 @@ fn clearing_the_last_flag_is_detected() {
         Err(StreamError::BadChunk { seq: 2 })
     );
 }
+
+fn with_receipt() -> (StreamOpener, Vec<Vec<u8>>) {
+    let (keys, wire, opener) = pair();
+    let (_, mut sealer) = open_request(&keys, &DIGEST, &wire).unwrap();
+    let mut frames = vec![sealer.seal(b"answer", false).unwrap()];
+    frames.push(sealer.seal_receipt(b"signed receipt bytes").unwrap());
+    (opener, frames)
+}
+
+#[test]
+fn the_receipt_ends_the_stream_sealed_and_in_clear() {
+    let (mut opener, frames) = with_receipt();
+    let got = open_all(&mut opener, &frames).unwrap();
+    assert_eq!(got, vec!["answer".to_owned()]);
+    opener.finish().unwrap();
+    assert_eq!(opener.receipt(), Some(&b"signed receipt bytes"[..]));
+    assert_eq!(opener.clear_receipt(), Some(&b"signed receipt bytes"[..]));
+    // The router's scanner finds the clear copy however the bytes are cut.
+    let all: Vec<u8> = frames.concat();
+    for cut in [1, 3, 5, 7, 64] {
+        let mut scan = silk_protocol::network::FrameScanner::default();
+        for piece in all.chunks(cut) {
+            scan.push(piece);
+        }
+        assert_eq!(
+            scan.clear_receipt(),
+            Some(&b"signed receipt bytes"[..]),
+            "cut {cut}"
+        );
+    }
+}
+
+#[test]
+fn receipt_frames_cannot_be_forged_or_doubled() {
+    // The sealed receipt's flags are authenticated: dropping RECEIPT makes it fail.
+    let (mut opener, mut frames) = with_receipt();
+    frames[1][0] &= !0x02;
+    assert!(open_all(&mut opener, &frames).is_err());
+    // A second clear copy, or any other frame after the last, is refused.
+    let (mut opener, mut frames) = with_receipt();
+    let clear_len = 5 + b"signed receipt bytes".len();
+    let clear = frames[1][frames[1].len() - clear_len..].to_vec();
+    frames.push(clear);
+    assert_eq!(open_all(&mut opener, &frames), Err(StreamError::AfterLast));
+    // A receipt chunk that is not marked last is refused by its flags.
+    let (keys, wire, mut opener) = pair();
+    let (_, mut sealer) = open_request(&keys, &DIGEST, &wire).unwrap();
+    let mut frame = sealer.seal(b"x", false).unwrap();
+    frame[0] = 0x02;
+    assert!(matches!(
+        opener.push(&frame),
+        Err(StreamError::BadFlags { flags: 0x02, .. })
+    ));
+}

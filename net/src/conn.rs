@@ -4,7 +4,7 @@
 //! request head one byte at a time, sit idle on keep-alive, or open more connections
 //! than the process has file descriptors. Each stage has its own deadline, named when it
 //! fires (TLS handshake, request head, keep-alive idle; the request body's minimum rate
-//! is the handler's, see [`crate::server`]). Connections are capped below the open-files
+//! is the handler's: [`Limits::body_deadline`]). Connections are capped below the open-files
 //! limit; at the cap a new connection evicts the oldest one that has no request in
 //! flight, so health checks and real clients get in while idle attackers are let go.
 //! Accept errors back off (never a busy loop) and also evict.
@@ -27,7 +27,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::metrics::{ConnMetrics, Deadline};
 
-/// Deadlines and bounds of the enclave's listeners.
+/// Deadlines and bounds of a listener.
 #[derive(Clone, Debug)]
 pub struct Limits {
     /// From accept to a finished TLS handshake.

@@ -1,0 +1,11 @@
+//! The server side of silk's connections, shared by `silk-enclave` and `silk-router`.
+//!
+//! - [`conn`]: listeners whose connections are capped, timed at every stage (TLS
+//!   handshake, request head, keep-alive idle) and evicted when idle at the cap.
+//! - [`metrics`]: what that layer counts, for the process's own Prometheus registry.
+#![warn(missing_docs)]
+
+pub mod conn;
+pub mod metrics;
+
+pub use conn::{serve, Limits};
