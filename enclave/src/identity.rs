@@ -1,7 +1,8 @@
 //! The enclave's identity for one boot: keys made inside, the claims that bind them, the
 //! evidence over those claims and the RA-TLS certificate that carries it.
 //!
-//! Keys are generated here at start and live only in memory (wiped on drop); nothing in
+//! Keys (HPKE, TLS, and the Ed25519 receipt key that signs offers and usage receipts) are
+//! generated here at start and live only in memory (wiped on drop); nothing in
 //! this module writes them anywhere. The *base* claims (no challenge) are attested once
 //! and ride in the TLS certificate; sealed requests are bound to their digest. A client's
 //! challenge gets *fresh* claims — the same keys and identity, its nonce, the current
@@ -16,6 +17,7 @@ use silk_protocol::attestation::snp::simulated::SimulatedChain;
 use silk_protocol::bundle::Bytes;
 use silk_protocol::gpu::{gpu_nonce, GpuItem};
 use silk_protocol::ratls::{self, TlsIdentity};
+use silk_protocol::receipt::{Offer, Receipt, ReceiptError, SignedOffer, SigningKeyPair};
 use silk_protocol::{
     open_request, Claims, EnclaveKeys, EvidenceBundle, PlatformEvidence, SealError, StreamSealer,
 };
@@ -35,6 +37,8 @@ pub struct Statement {
     pub gpu_nonce: Vec<u8>,
     /// The software version.
     pub software_version: String,
+    /// Where the owner is paid (bound in the claims; empty when unpaid).
+    pub payout_address: String,
 }
 
 /// Why the identity could not be made.
@@ -63,6 +67,7 @@ pub type GpuCollector<'a> = &'a dyn Fn(&[u8; 32]) -> Result<Vec<GpuEvidence>, St
 /// Keys, claims, evidence and certificate of one boot.
 pub struct Identity {
     hpke: EnclaveKeys,
+    receipt_key: SigningKeyPair,
     tls: TlsIdentity,
     provider: Arc<dyn EvidenceProvider>,
     statement: Statement,
@@ -87,6 +92,7 @@ impl Identity {
         gpu: Option<GpuCollector<'_>>,
     ) -> Result<Self, IdentityError> {
         let hpke = EnclaveKeys::generate(&mut silk_protocol::seal::os_rng());
+        let receipt_key = SigningKeyPair::generate();
         let tls = TlsIdentity::generate()?;
         let mut gpus = Vec::new();
         if let Some(collect) = gpu {
@@ -98,11 +104,12 @@ impl Identity {
                 .collect();
             statement.gpu_nonce = nonce.to_vec();
         }
-        let base_claims = claims(&hpke, &tls, &statement, Vec::new());
+        let base_claims = claims(&hpke, &tls, &receipt_key, &statement, Vec::new());
         let claims_digest = base_claims.digest()?;
         let base_bundle = attest(provider.as_ref(), &base_claims, &gpus)?;
         Ok(Self {
             hpke,
+            receipt_key,
             tls,
             provider,
             statement,
@@ -126,8 +133,29 @@ impl Identity {
     /// Fresh evidence whose claims carry the client's `nonce`.
     pub fn fresh_bundle(&self, nonce: &[u8]) -> Result<EvidenceBundle, IdentityError> {
         // The GPUs' reports are over the boot's GPU nonce, which the fresh claims repeat.
-        let c = claims(&self.hpke, &self.tls, &self.statement, nonce.to_vec());
+        let c = claims(
+            &self.hpke,
+            &self.tls,
+            &self.receipt_key,
+            &self.statement,
+            nonce.to_vec(),
+        );
         attest(self.provider.as_ref(), &c, &self.gpus)
+    }
+
+    /// The worker id: SHA-256 of the base claims.
+    pub fn worker_id(&self) -> [u8; 32] {
+        self.claims_digest
+    }
+
+    /// Signs an offer with this boot's receipt key.
+    pub fn sign_offer(&self, offer: &Offer) -> Result<SignedOffer, ReceiptError> {
+        offer.sign(&self.receipt_key)
+    }
+
+    /// Signs a usage receipt with this boot's receipt key.
+    pub fn sign_receipt(&self, receipt: &Receipt) -> Result<Vec<u8>, ReceiptError> {
+        receipt.sign(&self.receipt_key)
     }
 
     /// Opens a sealed request bound to this boot's claims.
@@ -153,7 +181,13 @@ impl Identity {
     }
 }
 
-fn claims(hpke: &EnclaveKeys, tls: &TlsIdentity, s: &Statement, challenge: Vec<u8>) -> Claims {
+fn claims(
+    hpke: &EnclaveKeys,
+    tls: &TlsIdentity,
+    receipt_key: &SigningKeyPair,
+    s: &Statement,
+    challenge: Vec<u8>,
+) -> Claims {
     Claims {
         hpke_public_key: hpke.public_key(),
         tls_spki_sha256: tls.spki_sha256(),
@@ -163,6 +197,8 @@ fn claims(hpke: &EnclaveKeys, tls: &TlsIdentity, s: &Statement, challenge: Vec<u
         challenge,
         created_at: unix_now(),
         software_version: s.software_version.clone(),
+        receipt_public_key: receipt_key.public_key(),
+        payout_address: s.payout_address.clone(),
     }
 }
 

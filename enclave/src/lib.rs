@@ -4,7 +4,8 @@
 //! kernel's attestation interfaces ([`evidence`]: configfs-tsm, `/dev/sev-guest`,
 //! `/dev/tdx_guest`, or the simulated provider for development), runs the inference
 //! engine and serves the sealed session ([`server`]: RA-TLS, `/v1/attestation`,
-//! `/v1/sealed`, health and metrics). Nothing that opens a prompt ever leaves this process.
+//! `/v1/sealed`, health and metrics) and keeps itself listed with routers ([`worker`]:
+//! signed offers, usage receipts, registration). Nothing that opens a prompt ever leaves this process.
 #![warn(missing_docs)]
 
 pub use silk_net::conn;
@@ -12,6 +13,8 @@ pub mod evidence;
 pub mod identity;
 pub mod metrics;
 pub mod openai;
+mod pump;
 pub mod replay;
 pub mod server;
 pub mod start;
+pub mod worker;

@@ -88,6 +88,27 @@ struct Args {
     /// Most MiB of request bodies held at once; beyond it sealed requests get 503.
     #[arg(long, value_name = "MIB", default_value_t = 64)]
     body_budget_mib: usize,
+    /// Register with this router (`http://host:port`) and keep re-registering with fresh
+    /// evidence every heartbeat it asks for; repeat for several routers.
+    #[arg(long, value_name = "URL")]
+    register: Vec<String>,
+    /// `host:port` at which routers reach this worker's RA-TLS listener (default: the
+    /// listener's address; behind silk-host, the host's relay address).
+    #[arg(long, value_name = "HOST:PORT")]
+    advertise: Option<String>,
+    /// Where the owner is paid (a TON address); bound in the claims, so every receipt
+    /// says whom to pay.
+    #[arg(long, value_name = "ADDRESS", default_value = "")]
+    payout_address: String,
+    /// Price of a million prompt tokens, in nanotons.
+    #[arg(long, value_name = "NANOTON", default_value_t = 0)]
+    price_prompt: u64,
+    /// Price of a million completion tokens, in nanotons.
+    #[arg(long, value_name = "NANOTON", default_value_t = 0)]
+    price_completion: u64,
+    /// How long a signed offer holds, in seconds (it is re-signed at half its life).
+    #[arg(long, value_name = "SECS", default_value_t = 86400)]
+    offer_ttl: u64,
 }
 
 fn config(args: Args) -> Result<Config, String> {
@@ -141,7 +162,26 @@ fn config(args: Args) -> Result<Config, String> {
         max_connections: args.max_connections,
         body_budget: (args.body_budget_mib.max(4)) << 20,
     };
+    for r in &args.register {
+        if !r.starts_with("http://") {
+            return Err(format!(
+                "--register {r}: a router URL starts with http:// (requests stay sealed end to end)"
+            ));
+        }
+    }
+    if args.payout_address.len() > silk_protocol::claims::MAX_FIELD {
+        return Err("--payout-address is longer than 1024 bytes".into());
+    }
+    let worker = silk_enclave::worker::WorkerConfig {
+        payout_address: args.payout_address,
+        price_prompt: args.price_prompt,
+        price_completion: args.price_completion,
+        offer_ttl: Some(secs(args.offer_ttl)),
+        register: args.register,
+        advertise: args.advertise,
+    };
     Ok(Config {
+        worker,
         limits,
         gpu,
         listen: args.listen,

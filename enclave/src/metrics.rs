@@ -56,6 +56,8 @@ pub struct Metrics {
     pub request_seconds: Histogram,
     /// Streams open now.
     pub open_streams: Gauge,
+    /// Usage receipts signed.
+    pub receipts: Counter,
     /// Connections, deadlines and bounds.
     pub conn: ConnMetrics,
 }
@@ -71,6 +73,12 @@ impl Default for Metrics {
         let time_to_first_chunk = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         let request_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 16));
         let open_streams = Gauge::default();
+        let receipts = Counter::default();
+        registry.register(
+            "receipts",
+            "Usage receipts signed (one per sealed answer)",
+            receipts.clone(),
+        );
         registry.register(
             "sealed_requests",
             "Sealed requests by outcome",
@@ -120,6 +128,7 @@ impl Default for Metrics {
             time_to_first_chunk,
             request_seconds,
             open_streams,
+            receipts,
         }
     }
 }

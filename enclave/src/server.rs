@@ -15,16 +15,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
-use silk_engine::{Engine, Event, SubmitError};
+use silk_engine::{Engine, SubmitError};
 use silk_protocol::wire::{self, ErrorBody};
 use silk_protocol::StreamSealer;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use zeroize::Zeroizing;
 
 use crate::identity::Identity;
 use crate::metrics::{Metrics, Outcome};
 use crate::openai::{self, AnswerHead};
+use crate::pump::{Pump, Ticket};
 
 /// Everything the handlers share.
 pub struct AppState {
@@ -46,6 +46,10 @@ pub struct AppState {
     pub body_budget: tokio::sync::Semaphore,
     /// Deadlines and bounds.
     pub limits: Arc<crate::conn::Limits>,
+    /// The signed offers.
+    pub offers: crate::worker::Offers,
+    /// This boot's receipt numbers.
+    pub receipts: crate::worker::Counter,
 }
 
 /// The router of all endpoints.
@@ -54,6 +58,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(wire::PATH_ATTESTATION, get(attestation))
         .route(wire::PATH_SEALED, post(sealed))
         .route(wire::PATH_MODELS, get(models))
+        .route(silk_protocol::network::PATH_OFFER, get(offer))
         .route(wire::PATH_HEALTH, get(health))
         .route(wire::PATH_METRICS, get(metrics))
         .with_state(state)
@@ -135,6 +140,21 @@ async fn models(State(s): State<Arc<AppState>>) -> Response {
     json_response(StatusCode::OK, body.to_string().into_bytes())
 }
 
+async fn offer(State(s): State<Arc<AppState>>) -> Response {
+    match s.offers.current(&s.identity) {
+        Ok((offer, _)) => json_response(
+            StatusCode::OK,
+            serde_json::to_vec(&offer).unwrap_or_default(),
+        ),
+        Err(e) => plain_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "offer_unavailable",
+            e.to_string(),
+        ),
+    }
+}
+
 async fn health(State(s): State<Arc<AppState>>) -> Response {
     if let Some(why) = &s.refusal {
         let body = serde_json::json!({"status": "refusing", "reason": why});
@@ -174,16 +194,22 @@ fn sealed_response(status: StatusCode, body: Body) -> Response {
     r
 }
 
-/// An error the client can only read after opening: sent sealed, as the last chunk.
+/// An error the client can only read after opening: sent sealed, then the receipt (for
+/// no completion tokens), so every sealed answer ends the same way.
 fn sealed_error(
+    s: &AppState,
     mut sealer: StreamSealer,
+    ticket: &Ticket,
     status: StatusCode,
-    kind: &str,
-    code: &str,
-    message: String,
+    (kind, code, message): (&str, &str, String),
 ) -> Response {
-    match sealer.seal(&ErrorBody::new(kind, code, message).to_json(), true) {
-        Ok(frame) => sealed_response(status, Body::from(frame)),
+    let body = ErrorBody::new(kind, code, message).to_json();
+    let frames = sealer.seal(&body, false).and_then(|mut f| {
+        f.extend(sealer.seal_receipt(&ticket.receipt(s, 0, 0))?);
+        Ok(f)
+    });
+    match frames {
+        Ok(frames) => sealed_response(status, Body::from(frames)),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
@@ -244,6 +270,31 @@ async fn sealed(
             return plain_error(status, kind, code, e.to_string());
         }
     };
+    let named_offer = headers
+        .get(silk_protocol::network::HEADER_OFFER)
+        .and_then(|v| v.to_str().ok());
+    let offer_digest = match s.offers.accept(&s.identity, named_offer) {
+        Ok(d) => d,
+        Err(e) => {
+            s.metrics.outcome(Outcome::BadRequest);
+            return plain_error(
+                StatusCode::CONFLICT,
+                "invalid_request_error",
+                "offer_changed",
+                e.to_string(),
+            );
+        }
+    };
+    let ticket = Ticket {
+        request_digest: sha2::Digest::finalize(sha2::Digest::chain_update(
+            sha2::Sha256::default(),
+            &wire_bytes,
+        ))
+        .into(),
+        offer_digest,
+        model: s.model_name.clone(),
+        started_at_ms: crate::worker::unix_millis(),
+    };
     let (plain, sealer) = match s.identity.open(&wire_bytes) {
         Ok(opened) => opened,
         Err(e) => {
@@ -257,12 +308,10 @@ async fn sealed(
             );
         }
     };
-    let mut enc = [0u8; 32];
-    enc.copy_from_slice(&wire_bytes[33..65]);
     let fresh = s
         .replay
         .lock()
-        .map(|mut g| g.first_use(enc))
+        .map(|mut g| g.first_use(ticket.request_digest))
         .unwrap_or(false);
     if !fresh {
         s.metrics.outcome(Outcome::Replayed);
@@ -282,11 +331,11 @@ async fn sealed(
             s.metrics.outcome(Outcome::BadRequest);
             tracing::info!(param = ?e.param, "sealed request invalid");
             return sealed_error(
+                &s,
                 sealer,
+                &ticket,
                 StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "bad_request",
-                e.message,
+                ("invalid_request_error", "bad_request", e.message),
             );
         }
     };
@@ -314,7 +363,7 @@ async fn sealed(
             } else {
                 "invalid_request_error"
             };
-            return sealed_error(sealer, status, kind, code, e.to_string());
+            return sealed_error(&s, sealer, &ticket, status, (kind, code, e.to_string()));
         }
     };
     s.metrics
@@ -328,6 +377,7 @@ async fn sealed(
             .map_or(0, |d| d.as_secs()),
         model: parsed.model.unwrap_or_else(|| s.model_name.clone()),
     };
+    let prompt_tokens = generation.prompt_tokens;
     let (tx, rx) = mpsc::channel::<Result<Vec<u8>, std::io::Error>>(64);
     let job = Pump {
         state: s.clone(),
@@ -338,6 +388,9 @@ async fn sealed(
         tx,
         start,
         done: false,
+        ticket,
+        prompt_tokens,
+        deltas: 0,
     };
     if parsed.stream {
         tokio::task::spawn_blocking(move || job.run(generation));
@@ -455,108 +508,5 @@ fn answer_id(api: wire::Api) -> String {
     match api {
         wire::Api::ChatCompletions => format!("chatcmpl-{}", hex::encode(raw)),
         wire::Api::Completions => format!("cmpl-{}", hex::encode(raw)),
-    }
-}
-
-/// Moves one generation's events into sealed chunks, on a blocking thread.
-struct Pump {
-    state: Arc<AppState>,
-    head: AnswerHead,
-    stream: bool,
-    include_usage: bool,
-    sealer: StreamSealer,
-    tx: mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
-    start: Instant,
-    /// The final chunk was sealed.
-    done: bool,
-}
-
-impl Pump {
-    fn send(&mut self, plain: &[u8], last: bool) -> bool {
-        self.done |= last;
-        match self.sealer.seal(plain, last) {
-            Ok(frame) => self.tx.blocking_send(Ok(frame)).is_ok(),
-            Err(_) => false,
-        }
-    }
-
-    fn run(mut self, generation: silk_engine::Generation) -> Outcome {
-        let m = &self.state.clone().metrics;
-        m.open_streams.inc();
-        let mut first = true;
-        let mut text = Zeroizing::new(String::new());
-        let mut outcome = Outcome::Failed;
-        for event in generation {
-            match event {
-                Event::Delta(delta) => {
-                    let delta = Zeroizing::new(delta);
-                    if !self.stream {
-                        text.push_str(&delta);
-                        continue;
-                    }
-                    let event =
-                        Zeroizing::new(openai::sse(&self.head.chunk(Some(&delta), first, None)));
-                    if first {
-                        m.time_to_first_chunk
-                            .observe(self.start.elapsed().as_secs_f64());
-                    }
-                    first = false;
-                    if !self.send(&event, false) {
-                        outcome = Outcome::Cancelled;
-                        break;
-                    }
-                }
-                Event::Done { reason, usage } => {
-                    m.completion_tokens.inc_by(usage.completion_tokens as u64);
-                    let mut tail = Zeroizing::new(Vec::new());
-                    if self.stream {
-                        tail.extend(openai::sse(&self.head.chunk(None, first, Some(reason))));
-                        if self.include_usage {
-                            tail.extend(openai::sse(&self.head.usage_chunk(usage)));
-                        }
-                        tail.extend_from_slice(openai::SSE_DONE);
-                    } else {
-                        tail.extend(
-                            self.head
-                                .complete(&text, reason, usage)
-                                .to_string()
-                                .into_bytes(),
-                        );
-                    }
-                    outcome = if self.send(&tail, true) {
-                        Outcome::Ok
-                    } else {
-                        Outcome::Cancelled
-                    };
-                    break;
-                }
-                Event::Failed(reason) => {
-                    tracing::error!("generation failed: {reason}");
-                    let err = ErrorBody::new("server_error", "engine_failed", reason).to_json();
-                    let mut tail = Vec::new();
-                    if self.stream {
-                        tail.extend_from_slice(b"data: ");
-                        tail.extend_from_slice(&err);
-                        tail.extend_from_slice(b"\n\n");
-                        tail.extend_from_slice(openai::SSE_DONE);
-                    } else {
-                        tail = err;
-                    }
-                    self.send(&tail, true);
-                    break;
-                }
-            }
-        }
-        if !self.done {
-            // The engine stopped without a final event: end the stream explicitly.
-            let err = ErrorBody::new("server_error", "engine_stopped", "the engine stopped");
-            self.send(&err.to_json(), true);
-        }
-        m.open_streams.dec();
-        m.request_seconds
-            .observe(self.start.elapsed().as_secs_f64());
-        m.outcome(outcome.clone());
-        tracing::info!(outcome = ?outcome, ms = self.start.elapsed().as_millis() as u64, "sealed request");
-        outcome
     }
 }

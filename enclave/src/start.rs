@@ -59,6 +59,8 @@ pub struct Config {
     pub gpu: Option<GpuCheck>,
     /// Deadlines and bounds of the listeners.
     pub limits: crate::conn::Limits,
+    /// Offer, payout address and routers to register with.
+    pub worker: crate::worker::WorkerConfig,
 }
 
 /// The enclave's own GPU requirement: without evidence that verifies under it, the
@@ -351,6 +353,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             model: model_id,
             gpu_nonce: Vec::new(),
             software_version: format!("silk-enclave {}", env!("CARGO_PKG_VERSION")),
+            payout_address: config.worker.payout_address.clone(),
         },
         config
             .gpu
@@ -377,6 +380,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let state = Arc::new(AppState {
         identity,
         engine: Engine::start(bundle, config.engine.clone()),
+        offers: crate::worker::Offers::new(&model_name, &config.worker),
+        receipts: Default::default(),
         model_name,
         metrics: Metrics::default(),
         fresh_limit: tokio::sync::Semaphore::new(4),
@@ -414,6 +419,20 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         let l = bind(plain).await?;
         plain_addr = l.local_addr().ok();
         tasks.push(serve(l, None));
+    }
+    let advertise = config.worker.advertise.clone().unwrap_or_else(|| {
+        let ip = match addr.ip() {
+            ip if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+            ip => ip,
+        };
+        std::net::SocketAddr::new(ip, addr.port()).to_string()
+    });
+    for router in &config.worker.register {
+        tasks.push(tokio::spawn(crate::worker::keep_registered(
+            state.clone(),
+            router.clone(),
+            advertise.clone(),
+        )));
     }
     tracing::info!(
         cap,

@@ -33,6 +33,7 @@ async fn a_configured_gpu_without_valid_evidence_stops_sealed_serving() {
             inputs: Default::default(),
         }),
         limits: Default::default(),
+        worker: Default::default(),
     })
     .await
     .expect("the enclave starts and reports why it will not serve");

@@ -83,6 +83,7 @@ async fn enclave_full(
         engine,
         gpu: None,
         limits,
+        worker: Default::default(),
     })
     .await
     .expect("enclave starts");
