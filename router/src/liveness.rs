@@ -1,0 +1,56 @@
+//! Liveness: every half heartbeat, unlist workers that missed two heartbeats and
+//! health-check the rest over their pooled connections. A failed check unlists the worker
+//! until it registers again; a passing one refreshes its queue length.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::registry::Reason;
+use crate::server::{probe, AppState};
+
+/// Health checks in flight at once.
+pub const CHECKS_AT_ONCE: usize = 64;
+
+/// The period of the liveness pass for a heartbeat.
+pub fn period(heartbeat: Duration) -> Duration {
+    (heartbeat / 2).max(Duration::from_millis(100))
+}
+
+/// Runs the liveness passes until the task is dropped.
+pub async fn run(s: Arc<AppState>, heartbeat: Duration) {
+    let mut tick = tokio::time::interval(period(heartbeat));
+    // A slow pass delays the next rather than queueing a burst of them.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        pass(&s).await;
+    }
+}
+
+/// One pass: expiry, then health checks (at most [`CHECKS_AT_ONCE`] at a time).
+pub async fn pass(s: &Arc<AppState>) {
+    for w in s.registry.expire(Instant::now()) {
+        s.unlisted(&w, Reason::MissedHeartbeats);
+    }
+    let limit = Arc::new(Semaphore::new(CHECKS_AT_ONCE));
+    let mut checks = JoinSet::new();
+    for (worker, _) in s.registry.workers(None, Instant::now()) {
+        let (s, limit) = (s.clone(), limit.clone());
+        checks.spawn(async move {
+            let Ok(_permit) = limit.acquire().await else {
+                return;
+            };
+            match probe(&s, &worker.conn).await {
+                Ok(waiting) => worker.load.set_queue(waiting),
+                Err(e) => {
+                    tracing::debug!(worker = worker.listing.short_id(), "health check: {e}");
+                    s.unlist(&worker, Reason::HealthCheck);
+                }
+            }
+        });
+    }
+    while checks.join_next().await.is_some() {}
+}
