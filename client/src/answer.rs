@@ -7,6 +7,7 @@ use hyper::StatusCode;
 use silk_protocol::StreamOpener;
 use zeroize::Zeroizing;
 
+use crate::receipts::{ReceiptExpect, UsageTally, VerifiedReceipt};
 use crate::session::{altered_tls_record, api_error, describe_hyper, io_cause, ClientError};
 
 /// How long the end of the HTTP body is awaited after the final sealed chunk.
@@ -25,6 +26,14 @@ pub struct SealedAnswer {
     /// at once, so queueing and prefill fall between the head and the first chunk), and
     /// the deadline's length.
     pub(crate) first: Option<(tokio::time::Instant, std::time::Duration)>,
+    /// What the receipt must say (every sealed answer ends with one).
+    pub(crate) expect: ReceiptExpect,
+    /// Token counts seen in the plaintext.
+    pub(crate) tally: UsageTally,
+    /// The receipt, once verified.
+    pub(crate) receipt: Option<VerifiedReceipt>,
+    /// The worker, named in errors (set when the answer came through a router).
+    pub(crate) worker: Option<String>,
 }
 
 impl SealedAnswer {
@@ -33,13 +42,44 @@ impl SealedAnswer {
         self.status
     }
 
-    /// The next plaintext chunk; `None` after the authenticated final chunk.
+    /// The usage receipt that ended the answer, once the answer has been read to its end
+    /// and the receipt verified.
+    pub fn receipt(&self) -> Option<&VerifiedReceipt> {
+        self.receipt.as_ref()
+    }
+
+    /// The next plaintext chunk; `None` after the authenticated final chunk and a receipt
+    /// that verifies. Failures after the first chunk name the worker when there is one.
     pub async fn next_chunk(&mut self) -> Result<Option<Zeroizing<Vec<u8>>>, ClientError> {
+        let got = self.next_inner().await;
+        match (got, &self.worker) {
+            (Err(ClientError::Transport(m)), Some(w)) => {
+                Err(ClientError::Transport(format!("worker {w}: {m}")))
+            }
+            (Err(ClientError::Integrity { check, detail }), Some(w)) => {
+                Err(ClientError::Integrity {
+                    check,
+                    detail: format!("worker {w}: {detail}"),
+                })
+            }
+            (got, _) => got,
+        }
+    }
+
+    async fn next_inner(&mut self) -> Result<Option<Zeroizing<Vec<u8>>>, ClientError> {
         loop {
             if !self.pending.is_empty() {
                 return Ok(Some(self.pending.remove(0)));
             }
             if self.ended {
+                if self.receipt.is_none() {
+                    let r = self.tally.verify(
+                        &self.expect,
+                        self.opener.receipt(),
+                        self.opener.clear_receipt(),
+                    )?;
+                    self.receipt = Some(r);
+                }
                 return Ok(None);
             }
             // After the authenticated final chunk the answer is whole; the HTTP body's
@@ -64,6 +104,9 @@ impl SealedAnswer {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         self.pending = self.opener.push(&data).map_err(integrity)?;
+                        for chunk in &self.pending {
+                            self.tally.observe(chunk);
+                        }
                         if !self.pending.is_empty() {
                             self.first = None;
                         }
@@ -93,8 +136,26 @@ impl SealedAnswer {
         }
     }
 
+    /// Waits for the first plaintext chunk (or the end) without consuming it: until it
+    /// comes, nothing of the answer has been shown, so a failure may still be retried
+    /// elsewhere.
+    pub(crate) async fn prefetch(&mut self) -> Result<(), ClientError> {
+        if let Some(chunk) = self.next_inner().await? {
+            self.pending.insert(0, chunk);
+        }
+        Ok(())
+    }
+
     /// The whole plaintext; an API error when the status is not 200.
-    pub async fn collect(mut self) -> Result<Zeroizing<Vec<u8>>, ClientError> {
+    pub async fn collect(self) -> Result<Zeroizing<Vec<u8>>, ClientError> {
+        Ok(self.collect_with_receipt().await?.0)
+    }
+
+    /// The whole plaintext and the verified receipt; an API error when the status is not
+    /// 200.
+    pub async fn collect_with_receipt(
+        mut self,
+    ) -> Result<(Zeroizing<Vec<u8>>, VerifiedReceipt), ClientError> {
         let mut out = Zeroizing::new(Vec::new());
         while let Some(chunk) = self.next_chunk().await? {
             out.extend_from_slice(&chunk);
@@ -102,7 +163,10 @@ impl SealedAnswer {
         if self.status != StatusCode::OK {
             return Err(api_error(self.status, &out));
         }
-        Ok(out)
+        let receipt = self.receipt.take().ok_or_else(|| {
+            crate::receipts::receipt_error(silk_protocol::receipt::ReceiptError::Missing)
+        })?;
+        Ok((out, receipt))
     }
 }
 

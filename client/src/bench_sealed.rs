@@ -302,7 +302,9 @@ async fn sealed_phase_on(
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let app = crate::proxy::router(session.clone());
+    let app = crate::proxy::router(Arc::new(crate::upstream::Upstream::new(
+        crate::upstream::Target::Direct(session.clone()),
+    )));
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });

@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 use crate::render;
 use crate::session::{ClientError, Session};
 use crate::sse::{SseEvent, SseParser};
+use crate::upstream::Upstream;
 
 /// Generation settings of a chat.
 #[derive(Clone, Debug)]
@@ -82,11 +83,13 @@ pub struct Answer {
     pub finish_reason: Option<String>,
     /// Completion tokens, when the enclave reported usage.
     pub completion_tokens: Option<u64>,
+    /// The usage receipt that ended the answer, verified.
+    pub receipt: Option<silk_protocol::receipt::Receipt>,
 }
 
 /// Sends `messages` (OpenAI chat turns) sealed, streaming the answer's text to `out`.
 pub async fn ask(
-    session: &Session,
+    upstream: &Upstream,
     messages: &[Value],
     settings: &ChatSettings,
     out: &mut dyn Write,
@@ -102,7 +105,7 @@ pub async fn ask(
         body["seed"] = json!(seed);
     }
     let body = Zeroizing::new(body.to_string().into_bytes());
-    let mut answer = session.send(&body).await?;
+    let mut answer = upstream.send(&body).await?;
     if answer.status() != hyper::StatusCode::OK {
         answer.collect().await?;
         return Err(ClientError::Transport(
@@ -113,8 +116,13 @@ pub async fn ask(
         text: Zeroizing::new(String::new()),
         finish_reason: None,
         completion_tokens: None,
+        receipt: None,
     };
     let streamed = stream_answer(&mut answer, &mut result, out).await;
+    if let (Ok(()), Some(r)) = (&streamed, answer.receipt()) {
+        upstream.acknowledge(r);
+        result.receipt = Some(r.receipt.clone());
+    }
     if let Err(e) = &streamed {
         if !result.text.is_empty() {
             // What was printed was authentic as far as it went, but it is not the whole
@@ -164,7 +172,7 @@ async fn stream_answer(
 
 /// One prompt, or an interactive conversation when `prompt` is `None`.
 pub async fn run_chat(
-    session: &Session,
+    upstream: &Upstream,
     prompt: Option<&str>,
     settings: &ChatSettings,
     out: &mut dyn Write,
@@ -175,7 +183,7 @@ pub async fn run_chat(
     }
     if let Some(p) = prompt {
         history.push(json!({"role": "user", "content": p}));
-        ask(session, &history, settings, out).await?;
+        ask(upstream, &history, settings, out).await?;
         let _ = writeln!(out);
         return Ok(());
     }
@@ -197,7 +205,7 @@ pub async fn run_chat(
             return Ok(());
         }
         history.push(json!({"role": "user", "content": text}));
-        let answer = ask(session, &history, settings, out).await?;
+        let answer = ask(upstream, &history, settings, out).await?;
         let _ = writeln!(out);
         history.push(json!({"role": "assistant", "content": answer.text.as_str()}));
     }

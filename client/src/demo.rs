@@ -227,8 +227,11 @@ pub async fn run_demo(args: &DemoArgs, out: &mut dyn Write) -> Result<(), DemoEr
         ..ChatSettings::default()
     };
     let t = Instant::now();
+    let upstream = crate::upstream::Upstream::new(crate::upstream::Target::Direct(
+        std::sync::Arc::new(session),
+    ));
     let answer = ask(
-        &session,
+        &upstream,
         &[json!({"role": "user", "content": args.prompt})],
         &settings,
         out,
@@ -241,6 +244,13 @@ pub async fn run_demo(args: &DemoArgs, out: &mut dyn Write) -> Result<(), DemoEr
         answer.completion_tokens.unwrap_or(0),
         answer.finish_reason.as_deref().unwrap_or("?")
     );
+    if let Some(r) = &answer.receipt {
+        let _ = writeln!(
+            out,
+            "[usage receipt #{} signed inside the enclave and verified: {} prompt + {} completion tokens]",
+            r.counter, r.prompt_tokens, r.completion_tokens
+        );
+    }
     local.stop().await;
     Ok(())
 }

@@ -3,6 +3,8 @@
 //! - [`verify`]: offline verification of attestation evidence.
 //! - [`session`]: `Session::connect` — attest an enclave, then seal requests and open
 //!   answers; errors classified by what the caller can do.
+//! - [`network`], [`upstream`], [`receipts`]: the silk network through routers (verified
+//!   choice and failover), and the usage receipts every answer ends with.
 //! - [`chat`], [`proxy`], [`demo`]: `silk chat`, the OpenAI-compatible `silk proxy`, and
 //!   `silk demo` (a local simulated enclave, end to end).
 //! - [`bench`], [`bench_sealed`]: `silk bench engine` and `silk bench sealed`.
@@ -18,10 +20,14 @@ pub mod chat;
 pub mod demo;
 pub mod measure;
 pub mod model_disk;
+pub mod network;
 pub mod proxy;
+pub mod receipts;
+pub mod receipts_cli;
 pub mod render;
 pub mod session;
 pub mod sse;
+pub mod upstream;
 pub mod verify;
 mod verify_gpu;
 

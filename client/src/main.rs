@@ -14,18 +14,40 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use silk_client::bench::{run_engine_bench, EngineBenchArgs};
 use silk_client::bench_sealed::{run_sealed_bench, SealedBenchArgs, SealedBenchError};
-use silk_client::chat::{load_policy, print_verification, run_chat, ChatSettings};
+use silk_client::chat::{print_verification, run_chat, ChatSettings};
 use silk_client::demo::{run_demo, DemoArgs, DemoError};
 use silk_client::measure::{LaunchOptions, Tee};
 use silk_client::session::Options;
+use silk_client::upstream::TargetArgs;
 use silk_client::verify::{run_verify, Format, VerifyArgs};
-use silk_client::{ClientError, ErrorKind, Session};
+use silk_client::{ClientError, ErrorKind};
 
 #[derive(Parser)]
 #[command(name = "silk", version, about = "Private inference you can verify", long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Subcommand)]
+enum ReceiptsWhat {
+    /// Verify receipts (JSON lines as `silk chat` and `silk-router --receipts` write them)
+    /// against the worker's evidence bundle. Exit 0: all verified; 1: a check failed; 2:
+    /// the inputs could not be used.
+    Verify {
+        /// The receipts file.
+        file: PathBuf,
+        /// The worker's evidence bundle (JSON, as its /v1/attestation serves it).
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Policy the bundle must verify under (TOML): the receipts are only as good as
+        /// the attestation of the key that signed them.
+        #[arg(long)]
+        policy: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -126,12 +148,8 @@ enum Command {
     /// Verify an enclave, then chat with it through the sealed path (interactive without
     /// a prompt).
     Chat {
-        /// The enclave: https://HOST:PORT (RA-TLS) or http://HOST:PORT (behind a router).
-        #[arg(long)]
-        endpoint: String,
-        /// Policy (TOML, see docs/policy.md).
-        #[arg(long)]
-        policy: PathBuf,
+        #[command(flatten)]
+        target: TargetArgs,
         /// Most tokens per answer.
         #[arg(long, default_value_t = 256)]
         max_tokens: usize,
@@ -144,9 +162,6 @@ enum Command {
         /// A system message.
         #[arg(long)]
         system: Option<String>,
-        /// NVIDIA RIMs for an enclave with GPUs (driver and VBIOS RIM files).
-        #[arg(long, value_name = "DIR")]
-        gpu_rims: Option<PathBuf>,
         /// The prompt; without one, read prompts from stdin.
         prompt: Option<String>,
     },
@@ -155,15 +170,13 @@ enum Command {
         /// Where to listen (keep it on loopback: requests arrive here in the clear).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
-        /// The enclave: https://HOST:PORT or http://HOST:PORT.
-        #[arg(long)]
-        endpoint: String,
-        /// Policy (TOML).
-        #[arg(long)]
-        policy: PathBuf,
-        /// NVIDIA RIMs for an enclave with GPUs (driver and VBIOS RIM files).
-        #[arg(long, value_name = "DIR")]
-        gpu_rims: Option<PathBuf>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Usage receipts: check them offline against the worker's evidence.
+    Receipts {
+        #[command(subcommand)]
+        what: ReceiptsWhat,
     },
     /// Measure speed and print a table.
     Bench {
@@ -317,13 +330,11 @@ fn main() -> ExitCode {
             }
         }
         Command::Chat {
-            endpoint,
-            policy,
+            target,
             max_tokens,
             temperature,
             seed,
             system,
-            gpu_rims,
             prompt,
         } => {
             let settings = ChatSettings {
@@ -333,41 +344,56 @@ fn main() -> ExitCode {
                 system,
             };
             let result = runtime().block_on(async {
-                let policy = load_policy(&policy)?;
-                let options = session_options(gpu_rims.as_deref())?;
-                let session = Session::connect_with(&endpoint, policy, options).await?;
+                let options = session_options(target.gpu_rims.as_deref())?;
+                let (upstream, name) = target.connect(options).await?;
                 let mut out = std::io::stdout();
-                let _ = print_verification(&session, &endpoint, &mut out);
-                run_chat(&session, prompt.as_deref(), &settings, &mut out).await
+                if let Some(session) = upstream.session() {
+                    let _ = print_verification(session, &name, &mut out);
+                }
+                run_chat(&upstream, prompt.as_deref(), &settings, &mut out).await
             });
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => client_exit("chat", &e),
             }
         }
-        Command::Proxy {
-            listen,
-            endpoint,
-            policy,
-            gpu_rims,
-        } => {
+        Command::Proxy { listen, target } => {
             let result = runtime().block_on(async {
-                let policy = load_policy(&policy)?;
-                let options = session_options(gpu_rims.as_deref())?;
-                let session = Arc::new(Session::connect_with(&endpoint, policy, options).await?);
+                let options = session_options(target.gpu_rims.as_deref())?;
+                let (upstream, name) = target.connect(options).await?;
                 let mut out = std::io::stdout();
-                let _ = print_verification(&session, &endpoint, &mut out);
+                if let Some(session) = upstream.session() {
+                    let _ = print_verification(session, &name, &mut out);
+                }
                 // Bound before it is announced, so that whoever reads the line can connect.
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await
                     .map_err(|e| ClientError::Config(format!("listening on {listen}: {e}")))?;
-                println!("silk proxy: OpenAI API at http://{listen}/v1 (sealed to {endpoint})");
-                silk_client::proxy::serve(listener, session).await;
+                println!("silk proxy: OpenAI API at http://{listen}/v1 (sealed to {name})");
+                silk_client::proxy::serve(listener, Arc::new(upstream)).await;
                 Ok(())
             });
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => client_exit("proxy", &e),
+            }
+        }
+        Command::Receipts {
+            what:
+                ReceiptsWhat::Verify {
+                    file,
+                    bundle,
+                    policy,
+                    json,
+                },
+        } => {
+            let mut out = std::io::stdout();
+            match silk_client::receipts_cli::run(&file, &bundle, &policy, json, &mut out) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    eprintln!("silk receipts verify: {e}");
+                    ExitCode::from(2)
+                }
             }
         }
         Command::Bench {

@@ -18,10 +18,11 @@ use silk_protocol::wire::{self, ErrorBody};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::session::{ClientError, ErrorKind, Session};
+use crate::session::{ClientError, ErrorKind};
+use crate::upstream::{Target, Upstream};
 
 /// The proxy's router over a verified session.
-pub fn router(session: Arc<Session>) -> Router {
+pub fn router(session: Arc<Upstream>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
@@ -90,7 +91,7 @@ async fn read_body(body: Body) -> Result<Bytes, Response> {
 pub const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Serves the proxy on `listener` until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, session: Arc<Session>) {
+pub async fn serve(listener: tokio::net::TcpListener, session: Arc<Upstream>) {
     let app = router(session);
     let mut backoff = std::time::Duration::from_millis(5);
     loop {
@@ -158,21 +159,21 @@ fn bad_request(message: &str) -> Response {
     )
 }
 
-async fn chat(State(s): State<Arc<Session>>, body: Body) -> Response {
+async fn chat(State(s): State<Arc<Upstream>>, body: Body) -> Response {
     match read_body(body).await {
         Ok(body) => forward(s, body, "messages").await,
         Err(r) => r,
     }
 }
 
-async fn completions(State(s): State<Arc<Session>>, body: Body) -> Response {
+async fn completions(State(s): State<Arc<Upstream>>, body: Body) -> Response {
     match read_body(body).await {
         Ok(body) => forward(s, body, "prompt").await,
         Err(r) => r,
     }
 }
 
-async fn forward(session: Arc<Session>, body: Bytes, key: &str) -> Response {
+async fn forward(session: Arc<Upstream>, body: Bytes, key: &str) -> Response {
     // Only the shape is read here: which API, and whether to stream.
     let stream = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(o)) if o.contains_key(key) => {
@@ -190,8 +191,11 @@ async fn forward(session: Arc<Session>, body: Bytes, key: &str) -> Response {
     };
     let status = answer.status();
     if status != StatusCode::OK || !stream {
-        return match answer.collect().await {
-            Ok(plain) => json(status, plain.to_vec()),
+        return match answer.collect_with_receipt().await {
+            Ok((plain, receipt)) => {
+                session.acknowledge(&receipt);
+                json(status, plain.to_vec())
+            }
             Err(e) => error_response(&e),
         };
     }
@@ -204,7 +208,12 @@ async fn forward(session: Arc<Session>, body: Bytes, key: &str) -> Response {
                         return; // The client left; dropping the answer cancels upstream.
                     }
                 }
-                Ok(None) => return,
+                Ok(None) => {
+                    if let Some(r) = answer.receipt() {
+                        session.acknowledge(r);
+                    }
+                    return;
+                }
                 Err(e) => {
                     // Headers are gone already: say so in-band, as an event whose `error`
                     // OpenAI's SDKs raise as an APIError with this message, then end the
@@ -238,8 +247,8 @@ async fn forward(session: Arc<Session>, body: Bytes, key: &str) -> Response {
     r
 }
 
-async fn models(State(s): State<Arc<Session>>) -> Response {
-    match s.get(wire::PATH_MODELS).await {
+async fn models(State(s): State<Arc<Upstream>>) -> Response {
+    match s.models().await {
         Ok((status, body)) => json(status, body),
         Err(e) => error_response(&e),
     }
@@ -250,7 +259,11 @@ const HEALTH_PROBE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Healthy only when the session is verified and the enclave answers its health check
 /// now, over the verified channel: a proxy whose enclave is gone says so.
-async fn health(State(s): State<Arc<Session>>) -> Response {
+async fn health(State(up): State<Arc<Upstream>>) -> Response {
+    let s = match &up.target {
+        Target::Direct(s) => s,
+        Target::Network(n) => return network_health(n).await,
+    };
     let Some(v) = s.verified() else {
         let body = serde_json::json!({"status": "unverified"});
         return json(
@@ -287,6 +300,29 @@ async fn health(State(s): State<Arc<Session>>) -> Response {
                 "verified": v.verdict.accepted(),
                 "reason": reason,
             }),
+        ),
+    };
+    json(status, body.to_string().into_bytes())
+}
+
+/// Healthy when at least one listed worker verifies and the routers answered.
+async fn network_health(n: &crate::network::Network) -> Response {
+    let (status, body) = match tokio::time::timeout(HEALTH_PROBE, n.candidates()).await {
+        Ok(Ok(c)) if !c.is_empty() => (
+            StatusCode::OK,
+            serde_json::json!({"status": "ok", "verified_workers": c.len()}),
+        ),
+        Ok(Ok(_)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "no_workers", "refused": n.dropped().len()}),
+        ),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "unreachable", "reason": e.to_string()}),
+        ),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "unreachable", "reason": "the routers did not answer in time"}),
         ),
     };
     json(status, body.to_string().into_bytes())

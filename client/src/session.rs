@@ -382,6 +382,12 @@ impl Session {
                 summary: e.to_string(),
                 verdict: None,
             })?;
+            let expect = crate::receipts::ReceiptExpect {
+                worker_id: verified.claims_digest,
+                receipt_key: verified.claims.receipt_public_key,
+                request_digest: Sha256::digest(&wire_bytes).into(),
+                offer_digest: None,
+            };
             let req = Request::post(wire::PATH_SEALED)
                 .header(hyper::header::CONTENT_TYPE, wire::SEALED_REQUEST_TYPE);
             let sent = tokio::time::Instant::now();
@@ -405,6 +411,10 @@ impl Session {
                         sent + self.options.first_byte_timeout,
                         self.options.first_byte_timeout,
                     )),
+                    expect,
+                    tally: Default::default(),
+                    receipt: None,
+                    worker: None,
                 });
             }
             let text = read_all(ex.response).await?;

@@ -12,6 +12,7 @@ use common::hostile::{relay, Fault, Plan};
 use common::{enclave_limited, Local};
 use silk_client::chat::{ask, ChatSettings};
 use silk_client::session::{ClientError, Options, Session};
+use silk_client::upstream::Upstream;
 use silk_enclave::conn::Limits;
 
 /// The client's deadlines in these tests; the enclave's are shorter for bodies.
@@ -48,7 +49,7 @@ async fn reference(endpoint: &str, local: &Local) -> String {
         .await
         .expect("direct session");
     let mut out = Vec::new();
-    let a = ask(&s, &messages(), &settings(), &mut out)
+    let a = ask(&Upstream::direct(s), &messages(), &settings(), &mut out)
         .await
         .expect("direct answer");
     a.text.to_string()
@@ -73,7 +74,7 @@ async fn case(local: &Local, endpoint: &str, genuine: &str, name: &str, plan: Pl
         )
         .await?;
         let mut out = Vec::new();
-        let answer = ask(&s, &messages(), &settings(), &mut out).await;
+        let answer = ask(&Upstream::direct(s), &messages(), &settings(), &mut out).await;
         let printed = String::from_utf8_lossy(&out).into_owned();
         match answer {
             Ok(a) => Ok((a.text.to_string(), printed)),

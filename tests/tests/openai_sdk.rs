@@ -14,9 +14,14 @@ async fn proxy(session: Arc<Session>) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, silk_client::proxy::router(session))
-            .await
-            .unwrap()
+        axum::serve(
+            listener,
+            silk_client::proxy::router(Arc::new(silk_client::upstream::Upstream::new(
+                silk_client::upstream::Target::Direct(session),
+            ))),
+        )
+        .await
+        .unwrap()
     });
     addr
 }

@@ -1,6 +1,7 @@
 //! Relays that sit where a host or a router sits: a TCP relay that records every byte,
 //! and an HTTP router that can alter, drop, reorder, replay or cut what it forwards.
 
+use silk_protocol::seal::FLAG_CLEAR_RECEIPT;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -245,6 +246,13 @@ async fn forward(
             f.insert(2, dup);
         }
         Tamper::Truncate => {
+            // The receipt's clear copy may be stripped by anyone; the sealed last chunk
+            // before it is what a truncation removes.
+            if f.last()
+                .is_some_and(|l| l.first() == Some(&FLAG_CLEAR_RECEIPT))
+            {
+                f.pop();
+            }
             f.pop();
         }
         _ => {}
