@@ -2,7 +2,8 @@
 //! a pooled RA-TLS connection, and its answer streams back chunk by chunk.
 //!
 //! The router cannot open either direction. It reads the request within the enclave's
-//! bounds, holds one of the worker's request slots for the whole exchange, and relays the
+//! bounds, then holds one of the worker's request slots for the rest of the exchange
+//! (never while a client uploads, so slow uploads cannot fill a worker), and relays the
 //! answer frame by frame as it arrives (never buffered whole), under two deadlines: the
 //! first byte (to the response head and on to the first body chunk) and idle between
 //! chunks. When one fires the answer is cut with an error, so the client sees a truncated
@@ -79,10 +80,9 @@ async fn forward(
             return Err(e);
         }
     };
-    let Some(slot) = worker.load.try_begin() else {
-        drain(&mut body, declared, wire::MAX_SEALED_BODY, &s.limits, start).await;
+    let busy = |s: &AppState| {
         s.metrics.error("worker_busy");
-        return Err(ApiError::new(
+        ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "worker_busy",
             format!(
@@ -90,8 +90,14 @@ async fn forward(
                 worker.load.in_flight()
             ),
         )
-        .retry_after(1));
+        .retry_after(1)
     };
+    // A full worker is refused before its body is read; the slot itself is taken only
+    // once the body is in, so that slow uploads cannot hold a worker's slots.
+    if worker.load.is_full() {
+        drain(&mut body, declared, wire::MAX_SEALED_BODY, &s.limits, start).await;
+        return Err(busy(s));
+    }
     let (sealed, _budget) = read_body(
         &s.body_budget,
         &s.limits,
@@ -104,6 +110,7 @@ async fn forward(
         s.body_refused(&e);
         e.to_api()
     })?;
+    let slot = worker.load.try_begin().ok_or_else(|| busy(s))?;
     let sealed = Bytes::from(sealed);
     let content_type = headers
         .get(header::CONTENT_TYPE)

@@ -101,6 +101,12 @@ fn config(args: &Args) -> Result<Config, String> {
     let secs = Duration::from_secs;
     c.listen = args.listen;
     c.heartbeat = seconds("heartbeat", args.heartbeat)?;
+    if c.heartbeat < Duration::from_secs(1) {
+        return Err(format!(
+            "--heartbeat must be at least 1 second, not {}",
+            args.heartbeat
+        ));
+    }
     c.worker_concurrency = args.worker_concurrency;
     c.max_workers = args.max_workers;
     c.max_challenges = args.max_challenges;

@@ -133,6 +133,11 @@ impl LoadState {
             .map(|_| Slot(self.clone()))
     }
 
+    /// Whether every slot is taken now (a hint: [`LoadState::try_begin`] decides).
+    pub fn is_full(&self) -> bool {
+        self.in_flight() >= self.limit
+    }
+
     /// Requests in flight now.
     pub fn in_flight(&self) -> u64 {
         self.in_flight.load(Ordering::Acquire)
