@@ -344,3 +344,39 @@ async fn a_thousand_idle_connections_do_not_starve_health() {
     );
     drop(idle);
 }
+
+#[tokio::test]
+async fn a_thousand_held_idle_connections_cost_little_memory() {
+    const IDLE: usize = 1_200;
+    let mut c = config(some_policy());
+    c.limits.max_connections = Some(4_096);
+    c.limits.request_head = Duration::from_secs(60);
+    let r = router(c).await;
+    let before = rss_kib();
+    let mut idle = Vec::with_capacity(IDLE);
+    for _ in 0..IDLE {
+        idle.push(TcpStream::connect(r.addr).await.expect("connect"));
+    }
+    // Every one is held open by the router (none evicted below the cap).
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            metric(r.addr, "silk_router_open_connections", &[]).await >= IDLE as f64
+        })
+        .await,
+        "the idle connections were not all accepted"
+    );
+    let (status, _) = get(r.addr, "/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        metric(r.addr, "silk_router_connections_evicted_total", &[]).await,
+        0.0
+    );
+    let after = rss_kib();
+    println!(
+        "{IDLE} idle connections held open (cap 4096): RSS of the test process (router \
+         in-process) {after} KiB, {:+} KiB for the connections (~{} bytes each)",
+        after as i64 - before as i64,
+        (after.saturating_sub(before) * 1024) / IDLE as u64
+    );
+    drop(idle);
+}
