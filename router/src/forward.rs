@@ -198,7 +198,7 @@ async fn connect(s: &AppState, worker: &Arc<Worker<Pool>>, fresh: bool) -> Resul
     };
     got.map_err(|e| {
         s.metrics.error(e.class());
-        s.unlist(worker, Reason::ForwardFailed);
+        s.unlist(worker, Reason::ForwardFailed, &e.to_string());
         ApiError::new(
             StatusCode::BAD_GATEWAY,
             "worker_unreachable",
@@ -281,11 +281,13 @@ impl Relay {
         s.metrics.request("sealed", outcome);
         if ended != Ended::Complete {
             s.metrics.error(ended.as_str());
-            tracing::info!(
-                worker = end.worker.listing.short_id(),
-                outcome,
-                "sealed answer ended early"
-            );
+            let worker = end.worker.listing.short_id();
+            // Clients leave all the time; the worker failing is worth an operator's eye.
+            if ended == Ended::ClientGone {
+                tracing::debug!(worker, outcome, "sealed answer ended early");
+            } else {
+                tracing::info!(worker, outcome, "sealed answer ended early");
+            }
             return;
         }
         if let Some(sender) = end.sender.take() {

@@ -33,7 +33,11 @@ pub async fn run(s: Arc<AppState>, heartbeat: Duration) {
 /// One pass: expiry, then health checks (at most [`CHECKS_AT_ONCE`] at a time).
 pub async fn pass(s: &Arc<AppState>) {
     for w in s.registry.expire(Instant::now()) {
-        s.unlisted(&w, Reason::MissedHeartbeats);
+        s.unlisted(
+            &w,
+            Reason::MissedHeartbeats,
+            "no registration within two heartbeats",
+        );
     }
     let limit = Arc::new(Semaphore::new(CHECKS_AT_ONCE));
     let mut checks = JoinSet::new();
@@ -45,10 +49,7 @@ pub async fn pass(s: &Arc<AppState>) {
             };
             match probe(&s, &worker.conn).await {
                 Ok(waiting) => worker.load.set_queue(waiting),
-                Err(e) => {
-                    tracing::debug!(worker = worker.listing.short_id(), "health check: {e}");
-                    s.unlist(&worker, Reason::HealthCheck);
-                }
+                Err(e) => s.unlist(&worker, Reason::HealthCheck, &e.to_string()),
             }
         });
     }

@@ -99,27 +99,27 @@ impl AppState {
     }
 
     /// Takes `worker` off the list for `reason` (unless it was re-registered meanwhile),
-    /// counting and logging it.
-    pub fn unlist(&self, worker: &Arc<Worker<Pool>>, reason: Reason) {
+    /// counting and logging it with `detail`.
+    pub fn unlist(&self, worker: &Arc<Worker<Pool>>, reason: Reason, detail: &str) {
         let id = &worker.listing.id;
         if self
             .registry
             .unlist(id, Some(worker), reason, Instant::now())
             .is_some()
         {
-            self.unlisted(worker, reason);
+            self.unlisted(worker, reason, detail);
         }
     }
 
     /// Counts and logs a worker the registry already took off the list.
-    pub fn unlisted(&self, worker: &Worker<Pool>, reason: Reason) {
+    pub fn unlisted(&self, worker: &Worker<Pool>, reason: Reason, detail: &str) {
         self.metrics
             .unlisting(reason.as_str(), worker.listing.short_id());
         self.metrics.workers_listed.set(self.registry.len() as i64);
         tracing::info!(
             worker = worker.listing.short_id(),
             reason = reason.as_str(),
-            "worker unlisted"
+            "worker unlisted: {detail}"
         );
     }
 }
@@ -181,7 +181,8 @@ async fn register(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Body
     let outcome = r.as_ref().map_or_else(|e| e.code, |_| "ok");
     s.metrics.registration(outcome);
     if let Err(e) = &r {
-        tracing::info!(code = e.code, "registration refused: {}", e.message);
+        // Debug only: anyone can send junk, and the registrant reads the refusal itself.
+        tracing::debug!(code = e.code, "registration refused: {}", e.message);
     }
     answer(&s, "register", r.and_then(|reg| to_json(&reg)))
 }
@@ -265,13 +266,18 @@ async fn admit(s: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Result<Reg
     })?;
     let short = listing.short_id().to_owned();
     let model = listing.model.clone();
+    let refresh = matches!(s.registry.lookup(&listing.id), Lookup::Listed(_));
     let worker = s
         .registry
         .list(listing, pool, Instant::now())
         .map_err(|_| full())?;
     worker.load.set_queue(waiting);
     s.metrics.workers_listed.set(s.registry.len() as i64);
-    tracing::info!(worker = %short, model = %model, "worker listed");
+    if refresh {
+        tracing::debug!(worker = %short, "worker re-registered");
+    } else {
+        tracing::info!(worker = %short, model = %model, "worker listed");
+    }
     Ok(Registered {
         id: worker.listing.id.clone(),
         heartbeat_secs: s.heartbeat_secs,
