@@ -146,6 +146,15 @@ impl SealedAnswer {
         Ok(())
     }
 
+    /// The plaintext of a sealed error answer (its receipt still checked).
+    pub(crate) async fn collect_error(mut self) -> Result<Zeroizing<Vec<u8>>, ClientError> {
+        let mut out = Zeroizing::new(Vec::new());
+        while let Some(chunk) = self.next_chunk().await? {
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+
     /// The whole plaintext; an API error when the status is not 200.
     pub async fn collect(self) -> Result<Zeroizing<Vec<u8>>, ClientError> {
         Ok(self.collect_with_receipt().await?.0)

@@ -396,6 +396,9 @@ impl Network {
         }
         let mut tried = HashSet::new();
         let mut failures = Vec::new();
+        // The most telling failure is reported with its own kind and check: an altered
+        // answer or refused evidence says more than "every worker failed".
+        let mut worst: Option<ClientError> = None;
         for c in candidates {
             if !tried.insert(c.worker.id) {
                 continue;
@@ -419,13 +422,31 @@ impl Network {
                     if !retry {
                         return Err(e);
                     }
+                    let rank = |e: &ClientError| match e {
+                        ClientError::Integrity { .. } => 2,
+                        ClientError::Attestation { .. } => 1,
+                        _ => 0,
+                    };
+                    if worst.as_ref().is_none_or(|w| rank(&e) > rank(w)) {
+                        worst = Some(e);
+                    }
                 }
             }
         }
-        Err(ClientError::Transport(format!(
-            "every verified worker failed before answering: {}",
-            failures.join("; ")
-        )))
+        let all = failures.join("; ");
+        Err(match worst {
+            Some(ClientError::Integrity { check, .. }) => ClientError::Integrity {
+                check,
+                detail: format!("every verified worker failed before answering: {all}"),
+            },
+            Some(ClientError::Attestation { summary, verdict }) => ClientError::Attestation {
+                summary: format!("{summary} (every verified worker failed: {all})"),
+                verdict,
+            },
+            _ => ClientError::Transport(format!(
+                "every verified worker failed before answering: {all}"
+            )),
+        })
     }
 
     async fn try_one(&self, c: &Candidate, body: &[u8]) -> Result<SealedAnswer, ClientError> {
@@ -482,6 +503,12 @@ impl Network {
             receipt: None,
             worker: Some(c.label()),
         };
+        if matches!(status.as_u16(), 429 | 503) {
+            // A sealed refusal (the worker's engine is full or stopping): nothing of an
+            // answer was shown, so another worker may take the request.
+            let text = answer.collect_error().await?;
+            return Err(api_error(status, &text));
+        }
         answer.prefetch().await?;
         Ok(answer)
     }

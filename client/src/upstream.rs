@@ -17,7 +17,7 @@ pub enum Target {
     /// One verified enclave.
     Direct(Arc<Session>),
     /// Workers listed by routers, each verified by the client.
-    Network(Network),
+    Network(Box<Network>),
 }
 
 /// Acknowledges verified receipts and keeps them.
@@ -174,7 +174,7 @@ impl TargetArgs {
                         session: options,
                     },
                 )?;
-                (Target::Network(network), self.router.join(", "))
+                (Target::Network(Box::new(network)), self.router.join(", "))
             }
         };
         let book = if self.no_receipts {

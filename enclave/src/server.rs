@@ -270,6 +270,41 @@ async fn sealed(
             return plain_error(status, kind, code, e.to_string());
         }
     };
+    let (plain, sealer) = match s.identity.open(&wire_bytes) {
+        Ok(opened) => opened,
+        Err(e) => {
+            s.metrics.outcome(Outcome::BadSeal);
+            tracing::info!(bytes = wire_bytes.len(), "sealed request refused: {e}");
+            return plain_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "bad_seal",
+                e.to_string(),
+            );
+        }
+    };
+    let request_digest: [u8; 32] = sha2::Digest::finalize(sha2::Digest::chain_update(
+        sha2::Sha256::default(),
+        &wire_bytes,
+    ))
+    .into();
+    let fresh = s
+        .replay
+        .lock()
+        .map(|mut g| g.first_use(request_digest))
+        .unwrap_or(false);
+    if !fresh {
+        s.metrics.outcome(Outcome::Replayed);
+        tracing::warn!("sealed request refused: replayed");
+        return plain_error(
+            StatusCode::CONFLICT,
+            "invalid_request_error",
+            "replayed",
+            "this sealed request was already received (replay)".into(),
+        );
+    }
+    // Checked once the seal has opened, so that a request sent to the wrong worker is
+    // refused as such (`bad_seal`) rather than for an offer this worker never made.
     let named_offer = headers
         .get(silk_protocol::network::HEADER_OFFER)
         .and_then(|v| v.to_str().ok());
@@ -286,43 +321,11 @@ async fn sealed(
         }
     };
     let ticket = Ticket {
-        request_digest: sha2::Digest::finalize(sha2::Digest::chain_update(
-            sha2::Sha256::default(),
-            &wire_bytes,
-        ))
-        .into(),
+        request_digest,
         offer_digest,
         model: s.model_name.clone(),
         started_at_ms: crate::worker::unix_millis(),
     };
-    let (plain, sealer) = match s.identity.open(&wire_bytes) {
-        Ok(opened) => opened,
-        Err(e) => {
-            s.metrics.outcome(Outcome::BadSeal);
-            tracing::info!(bytes = wire_bytes.len(), "sealed request refused: {e}");
-            return plain_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "bad_seal",
-                e.to_string(),
-            );
-        }
-    };
-    let fresh = s
-        .replay
-        .lock()
-        .map(|mut g| g.first_use(ticket.request_digest))
-        .unwrap_or(false);
-    if !fresh {
-        s.metrics.outcome(Outcome::Replayed);
-        tracing::warn!("sealed request refused: replayed");
-        return plain_error(
-            StatusCode::CONFLICT,
-            "invalid_request_error",
-            "replayed",
-            "this sealed request was already received (replay)".into(),
-        );
-    }
     let parsed = openai::parse(&plain);
     drop(plain);
     let parsed = match parsed {

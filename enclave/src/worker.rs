@@ -169,8 +169,9 @@ pub async fn keep_registered(state: Arc<crate::server::AppState>, router: String
             Ok(r) => {
                 tracing::debug!(router, id = %&r.id[..16.min(r.id.len())], "registered");
                 pause = Duration::from_secs(1);
-                // Re-register a little before the heartbeat is due.
-                let every = Duration::from_secs_f64(r.heartbeat_secs.max(1) as f64 * 0.8);
+                // Twice per heartbeat: a router unlists after two missed heartbeats, so one
+                // slow or lost registration (a busy machine, a router restart) is not fatal.
+                let every = Duration::from_secs_f64(r.heartbeat_secs.max(1) as f64 * 0.5);
                 tokio::time::sleep(every).await;
             }
             Err(e) => {

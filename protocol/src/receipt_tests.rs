@@ -147,7 +147,8 @@ fn expected_names_what_differs() {
         content_events: 30,
     };
     ok.check(&r).unwrap();
-    let cases: [(Box<dyn Fn(&mut Expected)>, &str); 6] = [
+    type Change = Box<dyn Fn(&mut Expected)>;
+    let cases: [(Change, &str); 6] = [
         (Box::new(|e| e.worker_id = [0; 32]), "receipt.worker"),
         (
             Box::new(|e| e.request_digest = [0; 32]),

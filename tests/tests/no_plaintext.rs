@@ -8,10 +8,8 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use base64::Engine as _;
 use common::relay::{self, recording_relay};
-use common::{answer_text, enclave};
+use common::{answer_text, contains, enclave};
 use http_body_util::{BodyExt, Full};
 use silk_client::session::Session;
 
@@ -26,32 +24,6 @@ impl Write for Captured {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-/// The byte forms a secret could leak in.
-fn forms(secret: &str) -> Vec<Vec<u8>> {
-    let mut out = vec![secret.as_bytes().to_vec()];
-    out.push(secret.encode_utf16().flat_map(u16::to_le_bytes).collect());
-    out.push(secret.encode_utf16().flat_map(u16::to_be_bytes).collect());
-    // base64 of the secret at each of the three alignments inside a longer text, trimmed
-    // to the characters that do not depend on its neighbours.
-    for pad in 0..3 {
-        let mut shifted = vec![b'x'; pad];
-        shifted.extend_from_slice(secret.as_bytes());
-        for enc in [STANDARD.encode(&shifted), URL_SAFE_NO_PAD.encode(&shifted)] {
-            let skip = if pad == 0 { 0 } else { 4 };
-            let body = enc.trim_end_matches('=');
-            let keep = body.len().saturating_sub(4);
-            if keep > skip + 8 {
-                out.push(body.as_bytes()[skip..keep].to_vec());
-            }
-        }
-    }
-    out
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -122,7 +94,7 @@ async fn a_relay_and_the_logs_see_no_prompt_and_no_answer() {
     let logs = logs.0.lock().unwrap().clone();
     assert!(!logs.is_empty(), "logs were captured");
     for secret in &secrets {
-        for form in forms(secret) {
+        for form in common::leak_forms(secret) {
             assert!(
                 !contains(&rec.up, &form),
                 "client→enclave bytes leak {secret:?}"

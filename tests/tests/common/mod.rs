@@ -3,6 +3,7 @@
 //! enclave the way a host or a router would.
 #![allow(dead_code)]
 
+pub mod evil;
 pub mod hostile;
 pub mod relay;
 
@@ -70,6 +71,32 @@ async fn enclave_full(
     engine: EngineConfig,
     limits: silk_enclave::conn::Limits,
 ) -> Local {
+    worker_full(pem, root, engine, limits, Default::default()).await
+}
+
+/// Starts an enclave that is also a network worker (`worker`: routers, offer, payout).
+pub async fn worker(
+    pem: Zeroizing<String>,
+    root: [u8; 32],
+    worker: silk_enclave::worker::WorkerConfig,
+) -> Local {
+    worker_full(
+        pem,
+        root,
+        EngineConfig::default(),
+        Default::default(),
+        worker,
+    )
+    .await
+}
+
+async fn worker_full(
+    pem: Zeroizing<String>,
+    root: [u8; 32],
+    engine: EngineConfig,
+    limits: silk_enclave::conn::Limits,
+    worker: silk_enclave::worker::WorkerConfig,
+) -> Local {
     let running = start::start(Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         plain_listen: Some("127.0.0.1:0".parse().unwrap()),
@@ -83,7 +110,7 @@ async fn enclave_full(
         engine,
         gpu: None,
         limits,
-        worker: Default::default(),
+        worker,
     })
     .await
     .expect("enclave starts");
@@ -129,4 +156,32 @@ pub fn answer_text(plain: &[u8]) -> String {
         .as_str()
         .expect("content")
         .to_owned()
+}
+
+/// The byte forms a secret could leak in: itself, UTF-16 both ways, and base64 at each
+/// alignment (trimmed to the characters that do not depend on its neighbours).
+pub fn leak_forms(secret: &str) -> Vec<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use base64::Engine as _;
+    let mut out = vec![secret.as_bytes().to_vec()];
+    out.push(secret.encode_utf16().flat_map(u16::to_le_bytes).collect());
+    out.push(secret.encode_utf16().flat_map(u16::to_be_bytes).collect());
+    for pad in 0..3 {
+        let mut shifted = vec![b'x'; pad];
+        shifted.extend_from_slice(secret.as_bytes());
+        for enc in [STANDARD.encode(&shifted), URL_SAFE_NO_PAD.encode(&shifted)] {
+            let skip = if pad == 0 { 0 } else { 4 };
+            let body = enc.trim_end_matches('=');
+            let keep = body.len().saturating_sub(4);
+            if keep > skip + 8 {
+                out.push(body.as_bytes()[skip..keep].to_vec());
+            }
+        }
+    }
+    out
+}
+
+/// Whether `needle` occurs in `hay`.
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }

@@ -1,0 +1,291 @@
+//! The network through the built binaries, as an operator and a user run them:
+//! `silk-router`, `silk-enclave --register`, `silk chat --router` and `silk receipts
+//! verify`; then a worker killed with SIGKILL is unlisted within two heartbeats, its
+//! in-flight answer fails naming it, and new requests go to the other worker.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::evil::{evil_router, Evil};
+use common::relay::http_get;
+use silk_client::network::{Network, NetworkOptions};
+use silk_protocol::network::WorkerList;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const HEARTBEAT: u64 = 1;
+
+fn bin(name: &str) -> PathBuf {
+    let p = silk_tests::vm::target_dir().join("debug").join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: cargo build --bins",
+        p.display()
+    );
+    p
+}
+
+/// Starts a process and waits for its `listening http(s)://ADDR` line on stdout.
+async fn spawn(mut cmd: Command, scheme: &str) -> (Child, SocketAddr) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let prefix = format!("listening {scheme}://");
+    let addr = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(a) = line.strip_prefix(&prefix) {
+                return a.parse::<SocketAddr>().unwrap();
+            }
+        }
+        panic!("the process ended before listening");
+    })
+    .await
+    .expect("listening within 120 s");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
+
+async fn workers(router: SocketAddr) -> WorkerList {
+    let (status, body) = http_get(router, "/v1/workers").await;
+    assert_eq!(status, 200);
+    serde_json::from_slice(&body).unwrap()
+}
+
+async fn wait_for(router: SocketAddr, n: usize, within: Duration) -> Duration {
+    let start = Instant::now();
+    while workers(router).await.workers.len() != n {
+        assert!(
+            start.elapsed() < within,
+            "not {n} workers within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    start.elapsed()
+}
+
+fn enclave(dir: &Path, router: SocketAddr) -> Command {
+    let mut c = Command::new(bin("silk-enclave"));
+    c.arg("--model")
+        .arg(common::default_model())
+        .args(["--model-name", "smollm2", "--evidence", "simulated"])
+        .arg("--sim-chain")
+        .arg(dir.join("chain.pem"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--image-digest",
+            &"07".repeat(32),
+        ])
+        .args(["--register", &format!("http://{router}")])
+        .args(["--payout-address", "EQ-owner", "--price-prompt", "1000"]);
+    c
+}
+
+async fn silk(args: &[&str], home: &Path) -> std::process::Output {
+    Command::new(bin("silk"))
+        .args(args)
+        .env("XDG_CONFIG_HOME", home)
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn routers_and_workers_as_processes_and_a_worker_killed_mid_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (pem, root) = common::dev_chain();
+    std::fs::write(d.join("chain.pem"), pem.as_bytes()).unwrap();
+    let measurement = silk_client::demo::file_sha384(&bin("silk-enclave")).unwrap();
+    let policy = silk_client::demo::demo_policy(&root, &measurement).unwrap();
+    let policy_file = d.join("policy.toml");
+    std::fs::write(
+        &policy_file,
+        format!(
+            "allow_simulated = true\nsimulated_roots = [\"{}\"]\n[snp]\nmeasurements = [\"{}\"]\nmin_tcb = {{}}\n",
+            hex::encode(root),
+            hex::encode(measurement)
+        ),
+    )
+    .unwrap();
+    let mut r = Command::new(bin("silk-router"));
+    r.args([
+        "--listen",
+        "127.0.0.1:0",
+        "--heartbeat",
+        &HEARTBEAT.to_string(),
+    ])
+    .arg("--admission")
+    .arg(&policy_file)
+    .arg("--receipts")
+    .arg(d.join("router-receipts.jsonl"));
+    let (_router, router) = spawn(r, "http").await;
+    let (mut w1, w1_addr) = spawn(enclave(d, router), "https").await;
+    let (_w2, _) = spawn(enclave(d, router), "https").await;
+    let took = wait_for(router, 2, Duration::from_secs(30)).await;
+    println!("registration to listed (both workers): {took:?}");
+
+    // A user through the router, with the built client.
+    let url = format!("http://{router}");
+    let receipts = d.join("receipts.jsonl");
+    let out = silk(
+        &[
+            "chat",
+            "--router",
+            &url,
+            "--model",
+            "smollm2",
+            "--policy",
+            policy_file.to_str().unwrap(),
+            "--receipts",
+            receipts.to_str().unwrap(),
+            "--max-tokens",
+            "12",
+            "What is the capital of France? Answer in one sentence.",
+        ],
+        d,
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Paris"), "{stdout}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(d.join("silk/client.key"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the client key is private");
+
+    // Its receipt verifies offline against the worker that served it.
+    let line: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&receipts).unwrap().trim()).unwrap();
+    let worker_id = line["worker"].as_str().unwrap().to_owned();
+    let listed = workers(router).await;
+    let entry = listed.workers.iter().find(|w| w.id == worker_id).unwrap();
+    let bundle = d.join("bundle.json");
+    std::fs::write(&bundle, entry.bundle.to_json()).unwrap();
+    let verify = |file: PathBuf| {
+        let (bundle, policy) = (bundle.clone(), policy_file.clone());
+        async move {
+            silk(
+                &[
+                    "receipts",
+                    "verify",
+                    file.to_str().unwrap(),
+                    "--bundle",
+                    bundle.to_str().unwrap(),
+                    "--policy",
+                    policy.to_str().unwrap(),
+                ],
+                Path::new("/nonexistent"),
+            )
+            .await
+        }
+    };
+    let ok = verify(receipts.clone()).await;
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(ok.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("VERIFIED: 1 of 1") && text.contains("acknowledged by"),
+        "{text}"
+    );
+    // A receipt counted twice is refused by name.
+    let doubled = d.join("doubled.jsonl");
+    let one = std::fs::read_to_string(&receipts).unwrap();
+    std::fs::write(&doubled, format!("{one}{one}")).unwrap();
+    let bad = verify(doubled).await;
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("receipt.duplicate"));
+    // The router logged the same receipt in clear, and it verifies too.
+    let router_log = std::fs::read_to_string(d.join("router-receipts.jsonl")).unwrap();
+    assert!(router_log.contains(line["receipt"].as_str().unwrap()));
+
+    // A long answer from worker 1; kill it after the first chunk.
+    let direct = silk_client::Session::connect(&format!("https://{w1_addr}"), policy.clone())
+        .await
+        .unwrap();
+    let victim = hex::encode(direct.verified().unwrap().claims_digest);
+    assert!(listed.workers.iter().any(|w| w.id == victim));
+    let (only, _) = evil_router(router, Evil::Only(victim.clone())).await;
+    let net = Network::new(
+        policy.clone(),
+        NetworkOptions {
+            routers: vec![format!("http://{only}")],
+            model: None,
+            max_price: None,
+            session: Default::default(),
+        },
+    )
+    .unwrap();
+    let mut answer = net
+        .send(&common::chat_body(
+            "Write a long story about a dragon who learns to bake bread.",
+            400,
+            true,
+        ))
+        .await
+        .unwrap();
+    // The answer has begun (its first chunk is in): kill the worker now.
+    w1.start_kill().unwrap();
+    let killed = Instant::now();
+    let err = loop {
+        match answer.next_chunk().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!(
+                "an answer cut by SIGKILL must not end as complete ({:?} after the kill)",
+                killed.elapsed()
+            ),
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        err.to_string().contains(&victim[..16]),
+        "names the worker: {err}"
+    );
+    let unlisted = {
+        while workers(router).await.workers.len() != 1 {
+            assert!(killed.elapsed() < Duration::from_secs(2 * HEARTBEAT + 2));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        killed.elapsed()
+    };
+    println!("worker death to unlisted: {unlisted:?} (heartbeat {HEARTBEAT} s)");
+    assert!(
+        unlisted <= Duration::from_secs(2 * HEARTBEAT),
+        "{unlisted:?}"
+    );
+
+    // New requests go to the survivor.
+    let out = silk(
+        &[
+            "chat",
+            "--router",
+            &url,
+            "--policy",
+            policy_file.to_str().unwrap(),
+            "--no-receipts",
+            "--max-tokens",
+            "8",
+            "Name a colour.",
+        ],
+        d,
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
