@@ -4,14 +4,15 @@
 //! request could send it again and make the enclave run it again (it could never read the
 //! answer, which is sealed to the original client's context, but it could make the enclave
 //! repeat work, or repeat a side effect of a future API). Every sealed request carries a
-//! fresh encapsulated key, so the enclave remembers the ones it has opened and refuses a
-//! second use. The memory is bounded: the oldest entries are forgotten first, so a replay
+//! fresh encapsulated key, so the SHA-256 of its bytes is unique; the enclave remembers the
+//! digests of the requests it has opened (the same digest its usage receipts name) and
+//! refuses a second use, so a replay costs no work and earns no second receipt. The memory is bounded: the oldest entries are forgotten first, so a replay
 //! from further back than [`ReplayGuard::capacity`] requests is not detected — it still
 //! yields nothing readable. Keys rotate at every boot, which clears the horizon anyway.
 
 use std::collections::{HashSet, VecDeque};
 
-/// Remembers the encapsulated keys of opened requests.
+/// Remembers the digests of opened requests.
 pub struct ReplayGuard {
     seen: HashSet<[u8; 32]>,
     order: VecDeque<[u8; 32]>,
