@@ -34,12 +34,12 @@ impl ReplayGuard {
         self.capacity
     }
 
-    /// Records `enc`; false when it was seen before (a replay).
-    pub fn first_use(&mut self, enc: [u8; 32]) -> bool {
-        if !self.seen.insert(enc) {
+    /// Records a request digest; false when it was seen before (a replay).
+    pub fn first_use(&mut self, digest: [u8; 32]) -> bool {
+        if !self.seen.insert(digest) {
             return false;
         }
-        self.order.push_back(enc);
+        self.order.push_back(digest);
         if self.order.len() > self.capacity {
             if let Some(old) = self.order.pop_front() {
                 self.seen.remove(&old);

@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use silk_engine::{Engine, SubmitError};
+use silk_net::body::{self, BodyError};
 use silk_protocol::wire::{self, ErrorBody};
 use silk_protocol::StreamSealer;
 use tokio::sync::mpsc;
@@ -217,7 +218,7 @@ fn sealed_error(
 async fn sealed(
     State(s): State<Arc<AppState>>,
     headers: axum::http::HeaderMap,
-    body: Body,
+    request: Body,
 ) -> Response {
     let start = Instant::now();
     if let Some(why) = &s.refusal {
@@ -228,15 +229,20 @@ async fn sealed(
             why.clone(),
         );
     }
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    let (wire_bytes, _budget) = match read_body(&s, declared, body).await {
+    let declared = body::declared_length(&headers);
+    let read = body::read_body(
+        &s.body_budget,
+        &s.limits,
+        wire::MAX_SEALED_BODY,
+        declared,
+        request,
+    )
+    .await;
+    let (wire_bytes, _budget) = match read {
         Ok(b) => b,
         Err(e) => {
             let (status, kind, code) = match &e {
-                BodyError::TooLarge => {
+                BodyError::TooLarge { .. } => {
                     s.metrics.outcome(Outcome::TooLarge);
                     (
                         StatusCode::PAYLOAD_TOO_LARGE,
@@ -406,103 +412,6 @@ async fn sealed(
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     sealed_response(status, Body::from_stream(ReceiverStream::new(rx)))
-}
-
-/// Why a sealed request's body was not read.
-#[derive(Debug, thiserror::Error)]
-enum BodyError {
-    /// Declared or found larger than the protocol allows.
-    #[error("sealed body over {} bytes", wire::MAX_SEALED_BODY)]
-    TooLarge,
-    /// Too many bytes of other requests' bodies are held: come back later.
-    #[error("request bodies in flight fill the enclave's budget of {budget} bytes; retry later")]
-    Budget {
-        /// The budget.
-        budget: usize,
-    },
-    /// The body came too slowly.
-    #[error("{0}")]
-    Timeout(String),
-    /// The connection failed while the body was read.
-    #[error("the body could not be read: {0}")]
-    Read(String),
-}
-
-/// Reads a sealed body within the protocol's size, the global budget of bodies in flight
-/// (reserved up front: the declared length, else the largest body) and the body deadline
-/// (a grace period, then a minimum rate), so that stalled uploads cannot hold memory or
-/// connections for long. The permit returned holds the budget until it is dropped.
-async fn read_body(
-    s: &AppState,
-    declared: Option<usize>,
-    mut body: Body,
-) -> Result<(Vec<u8>, tokio::sync::SemaphorePermit<'_>), BodyError> {
-    use http_body_util::BodyExt;
-    let reserve = declared.unwrap_or(wire::MAX_SEALED_BODY);
-    let limits = &s.limits;
-    let start = tokio::time::Instant::now();
-    if reserve > wire::MAX_SEALED_BODY {
-        drain(&mut body, declared, limits, start).await;
-        return Err(BodyError::TooLarge);
-    }
-    let Some(permit) = u32::try_from(reserve.max(1))
-        .ok()
-        .and_then(|n| s.body_budget.try_acquire_many(n).ok())
-    else {
-        drain(&mut body, declared, limits, start).await;
-        return Err(BodyError::Budget {
-            budget: s.limits.body_budget,
-        });
-    };
-    let mut buf = Vec::with_capacity(reserve.min(64 << 10));
-    loop {
-        let deadline = limits.body_deadline(start, buf.len());
-        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
-            Err(_) => {
-                return Err(BodyError::Timeout(format!(
-                    "request body timeout after {:.1} s: {} of {} bytes arrived, below the \
-                     minimum rate of {} bytes/s after {:?}",
-                    start.elapsed().as_secs_f64(),
-                    buf.len(),
-                    declared.map_or("?".to_owned(), |d| d.to_string()),
-                    limits.body_min_rate,
-                    limits.body_grace
-                )))
-            }
-            Ok(None) => break,
-            Ok(Some(Err(e))) => return Err(BodyError::Read(e.to_string())),
-            Ok(Some(Ok(frame))) => frame,
-        };
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > reserve {
-                return Err(BodyError::TooLarge);
-            }
-            buf.extend_from_slice(&data);
-        }
-    }
-    Ok((buf, permit))
-}
-
-/// Reads and discards a refused body (holding none of it), so that an honest client that
-/// is still writing reads the refusal instead of a reset. Bounded by the body deadline
-/// and by twice the largest body; a larger one is not read at all.
-async fn drain(
-    body: &mut Body,
-    declared: Option<usize>,
-    limits: &crate::conn::Limits,
-    start: tokio::time::Instant,
-) {
-    use http_body_util::BodyExt;
-    if declared.is_some_and(|d| d > 2 * wire::MAX_SEALED_BODY) {
-        return;
-    }
-    let mut seen = 0usize;
-    while seen <= 2 * wire::MAX_SEALED_BODY {
-        match tokio::time::timeout_at(limits.body_deadline(start, seen), body.frame()).await {
-            Ok(Some(Ok(frame))) => seen += frame.data_ref().map_or(0, |d| d.len()),
-            _ => return,
-        }
-    }
 }
 
 fn answer_id(api: wire::Api) -> String {

@@ -2,9 +2,12 @@
 //!
 //! - [`conn`]: listeners whose connections are capped, timed at every stage (TLS
 //!   handshake, request head, keep-alive idle) and evicted when idle at the cap.
+//! - [`body`]: request bodies read within a size limit, a shared budget and the body
+//!   deadline; refused ones drained.
 //! - [`metrics`]: what that layer counts, for the process's own Prometheus registry.
 #![warn(missing_docs)]
 
+pub mod body;
 pub mod conn;
 pub mod metrics;
 

@@ -3,6 +3,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use silk_net::body::BodyError;
 use silk_protocol::wire::ErrorBody;
 
 /// A refusal, answered as an OpenAI-style JSON [`ErrorBody`].
@@ -64,4 +65,21 @@ pub fn json(status: StatusCode, body: Vec<u8>) -> Response {
         HeaderValue::from_static("application/json"),
     );
     r
+}
+
+/// The refusal a client sees for a body that was not read.
+impl From<&BodyError> for ApiError {
+    fn from(e: &BodyError) -> Self {
+        let (status, code) = match e {
+            BodyError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            BodyError::Budget { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy_bodies"),
+            BodyError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
+            BodyError::Read(_) => (StatusCode::BAD_REQUEST, "bad_body"),
+        };
+        let api = ApiError::new(status, code, e.to_string());
+        match e {
+            BodyError::Budget { .. } => api.retry_after(1),
+            _ => api,
+        }
+    }
 }

@@ -30,11 +30,11 @@ use silk_protocol::receipt::Receipt;
 use silk_protocol::wire;
 use tokio::time::Sleep;
 
-use crate::body::{declared_length, drain, read_body};
 use crate::error::ApiError;
 use crate::pool::{Conn, Pool, Sender};
 use crate::registry::{Reason, Slot, Worker};
 use crate::server::{listed, AppState};
+use silk_net::body::{declared_length, drain, read_body};
 
 /// `POST /v1/sealed`.
 pub async fn sealed(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
@@ -108,7 +108,7 @@ async fn forward(
     .await
     .map_err(|e| {
         s.body_refused(&e);
-        e.to_api()
+        ApiError::from(&e)
     })?;
     let slot = worker.load.try_begin().ok_or_else(|| busy(s))?;
     let sealed = Bytes::from(sealed);

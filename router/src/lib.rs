@@ -18,7 +18,6 @@
 #![warn(missing_docs)]
 
 pub mod admission;
-pub mod body;
 pub mod error;
 pub mod forward;
 pub mod liveness;

@@ -22,11 +22,11 @@ use silk_protocol::network::{self, Challenge, Registered, Registration, WorkerEn
 use silk_protocol::wire;
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::body::{declared_length, read_body, BodyError};
 use crate::error::{json, ApiError};
 use crate::metrics::{Deadline, Metrics};
 use crate::pool::{Connector, FetchError, Pool};
 use crate::registry::{Lookup, Reason, Registry, Worker, CHALLENGE_TTL};
+use silk_net::body::{declared_length, read_body, BodyError};
 
 /// Registrations checked at once (each verifies two bundles and opens a connection);
 /// beyond it registrants hear 503 and retry.
@@ -200,7 +200,7 @@ async fn admit(s: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Result<Reg
     .await
     .map_err(|e| {
         s.body_refused(&e);
-        e.to_api()
+        ApiError::from(&e)
     })?;
     let reg: Registration = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::new(

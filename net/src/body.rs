@@ -3,14 +3,12 @@
 //! grace period, then a minimum rate). Refused bodies are drained, not held, so that an
 //! honest client still writing reads the refusal rather than a reset.
 
+use crate::conn::Limits;
 use axum::body::Body;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use http_body_util::BodyExt;
-use silk_net::Limits;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
-
-use crate::error::ApiError;
 
 /// Why a body was not read.
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +20,7 @@ pub enum BodyError {
         max: usize,
     },
     /// Too many bytes of other requests' bodies are held: come back later.
-    #[error("request bodies in flight fill the router's budget of {budget} bytes; retry later")]
+    #[error("request bodies in flight fill the budget of {budget} bytes; retry later")]
     Budget {
         /// The budget.
         budget: usize,
@@ -33,23 +31,6 @@ pub enum BodyError {
     /// The connection failed while the body was read.
     #[error("the body could not be read: {0}")]
     Read(String),
-}
-
-impl BodyError {
-    /// The refusal a client sees.
-    pub fn to_api(&self) -> ApiError {
-        let (status, code) = match self {
-            BodyError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-            BodyError::Budget { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy_bodies"),
-            BodyError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
-            BodyError::Read(_) => (StatusCode::BAD_REQUEST, "bad_body"),
-        };
-        let e = ApiError::new(status, code, self.to_string());
-        match self {
-            BodyError::Budget { .. } => e.retry_after(1),
-            _ => e,
-        }
-    }
 }
 
 /// The length a request declares, when it declares one that parses.
