@@ -332,38 +332,18 @@ impl Network {
         if status != StatusCode::OK {
             return Err(api_error(status, &body));
         }
-        let refused = |summary: String, verdict: Option<Verdict>| ClientError::Attestation {
-            summary,
-            verdict: verdict.map(Box::new),
-        };
-        let bundle = EvidenceBundle::from_json(&body)
-            .map_err(|e| refused(format!("fresh evidence: {e}"), None))?;
-        let expect = Expectations {
-            challenge: Some(nonce.to_vec()),
-            max_age_secs: Some(self.options.session.max_evidence_age.as_secs()),
-            collateral: None,
-            gpu: self.options.session.gpu.clone(),
-        };
-        let (fresh, verdict) = bundle
-            .verify(&self.policy, &expect, time::OffsetDateTime::now_utc())
-            .map_err(|e| refused(format!("fresh evidence: {e}"), None))?;
-        if !verdict.accepted() {
-            let names: Vec<_> = verdict.failures().map(|c| c.name.to_string()).collect();
-            return Err(refused(
-                format!("failed checks: {}", names.join(", ")),
-                Some(verdict),
-            ));
-        }
+        let (fresh, verdict) =
+            crate::session::verify_fresh(&body, &nonce, &self.policy, &self.options.session)?;
         let mut base = fresh;
         base.challenge = Vec::new();
         base.created_at = c.worker.claims.created_at;
         if base != c.worker.claims {
-            return Err(refused(
-                "claims.same_enclave: the fresh evidence comes from another enclave than the \
-                 listed worker"
+            return Err(ClientError::Attestation {
+                summary: "claims.same_enclave: the fresh evidence comes from another enclave \
+                          than the listed worker"
                     .into(),
-                Some(verdict),
-            ));
+                verdict: Some(Box::new(verdict)),
+            });
         }
         if let Ok(mut f) = self.fresh.lock() {
             f.insert(c.worker.id, Instant::now());

@@ -235,29 +235,7 @@ impl Session {
         if status != StatusCode::OK {
             return Err(api_error(status, &body));
         }
-        let bundle = EvidenceBundle::from_json(&body).map_err(|e| ClientError::Attestation {
-            summary: format!("evidence bundle: {e}"),
-            verdict: None,
-        })?;
-        let expect = Expectations {
-            challenge: Some(nonce.to_vec()),
-            max_age_secs: Some(self.options.max_evidence_age.as_secs()),
-            collateral: None,
-            gpu: self.options.gpu.clone(),
-        };
-        let (fresh, verdict) = bundle
-            .verify(&self.policy, &expect, time::OffsetDateTime::now_utc())
-            .map_err(|e| ClientError::Attestation {
-                summary: format!("evidence bundle: {e}"),
-                verdict: None,
-            })?;
-        if !verdict.accepted() {
-            let names: Vec<_> = verdict.failures().map(|c| c.name.to_string()).collect();
-            return Err(ClientError::Attestation {
-                summary: format!("failed checks: {}", names.join(", ")),
-                verdict: Some(Box::new(verdict)),
-            });
-        }
+        let (fresh, verdict) = verify_fresh(&body, &nonce, &self.policy, &self.options)?;
         // The fresh claims stand for the base claims: same keys, same image and model.
         let mut base = fresh.clone();
         base.challenge = Vec::new();
@@ -539,6 +517,39 @@ impl Session {
             })?;
         Ok((handshake(stream).await?, Some(peer)))
     }
+}
+
+/// Verifies a fresh bundle (JSON) over `nonce` under `policy`: the evidence, the binding,
+/// the challenge and the age. Every refusal is an attestation error naming its checks.
+pub(crate) fn verify_fresh(
+    body: &[u8],
+    nonce: &[u8],
+    policy: &Policy,
+    options: &Options,
+) -> Result<(Claims, Verdict), ClientError> {
+    let refused = |summary: String, verdict: Option<Verdict>| ClientError::Attestation {
+        summary,
+        verdict: verdict.map(Box::new),
+    };
+    let bundle = EvidenceBundle::from_json(body)
+        .map_err(|e| refused(format!("evidence bundle: {e}"), None))?;
+    let expect = Expectations {
+        challenge: Some(nonce.to_vec()),
+        max_age_secs: Some(options.max_evidence_age.as_secs()),
+        collateral: None,
+        gpu: options.gpu.clone(),
+    };
+    let (fresh, verdict) = bundle
+        .verify(policy, &expect, time::OffsetDateTime::now_utc())
+        .map_err(|e| refused(format!("evidence bundle: {e}"), None))?;
+    if !verdict.accepted() {
+        let names: Vec<_> = verdict.failures().map(|c| c.name.to_string()).collect();
+        return Err(refused(
+            format!("failed checks: {}", names.join(", ")),
+            Some(verdict),
+        ));
+    }
+    Ok((fresh, verdict))
 }
 
 fn refusal_error(r: ratls::Refusal) -> ClientError {
