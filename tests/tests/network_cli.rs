@@ -53,6 +53,34 @@ async fn spawn(mut cmd: Command, scheme: &str) -> (Child, SocketAddr) {
     (child, addr)
 }
 
+/// Starts `silk proxy` and waits for the address it announces.
+async fn spawn_proxy(mut cmd: Command) -> (Child, SocketAddr) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.split("OpenAI API at http://").nth(1) {
+                return rest
+                    .split('/')
+                    .next()
+                    .unwrap()
+                    .parse::<SocketAddr>()
+                    .unwrap();
+            }
+        }
+        panic!("silk proxy ended before listening");
+    })
+    .await
+    .expect("silk proxy listens");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
+
 async fn workers(router: SocketAddr) -> WorkerList {
     let (status, body) = http_get(router, "/v1/workers").await;
     assert_eq!(status, 200);
@@ -211,6 +239,39 @@ async fn routers_and_workers_as_processes_and_a_worker_killed_mid_answer() {
     // The router logged the same receipt in clear, and it verifies too.
     let router_log = std::fs::read_to_string(d.join("router-receipts.jsonl")).unwrap();
     assert!(router_log.contains(line["receipt"].as_str().unwrap()));
+
+    // The OpenAI surface through the network: `silk proxy --router`.
+    let mut proxy = Command::new(bin("silk"));
+    proxy
+        .args([
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--router",
+            &url,
+            "--no-receipts",
+        ])
+        .arg("--policy")
+        .arg(&policy_file)
+        .env("XDG_CONFIG_HOME", d);
+    let (_proxy, proxy_addr) = spawn_proxy(proxy).await;
+    let (status, body) = http_get(proxy_addr, "/healthz").await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let (status, body) = http_get(proxy_addr, "/v1/models").await;
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("smollm2"));
+    let (status, _, body) = common::relay::http_post(
+        proxy_addr,
+        "/v1/chat/completions",
+        common::chat_body(
+            "What is the capital of France? Answer in one sentence.",
+            12,
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(common::answer_text(&body).contains("Paris"));
 
     // A long answer from worker 1; kill it after the first chunk.
     let direct = silk_client::Session::connect(&format!("https://{w1_addr}"), policy.clone())
