@@ -7,7 +7,8 @@
 //!   choice and failover), and the usage receipts every answer ends with.
 //! - [`chat`], [`proxy`], [`demo`]: `silk chat`, the OpenAI-compatible `silk proxy`, and
 //!   `silk demo` (a local simulated enclave, end to end).
-//! - [`bench`], [`bench_sealed`]: `silk bench engine` and `silk bench sealed`.
+//! - [`bench`], [`bench_sealed`], [`bench_router`]: `silk bench engine`, `silk bench sealed`
+//!   and `silk bench router`.
 //! - [`measure`], [`model_disk`]: `silk measure` (the measurement a guest image will have,
 //!   and a policy for it) and `silk image model-disk` (dm-verity model disks).
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@
 
 pub mod answer;
 pub mod bench;
+pub mod bench_router;
 pub mod bench_sealed;
 pub mod chat;
 pub mod demo;

@@ -256,6 +256,9 @@ enum BenchWhat {
         #[arg(long)]
         enclave: Option<PathBuf>,
     },
+    /// silk-router on the path: real answers routed beside direct, forwarding with a stub
+    /// worker, registration to routable and worker death to unlisted.
+    Router(silk_client::bench_router::RouterBenchArgs),
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -440,6 +443,18 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Bench {
+            what: BenchWhat::Router(args),
+        } => match silk_client::bench_router::run_router_bench(&args, &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(silk_client::bench_router::RouterBenchError::Client(e)) => {
+                client_exit("bench router", &e)
+            }
+            Err(e) => {
+                eprintln!("silk bench router: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Bench {
             what:
                 BenchWhat::Engine {

@@ -1,0 +1,162 @@
+//! Real answers two ways from the same enclave child: through the router with
+//! [`Network`] (client -> router -> pooled RA-TLS -> worker) and straight to the worker
+//! with [`Session`] (a new RA-TLS connection per request, as `Session::send` makes it).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use hyper::StatusCode;
+use serde_json::Value;
+
+use super::RouterBenchError;
+use crate::bench_sealed::{chat_body, Sample, PROMPTS};
+use crate::network::Network;
+use crate::session::{SealedAnswer, Session};
+use crate::sse::{SseEvent, SseParser};
+
+/// The two paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    /// [`Network::send`] through the router.
+    Routed,
+    /// [`Session::send`] to the worker.
+    Direct,
+}
+
+impl Path {
+    fn name(self) -> &'static str {
+        match self {
+            Path::Routed => "routed",
+            Path::Direct => "direct",
+        }
+    }
+}
+
+/// Follows an OpenAI SSE stream: first non-empty content, each content event, usage and
+/// `[DONE]` (as `silk bench sealed` times its streams).
+#[derive(Default)]
+struct SseClock {
+    parser: SseParser,
+    first: Option<Instant>,
+    arrivals: Vec<Instant>,
+    tokens: Option<usize>,
+    done: bool,
+}
+
+impl SseClock {
+    fn push(&mut self, bytes: &[u8]) -> Result<(), String> {
+        for event in self.parser.push(bytes) {
+            let data = match event {
+                SseEvent::Done => {
+                    self.done = true;
+                    continue;
+                }
+                SseEvent::Data(d) => d,
+            };
+            let v: Value = serde_json::from_str(&data).map_err(|e| format!("bad SSE JSON: {e}"))?;
+            if let Some(err) = v.get("error") {
+                return Err(format!("error event: {err}"));
+            }
+            if v["choices"][0]["delta"]["content"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty())
+            {
+                let now = Instant::now();
+                self.first.get_or_insert(now);
+                self.arrivals.push(now);
+            }
+            if let Some(n) = v["usage"]["completion_tokens"].as_u64() {
+                self.tokens = Some(n as usize);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self, start: Instant) -> Result<Sample, String> {
+        if !self.done {
+            return Err("the stream ended without [DONE]".into());
+        }
+        Ok(Sample {
+            start,
+            first: self.first.ok_or("no text in the answer")?,
+            end: Instant::now(),
+            tokens: self.tokens.ok_or("no usage in the answer")?,
+            arrivals: self.arrivals,
+        })
+    }
+}
+
+/// Reads a sealed answer to its end (receipt verified), timing its text.
+async fn follow(
+    path: Path,
+    start: Instant,
+    mut answer: SealedAnswer,
+) -> Result<Sample, RouterBenchError> {
+    let fail = |detail: String| RouterBenchError::Stream {
+        path: path.name(),
+        detail,
+    };
+    if answer.status() != StatusCode::OK {
+        let status = answer.status();
+        // `collect` turns a non-200 answer into the API error it carries.
+        let why = match answer.collect().await {
+            Err(e) => e.to_string(),
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        };
+        return Err(fail(format!("HTTP {status}: {why}")));
+    }
+    let mut clock = SseClock::default();
+    while let Some(chunk) = answer.next_chunk().await? {
+        clock.push(&chunk).map_err(fail)?;
+    }
+    if answer.receipt().is_none() {
+        return Err(fail("the answer ended without a verified receipt".into()));
+    }
+    clock.finish(start).map_err(fail)
+}
+
+/// The clients of both paths.
+pub struct Clients {
+    /// Through the router.
+    pub network: Arc<Network>,
+    /// Straight to the worker.
+    pub session: Arc<Session>,
+    /// The request bodies (stream `i` sends `bodies[i % len]`).
+    pub bodies: Vec<Bytes>,
+}
+
+impl Clients {
+    /// Bodies of `max_tokens` for every prompt.
+    pub fn bodies(max_tokens: usize) -> Vec<Bytes> {
+        PROMPTS.iter().map(|p| chat_body(p, max_tokens)).collect()
+    }
+
+    async fn one(&self, path: Path, i: usize) -> Result<Sample, RouterBenchError> {
+        let body = self.bodies[i % self.bodies.len()].clone();
+        let start = Instant::now();
+        let answer = match path {
+            Path::Routed => self.network.send(&body).await?,
+            Path::Direct => self.session.send(&body).await?,
+        };
+        follow(path, start, answer).await
+    }
+
+    /// One round: `n` streams on `path`, all started at once.
+    pub async fn round(
+        self: &Arc<Self>,
+        path: Path,
+        n: usize,
+    ) -> Result<Vec<Sample>, RouterBenchError> {
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..n {
+            let me = self.clone();
+            set.spawn(async move { me.one(path, i).await });
+        }
+        let mut out = Vec::with_capacity(n);
+        while let Some(r) = set.join_next().await {
+            out.push(r.map_err(|e| RouterBenchError::Setup(format!("stream task: {e}")))??);
+        }
+        Ok(out)
+    }
+}
