@@ -27,7 +27,7 @@ use silk_protocol::receipt::SignedOffer;
 use silk_protocol::wire;
 use silk_protocol::{seal_request, Claims, EvidenceBundle, Expectations};
 
-use crate::receipts::ReceiptExpect;
+use crate::receipts::{ReceiptExpect, SealedTo};
 use crate::session::{api_error, describe_hyper, describe_io, ClientError, Options, SealedAnswer};
 
 /// Largest worker list or evidence answer read from a router.
@@ -45,6 +45,9 @@ pub struct NetworkOptions {
     /// Refuse offers whose prompt or completion price (nanotons per million tokens) is
     /// above this.
     pub max_price: Option<u64>,
+    /// Seal each request so that any one of this many verified workers (listed by the
+    /// same router) can open it, and let the router pick by load; 1: seal to one worker.
+    pub spread: usize,
     /// Deadlines and evidence options, as for a direct session.
     pub session: Options,
 }
@@ -379,11 +382,30 @@ impl Network {
         // The most telling failure is reported with its own kind and check: an altered
         // answer or refused evidence says more than "every worker failed".
         let mut worst: Option<ClientError> = None;
-        for c in candidates {
-            if !tried.insert(c.worker.id) {
+        for (i, c) in candidates.iter().enumerate() {
+            if tried.contains(&c.worker.id) {
                 continue;
             }
-            match self.try_one(&c, body).await {
+            // The set: this worker, and with --spread the next least loaded ones listed by
+            // the same router (the router then picks among them by load).
+            let set: Vec<Candidate> = std::iter::once(c.clone())
+                .chain(
+                    candidates[i + 1..]
+                        .iter()
+                        .filter(|o| o.router == c.router && !tried.contains(&o.worker.id))
+                        .filter(|o| o.worker.id != c.worker.id)
+                        .cloned(),
+                )
+                .take(
+                    self.options
+                        .spread
+                        .clamp(1, silk_protocol::spread::MAX_RECIPIENTS),
+                )
+                .collect();
+            for s in &set {
+                tried.insert(s.worker.id);
+            }
+            match self.try_set(&set, body).await {
                 Ok(answer) => return Ok(answer),
                 Err(e) => {
                     tracing::warn!(worker = %c.label(), "worker failed before answering: {e}");
@@ -429,28 +451,52 @@ impl Network {
         })
     }
 
-    async fn try_one(&self, c: &Candidate, body: &[u8]) -> Result<SealedAnswer, ClientError> {
-        self.ensure_fresh(c).await?;
-        let (wire_bytes, opener) = seal_request(
-            &c.worker.claims.hpke_public_key,
-            &c.worker.id,
-            body,
-            &mut silk_protocol::seal::os_rng(),
-        )
-        .map_err(|e| ClientError::Attestation {
+    /// Seals `body` to `set` (one worker, or the K of a spread request, all listed by the
+    /// same router) and sends it; returns once the answer's first chunk is in.
+    async fn try_set(&self, set: &[Candidate], body: &[u8]) -> Result<SealedAnswer, ClientError> {
+        for c in set {
+            self.ensure_fresh(c).await?;
+        }
+        let rng = &mut silk_protocol::seal::os_rng();
+        let sealed = match set {
+            [c] => seal_request(&c.worker.claims.hpke_public_key, &c.worker.id, body, rng),
+            _ => {
+                let recipients: Vec<_> = set
+                    .iter()
+                    .map(|c| silk_protocol::spread::Recipient {
+                        hpke_public_key: c.worker.claims.hpke_public_key,
+                        claims_digest: c.worker.id,
+                    })
+                    .collect();
+                silk_protocol::spread::seal(&recipients, body, rng)
+            }
+        };
+        let (wire_bytes, opener) = sealed.map_err(|e| ClientError::Attestation {
             summary: e.to_string(),
             verdict: None,
         })?;
         let expect = ReceiptExpect {
-            worker_id: c.worker.id,
-            receipt_key: c.worker.claims.receipt_public_key,
+            workers: set
+                .iter()
+                .map(|c| SealedTo {
+                    worker_id: c.worker.id,
+                    receipt_key: c.worker.claims.receipt_public_key,
+                    offer_digest: Some(c.offer.1),
+                })
+                .collect(),
             request_digest: Sha256::digest(&wire_bytes).into(),
-            offer_digest: Some(c.offer.1),
         };
+        let join =
+            |f: &dyn Fn(&Candidate) -> String| set.iter().map(f).collect::<Vec<_>>().join(",");
         let req = Request::post(wire::PATH_SEALED)
             .header(hyper::header::CONTENT_TYPE, wire::SEALED_REQUEST_TYPE)
-            .header(network::HEADER_WORKER, hex::encode(c.worker.id))
-            .header(network::HEADER_OFFER, hex::encode(c.offer.1));
+            .header(network::HEADER_WORKER, join(&|c| hex::encode(c.worker.id)))
+            .header(network::HEADER_OFFER, join(&|c| hex::encode(c.offer.1)));
+        let label = match set {
+            [c] => c.label(),
+            _ => format!("one of {}", join(&|c| c.label())),
+        };
+        let c = &set[0];
         let opts = &self.options.session;
         let sent = tokio::time::Instant::now();
         let response = self
@@ -481,7 +527,7 @@ impl Network {
             expect,
             tally: Default::default(),
             receipt: None,
-            worker: Some(c.label()),
+            worker: Some(label),
         };
         if matches!(status.as_u16(), 429 | 503) {
             // A sealed refusal (the worker's engine is full or stopping): nothing of an

@@ -14,17 +14,24 @@ use silk_protocol::receipt::{Ack, Expected, Receipt, ReceiptError, SigningKeyPai
 
 use crate::session::ClientError;
 
-/// What the receipt of one request must say, fixed when the request is sealed.
+/// A worker a request was sealed to, as its receipt must name it.
 #[derive(Clone, Debug)]
-pub struct ReceiptExpect {
-    /// The worker sealed to (its base claims digest).
+pub struct SealedTo {
+    /// Its base claims digest.
     pub worker_id: [u8; 32],
     /// The receipt key in its verified claims.
     pub receipt_key: [u8; 32],
-    /// SHA-256 of the sealed request bytes.
-    pub request_digest: [u8; 32],
     /// The offer accepted, when one was chosen.
     pub offer_digest: Option<[u8; 32]>,
+}
+
+/// What the receipt of one request must say, fixed when the request is sealed.
+#[derive(Clone, Debug)]
+pub struct ReceiptExpect {
+    /// The workers sealed to: one, or the K of a spread request (any one may answer).
+    pub workers: Vec<SealedTo>,
+    /// SHA-256 of the sealed request bytes.
+    pub request_digest: [u8; 32],
 }
 
 /// A receipt that verified, with its signed bytes.
@@ -87,11 +94,34 @@ impl UsageTally {
         clear: Option<&[u8]>,
     ) -> Result<VerifiedReceipt, ClientError> {
         let signed = sealed.ok_or(ReceiptError::Missing).map_err(receipt_error)?;
-        let receipt = Receipt::verify(signed, &expect.receipt_key).map_err(receipt_error)?;
+        // Which of the workers sealed to answered: the receipt says, and its signature must
+        // then be that worker's.
+        let named = signed
+            .len()
+            .checked_sub(silk_protocol::receipt::SIGNATURE)
+            .and_then(|n| Receipt::decode(&signed[..n]).ok())
+            .map(|r| r.worker_id);
+        let to = match named {
+            Some(id) => expect.workers.iter().find(|w| w.worker_id == id),
+            None => expect.workers.first(),
+        };
+        let to = to.ok_or_else(|| {
+            let ids: Vec<_> = expect
+                .workers
+                .iter()
+                .map(|w| hex::encode(w.worker_id))
+                .collect();
+            receipt_error(ReceiptError::Mismatch {
+                check: "receipt.worker",
+                expected: format!("one of {}", ids.join(", ")),
+                found: named.map(hex::encode).unwrap_or_default(),
+            })
+        })?;
+        let receipt = Receipt::verify(signed, &to.receipt_key).map_err(receipt_error)?;
         Expected {
-            worker_id: expect.worker_id,
+            worker_id: to.worker_id,
             request_digest: expect.request_digest,
-            offer_digest: expect.offer_digest,
+            offer_digest: to.offer_digest,
             usage: self.usage,
             content_events: self.content_events,
         }

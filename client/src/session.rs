@@ -361,10 +361,12 @@ impl Session {
                 verdict: None,
             })?;
             let expect = crate::receipts::ReceiptExpect {
-                worker_id: verified.claims_digest,
-                receipt_key: verified.claims.receipt_public_key,
+                workers: vec![crate::receipts::SealedTo {
+                    worker_id: verified.claims_digest,
+                    receipt_key: verified.claims.receipt_public_key,
+                    offer_digest: None,
+                }],
                 request_digest: Sha256::digest(&wire_bytes).into(),
-                offer_digest: None,
             };
             let req = Request::post(wire::PATH_SEALED)
                 .header(hyper::header::CONTENT_TYPE, wire::SEALED_REQUEST_TYPE);

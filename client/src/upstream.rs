@@ -136,6 +136,12 @@ pub struct TargetArgs {
     /// completion tokens.
     #[arg(long, value_name = "NANOTON", requires = "router")]
     pub max_price: Option<u64>,
+    /// With --router: seal each request so that any one of K verified workers can open it
+    /// and the router picks one by load; the router cannot aim a chosen user at a chosen
+    /// worker (1: seal to the one worker the client picks).
+    #[arg(long, value_name = "K", default_value_t = 1, requires = "router",
+          value_parser = clap::value_parser!(u8).range(1..=8))]
+    pub spread: u8,
     /// Policy (TOML, see docs/policy.md).
     #[arg(long)]
     pub policy: PathBuf,
@@ -171,6 +177,7 @@ impl TargetArgs {
                         routers: self.router.clone(),
                         model: self.model.clone(),
                         max_price: self.max_price,
+                        spread: usize::from(self.spread),
                         session: options,
                     },
                 )?;

@@ -116,24 +116,30 @@ impl Offers {
         let Some(named) = named else {
             return Ok(current);
         };
-        let digest = hex::decode(named)
-            .ok()
-            .and_then(|v| <[u8; 32]>::try_from(v).ok())
-            .ok_or(OfferRefusal::Malformed)?;
+        // A spread request names one offer per worker it may go to: ours is among them.
+        let mut digests = Vec::new();
+        for part in named.split(',') {
+            let d = hex::decode(part.trim())
+                .ok()
+                .and_then(|v| <[u8; 32]>::try_from(v).ok())
+                .ok_or(OfferRefusal::Malformed)?;
+            digests.push(d);
+        }
         let now = unix_secs();
         let book = self.book.lock().unwrap_or_else(|p| p.into_inner());
-        match book.iter().find(|(_, d, _)| *d == digest) {
-            Some((_, _, expires)) if *expires > now => Ok(digest),
-            _ => Err(OfferRefusal::Unknown),
-        }
+        book.iter()
+            .rev()
+            .find(|(_, d, expires)| digests.contains(d) && *expires > now)
+            .map(|(_, d, _)| *d)
+            .ok_or(OfferRefusal::Unknown)
     }
 }
 
 /// Why the offer a request names is not served.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum OfferRefusal {
-    /// The header is not 64 hex digits.
-    #[error("the silk-offer header must be the offer's SHA-256 digest in hex")]
+    /// The header is not 64 hex digits (or a comma-separated list of them).
+    #[error("the silk-offer header must be offer digests (SHA-256, hex), separated by commas")]
     Malformed,
     /// Not an offer of this worker, or expired: the client should list again.
     #[error("this worker has no unexpired offer with that digest; list its offer again")]

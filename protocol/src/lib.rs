@@ -9,6 +9,7 @@
 //! - [`ratls`]: TLS 1.3 certificates carrying the bundle, and the rustls verifier that
 //!   trusts a server only through its verified claims.
 //! - [`gpu`]: GPU evidence bound to the claims by a nonce derived from the enclave's keys.
+//! - [`spread`]: a request any one of K verified workers can open (non-targetability).
 //! - [`receipt`]: offers, usage receipts signed inside the enclave, and clients'
 //!   acknowledgements of them.
 //! - [`network`]: the router's HTTP surface (registration, discovery, forwarding).
@@ -28,6 +29,7 @@ pub mod network;
 pub mod ratls;
 pub mod receipt;
 pub mod seal;
+pub mod spread;
 pub mod wire;
 
 pub use bundle::{BundleError, EvidenceBundle, Expectations, PlatformEvidence};

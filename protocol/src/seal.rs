@@ -41,9 +41,9 @@ const FLAG_RECEIPT: u8 = 0x02;
 /// the worker's owner (it is signed, so it needs no seal; the client checks it is equal).
 pub const FLAG_CLEAR_RECEIPT: u8 = 0x80;
 
-type Kem = X25519HkdfSha256;
-type PrivateKey = <Kem as hpke::Kem>::PrivateKey;
-type PublicKey = <Kem as hpke::Kem>::PublicKey;
+pub(crate) type Kem = X25519HkdfSha256;
+pub(crate) type PrivateKey = <Kem as hpke::Kem>::PrivateKey;
+pub(crate) type PublicKey = <Kem as hpke::Kem>::PublicKey;
 
 /// The operating system's random generator, in the form HPKE takes.
 pub fn os_rng() -> UnwrapErr<OsRng> {
@@ -53,7 +53,7 @@ pub fn os_rng() -> UnwrapErr<OsRng> {
 /// The enclave's HPKE key pair. The private key never leaves this type and is wiped when
 /// it is dropped (x25519-dalek's `zeroize` feature).
 pub struct EnclaveKeys {
-    private: PrivateKey,
+    pub(crate) private: PrivateKey,
     public: PublicKey,
 }
 
@@ -72,9 +72,15 @@ impl EnclaveKeys {
     }
 }
 
+// The message of `SealError::Recipients` spells the bound out.
+const _: () = assert!(crate::spread::MAX_RECIPIENTS == 8);
+
 /// Why a request could not be sealed or opened.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SealError {
+    /// A spread request names no recipient, or more than [`crate::spread::MAX_RECIPIENTS`].
+    #[error("a spread request must name 1 to 8 workers, not {0}")]
+    Recipients(usize),
     /// The enclave public key is not a valid X25519 key.
     #[error("the enclave's HPKE public key is invalid")]
     BadPublicKey,
@@ -130,6 +136,9 @@ pub fn open_request(
     claims_digest: &[u8; 32],
     wire: &[u8],
 ) -> Result<(Zeroizing<Vec<u8>>, StreamSealer), SealError> {
+    if wire.first() == Some(&crate::spread::VERSION) {
+        return crate::spread::open(keys, claims_digest, wire);
+    }
     if wire.len() < REQUEST_HEADER + TAG {
         return Err(SealError::TooShort(wire.len()));
     }
@@ -155,12 +164,12 @@ pub fn open_request(
     Ok((Zeroizing::new(plain), StreamSealer::new(keys)))
 }
 
-struct StreamKeys {
+pub(crate) struct StreamKeys {
     cipher: Aes256Gcm,
     base_nonce: Zeroizing<[u8; 12]>,
 }
 
-fn export_keys(
+pub(crate) fn export_keys(
     export: impl FnOnce(&[u8], &mut [u8]) -> Result<(), hpke::HpkeError>,
 ) -> Result<StreamKeys, SealError> {
     let mut buf = Zeroizing::new([0u8; 44]);
@@ -238,7 +247,7 @@ pub struct StreamSealer {
 }
 
 impl StreamSealer {
-    fn new(keys: StreamKeys) -> Self {
+    pub(crate) fn new(keys: StreamKeys) -> Self {
         Self {
             keys,
             seq: 0,
@@ -312,7 +321,7 @@ pub struct StreamOpener {
 }
 
 impl StreamOpener {
-    fn new(keys: StreamKeys) -> Self {
+    pub(crate) fn new(keys: StreamKeys) -> Self {
         Self {
             keys,
             seq: 0,

@@ -48,20 +48,59 @@ pub async fn sealed(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Bo
     }
 }
 
-/// The worker a sealed request names.
+/// The worker a sealed request goes to: the one it names, or — for a spread request that
+/// names several (comma-separated, at most eight) — the least loaded of those that are
+/// listed and not full. The router balances load; the client chose the set.
 fn named_worker(s: &AppState, headers: &HeaderMap) -> Result<Arc<Worker<Pool>>, ApiError> {
-    let id = headers
+    let ids: Vec<&str> = headers
         .get(HEADER_WORKER)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|v| v.split(',').map(str::trim).collect())
+        .filter(|ids: &Vec<&str>| {
+            (1..=silk_protocol::spread::MAX_RECIPIENTS).contains(&ids.len())
+                && ids
+                    .iter()
+                    .all(|id| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        })
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "missing_worker",
-                format!("the `{HEADER_WORKER}` header must name a worker id (64 hex digits)"),
+                format!(
+                    "the `{HEADER_WORKER}` header must name a worker id (64 hex digits), or up \
+                     to eight separated by commas"
+                ),
             )
         })?;
-    listed(s, id)
+    let now = std::time::Instant::now();
+    let mut first_error = None;
+    let mut best: Option<(f64, Arc<Worker<Pool>>)> = None;
+    for id in &ids {
+        match listed(s, id) {
+            Ok(w) => {
+                let load = w.load.load(now);
+                let score = (load.in_flight + load.queue) as f64 / load.limit.max(1) as f64;
+                let better = best.as_ref().is_none_or(|(b, bw)| {
+                    (bw.load.is_full() && !w.load.is_full()) || (score < *b && !w.load.is_full())
+                });
+                if better {
+                    best = Some((score, w));
+                }
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match (best, first_error) {
+        (Some((_, w)), _) => Ok(w),
+        (None, Some(e)) => Err(e),
+        (None, None) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "missing_worker",
+            "no worker named",
+        )),
+    }
 }
 
 async fn forward(

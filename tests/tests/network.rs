@@ -52,12 +52,17 @@ impl Net {
     }
 
     fn client(&self, routers: Vec<String>) -> Network {
+        self.client_spread(routers, 1)
+    }
+
+    fn client_spread(&self, routers: Vec<String>, spread: usize) -> Network {
         Network::new(
             self.policy.clone(),
             NetworkOptions {
                 routers,
                 model: Some("smollm2".into()),
                 max_price: None,
+                spread,
                 session: Default::default(),
             },
         )
@@ -283,18 +288,10 @@ async fn a_malicious_router_is_caught_by_named_checks() {
     // client fails over; nothing wrong is shown as genuine.
     let (addr, _) = evil_router(upstream, Evil::Redirect(b.id.clone())).await;
     let (only_a, _) = evil_router(addr, Evil::Only(a.id.clone())).await;
-    let bad_seals = common::metric(
-        net.workers[1].plain(),
-        "silk_enclave_sealed_requests_total{outcome=\"BadSeal\"}",
-    )
-    .await;
+    let bad_seals = bad_seals(&net).await;
     let err = ask(&client_of(only_a), PROMPT, 8).await.unwrap_err();
     assert!(err.to_string().contains("bad_seal"), "{err}");
-    let after = common::metric(
-        net.workers[1].plain(),
-        "silk_enclave_sealed_requests_total{outcome=\"BadSeal\"}",
-    )
-    .await;
+    let after = self::bad_seals(&net).await;
     assert_eq!(after - bad_seals, 1.0, "the other worker could not open it");
     // With both listed, the client fails over until a worker can open what it gets.
     ask(&client_of(addr), PROMPT, 8)
@@ -344,6 +341,18 @@ async fn a_malicious_router_is_caught_by_named_checks() {
         .expect("a live worker answers");
 }
 
+async fn bad_seals(net: &Net) -> f64 {
+    let mut n = 0.0;
+    for w in &net.workers {
+        n += common::metric(
+            w.plain(),
+            "silk_enclave_sealed_requests_total{outcome=\"BadSeal\"}",
+        )
+        .await;
+    }
+    n
+}
+
 async fn receipts_signed(net: &Net) -> f64 {
     let mut n = 0.0;
     for w in &net.workers {
@@ -384,4 +393,50 @@ async fn two_hundred_clients_through_two_routers_lose_nothing_and_mix_nothing() 
     // The receipts the routers saw add up to what the clients got, one per request.
     let (count, seen) = router_receipts(&net);
     assert_eq!((count, seen), (200, tokens));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_spread_request_goes_to_the_worker_the_router_picks_and_counts_once() {
+    let net = network(3, 1, false).await;
+    let client = net.client_spread(vec![net.router_url(0)], 3);
+    let mut tasks = Vec::new();
+    let client = Arc::new(client);
+    for _ in 0..6 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let answer = client.send(&chat_body(PROMPT, 8, false)).await?;
+            let (_, receipt) = answer.collect_with_receipt().await?;
+            Ok::<_, ClientError>(receipt.receipt.worker_id)
+        }));
+    }
+    let mut served = std::collections::HashSet::new();
+    for t in tasks {
+        served.insert(t.await.unwrap().expect("spread answer with its receipt"));
+    }
+    println!(
+        "6 concurrent spread requests (K = 3) were served by {} workers",
+        served.len()
+    );
+    assert!(served.len() >= 2, "the router balanced the load");
+
+    // A router that sends the same spread request to a second worker of its set: that one
+    // can open it and does the work, but the client takes one answer and one receipt.
+    let list = listed(net.routers[0].addr).await;
+    let (a, b) = (list.workers[0].id.clone(), list.workers[1].id.clone());
+    let (replaying, replays) = evil_router(net.routers[0].addr, Evil::Replay(b.clone())).await;
+    let (only, _) = evil_router(replaying, Evil::OnlyThese(vec![a, b])).await;
+    let client = net.client_spread(vec![format!("http://{only}")], 2);
+    let before = receipts_signed(&net).await;
+    let answer = client.send(&chat_body(PROMPT, 4, false)).await.unwrap();
+    let (_, receipt) = answer.collect_with_receipt().await.unwrap();
+    let statuses = replays.lock().unwrap().clone();
+    let signed = receipts_signed(&net).await - before;
+    println!("spread request replayed to the other worker: {statuses:?}, {signed} receipts signed");
+    // One receipt reached the client; a second, if the router made the other worker work,
+    // names the same request and cannot be acknowledged twice.
+    assert_eq!(statuses.len(), 1);
+    let expected = if statuses[0] == 200 { 2.0 } else { 1.0 };
+    assert_eq!(signed, expected, "replay answered {statuses:?}");
+    assert!(client.dropped().is_empty());
+    let _ = receipt;
 }

@@ -286,6 +286,7 @@ async fn routers_and_workers_as_processes_and_a_worker_killed_mid_answer() {
             routers: vec![format!("http://{only}")],
             model: None,
             max_price: None,
+            spread: 1,
             session: Default::default(),
         },
     )

@@ -24,6 +24,8 @@ pub enum Evil {
     Honest,
     /// Lists only this worker id.
     Only(String),
+    /// Lists only these worker ids.
+    OnlyThese(Vec<String>),
     /// Lists worker `victim` with another worker's evidence.
     ForeignBundle {
         /// The id it lies about.
@@ -166,6 +168,7 @@ async fn handle(s: &State, req: Request<Incoming>) -> Response<Body> {
         };
         match &s.evil {
             Evil::Only(id) => list.workers.retain(|w| &w.id == id),
+            Evil::OnlyThese(ids) => list.workers.retain(|w| ids.contains(&w.id)),
             Evil::ForeignBundle { victim, bundle } => {
                 for w in &mut list.workers {
                     if &w.id == victim {
@@ -196,7 +199,10 @@ async fn handle(s: &State, req: Request<Incoming>) -> Response<Body> {
     if let Evil::Redirect(to) = &s.evil {
         parts.headers.insert(HEADER_WORKER, to.parse().unwrap());
     }
-    if matches!(s.evil, Evil::Honest | Evil::Only(_) | Evil::Redirect(_)) {
+    if matches!(
+        s.evil,
+        Evil::Honest | Evil::Only(_) | Evil::OnlyThese(_) | Evil::Redirect(_)
+    ) {
         // Nothing to rewrite in the answer: stream it through as it comes.
         let resp = http(s.upstream, request(s.upstream, &parts, body)).await;
         let status = resp.status().as_u16();
