@@ -264,6 +264,7 @@ async fn real_answers(
             routers: vec![router.url()],
             model: Some(ENCLAVE_MODEL.into()),
             max_price: None,
+            spread: 1,
             session: Default::default(),
         },
     )?;

@@ -372,7 +372,8 @@ fn main() -> ExitCode {
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await
                     .map_err(|e| ClientError::Config(format!("listening on {listen}: {e}")))?;
-                println!("silk proxy: OpenAI API at http://{listen}/v1 (sealed to {name})");
+                let bound = listener.local_addr().unwrap_or(listen);
+                println!("silk proxy: OpenAI API at http://{bound}/v1 (sealed to {name})");
                 silk_client::proxy::serve(listener, Arc::new(upstream)).await;
                 Ok(())
             });

@@ -200,6 +200,7 @@ pub async fn start_registered(
             routers: vec![router.url()],
             model: Some(ENCLAVE_MODEL.into()),
             max_price: None,
+            spread: 1,
             session: Default::default(),
         },
     )?;
