@@ -256,6 +256,32 @@ fn verify_evidence(
 /// How long a verified certificate is trusted without verifying it again.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(600);
 
+/// Most verified certificates remembered: a long-running router meets a new certificate at
+/// every worker restart, so the memory drops expired ones, then the oldest.
+pub const MAX_REMEMBERED: usize = 4096;
+
+impl Memory {
+    fn remember(&mut self, a: Accepted, ttl: Duration) {
+        if self.accepted.len() >= MAX_REMEMBERED {
+            self.accepted.retain(|_, (at, _)| at.elapsed() < ttl);
+        }
+        while self.accepted.len() >= MAX_REMEMBERED {
+            let oldest = self
+                .accepted
+                .iter()
+                .min_by_key(|(_, (at, _))| *at)
+                .map(|(k, _)| *k);
+            match oldest {
+                Some(k) => self.accepted.remove(&k),
+                None => break,
+            };
+        }
+        self.accepted
+            .insert(a.evidence_digest, (Instant::now(), a.clone()));
+        self.last_accepted = Some(a);
+    }
+}
+
 #[derive(Default)]
 struct Memory {
     accepted: HashMap<[u8; 32], (Instant, Accepted)>,
@@ -338,9 +364,7 @@ impl ServerCertVerifier for RaTlsVerifier {
             .map_err(|_| rustls::Error::General("verifier state poisoned".into()))?;
         match result {
             Ok(a) => {
-                m.accepted
-                    .insert(a.evidence_digest, (Instant::now(), a.clone()));
-                m.last_accepted = Some(a);
+                m.remember(a, self.ttl);
                 Ok(ServerCertVerified::assertion())
             }
             Err(r) => {
@@ -419,4 +443,51 @@ pub fn server_config(
         .with_no_client_auth()
         .with_single_cert(vec![cert], key)
         .map_err(|e| RaTlsError::Build(e.to_string()))
+}
+
+#[cfg(test)]
+mod memory_tests {
+    use super::*;
+
+    fn accepted(i: u32) -> Accepted {
+        let mut digest = [0u8; 32];
+        digest[..4].copy_from_slice(&i.to_be_bytes());
+        Accepted {
+            claims: Claims {
+                hpke_public_key: [1; 32],
+                tls_spki_sha256: [2; 32],
+                image_digest: [3; 32],
+                model: "m".into(),
+                gpu_nonce: Vec::new(),
+                challenge: Vec::new(),
+                created_at: 0,
+                software_version: "t".into(),
+                receipt_public_key: [4; 32],
+                payout_address: String::new(),
+            },
+            verdict: Verdict::new(silk_attestation::Platform::SevSnp),
+            evidence_digest: digest,
+        }
+    }
+
+    #[test]
+    fn the_memory_of_verified_certificates_is_bounded() {
+        let mut m = Memory::default();
+        for i in 0..(MAX_REMEMBERED as u32 + 10) {
+            m.remember(accepted(i), DEFAULT_CACHE_TTL);
+        }
+        assert_eq!(m.accepted.len(), MAX_REMEMBERED);
+        // The oldest went first; the newest are all there.
+        assert!(!m.accepted.contains_key(&accepted(0).evidence_digest));
+        assert!(m
+            .accepted
+            .contains_key(&accepted(MAX_REMEMBERED as u32 + 9).evidence_digest));
+        // Expired entries go before any live one.
+        let mut m = Memory::default();
+        for i in 0..MAX_REMEMBERED as u32 {
+            m.remember(accepted(i), DEFAULT_CACHE_TTL);
+        }
+        m.remember(accepted(u32::MAX), Duration::ZERO);
+        assert_eq!(m.accepted.len(), 1);
+    }
 }
