@@ -42,7 +42,7 @@ pub mod table;
 
 use answers::{Clients, Path};
 use setup::{http, RouterChild, Setup, ENCLAVE_MODEL};
-use table::{AnswerFigures, AnswerRow, LoadFigures, StubFigures, Table};
+use table::{AnswerFigures, AnswerRow, LoadFigures, LoadRow, StubFigures, Table};
 
 /// Bytes of each stub request body (about a sealed chat request's size).
 pub const STUB_REQUEST_BYTES: usize = 4096;
@@ -66,7 +66,8 @@ pub struct RouterBenchArgs {
     /// The router's heartbeat in seconds (at least 1).
     #[arg(long, value_name = "SECS", default_value_t = 1.0)]
     pub heartbeat: f64,
-    /// Stub requests per path (split over the repetitions).
+    /// Stub requests per path with --stub-clients clients (split over the repetitions);
+    /// a tenth of it with one client.
     #[arg(long, value_name = "N", default_value_t = 20000)]
     pub stub_requests: usize,
     /// Bytes of each stub answer frame (after its 5-byte header).
@@ -199,11 +200,12 @@ pub fn run_router_bench(
     )?;
     writeln!(
         out,
-        "stub: {} requests per path in {} alternating rounds, {} clients, {} B requests, {} \
-         frames x {} B per answer",
+        "stub: {} requests per path with {} clients and {} with one, each in {} alternating \
+         rounds, {} B requests, {} frames x {} B per answer",
         args.stub_requests,
-        args.reps,
         args.stub_clients,
+        (args.stub_requests / 10).max(args.reps),
+        args.reps,
         STUB_REQUEST_BYTES,
         args.stub_chunks,
         args.stub_chunk_bytes
@@ -353,56 +355,70 @@ async fn stub_load(
     let direct =
         load::Target::direct(worker.addr, setup.stub_policy.clone()).map_err(fail("stub"))?;
     let body = Bytes::from(vec![0x33u8; STUB_REQUEST_BYTES]);
-    let per_round = args.stub_requests / args.reps;
-    let run = |target: load::Target, requests: usize| {
+    let run = |target: load::Target, clients: usize, requests: usize| {
         let body = body.clone();
-        let clients = args.stub_clients;
         async move { load::round(&target, clients, requests, body, answer_bytes).await }
     };
     eprintln!("stub worker: warming up both paths...");
-    let warm = (args.stub_clients * 4).min(per_round);
-    run(routed.clone(), warm).await.map_err(fail("routed"))?;
-    run(direct.clone(), warm).await.map_err(fail("direct"))?;
+    let warm = (args.stub_clients * 4).min(args.stub_requests);
+    run(routed.clone(), args.stub_clients, warm)
+        .await
+        .map_err(fail("routed"))?;
+    run(direct.clone(), args.stub_clients, warm)
+        .await
+        .map_err(fail("direct"))?;
     let before = receipts_seen(router.addr).await;
-    let (mut r, mut d) = (Vec::new(), Vec::new());
+    // One client alone (what the router adds to a request), then the load.
+    let mut levels = vec![(1, (args.stub_requests / 10).max(args.reps))];
+    if args.stub_clients > 1 {
+        levels.push((args.stub_clients, args.stub_requests));
+    }
+    let mut rows = Vec::new();
     // Connections the stub accepted during routed rounds: the router's (new RA-TLS
     // connections to the worker, health checks included).
     let mut router_connections = 0;
-    for rep in 0..args.reps {
-        eprintln!("stub worker: round {}/{}", rep + 1, args.reps);
-        for routed_now in [rep % 2 == 0, rep % 2 != 0] {
-            if routed_now {
-                let c = worker.connections();
-                r.push(
-                    run(routed.clone(), per_round)
-                        .await
-                        .map_err(fail("routed"))?,
-                );
-                router_connections += worker.connections() - c;
-            } else {
-                d.push(
-                    run(direct.clone(), per_round)
-                        .await
-                        .map_err(fail("direct"))?,
-                );
+    let mut routed_requests = 0;
+    for (clients, requests) in levels {
+        let per_round = requests / args.reps;
+        let (mut r, mut d) = (Vec::new(), Vec::new());
+        for rep in 0..args.reps {
+            eprintln!(
+                "stub worker: {clients} client(s), round {}/{}",
+                rep + 1,
+                args.reps
+            );
+            for routed_now in [rep % 2 == 0, rep % 2 != 0] {
+                if routed_now {
+                    let c = worker.connections();
+                    let round = run(routed.clone(), clients, per_round).await;
+                    r.push(round.map_err(fail("routed"))?);
+                    router_connections += worker.connections() - c;
+                } else {
+                    let round = run(direct.clone(), clients, per_round).await;
+                    d.push(round.map_err(fail("direct"))?);
+                }
             }
         }
+        let row = LoadRow {
+            clients,
+            direct: LoadFigures::from_rounds(&d),
+            routed: LoadFigures::from_rounds(&r),
+        };
+        routed_requests += row.routed.requests;
+        rows.push(row);
     }
     let after = receipts_seen(router.addr).await;
     tracing::debug!(served = worker.served(), "stub worker done");
-    let routed = LoadFigures::from_rounds(&r);
     Ok(StubFigures {
-        clients: args.stub_clients,
         request_bytes: STUB_REQUEST_BYTES,
         chunks: args.stub_chunks,
         chunk_bytes: args.stub_chunk_bytes,
         answer_bytes,
-        direct: LoadFigures::from_rounds(&d),
+        rows,
         receipts_counted: before
             .zip(after)
-            .map(|(b, a)| (a.saturating_sub(b), routed.requests)),
+            .map(|(b, a)| (a.saturating_sub(b), routed_requests)),
         router_connections,
-        routed,
     })
 }
 

@@ -86,11 +86,20 @@ impl LoadFigures {
     }
 }
 
+/// Both paths of the stub load at one number of clients.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LoadRow {
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Straight to the stub over RA-TLS.
+    pub direct: LoadFigures,
+    /// Through the router.
+    pub routed: LoadFigures,
+}
+
 /// The stub section's settings and figures.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StubFigures {
-    /// Concurrent clients.
-    pub clients: usize,
     /// Request body bytes.
     pub request_bytes: usize,
     /// Frames per answer and bytes per frame.
@@ -99,10 +108,8 @@ pub struct StubFigures {
     pub chunk_bytes: usize,
     /// Bytes of one whole answer.
     pub answer_bytes: usize,
-    /// Straight to the stub over RA-TLS.
-    pub direct: LoadFigures,
-    /// Through the router.
-    pub routed: LoadFigures,
+    /// One client (the latency the router adds to a request alone), then many.
+    pub rows: Vec<LoadRow>,
     /// Receipts the router verified and counted (from its metrics) over requests routed.
     pub receipts_counted: Option<(u64, usize)>,
     /// RA-TLS connections the stub accepted during the routed rounds (the router's).
@@ -211,35 +218,38 @@ pub fn print(t: &Table, out: &mut dyn Write) -> std::io::Result<()> {
     let s = &t.stub;
     writeln!(
         out,
-        "\n2. router forwarding with a stub worker in this process: {} clients on keep-alive \
+        "\n2. router forwarding with a stub worker in this process: clients on keep-alive \
          connections, {} B requests, answers of {} frames x {} B + receipt = {} B",
-        s.clients, s.request_bytes, s.chunks, s.chunk_bytes, s.answer_bytes
+        s.request_bytes, s.chunks, s.chunk_bytes, s.answer_bytes
     )?;
     writeln!(
         out,
-        "{:<44} {:>9} {:>10} {:>9} {:>9} {:>9}",
-        "path", "requests", "req/s", "MB/s", "p50 ms", "p99 ms"
+        "{:<44} {:>7} {:>8} {:>9} {:>8} {:>9} {:>9}",
+        "path", "clients", "requests", "req/s", "MB/s", "p50 ms", "p99 ms"
     )?;
-    for (name, f) in [
-        ("direct (RA-TLS straight to the stub)", &s.direct),
-        ("routed (HTTP -> router -> RA-TLS -> stub)", &s.routed),
-    ] {
+    for r in &s.rows {
+        for (name, f) in [
+            ("direct (RA-TLS straight to the stub)", &r.direct),
+            ("routed (HTTP -> router -> RA-TLS -> stub)", &r.routed),
+        ] {
+            writeln!(
+                out,
+                "{:<44} {:>7} {:>8} {:>9.0} {:>8.1} {:>9.3} {:>9.3}",
+                name, r.clients, f.requests, f.req_s, f.mb_s, f.p50_ms, f.p99_ms
+            )?;
+        }
         writeln!(
             out,
-            "{:<44} {:>9} {:>10.0} {:>9.1} {:>9.3} {:>9.3}",
-            name, f.requests, f.req_s, f.mb_s, f.p50_ms, f.p99_ms
+            "{:<44} {:>7} {:>8} {:>8.3}x {:>7.3}x {:>+9.3} {:>+9.3}",
+            "routed / direct, latency added by the router",
+            r.clients,
+            "",
+            r.routed.req_s / r.direct.req_s.max(1e-9),
+            r.routed.mb_s / r.direct.mb_s.max(1e-9),
+            r.routed.p50_ms - r.direct.p50_ms,
+            r.routed.p99_ms - r.direct.p99_ms
         )?;
     }
-    writeln!(
-        out,
-        "{:<44} {:>9} {:>9.3}x {:>8.3}x {:>+9.3} {:>+9.3}",
-        "routed / direct, latency added by the router",
-        "",
-        s.routed.req_s / s.direct.req_s.max(1e-9),
-        s.routed.mb_s / s.direct.mb_s.max(1e-9),
-        s.routed.p50_ms - s.direct.p50_ms,
-        s.routed.p99_ms - s.direct.p99_ms
-    )?;
     if let Some((counted, routed)) = s.receipts_counted {
         writeln!(
             out,
@@ -393,13 +403,15 @@ mod tests {
                 routed: f(100.5, 190.0),
             }],
             stub: StubFigures {
-                clients: 32,
                 request_bytes: 4096,
                 chunks: 64,
                 chunk_bytes: 256,
                 answer_bytes: 17154,
-                direct: l(4000.0, 1.0),
-                routed: l(2000.0, 1.5),
+                rows: vec![LoadRow {
+                    clients: 32,
+                    direct: l(4000.0, 1.0),
+                    routed: l(2000.0, 1.5),
+                }],
                 receipts_counted: Some((100, 100)),
                 router_connections: 2,
             },
@@ -430,7 +442,11 @@ mod tests {
         assert!(line("goal: TTFT").contains("(MISSED: at least 0.950x)"));
         assert_eq!(
             line("routed / direct,"),
-            "routed / direct, latency added by the router 0.500x 0.500x +0.500 +1.000"
+            "routed / direct, latency added by the router 32 0.500x 0.500x +0.500 +1.000"
+        );
+        assert_eq!(
+            line("routed (HTTP"),
+            "routed (HTTP -> router -> RA-TLS -> stub) 32 100 2000 20.0 1.500 3.000"
         );
         assert!(line("receipts").contains("100 of 100"));
         assert_eq!(
