@@ -4,7 +4,8 @@
 //! The router cannot open either direction. It reads the request within the enclave's
 //! bounds, then holds one of the worker's request slots for the rest of the exchange
 //! (never while a client uploads, so slow uploads cannot fill a worker), and relays the
-//! answer frame by frame as it arrives (never buffered whole), under two deadlines: the
+//! answer as it arrives, passing on together the frames already there (at most 64 KiB,
+//! never the answer whole; see `Relay::poll_frame`), under two deadlines: the
 //! first byte (to the response head and on to the first body chunk) and idle between
 //! chunks. When one fires the answer is cut with an error, so the client sees a truncated
 //! sealed stream and fails over. On the way it reads the stream's framing with
@@ -22,7 +23,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body_util::Full;
 use hyper::body::{Frame, Incoming};
 use silk_protocol::network::{FrameScanner, HEADER_OFFER, HEADER_WORKER};
@@ -215,6 +216,9 @@ async fn forward(
         first_byte,
         seen_data: false,
         scanner: is_stream.then(FrameScanner::default),
+        pending: BytesMut::new(),
+        waits: 0,
+        next: None,
         end: Some(End {
             state: s.clone(),
             worker: worker.clone(),
@@ -304,10 +308,30 @@ struct Relay {
     first_byte: Duration,
     seen_data: bool,
     scanner: Option<FrameScanner>,
+    /// Answer bytes received and not yet passed on (see [`Relay::poll_frame`]).
+    pending: BytesMut,
+    /// Polls in a row that found nothing new while `pending` was held.
+    waits: u8,
+    /// What to pass on after `pending`: trailers, or the error that cut the answer.
+    next: Option<Result<Frame<Bytes>, BoxError>>,
     end: Option<End>,
 }
 
+type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// Most answer bytes coalesced into one write towards the client.
+const COALESCE: usize = 64 << 10;
+/// Polls without news the relay waits through before passing on what it holds. hyper polls
+/// a response body twice in a row before its connection task yields, so two are one turn
+/// of the scheduler.
+const WAITS: u8 = 2;
+
 impl Relay {
+    /// The bytes held, as one frame.
+    fn take_pending(&mut self) -> Option<Frame<Bytes>> {
+        (!self.pending.is_empty()).then(|| Frame::data(self.pending.split().freeze()))
+    }
+
     fn finish(&mut self, ended: Ended) {
         let Some(mut end) = self.end.take() else {
             return;
@@ -379,21 +403,46 @@ impl Drop for Relay {
 
 impl hyper::body::Body for Relay {
     type Data = Bytes;
-    type Error = Box<dyn StdError + Send + Sync>;
+    type Error = BoxError;
 
+    /// Passes the worker's answer on, coalescing what is ready. hyper hands over the
+    /// worker's HTTP chunks one at a time (its connection task decodes the next only after
+    /// this one is taken), and the client side writes whatever it got before waiting: one
+    /// write and one TCP segment per sealed frame, even when a whole answer has arrived.
+    /// So after a chunk the relay takes what else is ready, and when nothing is, yields for
+    /// one turn of the scheduler (letting the connection task decode the next chunk)
+    /// before passing on what it holds. A lone chunk (a token) is delayed by that turn,
+    /// not by a timer.
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
-        if this.end.is_none() {
-            return Poll::Ready(None);
-        }
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref().filter(|d| !d.is_empty()) {
+        loop {
+            if this.next.is_some() || this.end.is_none() || this.pending.len() >= COALESCE {
+                if let Some(held) = this.take_pending() {
+                    return Poll::Ready(Some(Ok(held)));
+                }
+                if let Some(next) = this.next.take() {
+                    return Poll::Ready(Some(next));
+                }
+                if this.end.is_none() {
+                    return Poll::Ready(None);
+                }
+            }
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    let data = match frame.into_data() {
+                        Ok(d) if d.is_empty() => continue,
+                        Ok(d) => d,
+                        // Trailers (workers send none), after what is held.
+                        Err(other) => {
+                            this.next = Some(Ok(other));
+                            continue;
+                        }
+                    };
                     if let Some(sc) = this.scanner.as_mut() {
-                        sc.push(data);
+                        sc.push(&data);
                     }
                     if let Some(end) = &this.end {
                         end.state.metrics.bytes_down.inc_by(data.len() as u64);
@@ -401,37 +450,47 @@ impl hyper::body::Body for Relay {
                     this.seen_data = true;
                     let next = tokio::time::Instant::now() + this.idle;
                     this.timer.as_mut().reset(next);
+                    this.waits = 0;
+                    this.pending.extend_from_slice(&data);
                 }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                this.finish(Ended::WorkerReset);
-                Poll::Ready(Some(Err(Box::new(RelayError::Worker(e.to_string())))))
-            }
-            Poll::Ready(None) => {
-                this.finish(Ended::Complete);
-                Poll::Ready(None)
-            }
-            Poll::Pending => match this.timer.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    let (ended, which, after) = if this.seen_data {
-                        (Ended::IdleTimeout, "idle between answer chunks", this.idle)
-                    } else {
-                        (
-                            Ended::FirstByteTimeout,
-                            "first answer byte",
-                            this.first_byte,
-                        )
+                Poll::Ready(Some(Err(e))) => {
+                    // What came before the failure first, then the error that cuts it.
+                    this.finish(Ended::WorkerReset);
+                    this.next = Some(Err(Box::new(RelayError::Worker(e.to_string()))));
+                }
+                Poll::Ready(None) => this.finish(Ended::Complete),
+                Poll::Pending if !this.pending.is_empty() => {
+                    if this.waits >= WAITS {
+                        this.waits = 0;
+                        return Poll::Ready(this.take_pending().map(Ok));
+                    }
+                    this.waits += 1;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Poll::Pending => {
+                    return match this.timer.as_mut().poll(cx) {
+                        Poll::Ready(()) => {
+                            let (ended, which, after) = if this.seen_data {
+                                (Ended::IdleTimeout, "idle between answer chunks", this.idle)
+                            } else {
+                                (
+                                    Ended::FirstByteTimeout,
+                                    "first answer byte",
+                                    this.first_byte,
+                                )
+                            };
+                            this.finish(ended);
+                            Poll::Ready(Some(Err(Box::new(RelayError::Deadline { which, after }))))
+                        }
+                        Poll::Pending => Poll::Pending,
                     };
-                    this.finish(ended);
-                    Poll::Ready(Some(Err(Box::new(RelayError::Deadline { which, after }))))
                 }
-                Poll::Pending => Poll::Pending,
-            },
+            }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.end.is_none()
+        self.end.is_none() && self.pending.is_empty() && self.next.is_none()
     }
 }
