@@ -356,8 +356,28 @@ impl Network {
 
     /// Seals `body` to the least loaded verified worker and sends it through its router;
     /// fails over to the next one while nothing of the answer has arrived.
+    ///
+    /// When every worker is full (429) or unavailable (503), which routers say with
+    /// `Retry-After`, it waits (1 s, doubling to 8 s) and tries again, within the
+    /// first-byte deadline: a busy network delays an answer, it does not lose it.
     pub async fn send(&self, body: &[u8]) -> Result<SealedAnswer, ClientError> {
-        let candidates = self.candidates().await?;
+        let deadline = tokio::time::Instant::now() + self.options.session.first_byte_timeout;
+        let mut pause = Duration::from_secs(1);
+        loop {
+            match self.send_once(body).await {
+                Err(SendError::AllBusy(e)) if tokio::time::Instant::now() + pause < deadline => {
+                    tracing::debug!("every worker is busy; retrying in {pause:?}: {e}");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(8));
+                }
+                Err(SendError::AllBusy(e) | SendError::Other(e)) => return Err(e),
+                Ok(answer) => return Ok(answer),
+            }
+        }
+    }
+
+    async fn send_once(&self, body: &[u8]) -> Result<SealedAnswer, SendError> {
+        let candidates = self.candidates().await.map_err(SendError::Other)?;
         if candidates.is_empty() {
             let dropped = self.dropped();
             let why = if dropped.is_empty() {
@@ -369,14 +389,15 @@ impl Network {
                     .collect();
                 format!("; refused: {}", d.join(", "))
             };
-            return Err(ClientError::Transport(format!(
+            return Err(SendError::Other(ClientError::Transport(format!(
                 "no verified worker{} is listed{why}",
                 self.options
                     .model
                     .as_ref()
                     .map_or(String::new(), |m| format!(" for model {m:?}"))
-            )));
+            ))));
         }
+        let mut all_busy = true;
         let mut tried = HashSet::new();
         let mut failures = Vec::new();
         // The most telling failure is reported with its own kind and check: an altered
@@ -420,9 +441,16 @@ impl Network {
                         ClientError::Config(_) => false,
                         _ => true,
                     };
+                    all_busy &= matches!(
+                        &e,
+                        ClientError::Api {
+                            status: 429 | 503,
+                            ..
+                        }
+                    );
                     failures.push(format!("worker {}: {e}", c.label()));
                     if !retry {
-                        return Err(e);
+                        return Err(SendError::Other(e));
                     }
                     let rank = |e: &ClientError| match e {
                         ClientError::Integrity { .. } => 2,
@@ -436,7 +464,7 @@ impl Network {
             }
         }
         let all = failures.join("; ");
-        Err(match worst {
+        let e = match worst {
             Some(ClientError::Integrity { check, .. }) => ClientError::Integrity {
                 check,
                 detail: format!("every verified worker failed before answering: {all}"),
@@ -448,6 +476,11 @@ impl Network {
             _ => ClientError::Transport(format!(
                 "every verified worker failed before answering: {all}"
             )),
+        };
+        Err(if all_busy {
+            SendError::AllBusy(e)
+        } else {
+            SendError::Other(e)
         })
     }
 
@@ -595,6 +628,14 @@ impl Network {
             })?
             .map_err(|e| ClientError::Transport(format!("{url}: {}", describe_hyper(&e))))
     }
+}
+
+/// How one pass over the candidates failed.
+enum SendError {
+    /// Every worker answered 429 or 503: worth waiting for.
+    AllBusy(ClientError),
+    /// Anything else.
+    Other(ClientError),
 }
 
 async fn read_limited(response: Response<Incoming>) -> Result<Vec<u8>, ClientError> {

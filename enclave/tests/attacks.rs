@@ -346,13 +346,27 @@ fn deadlines_close_connections_and_are_counted() {
         println!("{what}: closed after {:.1} s", t.elapsed().as_secs_f64());
         assert_eq!(n, 0, "{what}: still open");
     }
-    let mut s = TcpStream::connect(e.plain).expect("connect");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .expect("write");
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    for deadline in ["TlsHandshake", "RequestHead", "KeepAliveIdle"] {
-        let line = format!("silk_enclave_deadline_closures_total{{deadline=\"{deadline}\"}}");
+    // A closure is counted once its connection's task has ended, which may be just after
+    // the peer sees the close: read the metrics until they show all three (or 5 s pass).
+    let metrics = || {
+        let mut s = TcpStream::connect(e.plain).expect("connect");
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .expect("write");
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        text
+    };
+    let line = |d: &str| format!("silk_enclave_deadline_closures_total{{deadline=\"{d}\"}}");
+    let all = ["TlsHandshake", "RequestHead", "KeepAliveIdle"];
+    let waited = Instant::now();
+    let mut text = metrics();
+    while !all.iter().all(|d| text.contains(&line(d))) && waited.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+        text = metrics();
+    }
+    for deadline in all {
+        let line = line(deadline);
         assert!(text.contains(&line), "{deadline} not counted:\n{text}");
     }
 }

@@ -1,6 +1,8 @@
 //! Liveness: every half heartbeat, unlist workers that missed two heartbeats and
 //! health-check the rest over their pooled connections. A failed check unlists the worker
-//! until it registers again; a passing one refreshes its queue length.
+//! until it registers again (a check that only timed out while the worker has requests in
+//! flight through this router does not: it is busy, not gone); a passing one refreshes
+//! its queue length.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::pool::FetchError;
 use crate::registry::Reason;
 use crate::server::{probe, AppState};
 
@@ -49,6 +52,15 @@ pub async fn pass(s: &Arc<AppState>) {
             };
             match probe(&s, &worker.conn).await {
                 Ok(waiting) => worker.load.set_queue(waiting),
+                // A worker answering requests through this router is alive: a slow health
+                // answer means it is busy, and unlisting it would turn load into failures.
+                // A dead one fails its in-flight answers and its next forward instead.
+                Err(FetchError::Timeout(after)) if worker.load.in_flight() > 0 => {
+                    tracing::debug!(
+                        worker = worker.listing.short_id(),
+                        "health check slow ({after:?}) while serving; kept listed"
+                    );
+                }
                 Err(e) => s.unlist(&worker, Reason::HealthCheck, &e.to_string()),
             }
         });
