@@ -204,12 +204,32 @@ pub fn print(t: &Table, out: &mut dyn Write) -> std::io::Result<()> {
         )?;
     }
     if !t.answers.is_empty() {
+        // End to end the prefill's noise (several ms at 1 session, tens at 8) hides a
+        // sub-millisecond cost; the stub with one client measures the router alone.
+        let alone = t
+            .stub
+            .rows
+            .iter()
+            .find(|r| r.clients == 1)
+            .map(|r| r.routed.p50_ms - r.direct.p50_ms);
+        write!(
+            out,
+            "goal: TTFT p50 added <= 1 ms: end to end {} (at most {:+.2} ms, prefill noise \
+             included)",
+            verdict(worst_added <= 1.0),
+            worst_added
+        )?;
+        match alone {
+            Some(a) => writeln!(
+                out,
+                "; the router alone (section 2, one client) {} ({a:+.3} ms)",
+                verdict(a <= 1.0)
+            )?,
+            None => writeln!(out)?,
+        }
         writeln!(
             out,
-            "goal: TTFT p50 added <= 1 ms ({}: at most {:+.2} ms); routed decode >= 0.97x direct \
-             ({}: at least {:.3}x)",
-            verdict(worst_added <= 1.0),
-            worst_added,
+            "goal: routed decode >= 0.97x direct: {} (at least {:.3}x)",
             verdict(worst_ratio >= 0.97),
             worst_ratio
         )?;
@@ -407,11 +427,18 @@ mod tests {
                 chunks: 64,
                 chunk_bytes: 256,
                 answer_bytes: 17154,
-                rows: vec![LoadRow {
-                    clients: 32,
-                    direct: l(4000.0, 1.0),
-                    routed: l(2000.0, 1.5),
-                }],
+                rows: vec![
+                    LoadRow {
+                        clients: 1,
+                        direct: l(4000.0, 0.25),
+                        routed: l(2000.0, 1.5),
+                    },
+                    LoadRow {
+                        clients: 32,
+                        direct: l(4000.0, 1.0),
+                        routed: l(2000.0, 1.5),
+                    },
+                ],
                 receipts_counted: Some((100, 100)),
                 router_connections: 2,
             },
@@ -438,15 +465,21 @@ mod tests {
             line("routed - direct"),
             "routed - direct, routed / direct 8 +0.50 +0.50 0.950x"
         );
-        assert!(line("goal: TTFT").contains("(met: at most +0.50 ms)"));
-        assert!(line("goal: TTFT").contains("(MISSED: at least 0.950x)"));
+        assert!(line("goal: TTFT").contains("end to end met (at most +0.50 ms"));
+        assert!(line("goal: routed decode").ends_with("MISSED (at least 0.950x)"));
+        assert!(line("goal: TTFT").ends_with("one client) MISSED (+1.250 ms)"));
+        let added: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("routed / direct,"))
+            .collect();
+        assert_eq!(added.len(), 2, "{text}");
         assert_eq!(
-            line("routed / direct,"),
+            added[1].split_whitespace().collect::<Vec<_>>().join(" "),
             "routed / direct, latency added by the router 32 0.500x 0.500x +0.500 +1.000"
         );
         assert_eq!(
             line("routed (HTTP"),
-            "routed (HTTP -> router -> RA-TLS -> stub) 32 100 2000 20.0 1.500 3.000"
+            "routed (HTTP -> router -> RA-TLS -> stub) 1 100 2000 20.0 1.500 3.000"
         );
         assert!(line("receipts").contains("100 of 100"));
         assert_eq!(
