@@ -106,6 +106,7 @@ pub struct Network {
     verified: Mutex<HashMap<[u8; 32], Arc<VerifiedWorker>>>,
     fresh: Mutex<HashMap<[u8; 32], Instant>>,
     listing: Mutex<Option<(Instant, Vec<Candidate>)>>,
+    refresh: tokio::sync::Mutex<()>,
     dropped: Mutex<Vec<Dropped>>,
 }
 
@@ -139,6 +140,7 @@ impl Network {
             verified: Mutex::new(HashMap::new()),
             fresh: Mutex::new(HashMap::new()),
             listing: Mutex::new(None),
+            refresh: tokio::sync::Mutex::new(()),
             dropped: Mutex::new(Vec::new()),
         })
     }
@@ -151,12 +153,19 @@ impl Network {
     /// Lists workers through every router and keeps those that verify, least loaded
     /// first (ties in random order, so that clients spread over equal workers).
     pub async fn candidates(&self) -> Result<Vec<Candidate>, ClientError> {
-        if let Ok(l) = self.listing.lock() {
-            if let Some((at, c)) = l.as_ref() {
-                if at.elapsed() < LIST_TTL {
-                    return Ok(c.clone());
-                }
-            }
+        let cached = || {
+            let l = self.listing.lock().ok()?;
+            let (at, c) = l.as_ref()?;
+            (at.elapsed() < LIST_TTL).then(|| c.clone())
+        };
+        if let Some(c) = cached() {
+            return Ok(c);
+        }
+        // One refresh at a time: concurrent requests wait for it rather than each asking
+        // every router for the whole list.
+        let _refreshing = self.refresh.lock().await;
+        if let Some(c) = cached() {
+            return Ok(c);
         }
         let mut out = Vec::new();
         let mut dropped = Vec::new();
