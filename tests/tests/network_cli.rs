@@ -240,6 +240,54 @@ async fn routers_and_workers_as_processes_and_a_worker_killed_mid_answer() {
     let router_log = std::fs::read_to_string(d.join("router-receipts.jsonl")).unwrap();
     assert!(router_log.contains(line["receipt"].as_str().unwrap()));
 
+    // Spread over both workers: the router picks one, the receipt says which.
+    let spread_receipts = d.join("spread.jsonl");
+    let out = silk(
+        &[
+            "chat",
+            "--router",
+            &url,
+            "--spread",
+            "2",
+            "--policy",
+            policy_file.to_str().unwrap(),
+            "--receipts",
+            spread_receipts.to_str().unwrap(),
+            "--max-tokens",
+            "8",
+            "Name a colour.",
+        ],
+        d,
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&spread_receipts)
+            .unwrap()
+            .lines()
+            .count(),
+        1
+    );
+    let bad = silk(
+        &[
+            "chat",
+            "--router",
+            &url,
+            "--spread",
+            "9",
+            "--policy",
+            policy_file.to_str().unwrap(),
+            "x",
+        ],
+        d,
+    )
+    .await;
+    assert_eq!(bad.status.code(), Some(2), "--spread 9 is refused");
+
     // The OpenAI surface through the network: `silk proxy --router`.
     let mut proxy = Command::new(bin("silk"));
     proxy
