@@ -165,6 +165,7 @@ const PROMPT: &str = "Describe the lighthouse keeper Marisol-Quenby-2291 in one 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_workers_two_routers_verified_answers_and_no_plaintext_on_the_path() {
+    let logs = common::capture_logs();
     let net = network(3, 2, true).await;
     let mut up_links = Vec::new();
     let mut answers = Vec::new();
@@ -197,6 +198,14 @@ async fn three_workers_two_routers_verified_answers_and_no_plaintext_on_the_path
             .iter()
             .collect(),
     );
+    // Routers, workers and clients log (at every level, in this process) no content either.
+    let logs = logs.0.lock().unwrap().clone();
+    assert!(!logs.is_empty(), "logs were captured");
+    for s in &secrets {
+        for form in leak_forms(s) {
+            assert!(!contains(&logs, &form), "logs leak {s:?}");
+        }
+    }
     let links: Vec<_> = up_links.iter().chain(&net.worker_links).collect();
     assert_eq!(links.len(), 5);
     for link in links {

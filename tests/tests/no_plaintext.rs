@@ -5,36 +5,16 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use common::relay::{self, recording_relay};
 use common::{answer_text, contains, enclave};
 use http_body_util::{BodyExt, Full};
 use silk_client::session::Session;
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_relay_and_the_logs_see_no_prompt_and_no_answer() {
-    let logs = Captured::default();
-    let sink = logs.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("trace")
-        .with_ansi(false)
-        .with_writer(move || sink.clone())
-        .init();
+    let logs = common::capture_logs();
 
     let local = enclave().await;
     let (relay_addr, recording) = recording_relay(local.running.addr).await;
