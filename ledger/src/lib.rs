@@ -1,0 +1,13 @@
+//! Settlement of silk's usage receipts on TON.
+//!
+//! - [`promise`]: payment-channel promises (a TON cell signed by the payer) and the bag of
+//!   cells a payee presents on chain.
+//!
+//! The contracts and their sandbox tests are in `ledger/ton/`; `docs/payments.md` (to come)
+//! describes the flows.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod promise;
+
+pub use promise::{Promise, PromiseError, SignedPromise};
