@@ -70,7 +70,7 @@ impl Promise {
         let channel = p.load_uint(256).map_err(fmt)?;
         let seqno = p.load_u64(64).map_err(fmt)?;
         let amount = p.load_coins().map_err(fmt)?;
-        if p.remaining_bits() != 0 || cell.references().len() != 0 {
+        if p.remaining_bits() != 0 || !cell.references().is_empty() {
             return Err(PromiseError::Format("data after the amount".into()));
         }
         let mut channel_id = [0u8; 32];
