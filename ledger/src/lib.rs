@@ -2,6 +2,7 @@
 //!
 //! - [`promise`]: payment-channel promises (a TON cell signed by the payer) and the bag of
 //!   cells a payee presents on chain.
+//! - [`store`]: the payee's highest promise per channel, kept crash-safely on disk.
 //!
 //! The contracts and their sandbox tests are in `ledger/ton/`; `docs/payments.md` (to come)
 //! describes the flows.
@@ -9,5 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod promise;
+pub mod store;
 
 pub use promise::{Promise, PromiseError, SignedPromise};
+pub use store::{Kept, PromiseStore, StoreError};
