@@ -34,6 +34,12 @@ if [ ${#vm_pkgs[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${vm_pkgs[@]}" >/dev/null
 fi
+# The TON contracts' tests (ledger/ton) run on Node (18 or newer) with npm.
+if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+  say "installing Debian packages: nodejs npm"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
 # The image recipe asks apt which kernel, OVMF and busybox to download: it needs lists.
 kernel_policy="$(apt-cache policy linux-image-amd64 2>/dev/null || true)"
 if ! grep -q 'Candidate: [0-9]' <<<"$kernel_policy"; then

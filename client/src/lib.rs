@@ -23,6 +23,7 @@ pub mod demo;
 pub mod measure;
 pub mod model_disk;
 pub mod network;
+pub mod pay;
 pub mod proxy;
 pub mod receipts;
 pub mod receipts_cli;

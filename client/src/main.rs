@@ -173,6 +173,12 @@ enum Command {
         #[command(flatten)]
         target: TargetArgs,
     },
+    /// Pay for acknowledged receipts through a TON payment channel (offline: writes the
+    /// signed promise as a bag of cells). Exit 2 when the inputs cannot be used.
+    Pay {
+        #[command(subcommand)]
+        what: silk_client::pay::PayCommand,
+    },
     /// Usage receipts: check them offline against the worker's evidence.
     Receipts {
         #[command(subcommand)]
@@ -382,6 +388,13 @@ fn main() -> ExitCode {
                 Err(e) => client_exit("proxy", &e),
             }
         }
+        Command::Pay { what } => match silk_client::pay::run(what, &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("silk pay: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Receipts {
             what:
                 ReceiptsWhat::Verify {

@@ -524,6 +524,7 @@ impl Network {
                     worker_id: c.worker.id,
                     receipt_key: c.worker.claims.receipt_public_key,
                     offer_digest: Some(c.offer.1),
+                    offer: Some(c.offer.0.clone()),
                 })
                 .collect(),
             request_digest: Sha256::digest(&wire_bytes).into(),

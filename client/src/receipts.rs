@@ -23,6 +23,8 @@ pub struct SealedTo {
     pub receipt_key: [u8; 32],
     /// The offer accepted, when one was chosen.
     pub offer_digest: Option<[u8; 32]>,
+    /// That offer, signed (kept with the receipt so that it can be priced offline).
+    pub offer: Option<silk_protocol::receipt::SignedOffer>,
 }
 
 /// What the receipt of one request must say, fixed when the request is sealed.
@@ -41,6 +43,8 @@ pub struct VerifiedReceipt {
     pub signed: Vec<u8>,
     /// What it says.
     pub receipt: Receipt,
+    /// The verified offer it was served under, when the client chose one.
+    pub offer: Option<silk_protocol::receipt::SignedOffer>,
 }
 
 /// Token counts seen in the plaintext of an answer: the `usage` object when the answer
@@ -137,6 +141,7 @@ impl UsageTally {
         Ok(VerifiedReceipt {
             signed: signed.to_vec(),
             receipt,
+            offer: to.offer.clone(),
         })
     }
 }
@@ -217,6 +222,9 @@ pub struct ReceiptLine {
     /// The worker id (hex), as a router's receipts file names it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<String>,
+    /// The signed offer the receipt was served under, when the client chose one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<silk_protocol::receipt::SignedOffer>,
 }
 
 /// Acknowledges a verified receipt with `key` and appends both to `file` (0600, one JSON
@@ -234,6 +242,7 @@ pub fn acknowledge(
         receipt: hex::encode(&receipt.signed),
         ack: Some(hex::encode(ack)),
         worker: Some(hex::encode(receipt.receipt.worker_id)),
+        offer: receipt.offer.clone(),
     };
     let mut text = serde_json::to_string(&line).unwrap_or_default();
     text.push('\n');

@@ -365,6 +365,7 @@ impl Session {
                     worker_id: verified.claims_digest,
                     receipt_key: verified.claims.receipt_public_key,
                     offer_digest: None,
+                    offer: None,
                 }],
                 request_digest: Sha256::digest(&wire_bytes).into(),
             };

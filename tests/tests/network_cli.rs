@@ -240,6 +240,63 @@ async fn routers_and_workers_as_processes_and_a_worker_killed_mid_answer() {
     let router_log = std::fs::read_to_string(d.join("router-receipts.jsonl")).unwrap();
     assert!(router_log.contains(line["receipt"].as_str().unwrap()));
 
+    // The payer's side: what it owes the owner, and a promise for it (offline, a BoC).
+    let status = silk(
+        &["pay", "status", "--receipts", receipts.to_str().unwrap()],
+        d,
+    )
+    .await;
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(text.contains("EQ-owner: 1 receipts"), "{text}");
+    let boc = d.join("promise.boc");
+    let channel = "2a".repeat(32);
+    let out = silk(
+        &[
+            "pay",
+            "promise",
+            "--channel",
+            &channel,
+            "--payee",
+            "EQ-owner",
+            "--receipts",
+            receipts.to_str().unwrap(),
+            "-o",
+            boc.to_str().unwrap(),
+        ],
+        d,
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let signed = silk_ledger::SignedPromise::from_boc(&std::fs::read(&boc).unwrap()).unwrap();
+    let payer: [u8; 32] = hex::decode(summary["payer_pubkey"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    signed.verify(&payer).expect("signed by the client key");
+    // The amount, worked out here from the receipt itself: tokens × the offer's prices
+    // (1000 and 0 nanotons per million), rounded up.
+    let r = silk_protocol::receipt::Receipt::decode({
+        let b = hex::decode(line["receipt"].as_str().unwrap()).unwrap();
+        &b[..b.len() - 64].to_vec()
+    })
+    .unwrap();
+    let expect = (u128::from(r.prompt_tokens) * 1000).div_ceil(1_000_000);
+    assert_eq!(signed.promise.amount, expect);
+    assert_eq!(
+        (signed.promise.seqno, summary["amount"].as_str().unwrap()),
+        (1, expect.to_string().as_str())
+    );
+
     // Spread over both workers: the router picks one, the receipt says which.
     let spread_receipts = d.join("spread.jsonl");
     let out = silk(

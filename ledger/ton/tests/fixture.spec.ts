@@ -1,5 +1,7 @@
-// Cross-language hook: promises signed elsewhere (fixtures/promises.json, e.g. written by the
-// Rust encoder) must be accepted by the channel contract, and every single-bit flip refused.
+// Cross-language: promises built and signed by the Rust code (fixtures/promises-rust.json,
+// which `cargo test -p silk-ledger` checks is exactly what silk-ledger signs today) must be
+// accepted by the channel contract, and every single-bit flip refused. SILK_PROMISES_FIXTURE
+// names another file (fixtures/promises.json is a sample signed with @ton/crypto).
 // Skipped cleanly when the file is absent. Format: a JSON list of
 //   { channel_id: hex (32 bytes), seqno: decimal string or number, amount: nanotons, decimal
 //     string or number, payer_pubkey: hex (32 bytes), signature: hex (64 bytes) }
@@ -13,7 +15,7 @@ import { compileTolk } from '../wrappers/compile';
 import { Channel, CHANNEL_ERR, DEPOSIT_GAS, depositBody, payeeCloseBody, promiseCell } from '../wrappers/Channel';
 import { flipBit, flipBufferBit } from './helpers';
 
-const FILE = process.env.SILK_PROMISES_FIXTURE ?? path.join(__dirname, '..', 'fixtures', 'promises.json');
+const FILE = process.env.SILK_PROMISES_FIXTURE ?? path.join(__dirname, '..', 'fixtures', 'promises-rust.json');
 
 type Row = { channel_id: string; seqno: string | number; amount: string | number; payer_pubkey: string; signature: string };
 
