@@ -285,11 +285,9 @@ async fn routers_and_workers_as_processes_and_a_worker_killed_mid_answer() {
     signed.verify(&payer).expect("signed by the client key");
     // The amount, worked out here from the receipt itself: tokens × the offer's prices
     // (1000 and 0 nanotons per million), rounded up.
-    let r = silk_protocol::receipt::Receipt::decode({
-        let b = hex::decode(line["receipt"].as_str().unwrap()).unwrap();
-        &b[..b.len() - 64].to_vec()
-    })
-    .unwrap();
+    let signed_receipt = hex::decode(line["receipt"].as_str().unwrap()).unwrap();
+    let r = silk_protocol::receipt::Receipt::decode(&signed_receipt[..signed_receipt.len() - 64])
+        .unwrap();
     let expect = (u128::from(r.prompt_tokens) * 1000).div_ceil(1_000_000);
     assert_eq!(signed.promise.amount, expect);
     assert_eq!(
