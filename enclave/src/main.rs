@@ -248,19 +248,9 @@ fn main() -> ExitCode {
         drop(out);
         tracing::info!(addr = %running.addr, evidence = running.provider, "serving");
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
-            _ = terminate() => tracing::info!("terminated; stopping"),
+            why = silk_net::tasks::stop_signal() => tracing::info!("{why}; stopping"),
             _ = running.wait() => {}
         }
         ExitCode::SUCCESS
     })
-}
-
-async fn terminate() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut s) => {
-            s.recv().await;
-        }
-        Err(_) => std::future::pending().await,
-    }
 }

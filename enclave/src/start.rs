@@ -12,7 +12,6 @@ use silk_engine::{Engine, EngineConfig};
 use silk_protocol::attestation::snp::simulated::SimulatedPlatform;
 use silk_protocol::Claims;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
 use crate::evidence::{
@@ -128,23 +127,13 @@ pub struct Running {
     pub simulated_root: Option<[u8; 32]>,
     /// The provider in use.
     pub provider: &'static str,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
+    tasks: silk_net::tasks::Tasks,
 }
 
 impl Running {
     /// Waits until the servers stop (they only stop on error or abort).
-    pub async fn wait(mut self) {
-        for t in std::mem::take(&mut self.tasks) {
-            let _ = t.await;
-        }
+    pub async fn wait(self) {
+        self.tasks.wait().await
     }
 }
 
@@ -256,18 +245,7 @@ fn provider(
 /// cap from it, so that all listeners together stay below it.
 fn connection_cap(limits: &crate::conn::Limits, plain: bool) -> (usize, usize) {
     let listeners = if plain { 2 } else { 1 };
-    let nofile = match crate::conn::raise_nofile_limit() {
-        Ok((before, after)) => {
-            if after > before {
-                tracing::info!("open-files limit raised from {before} to {after} (the hard limit)");
-            }
-            after
-        }
-        Err(e) => {
-            tracing::warn!("cannot read or raise the open-files limit: {e}; assuming 1024");
-            1024
-        }
-    };
+    let nofile = crate::conn::usable_open_files();
     let cap = limits.connection_cap(nofile) / listeners;
     (cap.max(8), listeners)
 }
@@ -413,7 +391,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             state.metrics.conn.clone(),
         ))
     };
-    let mut tasks = vec![serve(listener, Some(tokio_rustls::TlsAcceptor::from(tls)))];
+    let mut tasks = silk_net::tasks::Tasks::default();
+    tasks.push(serve(listener, Some(tokio_rustls::TlsAcceptor::from(tls))));
     let mut plain_addr = None;
     if let Some(plain) = config.plain_listen {
         let l = bind(plain).await?;

@@ -482,6 +482,23 @@ where
     }
 }
 
+/// The open-files limit a server may plan with: raised to the hard limit first (logged when
+/// it changed), or 1024 when it cannot be read (logged).
+pub fn usable_open_files() -> u64 {
+    match raise_nofile_limit() {
+        Ok((before, after)) => {
+            if after > before {
+                tracing::info!("open-files limit raised from {before} to {after} (the hard limit)");
+            }
+            after
+        }
+        Err(e) => {
+            tracing::warn!("cannot read or raise the open-files limit: {e}; assuming 1024");
+            1024
+        }
+    }
+}
+
 /// Raises the soft open-files limit to the hard limit, so that the connection cap can be
 /// as high as the system allows. Returns the soft limit in force afterwards.
 pub fn raise_nofile_limit() -> io::Result<(u64, u64)> {

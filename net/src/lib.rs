@@ -4,11 +4,13 @@
 //!   handshake, request head, keep-alive idle) and evicted when idle at the cap.
 //! - [`body`]: request bodies read within a size limit, a shared budget and the body
 //!   deadline; refused ones drained.
+//! - [`tasks`]: a server's background tasks (stopped with it) and the stop signals.
 //! - [`metrics`]: what that layer counts, for the process's own Prometheus registry.
 #![warn(missing_docs)]
 
 pub mod body;
 pub mod conn;
 pub mod metrics;
+pub mod tasks;
 
 pub use conn::{serve, Limits};

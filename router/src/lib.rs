@@ -37,7 +37,6 @@ use silk_protocol::gpu::GpuInputs;
 use silk_protocol::ratls::RaTlsVerifier;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
 
 use crate::server::{AppState, Timeouts};
 
@@ -130,40 +129,19 @@ pub struct Running {
     pub cap: usize,
     /// The shared state (registry, metrics), for tests and embedding.
     pub state: Arc<AppState>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
+    tasks: silk_net::tasks::Tasks,
 }
 
 impl Running {
     /// Waits until the server stops (it only stops on abort).
-    pub async fn wait(mut self) {
-        for t in std::mem::take(&mut self.tasks) {
-            let _ = t.await;
-        }
+    pub async fn wait(self) {
+        self.tasks.wait().await
     }
 }
 
 /// Raises the open-files limit as far as allowed and derives the connection cap from it.
 fn connection_cap(limits: &silk_net::Limits) -> usize {
-    let nofile = match silk_net::conn::raise_nofile_limit() {
-        Ok((before, after)) => {
-            if after > before {
-                tracing::info!("open-files limit raised from {before} to {after} (the hard limit)");
-            }
-            after
-        }
-        Err(e) => {
-            tracing::warn!("cannot read or raise the open-files limit: {e}; assuming 1024");
-            1024
-        }
-    };
+    let nofile = silk_net::conn::usable_open_files();
     // Worker connections need descriptors too: pooled, in flight and health checks.
     limits.connection_cap(nofile).max(8)
 }
@@ -188,7 +166,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         config.worker_connect_timeout,
         config.worker_tls_timeout,
     )?;
-    let mut tasks = Vec::new();
+    let mut tasks = silk_net::tasks::Tasks::default();
     let receipts = match &config.receipts {
         Some(path) => {
             let (tx, task) =

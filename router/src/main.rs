@@ -179,19 +179,9 @@ fn main() -> ExitCode {
         let _ = out.flush();
         drop(out);
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
-            _ = terminate() => tracing::info!("terminated; stopping"),
+            why = silk_net::tasks::stop_signal() => tracing::info!("{why}; stopping"),
             _ = running.wait() => {}
         }
         ExitCode::SUCCESS
     })
-}
-
-async fn terminate() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut s) => {
-            s.recv().await;
-        }
-        Err(_) => std::future::pending().await,
-    }
 }

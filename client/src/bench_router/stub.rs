@@ -32,7 +32,6 @@ use silk_protocol::receipt::{Offer, Receipt, SignedOffer, SigningKeyPair};
 use silk_protocol::seal::{EnclaveKeys, CHUNK_HEADER, FLAG_CLEAR_RECEIPT};
 use silk_protocol::{wire, Claims, EvidenceBundle, PlatformEvidence};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 use super::setup::http;
 
@@ -271,15 +270,7 @@ pub struct StubWorker {
     /// Its RA-TLS listener.
     pub addr: SocketAddr,
     state: Arc<StubState>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Drop for StubWorker {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
+    tasks: silk_net::tasks::Tasks,
 }
 
 impl StubWorker {
@@ -339,7 +330,11 @@ impl StubWorker {
             id: state.identity.id(),
             addr,
             state,
-            tasks: vec![serve],
+            tasks: {
+                let mut tasks = silk_net::tasks::Tasks::default();
+                tasks.push(serve);
+                tasks
+            },
         })
     }
 
