@@ -35,7 +35,7 @@ use crate::error::ApiError;
 use crate::pool::{Conn, Pool, Sender};
 use crate::registry::{Reason, Slot, Worker};
 use crate::server::{listed, AppState};
-use silk_net::body::{declared_length, drain, read_body};
+use silk_net::body::{declared_length, drain};
 
 /// `POST /v1/sealed`.
 pub async fn sealed(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
@@ -138,18 +138,7 @@ async fn forward(
         drain(&mut body, declared, wire::MAX_SEALED_BODY, &s.limits, start).await;
         return Err(busy(s));
     }
-    let (sealed, _budget) = read_body(
-        &s.body_budget,
-        &s.limits,
-        wire::MAX_SEALED_BODY,
-        declared,
-        body,
-    )
-    .await
-    .map_err(|e| {
-        s.body_refused(&e);
-        ApiError::from(&e)
-    })?;
+    let (sealed, _budget) = s.read_body(wire::MAX_SEALED_BODY, declared, body).await?;
     let slot = worker.load.try_begin().ok_or_else(|| busy(s))?;
     let sealed = Bytes::from(sealed);
     let content_type = headers

@@ -82,7 +82,23 @@ pub struct AppState {
 impl AppState {
     /// Counts a body refusal where it belongs: the body deadline and budget with the
     /// connection layer's counters, every refusal as an error class.
-    pub fn body_refused(&self, e: &BodyError) {
+    /// Reads a request body of at most `max` bytes within the listener's bounds; a
+    /// refusal is counted and answered with its named error.
+    pub async fn read_body(
+        &self,
+        max: usize,
+        declared: Option<usize>,
+        body: Body,
+    ) -> Result<(Vec<u8>, tokio::sync::SemaphorePermit<'_>), ApiError> {
+        read_body(&self.body_budget, &self.limits, max, declared, body)
+            .await
+            .map_err(|e| {
+                self.body_refused(&e);
+                ApiError::from(&e)
+            })
+    }
+
+    fn body_refused(&self, e: &BodyError) {
         match e {
             BodyError::Timeout(_) => self.metrics.conn.timed_out(Deadline::RequestBody),
             BodyError::Budget { .. } => {
@@ -190,18 +206,9 @@ async fn register(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Body
 /// A registration's checks, in order; the first that fails answers.
 async fn admit(s: &Arc<AppState>, headers: &HeaderMap, body: Body) -> Result<Registered, ApiError> {
     let declared = declared_length(headers);
-    let (bytes, budget) = read_body(
-        &s.body_budget,
-        &s.limits,
-        network::MAX_REGISTRATION,
-        declared,
-        body,
-    )
-    .await
-    .map_err(|e| {
-        s.body_refused(&e);
-        ApiError::from(&e)
-    })?;
+    let (bytes, budget) = s
+        .read_body(network::MAX_REGISTRATION, declared, body)
+        .await?;
     let reg: Registration = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
