@@ -30,7 +30,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::Request;
 
-use crate::network::{Network, NetworkOptions};
 use crate::session::{ClientError, Session};
 
 mod answers;
@@ -41,7 +40,7 @@ pub mod stub;
 pub mod table;
 
 use answers::{Clients, Path};
-use setup::{http, RouterChild, Setup, ENCLAVE_MODEL};
+use setup::{http, RouterChild, Setup};
 use table::{AnswerFigures, AnswerRow, LoadFigures, LoadRow, StubFigures, Table};
 
 /// Bytes of each stub request body (about a sealed chat request's size).
@@ -260,16 +259,7 @@ async fn real_answers(
     router: &RouterChild,
     worker: std::net::SocketAddr,
 ) -> Result<Vec<AnswerRow>, RouterBenchError> {
-    let network = Network::new(
-        setup.enclave_policy.clone(),
-        NetworkOptions {
-            routers: vec![router.url()],
-            model: Some(ENCLAVE_MODEL.into()),
-            max_price: None,
-            spread: 1,
-            session: Default::default(),
-        },
-    )?;
+    let network = setup.network(router)?;
     let session =
         Session::connect(&format!("https://{worker}"), setup.enclave_policy.clone()).await?;
     let clients = Arc::new(Clients {

@@ -126,9 +126,10 @@ pub fn chat_body(prompt: &str, max_tokens: usize) -> Bytes {
     )
 }
 
-/// Follows an OpenAI SSE stream: first non-empty content, usage, `[DONE]`.
+/// Follows an OpenAI SSE stream: first non-empty content, usage, `[DONE]` (shared with
+/// `silk bench router`, which times its streams the same way).
 #[derive(Default)]
-struct SseTimer {
+pub(crate) struct SseTimer {
     parser: SseParser,
     first: Option<Instant>,
     arrivals: Vec<Instant>,
@@ -137,7 +138,7 @@ struct SseTimer {
 }
 
 impl SseTimer {
-    fn push(&mut self, bytes: &[u8]) -> Result<(), String> {
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> Result<(), String> {
         for event in self.parser.push(bytes) {
             let data = match event {
                 SseEvent::Done => {
@@ -163,7 +164,7 @@ impl SseTimer {
         Ok(())
     }
 
-    fn finish(self, start: Instant) -> Result<Sample, String> {
+    pub(crate) fn finish(self, start: Instant) -> Result<Sample, String> {
         let end = Instant::now();
         if !self.done {
             return Err("the stream ended without [DONE]".into());
@@ -178,9 +179,9 @@ impl SseTimer {
     }
 }
 
-/// One request to the proxy at `addr`, over a fresh connection (as an OpenAI client
-/// without keep-alive would make it).
-async fn proxy_request(
+/// One request to the HTTP server at `addr` (the proxy here; the router in `silk bench
+/// router`), over a fresh connection (as an OpenAI client without keep-alive would make it).
+pub(crate) async fn proxy_request(
     addr: SocketAddr,
     req: hyper::http::request::Builder,
     body: Bytes,

@@ -7,13 +7,11 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use hyper::StatusCode;
-use serde_json::Value;
 
 use super::RouterBenchError;
 use crate::bench_sealed::{chat_body, Sample, PROMPTS};
 use crate::network::Network;
 use crate::session::{SealedAnswer, Session};
-use crate::sse::{SseEvent, SseParser};
 
 /// The two paths.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,60 +28,6 @@ impl Path {
             Path::Routed => "routed",
             Path::Direct => "direct",
         }
-    }
-}
-
-/// Follows an OpenAI SSE stream: first non-empty content, each content event, usage and
-/// `[DONE]` (as `silk bench sealed` times its streams).
-#[derive(Default)]
-struct SseClock {
-    parser: SseParser,
-    first: Option<Instant>,
-    arrivals: Vec<Instant>,
-    tokens: Option<usize>,
-    done: bool,
-}
-
-impl SseClock {
-    fn push(&mut self, bytes: &[u8]) -> Result<(), String> {
-        for event in self.parser.push(bytes) {
-            let data = match event {
-                SseEvent::Done => {
-                    self.done = true;
-                    continue;
-                }
-                SseEvent::Data(d) => d,
-            };
-            let v: Value = serde_json::from_str(&data).map_err(|e| format!("bad SSE JSON: {e}"))?;
-            if let Some(err) = v.get("error") {
-                return Err(format!("error event: {err}"));
-            }
-            if v["choices"][0]["delta"]["content"]
-                .as_str()
-                .is_some_and(|t| !t.is_empty())
-            {
-                let now = Instant::now();
-                self.first.get_or_insert(now);
-                self.arrivals.push(now);
-            }
-            if let Some(n) = v["usage"]["completion_tokens"].as_u64() {
-                self.tokens = Some(n as usize);
-            }
-        }
-        Ok(())
-    }
-
-    fn finish(self, start: Instant) -> Result<Sample, String> {
-        if !self.done {
-            return Err("the stream ended without [DONE]".into());
-        }
-        Ok(Sample {
-            start,
-            first: self.first.ok_or("no text in the answer")?,
-            end: Instant::now(),
-            tokens: self.tokens.ok_or("no usage in the answer")?,
-            arrivals: self.arrivals,
-        })
     }
 }
 
@@ -106,7 +50,7 @@ async fn follow(
         };
         return Err(fail(format!("HTTP {status}: {why}")));
     }
-    let mut clock = SseClock::default();
+    let mut clock = crate::bench_sealed::SseTimer::default();
     while let Some(chunk) = answer.next_chunk().await? {
         clock.push(&chunk).map_err(fail)?;
     }

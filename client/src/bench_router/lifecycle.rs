@@ -17,10 +17,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use super::setup::{listed_ids, log_tail, EnclaveChild, RouterChild, Setup, ENCLAVE_MODEL};
+use super::setup::{listed_ids, log_tail, EnclaveChild, RouterChild, Setup};
 use super::RouterBenchError;
 use crate::bench_sealed::{chat_body, PROMPTS};
-use crate::network::{Network, NetworkOptions};
 
 /// How often the list is polled.
 pub const POLL: Duration = Duration::from_millis(10);
@@ -194,16 +193,7 @@ pub async fn start_registered(
     let listed = Instant::now();
     // A client new to the network: list, verify, fresh evidence through the router, seal,
     // and one token back with its receipt.
-    let network = Network::new(
-        setup.enclave_policy.clone(),
-        NetworkOptions {
-            routers: vec![router.url()],
-            model: Some(ENCLAVE_MODEL.into()),
-            max_price: None,
-            spread: 1,
-            session: Default::default(),
-        },
-    )?;
+    let network = setup.network(router)?;
     network
         .send(&chat_body(PROMPTS[0], 1))
         .await?

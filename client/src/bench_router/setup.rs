@@ -10,9 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
 use silk_protocol::attestation::snp::simulated::SimulatedPlatform;
 use silk_protocol::attestation::Policy;
 use silk_protocol::network::{self, WorkerList};
@@ -21,6 +20,8 @@ use tokio::process::{Child, Command};
 
 use super::{stub, RouterBenchArgs, RouterBenchError};
 use crate::demo::{demo_policy, file_sha384};
+use crate::network::{Network, NetworkOptions};
+use crate::session::ClientError;
 
 /// The model name enclave children serve under (clients ask the router for it).
 pub const ENCLAVE_MODEL: &str = "bench";
@@ -99,6 +100,20 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), RouterBenchError> {
 }
 
 impl Setup {
+    /// A client of the network through `router`, verifying under the enclave's policy.
+    pub fn network(&self, router: &RouterChild) -> Result<Network, ClientError> {
+        Network::new(
+            self.enclave_policy.clone(),
+            NetworkOptions {
+                routers: vec![router.url()],
+                model: Some(ENCLAVE_MODEL.into()),
+                max_price: None,
+                spread: 1,
+                session: Default::default(),
+            },
+        )
+    }
+
     /// Finds the binaries, makes the chain and writes the files children read.
     pub fn new(args: &RouterBenchArgs) -> Result<Self, RouterBenchError> {
         if !args.model.is_file() && !args.model.is_dir() {
@@ -326,24 +341,13 @@ pub async fn http(
     req: hyper::http::request::Builder,
     body: Bytes,
 ) -> Result<(StatusCode, Bytes), String> {
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    let _ = tcp.set_nodelay(true);
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .map_err(|e| format!("HTTP handshake with {addr}: {e}"))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let req = req
-        .header(hyper::header::HOST, addr.to_string())
-        .body(Full::new(body))
-        .map_err(|e| e.to_string())?;
-    let response = tokio::time::timeout(Duration::from_secs(30), sender.send_request(req))
-        .await
-        .map_err(|_| format!("{addr}: no answer within 30 s"))?
-        .map_err(|e| format!("{addr}: {e}"))?;
+    let response = tokio::time::timeout(
+        Duration::from_secs(30),
+        crate::bench_sealed::proxy_request(addr, req, body),
+    )
+    .await
+    .map_err(|_| format!("{addr}: no answer within 30 s"))?
+    .map_err(|e| format!("{addr}: {e}"))?;
     let status = response.status();
     let body = Limited::new(response.into_body(), MAX_ANSWER)
         .collect()
