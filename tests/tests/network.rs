@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::evil::{evil_router, Evil};
 use common::relay::{http_get, switchable_relay, Recording};
-use common::{chat_body, contains, dev_chain, leak_forms, Local};
+use common::{chat_body, dev_chain, Local};
 use silk_client::network::{Network, NetworkOptions};
 use silk_client::ClientError;
 use silk_enclave::worker::WorkerConfig;
@@ -185,47 +185,15 @@ async fn three_workers_two_routers_verified_answers_and_no_plaintext_on_the_path
     }
     // Greedy answers are the same whichever worker gave them.
     assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
-    let answer = &answers[0];
-    assert!(
-        answer.chars().count() >= 24,
-        "answer long enough to test: {answer}"
-    );
-    let mut secrets = vec![PROMPT.to_owned(), "Marisol-Quenby-2291".to_owned()];
-    secrets.push(answer.clone());
-    let chars: Vec<char> = answer.chars().collect();
-    secrets.push(
-        chars[chars.len() / 2 - 8..chars.len() / 2 + 8]
-            .iter()
-            .collect(),
-    );
+    let secrets = common::secrets(PROMPT, "Marisol-Quenby-2291", &answers[0]);
     // Routers, workers and clients log (at every level, in this process) no content either.
-    let logs = logs.0.lock().unwrap().clone();
-    assert!(!logs.is_empty(), "logs were captured");
-    for s in &secrets {
-        for form in leak_forms(s) {
-            assert!(!contains(&logs, &form), "logs leak {s:?}");
-        }
-    }
+    common::assert_no_leak(&logs.0.lock().unwrap(), &secrets, "logs");
     let links: Vec<_> = up_links.iter().chain(&net.worker_links).collect();
     assert_eq!(links.len(), 5);
     for link in links {
         let rec = link.lock().unwrap();
-        assert!(
-            !rec.up.is_empty() && !rec.down.is_empty(),
-            "the link carried traffic"
-        );
-        for s in &secrets {
-            for form in leak_forms(s) {
-                assert!(
-                    !contains(&rec.up, &form),
-                    "bytes towards a worker leak {s:?}"
-                );
-                assert!(
-                    !contains(&rec.down, &form),
-                    "bytes from a worker leak {s:?}"
-                );
-            }
-        }
+        common::assert_no_leak(&rec.up, &secrets, "bytes towards a worker");
+        common::assert_no_leak(&rec.down, &secrets, "bytes from a worker");
     }
     // The routers saw the receipts in clear, verified and counted them.
     let mut counted = 0.0;

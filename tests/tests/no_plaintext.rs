@@ -51,41 +51,11 @@ async fn a_relay_and_the_logs_see_no_prompt_and_no_answer() {
         answers.push(bytes.to_vec());
     }
     let answer = answer_text(&answers[0]);
-    assert!(
-        answer.chars().count() >= 24,
-        "answer long enough to test: {answer}"
-    );
-
-    let mut secrets = vec![prompt.to_owned(), "Quillfeather-4417".to_owned()];
-    secrets.push(answer.clone());
-    // A stretch from the middle of the answer, in case only part of it leaked.
-    let chars: Vec<char> = answer.chars().collect();
-    secrets.push(
-        chars[chars.len() / 2 - 8..chars.len() / 2 + 8]
-            .iter()
-            .collect(),
-    );
-
+    let secrets = common::secrets(prompt, "Quillfeather-4417", &answer);
     let rec = recording.lock().unwrap();
-    assert!(
-        !rec.up.is_empty() && !rec.down.is_empty(),
-        "the relay carried the traffic"
-    );
-    let logs = logs.0.lock().unwrap().clone();
-    assert!(!logs.is_empty(), "logs were captured");
-    for secret in &secrets {
-        for form in common::leak_forms(secret) {
-            assert!(
-                !contains(&rec.up, &form),
-                "client→enclave bytes leak {secret:?}"
-            );
-            assert!(
-                !contains(&rec.down, &form),
-                "enclave→client bytes leak {secret:?}"
-            );
-            assert!(!contains(&logs, &form), "logs leak {secret:?}");
-        }
-    }
+    common::assert_no_leak(&rec.up, &secrets, "client→enclave bytes");
+    common::assert_no_leak(&rec.down, &secrets, "enclave→client bytes");
+    common::assert_no_leak(&logs.0.lock().unwrap(), &secrets, "logs");
     // The check itself can fail: the proxy's own answer does carry the text.
     assert!(contains(&answers[0], answer.as_bytes()));
 }

@@ -181,6 +181,35 @@ pub fn leak_forms(secret: &str) -> Vec<Vec<u8>> {
     out
 }
 
+/// What must not leak from one exchange: the prompt, a marker inside it, the answer, and a
+/// stretch from the middle of the answer (in case only part of it leaked).
+pub fn secrets(prompt: &str, marker: &str, answer: &str) -> Vec<String> {
+    assert!(
+        answer.chars().count() >= 24,
+        "answer long enough to test: {answer}"
+    );
+    let chars: Vec<char> = answer.chars().collect();
+    let middle = chars[chars.len() / 2 - 8..chars.len() / 2 + 8]
+        .iter()
+        .collect();
+    vec![
+        prompt.to_owned(),
+        marker.to_owned(),
+        answer.to_owned(),
+        middle,
+    ]
+}
+
+/// Fails when any form ([`leak_forms`]) of any secret occurs in `hay`, naming `what`.
+pub fn assert_no_leak(hay: &[u8], secrets: &[String], what: &str) {
+    assert!(!hay.is_empty(), "{what}: nothing was captured");
+    for s in secrets {
+        for form in leak_forms(s) {
+            assert!(!contains(hay, &form), "{what} leak {s:?}");
+        }
+    }
+}
+
 /// Whether `needle` occurs in `hay`.
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
