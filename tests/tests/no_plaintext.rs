@@ -23,18 +23,7 @@ async fn a_relay_and_the_logs_see_no_prompt_and_no_answer() {
             .await
             .unwrap(),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let proxy = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            silk_client::proxy::router(Arc::new(silk_client::upstream::Upstream::new(
-                silk_client::upstream::Target::Direct(session),
-            ))),
-        )
-        .await
-        .unwrap()
-    });
+    let proxy = common::proxy(session).await;
 
     let prompt = "Tell me about the zebra called Quillfeather-4417 from Oslo.";
     let mut answers = Vec::new();

@@ -9,23 +9,6 @@ use common::enclave;
 use common::hostile::{relay, Fault, Plan};
 use silk_client::session::Session;
 
-/// Serves the proxy's router over `session` on a free loopback port.
-async fn proxy(session: Arc<Session>) -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            silk_client::proxy::router(Arc::new(silk_client::upstream::Upstream::new(
-                silk_client::upstream::Target::Direct(session),
-            ))),
-        )
-        .await
-        .unwrap()
-    });
-    addr
-}
-
 /// Runs `tests/python/SCRIPT BASE_URL smollm2` with the project's venv (the official
 /// OpenAI SDK) against the proxy at `addr`; the JSON it prints.
 async fn sdk_script(script: &str, addr: std::net::SocketAddr) -> serde_json::Value {
@@ -59,7 +42,7 @@ async fn openai_python_sdk_through_silk_proxy() {
             .await
             .unwrap(),
     );
-    let addr = proxy(session).await;
+    let addr = common::proxy(session).await;
     let v = sdk_script("openai_smoke.py", addr).await;
     assert!(v["chat"].as_str().unwrap().contains("Paris"), "{v}");
     assert_eq!(
@@ -96,7 +79,7 @@ async fn openai_python_sdk_sees_named_errors_on_a_hostile_path() {
             .await
             .unwrap(),
     );
-    let addr = proxy(session).await;
+    let addr = common::proxy(session).await;
     let v = sdk_script("openai_hostile.py", addr).await;
     println!("{v:#}");
     let e = &v["stream_error"];

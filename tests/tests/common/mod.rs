@@ -240,3 +240,20 @@ pub fn capture_logs() -> Captured {
         .init();
     logs
 }
+
+/// Serves the proxy's router over `session` on a free loopback port.
+pub async fn proxy(session: std::sync::Arc<silk_client::session::Session>) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            silk_client::proxy::router(std::sync::Arc::new(silk_client::upstream::Upstream::new(
+                silk_client::upstream::Target::Direct(session),
+            ))),
+        )
+        .await
+        .unwrap()
+    });
+    addr
+}
