@@ -15,7 +15,19 @@ use sha2::{Digest, Sha256, Sha512};
 pub const MAGIC: &[u8; 8] = b"SILKCLM2";
 
 /// Largest length-prefixed field accepted (model identity, version strings, nonces).
-pub const MAX_FIELD: usize = 1024;
+pub use crate::canon::MAX_FIELD;
+use crate::canon::{CanonError, Reader};
+
+impl From<CanonError> for ClaimsError {
+    fn from(e: CanonError) -> Self {
+        match e {
+            CanonError::Truncated(field) => ClaimsError::Truncated { field },
+            CanonError::TooLong(field, len) => ClaimsError::TooLong { field, len },
+            CanonError::NotUtf8(field) => ClaimsError::NotUtf8 { field },
+            CanonError::Trailing(n) => ClaimsError::TrailingBytes(n),
+        }
+    }
+}
 
 /// What the enclave attests about itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,7 +111,7 @@ impl Claims {
 
     /// Decodes a canonical encoding; anything else is an error.
     pub fn decode(bytes: &[u8]) -> Result<Self, ClaimsError> {
-        let mut r = Reader { bytes, at: 0 };
+        let mut r = Reader::new(bytes, 0);
         if r.take(MAGIC.len(), "magic")? != MAGIC {
             return Err(ClaimsError::Magic);
         }
@@ -110,15 +122,13 @@ impl Claims {
             model: r.text("model")?,
             gpu_nonce: r.var("gpu_nonce")?.to_vec(),
             challenge: r.var("challenge")?.to_vec(),
-            created_at: u64::from_be_bytes(r.array("created_at")?),
+            created_at: r.u64("created_at")?,
             software_version: r.text("software_version")?,
             receipt_public_key: r.array("receipt_public_key")?,
             payout_address: r.text("payout_address")?,
         };
-        match bytes.len() - r.at {
-            0 => Ok(claims),
-            n => Err(ClaimsError::TrailingBytes(n)),
-        }
+        r.end()?;
+        Ok(claims)
     }
 
     /// SHA-512 of the canonical encoding: the REPORT_DATA the hardware report carries.
@@ -134,50 +144,7 @@ impl Claims {
 
 /// Length-prefixed field: u16 big-endian length, then the bytes.
 fn put_var(out: &mut Vec<u8>, bytes: &[u8], field: &'static str) -> Result<(), ClaimsError> {
-    if bytes.len() > MAX_FIELD {
-        return Err(ClaimsError::TooLong {
-            field,
-            len: bytes.len(),
-        });
-    }
-    out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
-    out.extend_from_slice(bytes);
-    Ok(())
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], ClaimsError> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
-        let end = end.ok_or(ClaimsError::Truncated { field })?;
-        let s = &self.bytes[self.at..end];
-        self.at = end;
-        Ok(s)
-    }
-
-    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], ClaimsError> {
-        let s = self.take(N, field)?;
-        let mut a = [0u8; N];
-        a.copy_from_slice(s);
-        Ok(a)
-    }
-
-    fn var(&mut self, field: &'static str) -> Result<&'a [u8], ClaimsError> {
-        let len = u16::from_be_bytes(self.array(field)?) as usize;
-        if len > MAX_FIELD {
-            return Err(ClaimsError::TooLong { field, len });
-        }
-        self.take(len, field)
-    }
-
-    fn text(&mut self, field: &'static str) -> Result<String, ClaimsError> {
-        let b = self.var(field)?;
-        String::from_utf8(b.to_vec()).map_err(|_| ClaimsError::NotUtf8 { field })
-    }
+    Ok(crate::canon::put_var(out, bytes, field)?)
 }
 
 #[cfg(test)]

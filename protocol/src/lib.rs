@@ -23,6 +23,7 @@
 pub use silk_attestation as attestation;
 
 pub mod bundle;
+mod canon;
 pub mod claims;
 pub mod gpu;
 pub mod network;

@@ -15,6 +15,8 @@
 //! named `receipt.*`, `offer.*` or `ack.*`. `docs/protocol.md` gives the byte layouts.
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+
+use crate::canon;
 use sha2::{Digest, Sha256};
 
 /// Magic and version of an offer's body.
@@ -508,7 +510,7 @@ impl Ack {
     }
 }
 
-/// Canonical writer: magic, then fields; text is u16-length-prefixed UTF-8.
+/// Canonical writer ([`crate::canon`]): magic, then fields.
 struct Writer {
     out: Vec<u8>,
     check: &'static str,
@@ -531,22 +533,16 @@ impl Writer {
     }
 
     fn text(&mut self, s: &str) -> Result<(), ReceiptError> {
-        if s.len() > crate::claims::MAX_FIELD {
-            return Err(ReceiptError::Format {
-                check: self.check,
-                detail: format!("a text field of {} bytes", s.len()),
-            });
-        }
-        self.out.extend_from_slice(&(s.len() as u16).to_be_bytes());
-        self.out.extend_from_slice(s.as_bytes());
-        Ok(())
+        canon::put_var(&mut self.out, s.as_bytes(), "text").map_err(|_| ReceiptError::Format {
+            check: self.check,
+            detail: format!("a text field of {} bytes", s.len()),
+        })
     }
 }
 
-/// Strict reader of the same encoding.
+/// The strict reader of [`crate::canon`], past a magic, with failures named `check`.
 struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
+    inner: canon::Reader<'a>,
     check: &'static str,
 }
 
@@ -562,50 +558,35 @@ impl<'a> Reader<'a> {
             });
         }
         Ok(Self {
-            bytes,
-            at: 8,
+            inner: canon::Reader::new(bytes, 8),
             check,
         })
     }
 
-    fn take(&mut self, n: usize, field: &str) -> Result<&'a [u8], ReceiptError> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
-        let end = end.ok_or_else(|| ReceiptError::Format {
+    fn named<T>(&self, r: Result<T, canon::CanonError>) -> Result<T, ReceiptError> {
+        r.map_err(|e| ReceiptError::Format {
             check: self.check,
-            detail: format!("ends inside `{field}`"),
-        })?;
-        let s = &self.bytes[self.at..end];
-        self.at = end;
-        Ok(s)
-    }
-
-    fn array<const N: usize>(&mut self, field: &str) -> Result<[u8; N], ReceiptError> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N, field)?);
-        Ok(a)
-    }
-
-    fn u64(&mut self, field: &str) -> Result<u64, ReceiptError> {
-        Ok(u64::from_be_bytes(self.array(field)?))
-    }
-
-    fn text(&mut self, field: &str) -> Result<String, ReceiptError> {
-        let len = u16::from_be_bytes(self.array(field)?) as usize;
-        let b = self.take(len, field)?;
-        String::from_utf8(b.to_vec()).map_err(|_| ReceiptError::Format {
-            check: self.check,
-            detail: format!("`{field}` is not UTF-8"),
+            detail: e.to_string(),
         })
     }
 
+    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], ReceiptError> {
+        let r = self.inner.array(field);
+        self.named(r)
+    }
+
+    fn u64(&mut self, field: &'static str) -> Result<u64, ReceiptError> {
+        let r = self.inner.u64(field);
+        self.named(r)
+    }
+
+    fn text(&mut self, field: &'static str) -> Result<String, ReceiptError> {
+        let r = self.inner.text(field);
+        self.named(r)
+    }
+
     fn end(&self) -> Result<(), ReceiptError> {
-        match self.bytes.len() - self.at {
-            0 => Ok(()),
-            n => Err(ReceiptError::Format {
-                check: self.check,
-                detail: format!("{n} bytes follow the last field"),
-            }),
-        }
+        self.named(self.inner.end())
     }
 }
 
