@@ -31,7 +31,7 @@ pub enum PromiseError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Promise {
     /// The channel (as its contract stores it).
-    #[serde(with = "hex32")]
+    #[serde(with = "hex_array")]
     pub channel_id: [u8; 32],
     /// Rises with every promise; the contract keeps the highest shown.
     pub seqno: u64,
@@ -103,7 +103,7 @@ pub struct SignedPromise {
     /// The promise.
     pub promise: Promise,
     /// Ed25519 over [`Promise::hash`].
-    #[serde(with = "hex64")]
+    #[serde(with = "hex_array")]
     pub signature: [u8; 64],
 }
 
@@ -150,29 +150,23 @@ impl SignedPromise {
     }
 }
 
-mod hex32 {
-    pub fn serialize<S: serde::Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+/// Fixed-size byte arrays as hex text in JSON.
+mod hex_array {
+    pub fn serialize<S: serde::Serializer, const N: usize>(
+        v: &[u8; N],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_str(&hex::encode(v))
     }
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
-        let t: String = serde::Deserialize::deserialize(d)?;
-        hex::decode(t)
-            .ok()
-            .and_then(|v| v.try_into().ok())
-            .ok_or_else(|| serde::de::Error::custom("expected 64 hex digits"))
-    }
-}
 
-mod hex64 {
-    pub fn serialize<S: serde::Serializer>(v: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(v))
-    }
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
+    pub fn deserialize<'de, D: serde::Deserializer<'de>, const N: usize>(
+        d: D,
+    ) -> Result<[u8; N], D::Error> {
         let t: String = serde::Deserialize::deserialize(d)?;
         hex::decode(t)
             .ok()
             .and_then(|v| v.try_into().ok())
-            .ok_or_else(|| serde::de::Error::custom("expected 128 hex digits"))
+            .ok_or_else(|| serde::de::Error::custom(format!("expected {} hex digits", 2 * N)))
     }
 }
 
