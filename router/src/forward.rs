@@ -75,17 +75,19 @@ fn named_worker(s: &AppState, headers: &HeaderMap) -> Result<Arc<Worker<Pool>>, 
         })?;
     let now = std::time::Instant::now();
     let mut first_error = None;
-    let mut best: Option<(f64, Arc<Worker<Pool>>)> = None;
+    // (full, load share): those with room first, then the least loaded.
+    type Rank = (bool, f64);
+    let mut best: Option<(Rank, Arc<Worker<Pool>>)> = None;
     for id in &ids {
         match listed(s, id) {
             Ok(w) => {
                 let load = w.load.load(now);
-                let score = (load.in_flight + load.queue) as f64 / load.limit.max(1) as f64;
-                let better = best.as_ref().is_none_or(|(b, bw)| {
-                    (bw.load.is_full() && !w.load.is_full()) || (score < *b && !w.load.is_full())
-                });
-                if better {
-                    best = Some((score, w));
+                let key = (
+                    w.load.is_full(),
+                    (load.in_flight + load.queue) as f64 / load.limit.max(1) as f64,
+                );
+                if best.as_ref().is_none_or(|(b, _)| key < *b) {
+                    best = Some((key, w));
                 }
             }
             Err(e) => {
