@@ -31,7 +31,7 @@ pub enum PromiseError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Promise {
     /// The channel (as its contract stores it).
-    #[serde(with = "hex_array")]
+    #[serde(with = "crate::hex_array")]
     pub channel_id: [u8; 32],
     /// Rises with every promise; the contract keeps the highest shown.
     pub seqno: u64,
@@ -103,7 +103,7 @@ pub struct SignedPromise {
     /// The promise.
     pub promise: Promise,
     /// Ed25519 over [`Promise::hash`].
-    #[serde(with = "hex_array")]
+    #[serde(with = "crate::hex_array")]
     pub signature: [u8; 64],
 }
 
@@ -147,26 +147,6 @@ impl SignedPromise {
             promise: Promise::from_cell(&root.references()[0])?,
             signature,
         })
-    }
-}
-
-/// Fixed-size byte arrays as hex text in JSON.
-mod hex_array {
-    pub fn serialize<S: serde::Serializer, const N: usize>(
-        v: &[u8; N],
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(v))
-    }
-
-    pub fn deserialize<'de, D: serde::Deserializer<'de>, const N: usize>(
-        d: D,
-    ) -> Result<[u8; N], D::Error> {
-        let t: String = serde::Deserialize::deserialize(d)?;
-        hex::decode(t)
-            .ok()
-            .and_then(|v| v.try_into().ok())
-            .ok_or_else(|| serde::de::Error::custom(format!("expected {} hex digits", 2 * N)))
     }
 }
 

@@ -65,12 +65,7 @@ impl PromiseStore {
     /// Opens (creating) the store in `dir`, clearing temporary files a crash left.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
-        for entry in std::fs::read_dir(dir).map_err(io(dir))? {
-            let path = entry.map_err(io(dir))?.path();
-            if path.to_string_lossy().ends_with(TMP_SUFFIX) {
-                std::fs::remove_file(&path).map_err(io(&path))?;
-            }
-        }
+        clear_torn(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
         })
@@ -102,8 +97,14 @@ impl PromiseStore {
     }
 
     /// Keeps `promise` if it verifies under `payer_key` and is newer than the kept one;
-    /// returns once it is safely on disk.
-    pub fn keep(&self, promise: &SignedPromise, payer_key: &[u8; 32]) -> Result<Kept, StoreError> {
+    /// returns once it is safely on disk. `&mut self`: the check against the kept promise
+    /// and the write must not interleave with another keep (an older promise could
+    /// otherwise overwrite a newer one).
+    pub fn keep(
+        &mut self,
+        promise: &SignedPromise,
+        payer_key: &[u8; 32],
+    ) -> Result<Kept, StoreError> {
         promise.verify(payer_key)?;
         let channel = promise.promise.channel_id;
         if let Some(kept) = self.latest(&channel)? {
@@ -114,24 +115,40 @@ impl PromiseStore {
             }
         }
         let path = self.path(&channel);
-        let tmp = self
-            .dir
-            .join(format!("{}{TMP_SUFFIX}", hex::encode(channel)));
         let text = serde_json::to_vec_pretty(promise).map_err(|e| StoreError::Corrupt {
             path: path.clone(),
             detail: e.to_string(),
         })?;
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&text).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-        drop(f);
-        std::fs::rename(&tmp, &path).map_err(io(&path))?;
-        // The rename itself is durable only once the directory is synced.
-        std::fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&self.dir))?;
+        write_durably(&self.dir, &format!("{}.json", hex::encode(channel)), &text)?;
         Ok(Kept::Stored)
     }
+}
+
+/// Writes `dir/name` so that a crash leaves either the old file or the new one whole: a
+/// temporary file in the same directory, synced, renamed over the name, the directory
+/// synced (the rename itself is durable only then).
+pub(crate) fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
+    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    drop(f);
+    std::fs::rename(&tmp, &path).map_err(io(&path))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
+}
+
+/// Removes the temporary files a crash left in `dir`.
+pub(crate) fn clear_torn(dir: &Path) -> Result<(), StoreError> {
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let path = entry.map_err(io(dir))?.path();
+        if path.to_string_lossy().ends_with(TMP_SUFFIX) {
+            std::fs::remove_file(&path).map_err(io(&path))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -157,7 +174,7 @@ mod tests {
     #[test]
     fn keeps_the_highest_promise_and_refuses_forgeries() {
         let dir = tempfile::tempdir().unwrap();
-        let store = PromiseStore::open(dir.path()).unwrap();
+        let mut store = PromiseStore::open(dir.path()).unwrap();
         assert_eq!(store.keep(&signed(2, 20), &payer()).unwrap(), Kept::Stored);
         assert_eq!(
             store.keep(&signed(1, 30), &payer()).unwrap(),
@@ -177,12 +194,12 @@ mod tests {
     #[test]
     fn a_crash_mid_write_leaves_the_previous_promise() {
         let dir = tempfile::tempdir().unwrap();
-        let store = PromiseStore::open(dir.path()).unwrap();
+        let mut store = PromiseStore::open(dir.path()).unwrap();
         store.keep(&signed(4, 40), &payer()).unwrap();
         // A crash after writing part of the next one: only the temporary file is torn.
         std::fs::write(
             dir.path()
-                .join(format!("{}{TMP_SUFFIX}", hex::encode([1u8; 32]))),
+                .join(format!("{}.json{TMP_SUFFIX}", hex::encode([1u8; 32]))),
             b"{\"promise\": {\"chan",
         )
         .unwrap();
