@@ -83,6 +83,8 @@ describe('payment channel', () => {
         it('accepts a plain top-up (empty body) from anyone, refuses an unknown op (112)', async () => {
             const r = await ch.send(other.getSender(), toNano('1'), Cell.EMPTY);
             expect(r.transactions).toHaveTransaction({ from: other.address, to: ch.address, success: true });
+            gas.record('top-up (open)', txOn(r, ch.address));
+            expect(r.transactions).not.toHaveTransaction({ from: ch.address, to: other.address });
             const r2 = await ch.send(payer.getSender(), OP_VALUE, finishBody().asBuilder().asCell());
             expectExit(r2, payer.address, CHANNEL_ERR.notClosing);
             const { beginCell } = await import('@ton/core');
@@ -167,6 +169,38 @@ describe('payment channel', () => {
                 const r = await ch.send(s.getSender(), toNano('2'), body);
                 expectExit(r, s.address, CHANNEL_ERR.closed);
             }
+        });
+        it('refuses a plain top-up (empty body) after closed (105) and bounces it: the sender gets its value back less fees', async () => {
+            await ch.send(payee.getSender(), OP_VALUE, payeeCloseBody(promise(1, toNano('1'))));
+            expect((await ch.getState()).state).toBe(CHANNEL_STATE.closed);
+            const value = toNano('2');
+            const before = await other.getBalance();
+            const r = await ch.send(other.getSender(), value, Cell.EMPTY); // bounceable (the sandbox default)
+            expectExit(r, other.address, CHANNEL_ERR.closed);
+            const tx = txOn(r, ch.address);
+            // the bounce: one message back to the sender, carrying the value less this transaction's
+            // gas and the bounce's own forwarding fee
+            const outs = tx.outMessages.values();
+            expect(outs.length).toBe(1);
+            const back = outs[0];
+            if (back.info.type !== 'internal') throw new Error('internal expected');
+            expect(back.info.dest.equals(other.address)).toBe(true);
+            expect(back.info.bounced).toBe(true);
+            expect(back.info.value.coins).toBeGreaterThan(value - toNano('0.01'));
+            expect(back.info.value.coins + computeOf(tx).gasFees + back.info.forwardFee).toBeLessThanOrEqual(value);
+            expect(r.transactions).toHaveTransaction({ from: ch.address, to: other.address, inMessageBounced: true, value: back.info.value.coins });
+            // the sender lost only fees; nothing stayed on the channel
+            expect(before - (await other.getBalance())).toBeLessThan(toNano('0.01'));
+            expect((await bc.getContract(ch.address)).balance).toBe(0n);
+        });
+        it('accepts a plain top-up while closing (it stays with the payer\'s share)', async () => {
+            bc.now = EXPIRY;
+            await ch.send(payer.getSender(), OP_VALUE, payerStartCloseBody());
+            expect((await ch.getState()).state).toBe(CHANNEL_STATE.closing);
+            const r = await ch.send(other.getSender(), toNano('1'), Cell.EMPTY);
+            expect(r.transactions).toHaveTransaction({ from: other.address, to: ch.address, success: true });
+            gas.record('top-up (closing)', txOn(r, ch.address));
+            expect(r.transactions).not.toHaveTransaction({ from: ch.address, to: other.address });
         });
     });
 

@@ -8,6 +8,7 @@ export const REGISTRY_OP = { addImage: 0x73696c11, removeImage: 0x73696c12 } as 
 export const REGISTRY_ERR = {
     badSignature: 200, badSeqno: 201, expired: 202, wrongRegistry: 203,
     alreadyPresent: 204, notFound: 205, unknownOp: 206, internalRefused: 207,
+    badRtmrs: 208, badText: 209, noMeasurement: 210, rtmrsWithoutMrtd: 211, textTooLong: 212,
 } as const;
 
 export type ImageEntry = {
