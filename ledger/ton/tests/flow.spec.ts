@@ -14,6 +14,10 @@ import * as path from 'path';
 import { Channel, CHANNEL_STATE } from '../wrappers/Channel';
 import { computeOf, txOn } from './helpers';
 
+const CHANNEL_CODE_HASH = Cell.fromBoc(fs.readFileSync(path.join(__dirname, '..', 'build', 'channel.code.boc')))[0]
+    .hash()
+    .toString('hex');
+
 type Step = { name: string; from: string; request: string; now?: number; exit: number };
 type ExpectedChannel = { address: string; payer: string; payee: string; deposit: string; paid: string };
 type Flow = { steps: Step[]; expect: { channels: ExpectedChannel[] } };
@@ -91,6 +95,9 @@ for (const flow of flows) {
                         // a deploy: the destination must be the address the state init hashes to
                         expect(new Address(to.workChain, init.hash()).toRawString()).toBe(to.toRawString());
                         stateInit = loadStateInit(init.beginParse());
+                        // and it must deploy today's contract (build/channel.code.boc), so a flow
+                        // written against older code fails here instead of testing that code
+                        expect(stateInit.code?.hash().toString('hex')).toBe(CHANNEL_CODE_HASH);
                     }
                     const balanceBefore = (await bc.getContract(to)).balance;
                     const r = await bc.sendMessage(internal({ from, to, value, body, stateInit, bounce }));
