@@ -24,6 +24,8 @@ pub mod measure;
 pub mod model_disk;
 pub mod network;
 pub mod pay;
+mod pay_channel;
+mod pay_send;
 pub mod proxy;
 pub mod receipts;
 pub mod receipts_cli;
