@@ -18,5 +18,6 @@ pub mod pci;
 pub mod preflight;
 pub mod qemu;
 pub mod relay;
+pub mod settle;
 pub mod supervisor;
 pub mod vfio;

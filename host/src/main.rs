@@ -24,6 +24,15 @@ struct Cli {
 enum Cmd {
     /// Start the VM, supervise it, and relay clients to it until SIGTERM.
     Run(RunArgs),
+    /// The owner's side of payment: channels, promises, close messages (offline files,
+    /// or an HTTP endpoint collecting promises).
+    Settle {
+        /// The settlement directory (channels and the highest promise per channel).
+        #[arg(long, default_value = "settle")]
+        dir: PathBuf,
+        #[command(subcommand)]
+        what: silk_host::settle::SettleCmd,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -118,7 +127,18 @@ fn main() -> ExitCode {
         Ok(n) => tracing::info!("open-files limit: {n}"),
         Err(e) => tracing::warn!("cannot raise the open-files limit: {e}"),
     }
-    let Cmd::Run(a) = cli.cmd;
+    let a = match cli.cmd {
+        Cmd::Run(a) => a,
+        Cmd::Settle { dir, what } => {
+            return match silk_host::settle::run(&dir, what, &mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("silk-host settle: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    };
     let quote_socket = match app::parse_quote_socket(&a.tdx_qgs) {
         Ok(q) => q,
         Err(e) => {
@@ -207,7 +227,9 @@ mod tests {
             "0x30000",
         ])
         .unwrap();
-        let Cmd::Run(a) = cli.cmd;
+        let Cmd::Run(a) = cli.cmd else {
+            panic!("parsed as run")
+        };
         assert_eq!(a.gpus.len(), 2);
         assert_eq!(a.memory, 8192);
         assert_eq!(a.snp_policy, Some(0x30000));
