@@ -12,9 +12,12 @@ if [ ! -d ../shared/vectors ]; then
 fi
 profile=default
 [ "${CI:-}" = true ] && profile=ci
+# The TON sandbox's packages first: the payments end-to-end test (tests/payments_cli.rs)
+# executes the messages the built binaries wrote on it.
+(cd ledger/ton && npm ci --no-audit --no-fund --loglevel=error)
 cargo nextest run --workspace --profile "$profile" "$@"
-# The TON contracts on the TVM sandbox, including the promises silk-ledger signs
-# (ledger/ton/fixtures/promises-rust.json). Only for a whole run: arguments filter nextest.
+# The TON contracts on the TVM sandbox, including what silk-ledger builds and signs
+# (ledger/ton/fixtures/*-rust*). Only for a whole run: arguments filter nextest.
 if [ $# -eq 0 ]; then
-  (cd ledger/ton && npm ci --no-audit --no-fund --loglevel=error && npm test)
+  (cd ledger/ton && npm test)
 fi

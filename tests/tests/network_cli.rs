@@ -11,6 +11,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::evil::{evil_router, Evil};
+use common::procs::{bin, silk, spawn};
 use common::relay::http_get;
 use silk_client::network::{Network, NetworkOptions};
 use silk_protocol::network::WorkerList;
@@ -18,40 +19,6 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const HEARTBEAT: u64 = 1;
-
-fn bin(name: &str) -> PathBuf {
-    let p = silk_tests::vm::target_dir().join("debug").join(name);
-    assert!(
-        p.is_file(),
-        "{} is missing: cargo build --bins",
-        p.display()
-    );
-    p
-}
-
-/// Starts a process and waits for its `listening http(s)://ADDR` line on stdout.
-async fn spawn(mut cmd: Command, scheme: &str) -> (Child, SocketAddr) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let prefix = format!("listening {scheme}://");
-    let addr = tokio::time::timeout(Duration::from_secs(120), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(a) = line.strip_prefix(&prefix) {
-                return a.parse::<SocketAddr>().unwrap();
-            }
-        }
-        panic!("the process ended before listening");
-    })
-    .await
-    .expect("listening within 120 s");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
-}
 
 /// Starts `silk proxy` and waits for the address it announces.
 async fn spawn_proxy(mut cmd: Command) -> (Child, SocketAddr) {
@@ -115,15 +82,6 @@ fn enclave(dir: &Path, router: SocketAddr) -> Command {
         .args(["--register", &format!("http://{router}")])
         .args(["--payout-address", "EQ-owner", "--price-prompt", "1000"]);
     c
-}
-
-async fn silk(args: &[&str], home: &Path) -> std::process::Output {
-    Command::new(bin("silk"))
-        .args(args)
-        .env("XDG_CONFIG_HOME", home)
-        .output()
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

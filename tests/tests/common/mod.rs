@@ -5,6 +5,7 @@
 
 pub mod evil;
 pub mod hostile;
+pub mod procs;
 pub mod relay;
 
 use std::net::SocketAddr;
