@@ -26,6 +26,7 @@ pub mod network;
 pub mod pay;
 mod pay_channel;
 mod pay_send;
+pub mod policy_ton;
 pub mod proxy;
 pub mod receipts;
 pub mod receipts_cli;

@@ -179,6 +179,11 @@ enum Command {
         #[command(subcommand)]
         what: silk_client::pay::PayCommand,
     },
+    /// Build client policies from elsewhere (the TON image registry). Exit 2 on bad input.
+    Policy {
+        #[command(subcommand)]
+        what: silk_client::policy_ton::PolicyCommand,
+    },
     /// Usage receipts: check them offline against the worker's evidence.
     Receipts {
         #[command(subcommand)]
@@ -386,6 +391,15 @@ fn main() -> ExitCode {
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => client_exit("proxy", &e),
+            }
+        }
+        Command::Policy { what } => {
+            match silk_client::policy_ton::run(what, &mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("silk policy: {e}");
+                    ExitCode::from(2)
+                }
             }
         }
         Command::Pay { what } => match silk_client::pay::run(what, &mut std::io::stdout()) {

@@ -16,6 +16,7 @@
 pub mod channel;
 pub mod payee;
 pub mod promise;
+pub mod registry;
 pub mod request;
 pub mod store;
 pub mod tally;
@@ -25,6 +26,8 @@ pub use payee::{Payee, SettleError};
 pub use promise::{Promise, PromiseError, SignedPromise};
 pub use store::{Kept, PromiseStore, StoreError};
 pub use tally::{owed, Owed, TallyError};
+/// TON addresses, as the channel and the requests use them.
+pub use tonlib_core::TonAddress;
 
 /// Fixed-size byte arrays as hex text in JSON.
 pub(crate) mod hex_array {
