@@ -286,6 +286,47 @@ async fn fifty_requests_paid_through_channels_settled_on_the_sandbox() {
     assert_eq!(promised[&("b", 9)].1, owed_b.to_string());
     println!("owed: A {owed_a} nanotons for {n_a} answers, B {owed_b} for {n_b}");
 
+    // Never more than was deposited: a channel of 1 nanoton cannot carry what A is owed.
+    let tiny = d.join("open-tiny.json");
+    let v = ok(
+        &silk(
+            &[
+                "pay",
+                "open",
+                "--payer",
+                PAYER,
+                "--payee",
+                OWNER_A,
+                "--deposit",
+                "0.000000001",
+                "--nonce",
+                "77",
+                "-o",
+                tiny.to_str().unwrap(),
+            ],
+            d,
+        )
+        .await,
+        "silk pay open (tiny)",
+    );
+    let over = silk(
+        &[
+            "pay",
+            "promise",
+            "--channel",
+            v["channel"].as_str().unwrap(),
+            "--payee",
+            OWNER_A,
+            "--receipts",
+            receipts.to_str().unwrap(),
+            "-o",
+            d.join("over.boc").to_str().unwrap(),
+        ],
+        d,
+    )
+    .await;
+    refused(&over, "only 1 were deposited");
+
     // An inflated receipt (a changed byte) or one never acknowledged gets nothing more.
     let mut lines: Vec<serde_json::Value> = text
         .lines()
