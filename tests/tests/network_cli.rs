@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::evil::{evil_router, Evil};
-use common::procs::{bin, silk, spawn};
+use common::procs::{bin, silk, sim_policy, spawn, worker};
 use common::relay::http_get;
 use silk_client::network::{Network, NetworkOptions};
 use silk_protocol::network::WorkerList;
@@ -67,41 +67,15 @@ async fn wait_for(router: SocketAddr, n: usize, within: Duration) -> Duration {
 }
 
 fn enclave(dir: &Path, router: SocketAddr) -> Command {
-    let mut c = Command::new(bin("silk-enclave"));
-    c.arg("--model")
-        .arg(common::default_model())
-        .args(["--model-name", "smollm2", "--evidence", "simulated"])
-        .arg("--sim-chain")
-        .arg(dir.join("chain.pem"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--image-digest",
-            &"07".repeat(32),
-        ])
-        .args(["--register", &format!("http://{router}")])
-        .args(["--payout-address", "EQ-owner", "--price-prompt", "1000"]);
-    c
+    worker(dir, router, "EQ-owner", (1000, 0))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn routers_and_workers_as_processes_and_a_worker_killed_mid_answer() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (pem, root) = common::dev_chain();
-    std::fs::write(d.join("chain.pem"), pem.as_bytes()).unwrap();
-    let measurement = silk_client::demo::file_sha384(&bin("silk-enclave")).unwrap();
+    let (policy_file, root, measurement) = sim_policy(d);
     let policy = silk_client::demo::demo_policy(&root, &measurement).unwrap();
-    let policy_file = d.join("policy.toml");
-    std::fs::write(
-        &policy_file,
-        format!(
-            "allow_simulated = true\nsimulated_roots = [\"{}\"]\n[snp]\nmeasurements = [\"{}\"]\nmin_tcb = {{}}\n",
-            hex::encode(root),
-            hex::encode(measurement)
-        ),
-    )
-    .unwrap();
     let mut r = Command::new(bin("silk-router"));
     r.args([
         "--listen",

@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use common::procs::{bin, silk, spawn};
+use common::procs::{bin, silk, sim_policy, spawn, worker};
 use silk_protocol::receipt::{Offer, Receipt};
 use tokio::process::{Child, Command};
 
@@ -31,31 +31,10 @@ const OWNER_A: &str = "0:2222222222222222222222222222222222222222222222222222222
 const OWNER_B: &str = "0:3333333333333333333333333333333333333333333333333333333333333333";
 const ANYONE: &str = "0:4444444444444444444444444444444444444444444444444444444444444444";
 /// Nanotons per million tokens: 5 TON prompt, 20 TON completion.
-const PRICE_PROMPT: &str = "5000000000";
-const PRICE_COMPLETION: &str = "20000000000";
+const PRICES: (u64, u64) = (5_000_000_000, 20_000_000_000);
 const OPEN_AT: u64 = 1_790_000_000;
 const EXPIRES_IN: u64 = 86_400;
 const WINDOW: u64 = 3600;
-
-fn worker(d: &Path, router: SocketAddr, payout: &str) -> Command {
-    let mut c = Command::new(bin("silk-enclave"));
-    c.arg("--model")
-        .arg(common::default_model())
-        .args(["--model-name", "smollm2", "--evidence", "simulated"])
-        .arg("--sim-chain")
-        .arg(d.join("chain.pem"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--image-digest",
-            &"07".repeat(32),
-        ])
-        .args(["--register", &format!("http://{router}")])
-        .args(["--payout-address", payout])
-        .args(["--price-prompt", PRICE_PROMPT])
-        .args(["--price-completion", PRICE_COMPLETION]);
-    c
-}
 
 async fn settle(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(bin("silk-host"))
@@ -118,26 +97,14 @@ async fn fifty_requests_paid_through_channels_settled_on_the_sandbox() {
     let d = tmp.path();
     let flow = d.join("flow");
     std::fs::create_dir_all(&flow).unwrap();
-    let (pem, root) = common::dev_chain();
-    std::fs::write(d.join("chain.pem"), pem.as_bytes()).unwrap();
-    let measurement = silk_client::demo::file_sha384(&bin("silk-enclave")).unwrap();
-    let policy = d.join("policy.toml");
-    std::fs::write(
-        &policy,
-        format!(
-            "allow_simulated = true\nsimulated_roots = [\"{}\"]\n[snp]\nmeasurements = [\"{}\"]\nmin_tcb = {{}}\n",
-            hex::encode(root),
-            hex::encode(measurement)
-        ),
-    )
-    .unwrap();
+    let (policy, _, _) = sim_policy(d);
     let mut r = Command::new(bin("silk-router"));
     r.args(["--listen", "127.0.0.1:0"])
         .arg("--admission")
         .arg(&policy);
     let (_router, router) = spawn(r, "http").await;
-    let (_wa, _) = spawn(worker(d, router, OWNER_A), "https").await;
-    let (_wb, _) = spawn(worker(d, router, OWNER_B), "https").await;
+    let (_wa, _) = spawn(worker(d, router, OWNER_A, PRICES), "https").await;
+    let (_wb, _) = spawn(worker(d, router, OWNER_B, PRICES), "https").await;
     let (settle_a, settle_b) = (d.join("settle-a"), d.join("settle-b"));
     let (_sa, sa) = serve(&settle_a).await;
     let (_sb, sb) = serve(&settle_b).await;

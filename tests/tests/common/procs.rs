@@ -53,3 +53,46 @@ pub async fn silk(args: &[&str], home: &Path) -> std::process::Output {
         .await
         .unwrap()
 }
+
+/// Writes the simulated TEE's development chain (`chain.pem`) and a policy pinning the
+/// built `silk-enclave` (`policy.toml`) into `d`; returns the policy file, the chain's root
+/// digest and the enclave's measurement.
+pub fn sim_policy(d: &Path) -> (PathBuf, [u8; 32], [u8; 48]) {
+    let (pem, root) = super::dev_chain();
+    std::fs::write(d.join("chain.pem"), pem.as_bytes()).unwrap();
+    let measurement = silk_client::demo::file_sha384(&bin("silk-enclave")).unwrap();
+    let file = d.join("policy.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "allow_simulated = true\nsimulated_roots = [\"{}\"]\n[snp]\nmeasurements = [\"{}\"]\nmin_tcb = {{}}\n",
+            hex::encode(root),
+            hex::encode(measurement)
+        ),
+    )
+    .unwrap();
+    (file, root, measurement)
+}
+
+/// The built `silk-enclave` on the default model with simulated evidence (the chain
+/// [`sim_policy`] wrote into `d`), registering with `router` and paid at `payout` at
+/// these prices (nanotons per million prompt and completion tokens).
+pub fn worker(d: &Path, router: SocketAddr, payout: &str, prices: (u64, u64)) -> Command {
+    let mut c = Command::new(bin("silk-enclave"));
+    c.arg("--model")
+        .arg(super::default_model())
+        .args(["--model-name", "smollm2", "--evidence", "simulated"])
+        .arg("--sim-chain")
+        .arg(d.join("chain.pem"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--image-digest",
+            &"07".repeat(32),
+        ])
+        .args(["--register", &format!("http://{router}")])
+        .args(["--payout-address", payout])
+        .args(["--price-prompt", &prices.0.to_string()])
+        .args(["--price-completion", &prices.1.to_string()]);
+    c
+}
