@@ -143,10 +143,6 @@ impl PayError {
     }
 }
 
-fn err(e: impl std::fmt::Display) -> PayError {
-    PayError::new(e)
-}
-
 /// Receipts kept with an offer (those without one, from a direct session, are not priced),
 /// each acknowledged by `client_key`: the acknowledgement is made only after the receipt
 /// verified against the attested worker, and covers the receipt's exact bytes, so a line
@@ -190,11 +186,11 @@ fn priced_lines(
 
 /// Runs `silk pay`.
 pub fn run(cmd: PayCommand, out: &mut dyn Write) -> Result<(), PayError> {
-    let dir = crate::receipts::config_dir().map_err(err)?;
+    let dir = crate::receipts::config_dir().map_err(PayError::new)?;
     let receipts_of = |r: Option<PathBuf>| r.unwrap_or_else(|| dir.join("receipts.jsonl"));
     match cmd {
         PayCommand::Status { receipts } => {
-            let key = crate::receipts::client_key(&dir).map_err(err)?;
+            let key = crate::receipts::client_key(&dir).map_err(PayError::new)?;
             let lines = priced_lines(&receipts_of(receipts), &key.public_key())?;
             let mut payees: Vec<String> = lines
                 .iter()
@@ -204,7 +200,8 @@ pub fn run(cmd: PayCommand, out: &mut dyn Write) -> Result<(), PayError> {
             payees.sort();
             payees.dedup();
             for payee in payees {
-                let o = owed(lines.iter().map(|(r, o)| (r.as_slice(), o)), &payee).map_err(err)?;
+                let o = owed(lines.iter().map(|(r, o)| (r.as_slice(), o)), &payee)
+                    .map_err(PayError::new)?;
                 let _ = writeln!(
                     out,
                     "{payee}: {} receipts, {} prompt + {} completion tokens, {} nanotons",
@@ -224,7 +221,7 @@ pub fn run(cmd: PayCommand, out: &mut dyn Write) -> Result<(), PayError> {
             out: path,
             channel_out,
         } => {
-            let key = crate::receipts::client_key(&dir).map_err(err)?;
+            let key = crate::receipts::client_key(&dir).map_err(PayError::new)?;
             let args = OpenArgs {
                 payer: &payer,
                 payee: &payee,
@@ -288,14 +285,12 @@ pub fn run(cmd: PayCommand, out: &mut dyn Write) -> Result<(), PayError> {
             send,
         } => {
             let channel_id = channel_id(&channel)?;
-            let key = crate::receipts::client_key(&dir).map_err(err)?;
+            let key = crate::receipts::client_key(&dir).map_err(PayError::new)?;
             let lines = priced_lines(&receipts_of(receipts), &key.public_key())?;
-            let o = owed(lines.iter().map(|(r, o)| (r.as_slice(), o)), &payee).map_err(err)?;
+            let o = owed(lines.iter().map(|(r, o)| (r.as_slice(), o)), &payee)
+                .map_err(PayError::new)?;
             let mut record = ChannelRecord::load(&dir, &channel)?.unwrap_or_default();
-            let last = record
-                .latest
-                .map(|l| l.promise.seqno)
-                .unwrap_or(record.seqno);
+            let last = record.seqno;
             let seqno = seqno.unwrap_or(last + 1);
             if seqno <= last {
                 return Err(PayError(format!(
@@ -317,29 +312,25 @@ pub fn run(cmd: PayCommand, out: &mut dyn Write) -> Result<(), PayError> {
                         record.deposited()
                     )));
                 }
-            }
-            if let Some(params) = &record.params {
                 if params.payer_key != key.public_key() {
                     return Err(PayError(format!(
                         "channel {channel} was opened with another client key"
                     )));
                 }
             }
-            let signing = zeroize::Zeroizing::new(key.seed());
-            let signing = ed25519_dalek::SigningKey::from_bytes(&signing);
+            let signing = ed25519_dalek::SigningKey::from_bytes(&key.seed());
             let signed = Promise {
                 channel_id,
                 seqno,
                 amount: o.amount,
             }
             .sign(&signing)
-            .map_err(err)?;
-            let boc = signed.to_boc().map_err(err)?;
+            .map_err(PayError::new)?;
+            let boc = signed.to_boc().map_err(PayError::new)?;
             write_whole(&path, &boc)?;
             // Remembered before it is sent: a promise given away must never be signed again
             // with the same seqno for another amount.
             record.seqno = seqno;
-            record.amount = o.amount.to_string();
             record.latest = Some(signed);
             record.save(&dir, &channel)?;
             let kept = match send {
@@ -362,7 +353,7 @@ pub fn run(cmd: PayCommand, out: &mut dyn Write) -> Result<(), PayError> {
             let _ = writeln!(
                 out,
                 "{}",
-                serde_json::to_string_pretty(&summary).map_err(err)?
+                serde_json::to_string_pretty(&summary).map_err(PayError::new)?
             );
             Ok(())
         }
@@ -370,7 +361,11 @@ pub fn run(cmd: PayCommand, out: &mut dyn Write) -> Result<(), PayError> {
 }
 
 fn print_json(out: &mut dyn Write, v: &serde_json::Value) -> Result<(), PayError> {
-    let _ = writeln!(out, "{}", serde_json::to_string_pretty(v).map_err(err)?);
+    let _ = writeln!(
+        out,
+        "{}",
+        serde_json::to_string_pretty(v).map_err(PayError::new)?
+    );
     Ok(())
 }
 
@@ -382,15 +377,8 @@ fn payee_raw(text: &str) -> Result<String, PayError> {
         .map_err(|e| PayError(format!("--payee {text:?}: {e}")))
 }
 
-/// Writes a file whole (temporary file, sync, rename), so a crash leaves the old one.
+/// Writes a file whole ([`silk_ledger::store::write_file`]), so a crash leaves the old one.
 pub(crate) fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), PayError> {
-    let e = |x: std::io::Error| PayError(format!("{}: {x}", path.display()));
-    if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(d).map_err(e)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(e)?;
-    f.write_all(bytes).map_err(e)?;
-    f.sync_all().map_err(e)?;
-    std::fs::rename(&tmp, path).map_err(e)
+    silk_ledger::store::write_file(path, bytes)
+        .map_err(|e| PayError(format!("{}: {e}", path.display())))
 }

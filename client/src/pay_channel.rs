@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use silk_attestation::policy::Age;
 use silk_ledger::channel::{self, ChannelParams, DEPOSIT_GAS};
-use silk_ledger::request::{format_ton, parse_ton, Message, Request};
+use silk_ledger::request::{format_ton, parse_ton, unix_now, Message, Request};
 use silk_ledger::SignedPromise;
 use silk_ledger::TonAddress;
 
@@ -25,10 +25,9 @@ pub(crate) struct ChannelRecord {
     /// Nanotons deposited through this client.
     #[serde(default)]
     pub deposit: String,
-    /// The last promise's sequence number.
+    /// The last promise's sequence number (kept apart from `latest`: records written
+    /// before promises were kept whole hold only this).
     pub seqno: u64,
-    /// The last promise's amount (nanotons).
-    pub amount: String,
     /// The last promise signed.
     #[serde(default)]
     pub latest: Option<SignedPromise>,
@@ -71,10 +70,7 @@ impl ChannelRecord {
 
 /// Parses a channel id given on the command line.
 pub(crate) fn channel_id(text: &str) -> Result<[u8; 32], PayError> {
-    hex::decode(text)
-        .ok()
-        .and_then(|v| v.try_into().ok())
-        .ok_or_else(|| PayError::new("--channel must be 64 hex digits"))
+    ChannelParams::parse_id(text).ok_or_else(|| PayError::new("--channel must be 64 hex digits"))
 }
 
 fn address(flag: &str, text: &str) -> Result<TonAddress, PayError> {
@@ -92,23 +88,13 @@ fn span(flag: &str, text: &str) -> Result<u64, PayError> {
 }
 
 fn now_or(now: Option<u64>) -> u64 {
-    now.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    })
+    now.unwrap_or_else(unix_now)
 }
 
-/// How long a written request stays valid for a wallet.
-const REQUEST_VALIDITY: u64 = 3600;
-
 fn write_request(path: &Path, now: u64, message: Message) -> Result<(), PayError> {
-    let req = Request {
-        valid_until: now + REQUEST_VALIDITY,
-        messages: vec![message],
-    };
-    let text = serde_json::to_string_pretty(&req).map_err(PayError::new)? + "\n";
-    write_whole(path, text.as_bytes())
+    Request::one(message, now)
+        .write(path)
+        .map_err(|e| PayError::new(format!("{}: {e}", path.display())))
 }
 
 fn message(m: Result<Message, channel::ChannelError>) -> Result<Message, PayError> {

@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use silk_ledger::request::{parse_ton, Request};
+use silk_ledger::request::{parse_ton, unix_now, Message, Request};
 use silk_ledger::{ChannelParams, Kept, Payee, SettleError, SignedPromise, StoreError, TonAddress};
 use silk_net::body::{declared_length, read_body, BodyError};
 use silk_net::conn::Limits;
@@ -50,31 +50,25 @@ pub enum SettleCmd {
         max_connections: usize,
     },
     /// Write the close message (the highest promise kept) for the owner's wallet.
-    Close {
-        /// The channel id (64 hex digits).
-        #[arg(long)]
-        channel: String,
-        /// Toncoin attached for the contract's gas (what is left goes to the payer).
-        #[arg(long, default_value = "0.02")]
-        attach: String,
-        /// Where to write the request (TON Connect JSON).
-        #[arg(long, short)]
-        out: PathBuf,
-    },
+    Close(OpArgs),
     /// Answer a payer's close with the highest promise kept (inside the dispute window).
-    Dispute {
-        /// The channel id (64 hex digits).
-        #[arg(long)]
-        channel: String,
-        /// Toncoin attached for the contract's gas.
-        #[arg(long, default_value = "0.02")]
-        attach: String,
-        /// Where to write the request (TON Connect JSON).
-        #[arg(long, short)]
-        out: PathBuf,
-    },
+    Dispute(OpArgs),
     /// Every channel and its highest promise, as JSON.
     Status,
+}
+
+/// Which channel a close or dispute is for, and where its request goes.
+#[derive(clap::Args)]
+pub struct OpArgs {
+    /// The channel id (64 hex digits).
+    #[arg(long)]
+    channel: String,
+    /// Toncoin attached for the contract's gas (what is left goes to the payer).
+    #[arg(long, default_value = "0.02")]
+    attach: String,
+    /// Where to write the request (TON Connect JSON).
+    #[arg(long, short)]
+    out: PathBuf,
 }
 
 /// Why `silk-host settle` failed.
@@ -92,26 +86,20 @@ fn input(e: impl std::fmt::Display) -> SettleCliError {
     SettleCliError::Input(e.to_string())
 }
 
-fn channel_id(text: &str) -> Result<[u8; 32], SettleCliError> {
-    hex::decode(text)
-        .ok()
-        .and_then(|v| v.try_into().ok())
-        .ok_or_else(|| input("--channel must be 64 hex digits"))
-}
-
-fn write_request(path: &Path, m: silk_ledger::request::Message) -> Result<(), SettleCliError> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let req = Request {
-        valid_until: now + 3600,
-        messages: vec![m],
-    };
-    let text = serde_json::to_string_pretty(&req).map_err(input)? + "\n";
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| input(format!("{}: {e}", path.display())))
+/// Writes the request for `Payee::close_message` or `Payee::dispute_message`.
+fn write_op(
+    payee: &Payee,
+    a: OpArgs,
+    op: &str,
+    message: fn(&Payee, &[u8; 32], u128) -> Result<Message, SettleError>,
+) -> Result<serde_json::Value, SettleCliError> {
+    let id = ChannelParams::parse_id(&a.channel)
+        .ok_or_else(|| input("--channel must be 64 hex digits"))?;
+    let attach = parse_ton(&a.attach).map_err(input)?;
+    Request::one(message(payee, &id, attach)?, unix_now())
+        .write(&a.out)
+        .map_err(|e| input(format!("{}: {e}", a.out.display())))?;
+    Ok(serde_json::json!({ "channel": a.channel, "op": op, "request": a.out }))
 }
 
 fn kept_json(k: Kept, p: &SignedPromise) -> serde_json::Value {
@@ -156,26 +144,8 @@ pub fn run(dir: &Path, cmd: SettleCmd, out: &mut dyn Write) -> Result<(), Settle
             let k = payee.accept(&p)?;
             kept_json(k, &p)
         }
-        SettleCmd::Close {
-            channel,
-            attach,
-            out: path,
-        } => {
-            let id = channel_id(&channel)?;
-            let attach = parse_ton(&attach).map_err(input)?;
-            write_request(&path, payee.close_message(&id, attach)?)?;
-            serde_json::json!({ "channel": channel, "op": "payee close", "request": path })
-        }
-        SettleCmd::Dispute {
-            channel,
-            attach,
-            out: path,
-        } => {
-            let id = channel_id(&channel)?;
-            let attach = parse_ton(&attach).map_err(input)?;
-            write_request(&path, payee.dispute_message(&id, attach)?)?;
-            serde_json::json!({ "channel": channel, "op": "dispute", "request": path })
-        }
+        SettleCmd::Close(a) => write_op(&payee, a, "payee close", Payee::close_message)?,
+        SettleCmd::Dispute(a) => write_op(&payee, a, "dispute", Payee::dispute_message)?,
         SettleCmd::Status => serde_json::to_value(payee.status()?).map_err(input)?,
         SettleCmd::Serve {
             listen,

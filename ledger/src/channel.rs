@@ -94,6 +94,11 @@ pub fn code() -> Result<Cell, ChannelError> {
 }
 
 impl ChannelParams {
+    /// A channel id written as 64 hex digits.
+    pub fn parse_id(text: &str) -> Option<[u8; 32]> {
+        hex::decode(text).ok()?.try_into().ok()
+    }
+
     /// A channel id for a payer key, a payee and a nonce the payer picks: SHA-256 of the
     /// key, the payee's account hash and the nonce, so two channels of one payer never
     /// share an id (a promise names its channel only by this id).

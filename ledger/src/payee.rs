@@ -175,36 +175,30 @@ impl Payee {
         Ok(self.promises.keep(promise, &params.payer_key)?)
     }
 
-    fn latest(&self, id: &[u8; 32]) -> Result<(ChannelParams, SignedPromise), SettleError> {
+    /// A message to the channel `id` carrying its highest promise kept in the body `op`
+    /// builds, and `attach` nanotons for the contract's gas (what is left goes to the payer).
+    fn with_latest(
+        &self,
+        id: &[u8; 32],
+        attach: u128,
+        op: fn(&SignedPromise) -> Result<tonlib_core::cell::Cell, ChannelError>,
+    ) -> Result<Message, SettleError> {
         let params = self.channel(id)?;
         let p = self
             .promises
             .latest(id)?
             .ok_or_else(|| SettleError::NoPromise(hex::encode(id)))?;
-        Ok((params, p))
+        Ok(Message::new(&params.address()?, attach, op(&p)?, None)?)
     }
 
-    /// The payee's close with the highest promise kept, carrying `attach` nanotons for
-    /// the contract's gas (what is left of it goes to the payer).
+    /// The payee's close with the highest promise kept.
     pub fn close_message(&self, id: &[u8; 32], attach: u128) -> Result<Message, SettleError> {
-        let (params, p) = self.latest(id)?;
-        Ok(Message::new(
-            &params.address()?,
-            attach,
-            channel::payee_close_body(&p)?,
-            None,
-        )?)
+        self.with_latest(id, attach, channel::payee_close_body)
     }
 
     /// The payee's answer to a payer's close: the highest promise kept.
     pub fn dispute_message(&self, id: &[u8; 32], attach: u128) -> Result<Message, SettleError> {
-        let (params, p) = self.latest(id)?;
-        Ok(Message::new(
-            &params.address()?,
-            attach,
-            channel::dispute_body(&p)?,
-            None,
-        )?)
+        self.with_latest(id, attach, channel::dispute_body)
     }
 }
 

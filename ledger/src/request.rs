@@ -12,6 +12,16 @@ use tonlib_core::TonAddress;
 
 use crate::channel::{boc, ChannelError};
 
+/// How long a written request stays valid for a wallet, in seconds.
+pub const VALIDITY: u64 = 3600;
+
+/// The clock, in Unix seconds.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Nanotons in one Toncoin.
 pub const NANOTONS_PER_TON: u128 = 1_000_000_000;
 
@@ -23,6 +33,22 @@ pub struct Request {
     pub valid_until: u64,
     /// The messages, in order.
     pub messages: Vec<Message>,
+}
+
+impl Request {
+    /// A request of one message, valid for [`VALIDITY`] from `now`.
+    pub fn one(message: Message, now: u64) -> Self {
+        Self {
+            valid_until: now + VALIDITY,
+            messages: vec![message],
+        }
+    }
+
+    /// Writes it as JSON, whole ([`crate::store::write_file`]).
+    pub fn write(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)? + "\n";
+        crate::store::write_file(path, text.as_bytes())
+    }
 }
 
 /// One message of a [`Request`].

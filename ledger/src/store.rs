@@ -124,20 +124,30 @@ impl PromiseStore {
     }
 }
 
-/// Writes `dir/name` so that a crash leaves either the old file or the new one whole: a
-/// temporary file in the same directory, synced, renamed over the name, the directory
-/// synced (the rename itself is durable only then).
+/// Writes `path` so that a crash leaves either the old file or the new one whole: a
+/// temporary file beside it, synced, renamed over the name, the directory synced (the
+/// rename itself is durable only then). The directory is made when missing.
+pub fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(TMP_SUFFIX);
+    let tmp = PathBuf::from(tmp);
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// [`write_file`] of `dir/name`, its error naming the file.
 pub(crate) fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
     let path = dir.join(name);
-    let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    drop(f);
-    std::fs::rename(&tmp, &path).map_err(io(&path))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))
+    write_file(&path, bytes).map_err(io(&path))
 }
 
 /// Removes the temporary files a crash left in `dir`.
