@@ -23,6 +23,7 @@ pub mod demo;
 pub mod measure;
 pub mod model_disk;
 pub mod network;
+mod oneshot;
 pub mod pay;
 mod pay_channel;
 mod pay_send;

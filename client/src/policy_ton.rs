@@ -8,14 +8,9 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
 use hyper::Uri;
-use hyper_util::rt::TokioIo;
 use silk_attestation::Policy;
 use silk_ledger::registry::{ImageEntry, RegistryState};
 
@@ -192,12 +187,10 @@ fn policy_toml(
     Ok(s)
 }
 
-const CONNECT: Duration = Duration::from_secs(10);
-const EXCHANGE: Duration = Duration::from_secs(30);
 /// A registry of a few hundred images is well under this.
 const MAX_ANSWER: usize = 4 << 20;
 
-/// GETs `api/getAddressInformation?address=…` over HTTP or HTTPS (web PKI roots).
+/// GETs `api/getAddressInformation?address=…` ([`crate::oneshot`]).
 fn fetch(api: &str, address: &str) -> Result<Vec<u8>, PolicyCmdError> {
     let query: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("address", address)
@@ -209,86 +202,8 @@ fn fetch(api: &str, address: &str) -> Result<Vec<u8>, PolicyCmdError> {
     let uri: Uri = url
         .parse()
         .map_err(|e| err(format!("--ton-api {api:?}: {e}")))?;
-    let tls = match uri.scheme_str() {
-        Some("https") => true,
-        Some("http") => false,
-        _ => {
-            return Err(err(format!(
-                "--ton-api {api:?}: must be http:// or https://"
-            )))
-        }
-    };
-    let host = uri
-        .host()
-        .ok_or_else(|| err(format!("--ton-api {api:?}: no host")))?
-        .trim_matches(['[', ']'])
-        .to_owned();
-    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(err)?;
-    rt.block_on(async {
-        let tcp = tokio::time::timeout(
-            CONNECT,
-            tokio::net::TcpStream::connect((host.as_str(), port)),
-        )
-        .await
-        .map_err(|_| err(format!("--ton-api: connect timed out after {CONNECT:?}")))?
-        .map_err(|e| err(format!("--ton-api: connect to {host}:{port}: {e}")))?;
-        let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-        let exchange = async {
-            if tls {
-                let mut roots = rustls::RootCertStore::empty();
-                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-                let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                    rustls::crypto::ring::default_provider(),
-                ))
-                .with_safe_default_protocol_versions()
-                .map_err(err)?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-                let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(err)?;
-                let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| err(format!("--ton-api: TLS: {e}")))?;
-                get(TokioIo::new(stream), &host, &path).await
-            } else {
-                get(TokioIo::new(tcp), &host, &path).await
-            }
-        };
-        tokio::time::timeout(EXCHANGE, exchange)
-            .await
-            .map_err(|_| err(format!("--ton-api: no whole answer within {EXCHANGE:?}")))?
-    })
-}
-
-async fn get<T>(io: T, host: &str, path: &str) -> Result<Vec<u8>, PolicyCmdError>
-where
-    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| err(format!("--ton-api: {e}")))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let req = hyper::Request::get(path)
-        .header(hyper::header::HOST, host)
-        .header(hyper::header::ACCEPT, "application/json")
-        .body(Empty::<Bytes>::new())
-        .map_err(err)?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| err(format!("--ton-api: {e}")))?;
-    let status = resp.status();
-    let body = Limited::new(resp.into_body(), MAX_ANSWER)
-        .collect()
-        .await
-        .map_err(|e| err(format!("--ton-api: reading the answer: {e}")))?
-        .to_bytes();
+    let (status, body) = crate::oneshot::exchange(hyper::Method::GET, &uri, None, MAX_ANSWER)
+        .map_err(|e| err(format!("--ton-api {api}: {e}")))?;
     if !status.is_success() {
         return Err(err(format!(
             "--ton-api: {status}: {}",
