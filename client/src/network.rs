@@ -203,8 +203,12 @@ impl Network {
     ) -> Result<Vec<Candidate>, ClientError> {
         let mut path = network::PATH_WORKERS.to_owned();
         if let Some(m) = &self.options.model {
-            path.push_str("?model=");
-            path.push_str(&percent(m));
+            path.push('?');
+            path.push_str(
+                &form_urlencoded::Serializer::new(String::new())
+                    .append_pair("model", m)
+                    .finish(),
+            );
         }
         let (status, body) = self.get(router, &path).await?;
         if status != StatusCode::OK {
@@ -664,16 +668,4 @@ fn unix_now() -> u64 {
 
 fn short(id: &str) -> &str {
     id.get(..16).unwrap_or(id)
-}
-
-/// Percent-encodes a query value (model names are usually plain, but need not be).
-fn percent(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
