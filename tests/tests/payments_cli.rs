@@ -168,6 +168,28 @@ async fn fifty_requests_paid_through_channels_settled_on_the_sandbox() {
         );
     }
 
+    // The payer tops channel A up by 1 TON.
+    let top_up = ok(
+        &silk(
+            &[
+                "pay",
+                "deposit",
+                "--channel",
+                &channels["a"].0,
+                "--amount",
+                "1",
+                "--now",
+                &(OPEN_AT + 1).to_string(),
+                "-o",
+                flow.join("deposit-a.json").to_str().unwrap(),
+            ],
+            d,
+        )
+        .await,
+        "silk pay deposit",
+    );
+    assert_eq!(top_up["deposit_ton"], "11");
+
     // 50 requests through the router, 5 at a time; promises after 25 and after 50.
     let receipts = d.join("receipts.jsonl");
     let url = format!("http://{router}");
@@ -459,14 +481,15 @@ async fn fifty_requests_paid_through_channels_settled_on_the_sandbox() {
     );
 
     let step = |name: &str, from: &str, file: &str, now: u64, exit: u32| serde_json::json!({ "name": name, "from": from, "request": file, "now": now, "exit": exit });
-    let expect = |addr: &str, payee: &str, paid: u128| {
+    let expect = |addr: &str, payee: &str, deposit: &str, paid: u128| {
         serde_json::json!({ "address": addr, "payer": PAYER, "payee": payee,
-                            "deposit": "10000000000", "paid": paid.to_string() })
+                            "deposit": deposit, "paid": paid.to_string() })
     };
     let steps = serde_json::json!({
         "steps": [
             step("open a", PAYER, "open-a.json", OPEN_AT, 0),
             step("open b", PAYER, "open-b.json", OPEN_AT, 0),
+            step("payer tops a up", PAYER, "deposit-a.json", OPEN_AT + 1, 0),
             step("owner a shows a forged promise", OWNER_A, "forged-close-a.json", OPEN_AT + 100, 101),
             step("owner a closes", OWNER_A, "close-a.json", OPEN_AT + 101, 0),
             step("payer closes b with an old promise", PAYER, "payer-close-b.json", expiry + 10, 0),
@@ -474,7 +497,7 @@ async fn fifty_requests_paid_through_channels_settled_on_the_sandbox() {
             step("finish b inside the window", ANYONE, "finish-b.json", expiry + 30, 110),
             step("finish b", ANYONE, "finish-b.json", expiry + 10 + WINDOW, 0),
         ],
-        "expect": { "channels": [expect(&addr_a, OWNER_A, owed_a), expect(&addr_b, OWNER_B, owed_b)] },
+        "expect": { "channels": [expect(&addr_a, OWNER_A, "11000000000", owed_a), expect(&addr_b, OWNER_B, "10000000000", owed_b)] },
     });
     std::fs::write(
         flow.join("steps.json"),
@@ -630,6 +653,21 @@ async fn settlement_killed_mid_stream_loses_no_acknowledged_promise() {
     }
     println!(
         "{acked_total} promises acknowledged, {refused_total} not (cut by a kill) over 6 crashes"
+    );
+    // The last promise signed, handed over as a file instead: kept if the kill cut its
+    // sending short, else already there.
+    let last = d.join("p.boc");
+    let v = ok(
+        &settle(&dir, &["accept", last.to_str().unwrap()]).await,
+        "settle accept",
+    );
+    assert!(v["kept"] == "stored" || v["kept"] == "older", "{v}");
+    let seqno = v["seqno"].as_u64().unwrap();
+    let status = ok(&settle(&dir, &["status"]).await, "settle status");
+    assert_eq!(
+        status[0]["latest"][0].as_u64(),
+        Some(seqno),
+        "the newest signed is kept"
     );
     assert!(acked_total > 0, "some promises were acknowledged");
 }
