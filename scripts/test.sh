@@ -15,6 +15,10 @@ profile=default
 # The TON sandbox's packages first: the payments end-to-end test (tests/payments_cli.rs)
 # executes the messages the built binaries wrote on it.
 (cd ledger/ton && npm ci --no-audit --no-fund --loglevel=error)
+# The process-level tests (tests/tests/*_cli.rs) start the workspace's binaries from
+# target/debug. Cargo builds a package's binaries for tests only when that package has
+# integration tests of its own (silk-host has none), so build them all explicitly.
+cargo build --workspace --bins
 cargo nextest run --workspace --profile "$profile" "$@"
 # The TON contracts on the TVM sandbox, including what silk-ledger builds and signs
 # (ledger/ton/fixtures/*-rust*). Only for a whole run: arguments filter nextest.
