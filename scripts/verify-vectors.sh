@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Verifies the real vendor
-# evidence in ../shared/vectors with `silk verify`: an AMD SEV-SNP report from a Milan
+# evidence in vectors/ with `silk verify`: an AMD SEV-SNP report from a Milan
 # machine against its VCEK and AMD's pinned roots, then an Intel TDX quote with its
 # collateral, each under an example policy. Exit status 0 when both verify.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
-vectors=../shared/vectors
+vectors=vectors
 if [ ! -d "$vectors" ]; then
   echo "error: $vectors (real vendor evidence) must sit beside this repository" >&2
   exit 2

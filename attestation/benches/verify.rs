@@ -12,7 +12,7 @@ use silk_attestation::tdx::TdxCollateral;
 use silk_attestation::{verify_quote, verify_snp, Policy};
 use time::macros::datetime;
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors");
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors");
 
 fn read(rel: &str) -> Vec<u8> {
     std::fs::read(format!("{VECTORS}/{rel}")).unwrap_or_else(|e| panic!("{rel}: {e}"))

@@ -10,7 +10,7 @@ use silk_attestation::Policy;
 use time::macros::datetime;
 use x509_cert::Certificate;
 
-const V: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors/gpu");
+const V: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors/gpu");
 
 fn read(p: &str) -> Vec<u8> {
     let path = format!("{V}/{p}");

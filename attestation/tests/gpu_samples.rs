@@ -1,4 +1,4 @@
-//! NVIDIA's published GPU evidence and RIMs (`../shared/vectors/gpu`, see its README):
+//! NVIDIA's published GPU evidence and RIMs (`vectors/gpu`, see its README):
 //! every sample verifies or fails as the README says, with the check that names why.
 
 use base64::Engine as _;
@@ -9,7 +9,7 @@ use silk_attestation::{Policy, Verdict};
 use time::macros::datetime;
 use time::OffsetDateTime;
 
-const V: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors/gpu");
+const V: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors/gpu");
 const SAMPLES: &str = "nvidia-attestation-sdk/testdata/sample_attestation_data/gpu";
 /// Inside every device chain's validity (they end in 9999) and the 535/570 RIM signers'.
 const NOW: OffsetDateTime = datetime!(2025-03-01 0:00 UTC);

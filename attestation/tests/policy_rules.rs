@@ -9,7 +9,7 @@ use silk_attestation::{Platform, Verdict};
 use time::macros::datetime;
 use time::OffsetDateTime;
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors");
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors");
 
 fn milan() -> AttestationReport {
     let text = std::fs::read_to_string(format!("{VECTORS}/snp/milan/report_milan.hex")).unwrap();

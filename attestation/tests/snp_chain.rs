@@ -28,7 +28,7 @@ const ALL_CHECKS: [&str; 10] = [
 
 fn vector(rel: &str) -> Vec<u8> {
     let path = format!(
-        "{}/../../shared/vectors/snp/{rel}",
+        "{}/../vectors/snp/{rel}",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))

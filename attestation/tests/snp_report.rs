@@ -5,7 +5,7 @@ use silk_attestation::snp::report::*;
 
 fn vector(rel: &str) -> Vec<u8> {
     let path = format!(
-        "{}/../../shared/vectors/snp/{rel}",
+        "{}/../vectors/snp/{rel}",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))

@@ -12,7 +12,7 @@
 use silk_attestation::tdx::{self, Quote, TdxCollateral};
 use silk_attestation::{Platform, Verdict};
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors");
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors");
 
 fn read(path: &str) -> Vec<u8> {
     let full = format!("{VECTORS}/{path}");

@@ -6,7 +6,7 @@ use silk_attestation::tdx::{
 use silk_attestation::{Platform, Stage, Verdict};
 use time::{Duration, OffsetDateTime};
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors");
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors");
 
 fn read(path: &str) -> Vec<u8> {
     let full = format!("{VECTORS}/{path}");

@@ -15,10 +15,10 @@ use silk_images::snp::{launch_digest, SevHashes, SnpInputs, VcpuType, VmmType};
 use silk_images::tdx::{self, DirectBoot, PageOrder};
 
 const IMAGES_DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../images/tests/data");
-/// The `sev` crate's firmware vectors (../shared/vectors beside the repository).
+/// The `sev` crate's firmware vectors (vectors/).
 const VECTORS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/vectors/snp/measurement"
+    "/../vectors/snp/measurement"
 );
 
 fn scratch(name: &str) -> PathBuf {

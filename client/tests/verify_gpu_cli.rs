@@ -1,5 +1,5 @@
 //! `silk verify` on NVIDIA GPU evidence held on its own, as NVIDIA's users hold it, with
-//! the real reports, chains and RIMs of `shared/vectors/gpu`.
+//! the real reports, chains and RIMs of `vectors/gpu`.
 
 mod common;
 

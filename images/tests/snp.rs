@@ -9,7 +9,7 @@ use std::process::Command;
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/snp");
 const VECTORS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/vectors/snp/measurement"
+    "/../vectors/snp/measurement"
 );
 
 fn firmware_path(name: &str) -> PathBuf {

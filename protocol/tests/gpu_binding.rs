@@ -10,7 +10,7 @@ use silk_protocol::gpu::{gpu_nonce, GpuItem};
 use silk_protocol::{Claims, EvidenceBundle, Expectations, PlatformEvidence};
 use time::macros::datetime;
 
-const V: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors/gpu");
+const V: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors/gpu");
 // The nv-local-gpu-verifier H100 sample and the nonce it was made over.
 const NONCE: &str = "931d8dd0add203ac3d8b4fbde75e115278eefcdceac5b87671a748f32364dfcb";
 const NOW: time::OffsetDateTime = datetime!(2025-03-01 0:00 UTC);

@@ -11,7 +11,7 @@ them. With --check it recomputes every case and fails on any difference (the Rus
 images/tests/snp.rs does the same live when sev-snp-measure is on PATH).
 
 The firmware images ovmf_AmdSev_suffix.bin and ovmf_OvmfX64_suffix.bin are the last
-page of real edk2 builds, from the sev crate's test data (../shared/vectors/snp/measurement).
+page of real edk2 builds, from the sev crate's test data (vectors/snp/measurement).
 """
 import hashlib
 import json

@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 /// The real vendor evidence beside the repository.
 pub fn vectors() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors"))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors"))
 }
 
 /// Runs the built `silk` with `args`.
