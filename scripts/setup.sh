@@ -10,10 +10,11 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Debian packages: a C toolchain for crates with C parts (ring), pkg-config, curl for
 # rustup on machines that have no Rust yet, cryptsetup-bin for veritysetup, which the
-# dm-verity tests compare model disks against, and ovmf, a real firmware (SEV and TDVF
-# metadata) for the measurement tests.
+# dm-verity tests compare model disks against, ovmf, a real firmware (SEV and TDVF
+# metadata) for the measurement tests, and libxml2-utils, whose xmllint --c14n11 the
+# RIM canonicalization is compared against.
 need_pkgs=()
-for p in build-essential pkg-config ca-certificates curl git cryptsetup-bin ovmf; do
+for p in build-essential pkg-config ca-certificates curl git cryptsetup-bin ovmf libxml2-utils; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
