@@ -5,6 +5,8 @@
 //! pinning, certificate validity, VCEK TCB and chip-id extensions, the policy).
 //!
 //! Run with `cargo bench -p silk-attestation --bench verify`.
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use silk_attestation::snp::certs::{pem_bundle, SnpCertificates};

@@ -6,7 +6,9 @@
 //! engine and serves the sealed session ([`server`]: RA-TLS, `/v1/attestation`,
 //! `/v1/sealed`, health and metrics) and keeps itself listed with routers ([`worker`]:
 //! signed offers, usage receipts, registration). Nothing that opens a prompt ever leaves this process.
-#![warn(missing_docs)]
+// The workspace denies unsafe code; the enclave must issue the guest devices' ioctls
+// (/dev/sev-guest, /dev/tdx_guest) and load the GPU driver's NVML at run time.
+#![allow(unsafe_code)]
 
 pub use silk_net::conn;
 pub mod evidence;

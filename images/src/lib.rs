@@ -12,8 +12,6 @@
 //!   QEMU direct kernel boot (RTMR0 is recorded per VMM configuration, not predicted).
 //! - [`verity::format`] and [`verity::build_model_disk`]: dm-verity hash trees and model
 //!   disks, byte for byte as `veritysetup format` makes them.
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 pub mod cpio;
 pub mod kmod;

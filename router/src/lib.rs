@@ -14,8 +14,6 @@
 //! - [`metrics`], [`receipts`]: what it counts and the receipt log.
 //!
 //! [`start`] runs it in-process (the binary and the tests both use it).
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 pub mod admission;
 pub mod error;

@@ -3,6 +3,8 @@
 //! where the CPU has them, the tiled kernels (`tiles`) against the row kernels (`native`).
 //!
 //! `cargo bench -p silk-engine --bench kernels`; `SILK_THREADS=N` sets the threads.
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
 
 use std::time::Duration;
 

@@ -107,50 +107,53 @@ mod avx2 {
     /// The CPU must have AVX2.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn quantize_row(x: &[f32], out: &mut [Q8Block], fmt: ActFormat) {
-        assert_eq!(x.len(), out.len() * QK);
-        let (sign, magic) = (_mm256_set1_ps(-0.0), _mm256_set1_ps(ROUND_MAGIC));
-        for (xs, b) in x.chunks_exact(QK).zip(out.iter_mut()) {
-            let p = xs.as_ptr();
-            // (No closures: they would not get this function's target features.)
-            let v = [
-                _mm256_loadu_ps(p),
-                _mm256_loadu_ps(p.add(8)),
-                _mm256_loadu_ps(p.add(16)),
-                _mm256_loadu_ps(p.add(24)),
-            ];
-            // `f32::max` ignores a NaN argument; `max_ps` returns its second operand when
-            // either is NaN, so the running maximum goes second.
-            let mut m = _mm256_setzero_ps();
-            for vi in v {
-                m = _mm256_max_ps(_mm256_andnot_ps(sign, vi), m);
+        // SAFETY: the caller upholds this function's `# Safety` contract (its doc above).
+        unsafe {
+            assert_eq!(x.len(), out.len() * QK);
+            let (sign, magic) = (_mm256_set1_ps(-0.0), _mm256_set1_ps(ROUND_MAGIC));
+            for (xs, b) in x.chunks_exact(QK).zip(out.iter_mut()) {
+                let p = xs.as_ptr();
+                // (No closures: they would not get this function's target features.)
+                let v = [
+                    _mm256_loadu_ps(p),
+                    _mm256_loadu_ps(p.add(8)),
+                    _mm256_loadu_ps(p.add(16)),
+                    _mm256_loadu_ps(p.add(24)),
+                ];
+                // `f32::max` ignores a NaN argument; `max_ps` returns its second operand when
+                // either is NaN, so the running maximum goes second.
+                let mut m = _mm256_setzero_ps();
+                for vi in v {
+                    m = _mm256_max_ps(_mm256_andnot_ps(sign, vi), m);
+                }
+                let h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+                let h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+                let amax = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+                let d = amax / 127.0;
+                let id = _mm256_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
+                let mut q = [_mm256_setzero_si256(); 4];
+                let mut sums = _mm256_setzero_si256();
+                for (qi, vi) in q.iter_mut().zip(v) {
+                    let r = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(vi, id), magic), magic);
+                    *qi = _mm256_cvttps_epi32(r);
+                    sums = _mm256_add_epi32(sums, *qi);
+                }
+                // Packing works within 128-bit halves: put the groups of four back in order.
+                let bytes = _mm256_packs_epi16(
+                    _mm256_packs_epi32(q[0], q[1]),
+                    _mm256_packs_epi32(q[2], q[3]),
+                );
+                let bytes =
+                    _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+                _mm256_storeu_si256(b.qs.as_mut_ptr() as *mut __m256i, bytes);
+                let s = _mm_add_epi32(
+                    _mm256_castsi256_si128(sums),
+                    _mm256_extracti128_si256(sums, 1),
+                );
+                let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+                let sum = _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01)));
+                b.set_scales(d, sum, fmt);
             }
-            let h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-            let h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-            let amax = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
-            let d = amax / 127.0;
-            let id = _mm256_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
-            let mut q = [_mm256_setzero_si256(); 4];
-            let mut sums = _mm256_setzero_si256();
-            for (qi, vi) in q.iter_mut().zip(v) {
-                let r = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(vi, id), magic), magic);
-                *qi = _mm256_cvttps_epi32(r);
-                sums = _mm256_add_epi32(sums, *qi);
-            }
-            // Packing works within 128-bit halves: put the groups of four back in order.
-            let bytes = _mm256_packs_epi16(
-                _mm256_packs_epi32(q[0], q[1]),
-                _mm256_packs_epi32(q[2], q[3]),
-            );
-            let bytes =
-                _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-            _mm256_storeu_si256(b.qs.as_mut_ptr() as *mut __m256i, bytes);
-            let s = _mm_add_epi32(
-                _mm256_castsi256_si128(sums),
-                _mm256_extracti128_si256(sums, 1),
-            );
-            let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
-            let sum = _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01)));
-            b.set_scales(d, sum, fmt);
         }
     }
 }

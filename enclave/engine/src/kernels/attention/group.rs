@@ -104,83 +104,107 @@ mod avx2 {
         s: &mut [f32],
         out: &mut [f32],
     ) {
-        let hd = q.width;
-        for h in 0..q.len {
-            scores_into(q.row(h), keys, scale, s);
-            softmax(s);
-            let o = &mut out[h * hd..(h + 1) * hd];
-            match hd {
-                64 => weighted_sum::<8>(s, values, o),
-                128 => weighted_sum::<16>(s, values, o),
-                _ => weighted_sum_any(s, values, o),
+        // SAFETY: the caller upholds this function's `# Safety` contract (its doc above).
+        unsafe {
+            let hd = q.width;
+            for h in 0..q.len {
+                scores_into(q.row(h), keys, scale, s);
+                softmax(s);
+                let o = &mut out[h * hd..(h + 1) * hd];
+                match hd {
+                    64 => weighted_sum::<8>(s, values, o),
+                    128 => weighted_sum::<16>(s, values, o),
+                    _ => weighted_sum_any(s, values, o),
+                }
             }
         }
     }
 
     /// `s[j] = scale * q · keys[j]`, four keys at a time so that one horizontal reduction
     /// serves four dot products.
+    ///
+    /// # Safety
+    /// Called only from [`head_group`] (AVX2 and FMA); `q.len()` must be a multiple of 8
+    /// and at most the keys' width, and `s` must hold at least `keys.len` values.
     #[inline(always)]
     unsafe fn scores_into(q: &[f32], keys: Rows, scale: f32, s: &mut [f32]) {
-        let (hd, qp, kp) = (q.len(), q.as_ptr(), keys.data.as_ptr());
-        let key = |j: usize| kp.add(j * keys.stride);
-        let mut j = 0;
-        while j + 4 <= keys.len {
-            let k = [key(j), key(j + 1), key(j + 2), key(j + 3)];
-            let mut a = [_mm256_setzero_ps(); 4];
-            for c in (0..hd).step_by(8) {
-                let qv = _mm256_loadu_ps(qp.add(c));
-                a[0] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[0].add(c)), a[0]);
-                a[1] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[1].add(c)), a[1]);
-                a[2] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[2].add(c)), a[2]);
-                a[3] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[3].add(c)), a[3]);
+        // SAFETY: the caller upholds this function's `# Safety` contract (its doc above).
+        unsafe {
+            let (hd, qp, kp) = (q.len(), q.as_ptr(), keys.data.as_ptr());
+            let key = |j: usize| kp.add(j * keys.stride);
+            let mut j = 0;
+            while j + 4 <= keys.len {
+                let k = [key(j), key(j + 1), key(j + 2), key(j + 3)];
+                let mut a = [_mm256_setzero_ps(); 4];
+                for c in (0..hd).step_by(8) {
+                    let qv = _mm256_loadu_ps(qp.add(c));
+                    a[0] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[0].add(c)), a[0]);
+                    a[1] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[1].add(c)), a[1]);
+                    a[2] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[2].add(c)), a[2]);
+                    a[3] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[3].add(c)), a[3]);
+                }
+                // Lanes of a[t] summed: two rounds of pairwise adds give each 128-bit half
+                // the four partial sums, and the halves are then added.
+                let r = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+                let r = _mm_add_ps(_mm256_castps256_ps128(r), _mm256_extractf128_ps(r, 1));
+                _mm_storeu_ps(s.as_mut_ptr().add(j), _mm_mul_ps(r, _mm_set1_ps(scale)));
+                j += 4;
             }
-            // Lanes of a[t] summed: two rounds of pairwise adds give each 128-bit half
-            // the four partial sums, and the halves are then added.
-            let r = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
-            let r = _mm_add_ps(_mm256_castps256_ps128(r), _mm256_extractf128_ps(r, 1));
-            _mm_storeu_ps(s.as_mut_ptr().add(j), _mm_mul_ps(r, _mm_set1_ps(scale)));
-            j += 4;
-        }
-        while j < keys.len {
-            let kj = key(j);
-            let mut a = _mm256_setzero_ps();
-            for c in (0..hd).step_by(8) {
-                a = _mm256_fmadd_ps(_mm256_loadu_ps(qp.add(c)), _mm256_loadu_ps(kj.add(c)), a);
+            while j < keys.len {
+                let kj = key(j);
+                let mut a = _mm256_setzero_ps();
+                for c in (0..hd).step_by(8) {
+                    a = _mm256_fmadd_ps(_mm256_loadu_ps(qp.add(c)), _mm256_loadu_ps(kj.add(c)), a);
+                }
+                let r = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+                let r = _mm_hadd_ps(r, r);
+                s[j] = _mm_cvtss_f32(_mm_hadd_ps(r, r)) * scale;
+                j += 1;
             }
-            let r = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-            let r = _mm_hadd_ps(r, r);
-            s[j] = _mm_cvtss_f32(_mm_hadd_ps(r, r)) * scale;
-            j += 1;
         }
     }
 
     /// `o = Σ_j p[j] * values[j]` with `o` (`8 * V` values) held in registers.
+    ///
+    /// # Safety
+    /// Called only from [`head_group`] (AVX2 and FMA); `p` must hold at most `values.len`
+    /// weights, each value row at least `8 * V` values, and `o` at least `8 * V`.
     #[inline(always)]
     unsafe fn weighted_sum<const V: usize>(p: &[f32], values: Rows, o: &mut [f32]) {
-        let mut acc = [_mm256_setzero_ps(); V];
-        let vp = values.data.as_ptr();
-        for (j, &pj) in p.iter().enumerate() {
-            let (w, v) = (_mm256_set1_ps(pj), vp.add(j * values.stride));
-            for (c, a) in acc.iter_mut().enumerate() {
-                *a = _mm256_fmadd_ps(w, _mm256_loadu_ps(v.add(8 * c)), *a);
+        // SAFETY: the caller upholds this function's `# Safety` contract (its doc above).
+        unsafe {
+            let mut acc = [_mm256_setzero_ps(); V];
+            let vp = values.data.as_ptr();
+            for (j, &pj) in p.iter().enumerate() {
+                let (w, v) = (_mm256_set1_ps(pj), vp.add(j * values.stride));
+                for (c, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_fmadd_ps(w, _mm256_loadu_ps(v.add(8 * c)), *a);
+                }
             }
-        }
-        for (c, a) in acc.iter().enumerate() {
-            _mm256_storeu_ps(o.as_mut_ptr().add(8 * c), *a);
+            for (c, a) in acc.iter().enumerate() {
+                _mm256_storeu_ps(o.as_mut_ptr().add(8 * c), *a);
+            }
         }
     }
 
     /// [`weighted_sum`] for other widths (a multiple of 8), accumulating in `o`.
+    ///
+    /// # Safety
+    /// Called only from [`head_group`] (AVX2 and FMA); `o.len()` must be a multiple of 8
+    /// and at most the values' width, and `p` must hold at most `values.len` weights.
     #[inline(always)]
     unsafe fn weighted_sum_any(p: &[f32], values: Rows, o: &mut [f32]) {
-        o.fill(0.0);
-        let vp = values.data.as_ptr();
-        for (j, &pj) in p.iter().enumerate() {
-            let (w, v) = (_mm256_set1_ps(pj), vp.add(j * values.stride));
-            for c in (0..o.len()).step_by(8) {
-                let at = o.as_mut_ptr().add(c);
-                let x = _mm256_fmadd_ps(w, _mm256_loadu_ps(v.add(c)), _mm256_loadu_ps(at));
-                _mm256_storeu_ps(at, x);
+        // SAFETY: the caller upholds this function's `# Safety` contract (its doc above).
+        unsafe {
+            o.fill(0.0);
+            let vp = values.data.as_ptr();
+            for (j, &pj) in p.iter().enumerate() {
+                let (w, v) = (_mm256_set1_ps(pj), vp.add(j * values.stride));
+                for c in (0..o.len()).step_by(8) {
+                    let at = o.as_mut_ptr().add(c);
+                    let x = _mm256_fmadd_ps(w, _mm256_loadu_ps(v.add(c)), _mm256_loadu_ps(at));
+                    _mm256_storeu_ps(at, x);
+                }
             }
         }
     }
