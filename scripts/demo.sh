@@ -9,5 +9,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
-cargo build --quiet -p silk-client -p silk-enclave --bin silk --bin silk-enclave
+cargo build --quiet -p silk-tools -p silk-enclave --bin silk --bin silk-enclave
 exec target/debug/silk demo "$@"

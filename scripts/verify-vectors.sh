@@ -12,7 +12,7 @@ if [ ! -d "$vectors" ]; then
   echo "error: $vectors (real vendor evidence) must sit beside this repository" >&2
   exit 2
 fi
-cargo build --quiet -p silk-client --bin silk
+cargo build --quiet -p silk-tools --bin silk
 silk=target/debug/silk
 
 echo "\$ silk verify $vectors/snp/milan/report_milan.hex --certs $vectors/snp/milan --policy docs/examples/snp-milan-sample.toml"

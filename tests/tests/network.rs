@@ -90,7 +90,7 @@ async fn network(workers: usize, routers: usize, record: bool) -> Net {
 async fn network_with(workers: usize, routers: usize, record: bool, heartbeat: Duration) -> Net {
     let (pem, root) = dev_chain();
     let measurement = silk_enclave::start::simulated_measurement().unwrap();
-    let policy = silk_client::demo::demo_policy(&root, &measurement).unwrap();
+    let policy = silk_tools::demo::demo_policy(&root, &measurement).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut rs = Vec::new();
     for i in 0..routers {

@@ -75,7 +75,7 @@ async fn routers_and_workers_as_processes_and_a_worker_killed_mid_answer() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (policy_file, root, measurement) = sim_policy(d);
-    let policy = silk_client::demo::demo_policy(&root, &measurement).unwrap();
+    let policy = silk_tools::demo::demo_policy(&root, &measurement).unwrap();
     let mut r = Command::new(bin("silk-router"));
     r.args([
         "--listen",

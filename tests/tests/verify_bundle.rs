@@ -4,7 +4,7 @@
 mod common;
 
 use common::relay;
-use silk_client::verify::{run_verify, VerifyArgs};
+use silk_tools::verify::{run_verify, VerifyArgs};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_saved_bundle_verifies_offline_and_a_swapped_claim_does_not() {

@@ -13,7 +13,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use silk_client::demo::{demo_policy, file_sha384};
 use silk_client::session::{ClientError, Session};
 use silk_host::app::run_until;
 use silk_protocol::attestation::snp::simulated::SimulatedPlatform;
@@ -21,6 +20,7 @@ use silk_tests::vm::{
     build_image, dev_run_options, flip_byte, free_addr, http_get, metric, model_disk, repo_root,
     require_qemu, target_dir, wait_for,
 };
+use silk_tools::demo::{demo_policy, file_sha384};
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
 

@@ -37,7 +37,7 @@ pub fn dev_chain() -> (Zeroizing<String>, [u8; 32]) {
 /// The policy that accepts simulated enclaves of this test binary under `root`.
 pub fn policy(root: &[u8; 32]) -> Policy {
     let measurement = start::simulated_measurement().expect("measurement");
-    silk_client::demo::demo_policy(root, &measurement).expect("policy")
+    silk_tools::demo::demo_policy(root, &measurement).expect("policy")
 }
 
 /// A router config on a free local port with short listener deadlines.

@@ -116,7 +116,7 @@ async fn worker_full(
     .await
     .expect("enclave starts");
     let measurement = start::simulated_measurement().expect("measurement");
-    let policy = silk_client::demo::demo_policy(&root, &measurement).expect("policy");
+    let policy = silk_tools::demo::demo_policy(&root, &measurement).expect("policy");
     Local { running, policy }
 }
 

@@ -60,7 +60,7 @@ pub async fn silk(args: &[&str], home: &Path) -> std::process::Output {
 pub fn sim_policy(d: &Path) -> (PathBuf, [u8; 32], [u8; 48]) {
     let (pem, root) = super::dev_chain();
     std::fs::write(d.join("chain.pem"), pem.as_bytes()).unwrap();
-    let measurement = silk_client::demo::file_sha384(&bin("silk-enclave")).unwrap();
+    let measurement = silk_tools::demo::file_sha384(&bin("silk-enclave")).unwrap();
     let file = d.join("policy.toml");
     std::fs::write(
         &file,

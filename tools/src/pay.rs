@@ -11,7 +11,7 @@ use silk_ledger::{owed, Promise};
 use silk_protocol::receipt::{Ack, SignedOffer};
 
 use crate::pay_channel::{channel_id, ChannelRecord, OpenArgs, Shown};
-use crate::receipts::ReceiptLine;
+use silk_client::receipts::ReceiptLine;
 
 /// `silk pay` subcommands.
 #[derive(clap::Subcommand, Debug)]
@@ -186,11 +186,11 @@ fn priced_lines(
 
 /// Runs `silk pay`.
 pub fn run(cmd: PayCommand, out: &mut dyn Write) -> Result<(), PayError> {
-    let dir = crate::receipts::config_dir().map_err(PayError::new)?;
+    let dir = silk_client::receipts::config_dir().map_err(PayError::new)?;
     let receipts_of = |r: Option<PathBuf>| r.unwrap_or_else(|| dir.join("receipts.jsonl"));
     match cmd {
         PayCommand::Status { receipts } => {
-            let key = crate::receipts::client_key(&dir).map_err(PayError::new)?;
+            let key = silk_client::receipts::client_key(&dir).map_err(PayError::new)?;
             let lines = priced_lines(&receipts_of(receipts), &key.public_key())?;
             let mut payees: Vec<String> = lines
                 .iter()
@@ -221,7 +221,7 @@ pub fn run(cmd: PayCommand, out: &mut dyn Write) -> Result<(), PayError> {
             out: path,
             channel_out,
         } => {
-            let key = crate::receipts::client_key(&dir).map_err(PayError::new)?;
+            let key = silk_client::receipts::client_key(&dir).map_err(PayError::new)?;
             let args = OpenArgs {
                 payer: &payer,
                 payee: &payee,
@@ -285,7 +285,7 @@ pub fn run(cmd: PayCommand, out: &mut dyn Write) -> Result<(), PayError> {
             send,
         } => {
             let channel_id = channel_id(&channel)?;
-            let key = crate::receipts::client_key(&dir).map_err(PayError::new)?;
+            let key = silk_client::receipts::client_key(&dir).map_err(PayError::new)?;
             let lines = priced_lines(&receipts_of(receipts), &key.public_key())?;
             let o = owed(lines.iter().map(|(r, o)| (r.as_slice(), o)), &payee)
                 .map_err(PayError::new)?;

@@ -12,7 +12,7 @@ use silk_protocol::{EvidenceBundle, Expectations};
 
 use super::{chat_body, proxy_request, quantile, SealedBenchError, PROMPTS};
 use crate::demo::LocalEnclave;
-use crate::session::Session;
+use silk_client::session::Session;
 
 /// Attestation costs, milliseconds.
 #[derive(Clone, Debug, Default)]

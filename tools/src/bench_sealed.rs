@@ -40,8 +40,8 @@ use serde_json::{json, Value};
 use silk_engine::{ChatMessage, Engine, EngineConfig, Event, GenerateRequest, Prompt};
 
 use crate::demo::{DemoError, LocalEnclave};
-use crate::session::{ClientError, Session};
-use crate::sse::{SseEvent, SseParser};
+use silk_client::session::{ClientError, Session};
+use silk_client::sse::{SseEvent, SseParser};
 
 mod costs;
 mod stats;
@@ -303,8 +303,8 @@ async fn sealed_phase_on(
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let app = crate::proxy::router(Arc::new(crate::upstream::Upstream::new(
-        crate::upstream::Target::Direct(session.clone()),
+    let app = silk_client::proxy::router(Arc::new(silk_client::upstream::Upstream::new(
+        silk_client::upstream::Target::Direct(session.clone()),
     )));
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;

@@ -12,15 +12,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use silk_client::bench::{run_engine_bench, EngineBenchArgs};
-use silk_client::bench_sealed::{run_sealed_bench, SealedBenchArgs, SealedBenchError};
 use silk_client::chat::{print_verification, run_chat, ChatSettings};
-use silk_client::demo::{run_demo, DemoArgs, DemoError};
-use silk_client::measure::{LaunchOptions, Tee};
 use silk_client::session::Options;
 use silk_client::upstream::TargetArgs;
-use silk_client::verify::{run_verify, Format, VerifyArgs};
 use silk_client::{ClientError, ErrorKind};
+use silk_tools::bench::{run_engine_bench, EngineBenchArgs};
+use silk_tools::bench_sealed::{run_sealed_bench, SealedBenchArgs, SealedBenchError};
+use silk_tools::demo::{run_demo, DemoArgs, DemoError};
+use silk_tools::measure::{LaunchOptions, Tee};
+use silk_tools::verify::{run_verify, Format, VerifyArgs};
 
 #[derive(Parser)]
 #[command(name = "silk", version, about = "Private inference you can verify", long_about = None)]
@@ -177,12 +177,12 @@ enum Command {
     /// signed promise as a bag of cells). Exit 2 when the inputs cannot be used.
     Pay {
         #[command(subcommand)]
-        what: silk_client::pay::PayCommand,
+        what: silk_tools::pay::PayCommand,
     },
     /// Build client policies from elsewhere (the TON image registry). Exit 2 on bad input.
     Policy {
         #[command(subcommand)]
-        what: silk_client::policy_ton::PolicyCommand,
+        what: silk_tools::policy_ton::PolicyCommand,
     },
     /// Usage receipts: check them offline against the worker's evidence.
     Receipts {
@@ -269,7 +269,7 @@ enum BenchWhat {
     },
     /// silk-router on the path: real answers routed beside direct, forwarding with a stub
     /// worker, registration to routable and worker death to unlisted.
-    Router(silk_client::bench_router::RouterBenchArgs),
+    Router(silk_tools::bench_router::RouterBenchArgs),
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -394,7 +394,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Policy { what } => {
-            match silk_client::policy_ton::run(what, &mut std::io::stdout()) {
+            match silk_tools::policy_ton::run(what, &mut std::io::stdout()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("silk policy: {e}");
@@ -402,7 +402,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Pay { what } => match silk_client::pay::run(what, &mut std::io::stdout()) {
+        Command::Pay { what } => match silk_tools::pay::run(what, &mut std::io::stdout()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("silk pay: {e}");
@@ -473,9 +473,9 @@ fn main() -> ExitCode {
         }
         Command::Bench {
             what: BenchWhat::Router(args),
-        } => match silk_client::bench_router::run_router_bench(&args, &mut std::io::stdout()) {
+        } => match silk_tools::bench_router::run_router_bench(&args, &mut std::io::stdout()) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(silk_client::bench_router::RouterBenchError::Client(e)) => {
+            Err(silk_tools::bench_router::RouterBenchError::Client(e)) => {
                 client_exit("bench router", &e)
             }
             Err(e) => {
@@ -527,12 +527,8 @@ fn main() -> ExitCode {
             what: ImageWhat::ModelDisk { model, out, name },
         } => {
             let mut stdout = std::io::stdout();
-            match silk_client::model_disk::run_model_disk(
-                &model,
-                &out,
-                name.as_deref(),
-                &mut stdout,
-            ) {
+            match silk_tools::model_disk::run_model_disk(&model, &out, name.as_deref(), &mut stdout)
+            {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("silk image model-disk: {e}");
@@ -608,7 +604,7 @@ fn run_measure(
     launch: &LaunchOptions,
     policy_out: Option<&std::path::Path>,
 ) -> ExitCode {
-    use silk_client::measure;
+    use silk_tools::measure;
     let result = measure::measure(image, tee, launch).and_then(|m| {
         let _ = measure::print(&m, &mut std::io::stdout());
         if let Some(path) = policy_out {

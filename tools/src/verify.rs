@@ -11,7 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::measure::{self, LaunchOptions, MeasureError, Tee};
-use crate::render;
+use silk_client::render;
 
 /// What the user says the evidence is, when they say it (`silk verify gpu REPORT`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -20,8 +20,8 @@ use tokio::process::{Child, Command};
 
 use super::{stub, RouterBenchArgs, RouterBenchError};
 use crate::demo::{demo_policy, file_sha384};
-use crate::network::{Network, NetworkOptions};
-use crate::session::ClientError;
+use silk_client::network::{Network, NetworkOptions};
+use silk_client::session::ClientError;
 
 /// The model name enclave children serve under (clients ask the router for it).
 pub const ENCLAVE_MODEL: &str = "bench";

@@ -13,8 +13,8 @@ use silk_attestation::gpu::{self, GpuArch, GpuEvidence, NonceRule, Revocation, R
 use silk_attestation::{EvidenceKind, Policy, Verdict};
 use time::OffsetDateTime;
 
-use crate::render;
 use crate::verify::{read, VerifyArgs, VerifyCmdError};
+use silk_client::render;
 
 /// One GPU's entry in NRAS-style JSON.
 #[derive(Deserialize)]

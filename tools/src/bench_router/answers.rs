@@ -10,8 +10,8 @@ use hyper::StatusCode;
 
 use super::RouterBenchError;
 use crate::bench_sealed::{chat_body, Sample, PROMPTS};
-use crate::network::Network;
-use crate::session::{SealedAnswer, Session};
+use silk_client::network::Network;
+use silk_client::session::{SealedAnswer, Session};
 
 /// The two paths.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -17,8 +17,8 @@ use silk_protocol::attestation::snp::simulated::SimulatedPlatform;
 use silk_protocol::attestation::Policy;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::chat::{ask, print_verification, ChatSettings};
-use crate::session::{ClientError, Session};
+use silk_client::chat::{ask, print_verification, ChatSettings};
+use silk_client::session::{ClientError, Session};
 
 /// What the demo runs.
 #[derive(Clone, Debug)]
@@ -227,7 +227,7 @@ pub async fn run_demo(args: &DemoArgs, out: &mut dyn Write) -> Result<(), DemoEr
         ..ChatSettings::default()
     };
     let t = Instant::now();
-    let upstream = crate::upstream::Upstream::new(crate::upstream::Target::Direct(
+    let upstream = silk_client::upstream::Upstream::new(silk_client::upstream::Target::Direct(
         std::sync::Arc::new(session),
     ));
     let answer = ask(

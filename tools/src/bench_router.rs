@@ -5,8 +5,8 @@
 //! admission policy pinning this run's development root, and measures:
 //!
 //! 1. **Real answers** from one `silk-enclave` child (SIMULATED TEE, registered with the
-//!    router), two ways: [`Network::send`](crate::network::Network::send) through the
-//!    router and [`Session::send`](crate::session::Session::send) straight to the worker,
+//!    router), two ways: [`Network::send`](silk_client::network::Network::send) through the
+//!    router and [`Session::send`](silk_client::session::Session::send) straight to the worker,
 //!    with `silk bench sealed`'s prompts, greedy, streamed, at each concurrency. The paths
 //!    alternate within every repetition (routed first in even ones), so machine noise falls
 //!    on both.
@@ -30,7 +30,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::Request;
 
-use crate::session::{ClientError, Session};
+use silk_client::session::{ClientError, Session};
 
 mod answers;
 pub mod lifecycle;
