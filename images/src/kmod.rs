@@ -2,10 +2,15 @@
 //!
 //! Debian's kernel package ships no `modules.dep` (its postinst runs depmod), and the
 //! image recipe must not depend on the build host's kmod, so the dependencies are read
-//! from each module's own `.modinfo` ELF section (`depends=a,b`), as depmod does.
+//! from each module's own `.modinfo` ELF section (`depends=a,b`), as depmod does; the
+//! `object` crate parses the ELF.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+
+use object::elf::{FileHeader64, EM_X86_64};
+use object::read::elf::{FileHeader as _, SectionHeader as _};
+use object::LittleEndian;
 
 /// Why a module set could not be resolved.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +33,7 @@ pub enum KmodError {
         /// Who needed it.
         needed_by: String,
     },
-    /// A `.ko` file is not a 64-bit little-endian ELF with a `.modinfo` section.
+    /// A `.ko` file is not an x86-64 (64-bit little-endian) ELF with a `.modinfo` section.
     #[error("{0}: not an x86-64 kernel module (no readable .modinfo section)")]
     BadElf(PathBuf),
     /// The dependency graph has a cycle.
@@ -41,42 +46,24 @@ pub fn canonical(name: &str) -> String {
     name.trim_end_matches(".ko").replace('-', "_")
 }
 
-/// The `key=value` strings of an ELF64 module's `.modinfo` section.
+/// The `key=value` strings of an x86-64 module's `.modinfo` section (64-bit,
+/// little-endian ELF), or `None` when the bytes are not such a module.
 pub fn modinfo(elf: &[u8]) -> Option<Vec<(String, String)>> {
-    let u16_at = |o: usize| Some(u16::from_le_bytes(elf.get(o..o + 2)?.try_into().ok()?));
-    let u32_at = |o: usize| Some(u32::from_le_bytes(elf.get(o..o + 4)?.try_into().ok()?));
-    let u64_at = |o: usize| Some(u64::from_le_bytes(elf.get(o..o + 8)?.try_into().ok()?));
-    // ELF64 (class 2), little-endian (data 1).
-    if elf.get(0..4)? != b"\x7fELF" || *elf.get(4)? != 2 || *elf.get(5)? != 1 {
+    let header = FileHeader64::<LittleEndian>::parse(elf).ok()?;
+    let endian = header.endian().ok()?;
+    if header.e_machine(endian) != EM_X86_64 {
         return None;
     }
-    let shoff = usize::try_from(u64_at(0x28)?).ok()?;
-    let shentsize = usize::from(u16_at(0x3a)?);
-    let shnum = usize::from(u16_at(0x3c)?);
-    let shstrndx = usize::from(u16_at(0x3e)?);
-    let section = |i: usize| -> Option<(u32, &[u8])> {
-        let h = shoff.checked_add(i.checked_mul(shentsize)?)?;
-        let name = u32_at(h)?;
-        let off = usize::try_from(u64_at(h + 24)?).ok()?;
-        let size = usize::try_from(u64_at(h + 32)?).ok()?;
-        Some((name, elf.get(off..off.checked_add(size)?)?))
-    };
-    let (_, names) = section(shstrndx)?;
-    for i in 0..shnum {
-        let (name_off, data) = section(i)?;
-        let name = names.get(name_off as usize..)?;
-        let end = name.iter().position(|b| *b == 0)?;
-        if &name[..end] == b".modinfo" {
-            return Some(
-                data.split(|b| *b == 0)
-                    .filter_map(|kv| std::str::from_utf8(kv).ok())
-                    .filter_map(|kv| kv.split_once('='))
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            );
-        }
-    }
-    None
+    let sections = header.sections(endian, elf).ok()?;
+    let (_, section) = sections.section_by_name(endian, b".modinfo")?;
+    let data = section.data(endian, elf).ok()?;
+    Some(
+        data.split(|b| *b == 0)
+            .filter_map(|kv| std::str::from_utf8(kv).ok())
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
 }
 
 /// The `.ko` files under a module directory, by canonical name (paths relative to it).
@@ -168,29 +155,36 @@ fn visit(
 mod tests {
     use super::*;
 
-    /// A minimal ELF64 with a section-name table and a `.modinfo` section.
+    /// A minimal x86-64 relocatable ELF64 with a section-name table and a `.modinfo`
+    /// section, as a kernel module has them.
     fn fake_ko(modinfo: &str) -> Vec<u8> {
         let shstr = b"\0.shstrtab\0.modinfo\0".to_vec();
         let info = modinfo.replace(';', "\0").into_bytes();
         let mut elf = vec![0u8; 64];
         elf[0..4].copy_from_slice(b"\x7fELF");
-        elf[4] = 2;
-        elf[5] = 1;
+        elf[4] = 2; // ELFCLASS64
+        elf[5] = 1; // little-endian
+        elf[6] = 1; // EV_CURRENT
+        elf[0x10..0x12].copy_from_slice(&1u16.to_le_bytes()); // ET_REL
+        elf[0x12..0x14].copy_from_slice(&62u16.to_le_bytes()); // EM_X86_64
+        elf[0x14..0x18].copy_from_slice(&1u32.to_le_bytes()); // EV_CURRENT
+        elf[0x34..0x36].copy_from_slice(&64u16.to_le_bytes()); // e_ehsize
         let shstr_off = elf.len();
         elf.extend_from_slice(&shstr);
         let info_off = elf.len();
         elf.extend_from_slice(&info);
         let shoff = elf.len();
-        let mut sh = |name: u32, off: usize, size: usize| {
+        let mut sh = |name: u32, kind: u32, off: usize, size: usize| {
             let mut h = vec![0u8; 64];
             h[0..4].copy_from_slice(&name.to_le_bytes());
+            h[4..8].copy_from_slice(&kind.to_le_bytes());
             h[24..32].copy_from_slice(&(off as u64).to_le_bytes());
             h[32..40].copy_from_slice(&(size as u64).to_le_bytes());
             elf.extend_from_slice(&h);
         };
-        sh(0, 0, 0);
-        sh(1, shstr_off, shstr.len());
-        sh(11, info_off, info.len());
+        sh(0, 0, 0, 0);
+        sh(1, 3, shstr_off, shstr.len()); // SHT_STRTAB
+        sh(11, 1, info_off, info.len()); // SHT_PROGBITS
         elf[0x28..0x30].copy_from_slice(&(shoff as u64).to_le_bytes());
         elf[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
         elf[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
@@ -213,6 +207,17 @@ mod tests {
         let info = modinfo(&fake_ko("license=GPL;depends=a,b")).unwrap();
         assert_eq!(info[1], ("depends".into(), "a,b".into()));
         assert!(modinfo(b"not an elf").is_none());
+        // Another machine's module, and a big-endian one, are not this guest's.
+        let mut arm = fake_ko("depends=");
+        arm[0x12] = 183; // EM_AARCH64
+        assert!(modinfo(&arm).is_none());
+        let mut big = fake_ko("depends=");
+        big[5] = 2;
+        assert!(modinfo(&big).is_none());
+        // A section table past the end of the file is refused, not read out of bounds.
+        let mut cut = fake_ko("depends=");
+        cut.truncate(cut.len() - 10);
+        assert!(modinfo(&cut).is_none());
     }
 
     #[test]
