@@ -130,6 +130,8 @@ pub fn parse(body: &[u8]) -> Result<ParsedRequest, RequestError> {
             params,
             max_tokens,
             stop: stops(common.stop.as_ref())?,
+            logprobs: None,
+            format: Default::default(),
         },
     })
 }

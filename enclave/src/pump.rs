@@ -110,7 +110,7 @@ impl Pump {
         let mut outcome = Outcome::Failed;
         for event in generation {
             match event {
-                Event::Delta(delta) => {
+                Event::Delta { text: delta, .. } => {
                     let delta = Zeroizing::new(delta);
                     self.deltas += 1;
                     if !self.stream {

@@ -357,13 +357,15 @@ fn direct_stream(
             params: silk_engine::SamplingParams::greedy(),
             max_tokens: Some(max_tokens),
             stop: Vec::new(),
+            logprobs: None,
+            format: Default::default(),
         })
         .map_err(|e| fail(e.to_string()))?;
     let mut first = None;
     let mut arrivals = Vec::with_capacity(max_tokens);
     for event in generation {
         match event {
-            Event::Delta(t) => {
+            Event::Delta { text: t, .. } => {
                 if !t.is_empty() {
                     let now = Instant::now();
                     first.get_or_insert(now);

@@ -35,6 +35,10 @@ pub struct TextStream {
     /// Decoded text not yet emitted because it may begin a stop string.
     held: String,
     stopped: bool,
+    /// Characters decoded so far (emitted, held, or cut at a stop string).
+    decoded: usize,
+    /// Characters emitted so far.
+    emitted: usize,
 }
 
 impl TextStream {
@@ -47,7 +51,21 @@ impl TextStream {
             partial: Vec::new(),
             held: String::new(),
             stopped: false,
+            decoded: 0,
+            emitted: 0,
         }
+    }
+
+    /// Characters of text the tokens pushed so far have decoded to (an incomplete UTF-8
+    /// tail not counted yet). A token's text lies between this count before and after it.
+    pub fn decoded_chars(&self) -> usize {
+        self.decoded
+    }
+
+    /// Characters of text returned so far, by [`TextStream::push`] and
+    /// [`TextStream::finish`]; after a stop string, where the answer was cut.
+    pub fn emitted_chars(&self) -> usize {
+        self.emitted
     }
 
     /// Whether a stop string has been found; further tokens are then ignored.
@@ -69,7 +87,9 @@ impl TextStream {
         }
         if let Some(bytes) = tok.token_bytes(id) {
             self.partial.extend_from_slice(&bytes);
+            let before = self.held.len();
             decode_complete(&mut self.partial, &mut self.held);
+            self.decoded += self.held[before..].chars().count();
         }
         if let Some(text) = self.take_before_stop() {
             return StreamStep::Stop { text };
@@ -78,6 +98,7 @@ impl TextStream {
         let emit = self.held.len() - keep;
         let text = self.held[..emit].to_owned();
         self.held.drain(..emit);
+        self.emitted += text.chars().count();
         StreamStep::Text(text)
     }
 
@@ -89,13 +110,16 @@ impl TextStream {
             return String::new();
         }
         if !self.partial.is_empty() {
-            self.held.push_str(&String::from_utf8_lossy(&self.partial));
+            let tail = String::from_utf8_lossy(&self.partial);
+            self.decoded += tail.chars().count();
+            self.held.push_str(&tail);
             self.partial.clear();
         }
         if let Some(text) = self.take_before_stop() {
             return text;
         }
         self.stopped = true;
+        self.emitted += self.held.chars().count();
         std::mem::take(&mut self.held)
     }
 
@@ -112,6 +136,7 @@ impl TextStream {
             .min()?;
         self.held.truncate(at);
         self.stopped = true;
+        self.emitted += self.held.chars().count();
         Some(std::mem::take(&mut self.held))
     }
 

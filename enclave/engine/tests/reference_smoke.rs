@@ -32,6 +32,8 @@ fn ask(question: &str) -> GenerateRequest {
         params: SamplingParams::greedy(),
         max_tokens: Some(48),
         stop: vec![],
+        logprobs: None,
+        format: Default::default(),
     }
 }
 
@@ -57,7 +59,7 @@ fn smollm2_answers_simple_questions() {
         let mut done = false;
         for ev in g {
             match ev {
-                Event::Delta(d) => answer.push_str(&d),
+                Event::Delta { text: d, .. } => answer.push_str(&d),
                 Event::Done { .. } => done = true,
                 Event::Failed(e) => panic!("{question}: generation failed: {e}"),
             }

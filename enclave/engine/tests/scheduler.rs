@@ -6,8 +6,10 @@ use std::time::{Duration, Instant};
 
 use candle_core::quantized::GgmlDType;
 use candle_core::Device;
+use silk_engine::sampler::logprobs::TokenLogprob;
 use silk_engine::scheduler::{
-    Engine, EngineConfig, Event, FinishReason, GenerateRequest, Generation, Prompt, SubmitError,
+    Engine, EngineConfig, Event, FinishReason, GenerateRequest, Generation, Prompt, ResponseFormat,
+    SubmitError,
 };
 use silk_engine::template::ChatMessage;
 use silk_engine::{open, SamplingParams};
@@ -34,6 +36,8 @@ fn request(text: &str, max_tokens: usize, seed: Option<u64>) -> GenerateRequest 
         },
         max_tokens: Some(max_tokens),
         stop: vec![],
+        logprobs: None,
+        format: ResponseFormat::Text,
     }
 }
 
@@ -42,7 +46,7 @@ fn collect(g: Generation) -> (String, FinishReason, usize) {
     let mut text = String::new();
     for ev in g {
         match ev {
-            Event::Delta(d) => text.push_str(&d),
+            Event::Delta { text: d, .. } => text.push_str(&d),
             Event::Done { reason, usage } => return (text, reason, usage.completion_tokens),
             Event::Failed(e) => panic!("generation failed: {e}"),
         }
@@ -179,4 +183,163 @@ fn bad_requests_are_refused_with_a_reason() {
     let long = "word ".repeat(common::TINY.ctx);
     let err = e.submit(request(&long, 5, None)).err().expect("too long");
     assert!(matches!(err, SubmitError::TooLarge(_)), "{err}");
+}
+
+/// Collects a generation with its logprobs, checking each delta's logprobs arrive with
+/// (never before) their text.
+fn collect_scored(g: Generation) -> (String, Vec<TokenLogprob>, FinishReason, usize) {
+    let (mut text, mut scored) = (String::new(), Vec::new());
+    for ev in g {
+        match ev {
+            Event::Delta { text: d, logprobs } => {
+                text.push_str(&d);
+                for lp in &logprobs {
+                    assert!(
+                        lp.text_offset <= text.chars().count(),
+                        "logprob before its text"
+                    );
+                }
+                scored.extend(logprobs);
+            }
+            Event::Done { reason, usage } => {
+                return (text, scored, reason, usage.completion_tokens)
+            }
+            Event::Failed(e) => panic!("generation failed: {e}"),
+        }
+    }
+    panic!("stream ended without Done")
+}
+
+#[test]
+fn logprobs_are_the_models_and_cover_the_text() {
+    let e = engine(EngineConfig::default());
+    for (prompt, seed) in [
+        ("hello there", None),
+        ("the cat", Some(3)),
+        ("a b c", Some(9)),
+    ] {
+        let mut r = request(prompt, 24, seed);
+        r.logprobs = Some(3);
+        let (text, scored, reason, n) = collect_scored(e.submit(r.clone()).unwrap());
+        // The same request without logprobs gives the same answer.
+        r.logprobs = None;
+        assert_eq!(collect(e.submit(r).unwrap()).0, text);
+        // One entry per token, but not the end-of-sequence token.
+        let expected = if reason == FinishReason::Stop {
+            n - 1
+        } else {
+            n
+        };
+        assert_eq!(scored.len(), expected, "{prompt}");
+        // Control tokens print nothing (their entry still names them).
+        let printed = |s: &&TokenLogprob| !e.tokenizer().is_special(s.token.id);
+        let bytes: Vec<u8> = scored
+            .iter()
+            .filter(printed)
+            .flat_map(|s| s.token.bytes.clone())
+            .collect();
+        assert_eq!(String::from_utf8_lossy(&bytes), text, "{prompt}");
+        // A token's offset counts the characters before it (where the bytes before it
+        // are whole characters; a split character counts once it is whole).
+        let mut before = Vec::new();
+        for s in &scored {
+            if let Ok(prefix) = std::str::from_utf8(&before) {
+                assert_eq!(s.text_offset, prefix.chars().count(), "{prompt}");
+            }
+            assert!(s.text_offset <= text.chars().count());
+            if printed(&s) {
+                before.extend_from_slice(&s.token.bytes);
+            }
+            assert_eq!(s.top.len(), 3);
+            assert!(s.top.windows(2).all(|w| w[0].logprob >= w[1].logprob));
+            assert!(s.token.logprob <= 0.0);
+            if seed.is_none() {
+                // Greedy takes the model's most likely token: the first alternative.
+                assert_eq!(s.top[0].id, s.token.id);
+                assert_eq!(s.top[0].logprob, s.token.logprob);
+            }
+        }
+    }
+}
+
+#[test]
+fn logprobs_stop_with_the_text_at_a_stop_string() {
+    let e = engine(EngineConfig::default());
+    let mut r = request("hello there", 40, None);
+    r.logprobs = Some(0);
+    let (full, _, _, _) = collect_scored(e.submit(r.clone()).unwrap());
+    let chars: Vec<char> = full.chars().collect();
+    assert!(chars.len() > 6, "the tiny model writes enough: {full:?}");
+    let stop: String = chars[4..6].iter().collect();
+    r.stop = vec![stop.clone()];
+    let (cut, scored, reason, _) = collect_scored(e.submit(r).unwrap());
+    assert_eq!(reason, FinishReason::Stop);
+    assert_eq!(cut, full[..full.find(&stop).unwrap()]);
+    let shown: usize = cut.chars().count();
+    assert!(scored
+        .iter()
+        .all(|s| s.text_offset <= shown && s.top.is_empty()));
+    let bytes: Vec<u8> = scored
+        .iter()
+        .filter(|s| !e.tokenizer().is_special(s.token.id))
+        .flat_map(|s| s.token.bytes.clone())
+        .collect();
+    let reported = String::from_utf8_lossy(&bytes);
+    assert!(reported.starts_with(&cut), "{reported:?} {cut:?}");
+    assert!(
+        reported.len() < full.len(),
+        "tokens after the cut are not reported"
+    );
+}
+
+#[test]
+fn json_object_answers_parse_as_objects() {
+    let e = engine(EngineConfig::default());
+    let mut lengths = Vec::new();
+    for (i, prompt) in ["give me json", "a person", "the weather", "{", "x"]
+        .iter()
+        .enumerate()
+    {
+        for max_tokens in [2, 5, 17, 60] {
+            let mut r = request(prompt, max_tokens, Some(i as u64 * 31 + max_tokens as u64));
+            r.format = ResponseFormat::JsonObject;
+            let (text, reason, n) = collect(e.submit(r).unwrap());
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .unwrap_or_else(|err| panic!("{err}: {text:?} ({max_tokens} tokens)"));
+            assert!(v.is_object(), "{text}");
+            assert_eq!(reason, FinishReason::Stop, "{text}");
+            assert!(n <= max_tokens);
+            lengths.push(n);
+        }
+    }
+    assert!(
+        lengths.iter().any(|&n| n > 5),
+        "some answers are more than `{{}}`: {lengths:?}"
+    );
+    // Too small for `{}`: refused, naming the parameter.
+    let mut r = request("x", 1, None);
+    r.format = ResponseFormat::JsonObject;
+    match e.submit(r) {
+        Err(SubmitError::Params(p)) => assert_eq!(p.name, "max_tokens"),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn logit_bias_bans_and_is_checked_against_the_vocabulary() {
+    let e = engine(EngineConfig::default());
+    let mut r = request("hello there", 1, None);
+    r.logprobs = Some(1);
+    let (_, scored, _, _) = collect_scored(e.submit(r.clone()).unwrap());
+    let first = scored[0].token.id;
+    r.params.logit_bias.insert(first, -100.0);
+    let (_, banned, _, _) = collect_scored(e.submit(r.clone()).unwrap());
+    assert_ne!(banned[0].token.id, first);
+    // The logprob reported is still the model's, bias or not.
+    assert_eq!(banned[0].top[0].id, first);
+    r.params.logit_bias.insert(common::TINY.vocab as u32, 1.0);
+    match e.submit(r) {
+        Err(SubmitError::Params(p)) => assert_eq!(p.name, "logit_bias"),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
 }

@@ -3,7 +3,15 @@
 //! The order of the steps is llama.cpp's default chain — penalties, top-k, top-p, min-p,
 //! temperature, then a draw — so that the same settings behave the same in both. A
 //! temperature of zero is greedy decoding. With a seed, the same prompt and settings give
-//! the same tokens.
+//! the same tokens. `logit_bias` is added to the logits before all of it.
+//!
+//! Beside the sampler: [`logprobs`] (what OpenAI's `logprobs` report) and [`json`] (the
+//! mask that keeps an answer a JSON object).
+
+pub mod json;
+pub mod logprobs;
+
+use std::collections::BTreeMap;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -31,6 +39,9 @@ pub struct SamplingParams {
     pub penalty_last_n: usize,
     /// Seed for the draw; without one the engine picks a random seed.
     pub seed: Option<u64>,
+    /// Added to the logit of each token id before anything else (OpenAI's `logit_bias`);
+    /// -100 or less bans the token.
+    pub logit_bias: BTreeMap<u32, f32>,
 }
 
 impl Default for SamplingParams {
@@ -45,21 +56,23 @@ impl Default for SamplingParams {
             presence_penalty: 0.0,
             penalty_last_n: 64,
             seed: None,
+            logit_bias: BTreeMap::new(),
         }
     }
 }
 
-/// A sampling control out of range.
+/// A generation control out of range.
 #[derive(Debug, thiserror::Error, PartialEq)]
-#[error("sampling parameter `{name}` = {value} is out of range ({range})")]
+#[error("parameter `{name}` {problem}")]
 pub struct ParamError {
-    /// The parameter.
+    /// The parameter (OpenAI's name for it).
     pub name: &'static str,
-    /// The value given.
-    pub value: f32,
-    /// What is allowed.
-    pub range: &'static str,
+    /// What is wrong with its value.
+    pub problem: String,
 }
+
+/// Bias at or below which `logit_bias` bans a token (OpenAI: "-100 should result in a ban").
+pub const BAN_BIAS: f32 = -100.0;
 
 impl SamplingParams {
     /// Greedy decoding.
@@ -72,11 +85,14 @@ impl SamplingParams {
 
     /// Checks every control is finite and in range.
     pub fn validate(&self) -> Result<(), ParamError> {
-        let check = |name, value: f32, ok: bool, range| {
+        let check = |name, value: f32, ok: bool, range: &str| {
             if value.is_finite() && ok {
                 Ok(())
             } else {
-                Err(ParamError { name, value, range })
+                Err(ParamError {
+                    name,
+                    problem: format!("= {value} is out of range ({range})"),
+                })
             }
         };
         check(
@@ -115,6 +131,14 @@ impl SamplingParams {
             (-2.0..=2.0).contains(&self.presence_penalty),
             "[-2, 2]",
         )?;
+        for &bias in self.logit_bias.values() {
+            check(
+                "logit_bias",
+                bias,
+                (-100.0..=100.0).contains(&bias),
+                "[-100, 100]",
+            )?;
+        }
         Ok(())
     }
 }
@@ -141,17 +165,29 @@ impl Sampler {
     }
 
     /// Picks the next token. `logits` is modified; `history` is every token so far
-    /// (prompt and answer), of which the last `penalty_last_n` are penalised.
+    /// (prompt and answer), of which the last `penalty_last_n` are penalised. A logit of
+    /// minus infinity (a banned or masked token) is never picked while any other is finite.
     pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {
         let p = &self.params;
+        for (&id, &bias) in &p.logit_bias {
+            if let Some(l) = logits.get_mut(id as usize) {
+                *l = if bias <= BAN_BIAS {
+                    f32::NEG_INFINITY
+                } else {
+                    *l + bias
+                };
+            }
+        }
         self.penalise(logits, history);
         if p.temperature == 0.0 {
             return argmax(logits);
         }
+        // Impossible tokens leave now: a rounding remainder of the draw below falls to
+        // the last candidate, which must not be one of them.
         let mut cand: Vec<(u32, f32)> = logits
             .iter()
             .enumerate()
-            .filter(|(_, l)| !l.is_nan())
+            .filter(|(_, &l)| l > f32::NEG_INFINITY)
             .map(|(i, &l)| (i as u32, l))
             .collect();
         cand.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
@@ -314,6 +350,31 @@ mod tests {
         assert_eq!(l[1], 3.0 / 2.0 - 2.0 * 0.5 - 0.25);
         assert_eq!(l[3], -2.0 - 0.5 - 0.25); // -1 * 2: negative logits are multiplied
         assert_eq!(l[0], 1.0);
+    }
+
+    #[test]
+    fn logit_bias_steers_and_bans() {
+        let bias = |pairs: &[(u32, f32)], temperature| SamplingParams {
+            logit_bias: pairs.iter().copied().collect(),
+            temperature,
+            seed: Some(5),
+            ..SamplingParams::default()
+        };
+        let mut s = Sampler::new(bias(&[(0, 5.0)], 0.0));
+        assert_eq!(s.sample(&mut logits(), &[]), 0, "1 + 5 beats 3");
+        // Banning the best leaves the next; banning all but one leaves only it, greedy or not.
+        let mut s = Sampler::new(bias(&[(1, -100.0)], 0.0));
+        assert_eq!(s.sample(&mut logits(), &[]), 4);
+        let all_but_3 = [(0, -100.0), (1, -100.0), (2, -100.0), (4, -100.0)];
+        let mut s = Sampler::new(bias(&all_but_3, 1.0));
+        for _ in 0..50 {
+            assert_eq!(s.sample(&mut logits(), &[]), 3);
+        }
+        let bad = bias(&[(0, 101.0)], 1.0);
+        assert_eq!(bad.validate().unwrap_err().name, "logit_bias");
+        // Ids beyond the logits are ignored here (the engine refuses them at submit).
+        let mut s = Sampler::new(bias(&[(99, 100.0)], 0.0));
+        assert_eq!(s.sample(&mut logits(), &[]), 1);
     }
 
     #[test]

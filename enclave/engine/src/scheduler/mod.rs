@@ -7,17 +7,22 @@
 //! cache. Beyond the waiting room's capacity, [`Engine::submit`] answers
 //! [`SubmitError::Busy`]: nothing is dropped silently.
 
-use std::collections::VecDeque;
+mod decode;
+mod worker;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
-use crate::model::{KvCache, Model, SeqStep};
-use crate::sampler::{ParamError, Sampler, SamplingParams};
+use crate::model::Model;
+use crate::sampler::json::{JsonState, JsonVocab, JsonVocabError};
+use crate::sampler::logprobs::{TokenLogprob, MAX_TOP_LOGPROBS};
+use crate::sampler::{ParamError, SamplingParams};
 use crate::template::{ChatMessage, ChatTemplate};
-use crate::text::{StreamStep, TextStream};
 use crate::tokenizer::Tokenizer;
+use decode::Decoder;
+use worker::Worker;
 
 /// Limits of one engine.
 #[derive(Clone, Debug)]
@@ -63,6 +68,22 @@ pub struct GenerateRequest {
     pub max_tokens: Option<usize>,
     /// Strings that end the answer; they are never emitted.
     pub stop: Vec<String>,
+    /// Report each token's logprob and this many most likely alternatives (at most
+    /// [`MAX_TOP_LOGPROBS`]) with the text; `None` reports none.
+    pub logprobs: Option<usize>,
+    /// What shape the answer must have.
+    pub format: ResponseFormat,
+}
+
+/// The shape an answer must have.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ResponseFormat {
+    /// Any text.
+    #[default]
+    Text,
+    /// One JSON object: tokens that cannot continue one are masked at every step, and the
+    /// answer ends when it closes (see [`crate::sampler::json`]).
+    JsonObject,
 }
 
 /// Why generation ended.
@@ -99,8 +120,15 @@ pub struct Usage {
 /// What a [`Generation`] yields.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
-    /// More text (always whole UTF-8 characters; never part of a stop string).
-    Delta(String),
+    /// More of the answer.
+    Delta {
+        /// Text: always whole UTF-8 characters, never part of a stop string (may be empty
+        /// when only logprobs come).
+        text: String,
+        /// The logprobs of the tokens whose text this delta completes, in order (empty
+        /// unless the request asked for logprobs).
+        logprobs: Vec<TokenLogprob>,
+    },
     /// The end, with the reason and the counts.
     Done {
         /// Why it ended.
@@ -191,8 +219,7 @@ struct Job {
     tokens: Vec<u32>,
     prompt_len: usize,
     max_tokens: usize,
-    sampler: Sampler,
-    text: TextStream,
+    decoder: Decoder,
     tx: Sender<Event>,
     cancel: Arc<AtomicBool>,
     reserve_bytes: usize,
@@ -213,6 +240,8 @@ struct Shared {
     context_length: usize,
     kv_bytes_per_token: usize,
     config: EngineConfig,
+    /// The vocabulary prepared for JSON masking, on the first request that needs it.
+    json_vocab: OnceLock<Result<Arc<JsonVocab>, JsonVocabError>>,
 }
 
 impl Engine {
@@ -230,6 +259,7 @@ impl Engine {
             tokenizer,
             template,
             config,
+            json_vocab: OnceLock::new(),
         });
         let (tx, rx) = mpsc::channel();
         let waiting = Arc::new(AtomicUsize::new(0));
@@ -306,6 +336,7 @@ impl Engine {
             .max_tokens
             .unwrap_or(s.config.default_max_tokens)
             .min(s.context_length - tokens.len());
+        let json = self.checks(&req, max_tokens)?;
         let reserve_bytes = (tokens.len() + max_tokens) * s.kv_bytes_per_token;
         if reserve_bytes > s.config.kv_budget_bytes {
             return Err(SubmitError::TooLarge(format!(
@@ -327,8 +358,7 @@ impl Engine {
             tokens,
             prompt_len,
             max_tokens,
-            sampler: Sampler::new(req.params),
-            text: TextStream::new(req.stop),
+            decoder: Decoder::new(req.params, req.stop, req.logprobs, json),
             tx,
             cancel: cancel.clone(),
             reserve_bytes,
@@ -346,6 +376,58 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// The checks that need the vocabulary: `logit_bias` ids, `logprobs`, and for a JSON
+    /// answer the prepared vocabulary (returned) and room for the smallest object.
+    fn checks(
+        &self,
+        req: &GenerateRequest,
+        max_tokens: usize,
+    ) -> Result<Option<Arc<JsonVocab>>, SubmitError> {
+        let s = &self.shared;
+        let vocab = s.tokenizer.vocab_size();
+        if let Some((&id, _)) = req.params.logit_bias.range(vocab as u32..).next() {
+            return Err(ParamError {
+                name: "logit_bias",
+                problem: format!("names token {id}; the vocabulary has {vocab} tokens"),
+            }
+            .into());
+        }
+        if let Some(n) = req.logprobs.filter(|&n| n > MAX_TOP_LOGPROBS) {
+            return Err(ParamError {
+                name: "top_logprobs",
+                problem: format!("= {n}: at most {MAX_TOP_LOGPROBS} alternatives"),
+            }
+            .into());
+        }
+        if req.format != ResponseFormat::JsonObject {
+            return Ok(None);
+        }
+        let prepared = s
+            .json_vocab
+            .get_or_init(|| JsonVocab::new(&s.tokenizer).map(Arc::new))
+            .clone()
+            .map_err(|e| ParamError {
+                name: "response_format",
+                problem: format!("json_object cannot be served: {e}"),
+            })?;
+        let smallest = JsonState::new().close_cost();
+        if max_tokens < smallest {
+            return Err(match req.max_tokens {
+                Some(m) if m < smallest => ParamError {
+                    name: "max_tokens",
+                    problem: format!("= {m}: a JSON object needs at least {smallest} tokens"),
+                }
+                .into(),
+                _ => SubmitError::TooLarge(format!(
+                    "the context leaves {max_tokens} tokens; a JSON object needs {smallest}"
+                )),
+            });
+        }
+        Ok(Some(prepared))
+    }
+}
+
 impl Drop for Engine {
     fn drop(&mut self) {
         // Closing the channel lets the worker finish what runs and exit.
@@ -353,194 +435,5 @@ impl Drop for Engine {
         if let Some(w) = self.worker.take() {
             let _ = w.join();
         }
-    }
-}
-
-struct Running {
-    job: Job,
-    cache: KvCache,
-    /// Tokens still to feed the model: the prompt at first, then the last sample.
-    pending: Vec<u32>,
-    generated: usize,
-}
-
-struct Worker {
-    model: Model,
-    shared: Arc<Shared>,
-    waiting_count: Arc<AtomicUsize>,
-    waiting: VecDeque<Job>,
-    running: Vec<Running>,
-    reserved: usize,
-}
-
-impl Worker {
-    fn new(model: Model, shared: Arc<Shared>, waiting_count: Arc<AtomicUsize>) -> Self {
-        Self {
-            model,
-            shared,
-            waiting_count,
-            waiting: VecDeque::new(),
-            running: Vec::new(),
-            reserved: 0,
-        }
-    }
-
-    fn run(mut self, rx: Receiver<Job>) {
-        let mut open = true;
-        loop {
-            if self.running.is_empty() && self.waiting.is_empty() {
-                if !open {
-                    return;
-                }
-                match rx.recv() {
-                    Ok(job) => self.waiting.push_back(job),
-                    Err(_) => return,
-                }
-            }
-            while open {
-                match rx.try_recv() {
-                    Ok(job) => self.waiting.push_back(job),
-                    Err(mpsc::TryRecvError::Empty) => break,
-                    Err(mpsc::TryRecvError::Disconnected) => open = false,
-                }
-            }
-            self.drop_cancelled();
-            self.admit();
-            if !self.running.is_empty() {
-                self.step();
-            }
-            self.publish();
-        }
-    }
-
-    fn publish(&self) {
-        let c = &self.shared.stats;
-        c.running.store(self.running.len(), Ordering::SeqCst);
-        c.reserved.store(self.reserved, Ordering::SeqCst);
-    }
-
-    fn drop_cancelled(&mut self) {
-        let mut i = 0;
-        while i < self.running.len() {
-            if self.running[i].job.cancel.load(Ordering::Relaxed) {
-                let r = self.running.swap_remove(i);
-                self.finish(r, FinishReason::Cancelled);
-            } else {
-                i += 1;
-            }
-        }
-        self.waiting.retain(|j| {
-            let keep = !j.cancel.load(Ordering::Relaxed);
-            if !keep {
-                self.waiting_count.fetch_sub(1, Ordering::SeqCst);
-            }
-            keep
-        });
-    }
-
-    /// Admits waiting jobs in arrival order while the batch and the budget allow.
-    fn admit(&mut self) {
-        let cfg = &self.shared.config;
-        while let Some(job) = self.waiting.front() {
-            if self.running.len() >= cfg.max_batch
-                || self.reserved + job.reserve_bytes > cfg.kv_budget_bytes
-            {
-                return;
-            }
-            let Some(job) = self.waiting.pop_front() else {
-                return;
-            };
-            self.waiting_count.fetch_sub(1, Ordering::SeqCst);
-            self.reserved += job.reserve_bytes;
-            let reserve_tokens = job.prompt_len + job.max_tokens;
-            self.running.push(Running {
-                cache: self.model.new_cache_with_capacity(reserve_tokens),
-                pending: job.tokens.clone(),
-                generated: 0,
-                job,
-            });
-        }
-    }
-
-    fn step(&mut self) {
-        self.shared.stats.steps.fetch_add(1, Ordering::SeqCst);
-        let logits = {
-            let mut steps: Vec<SeqStep<'_>> = self
-                .running
-                .iter_mut()
-                .map(|r| SeqStep {
-                    tokens: &r.pending,
-                    cache: &mut r.cache,
-                })
-                .collect();
-            self.model
-                .forward(&mut steps)
-                .and_then(|l| Ok(l.to_vec2::<f32>()?))
-        };
-        let logits = match logits {
-            Ok(l) => l,
-            Err(e) => {
-                for r in std::mem::take(&mut self.running) {
-                    let _ = r.job.tx.send(Event::Failed(e.to_string()));
-                    self.reserved -= r.job.reserve_bytes;
-                }
-                return;
-            }
-        };
-        let mut done = Vec::new();
-        for (i, (r, mut row)) in self.running.iter_mut().zip(logits).enumerate() {
-            let token = r.job.sampler.sample(&mut row, &r.job.tokens);
-            r.job.tokens.push(token);
-            r.generated += 1;
-            r.pending.clear();
-            r.pending.push(token);
-            let tok = &self.shared.tokenizer;
-            let mut finish = None;
-            let mut delta = String::new();
-            let eos = tok.eos_ids().contains(&token);
-            if eos {
-                finish = Some(FinishReason::Stop);
-            } else {
-                match r.job.text.push(tok, token) {
-                    StreamStep::Text(t) => delta = t,
-                    StreamStep::Stop { text } => {
-                        delta = text;
-                        finish = Some(FinishReason::Stop);
-                    }
-                }
-                if finish.is_none()
-                    && (r.generated >= r.job.max_tokens
-                        || r.cache.len() + 1 >= self.shared.context_length)
-                {
-                    finish = Some(FinishReason::Length);
-                }
-            }
-            // A stop string already cut the text; any other end flushes what was held
-            // back in case it began a stop string or a multi-byte character.
-            if eos || finish == Some(FinishReason::Length) {
-                delta.push_str(&r.job.text.finish());
-            }
-            if !delta.is_empty() && r.job.tx.send(Event::Delta(delta)).is_err() {
-                finish = Some(FinishReason::Cancelled);
-            }
-            if let Some(f) = finish {
-                done.push((i, f));
-            }
-        }
-        for (i, reason) in done.into_iter().rev() {
-            let r = self.running.swap_remove(i);
-            self.finish(r, reason);
-        }
-    }
-
-    fn finish(&mut self, r: Running, reason: FinishReason) {
-        self.reserved -= r.job.reserve_bytes;
-        let _ = r.job.tx.send(Event::Done {
-            reason,
-            usage: Usage {
-                prompt_tokens: r.job.prompt_len,
-                completion_tokens: r.generated,
-            },
-        });
     }
 }
