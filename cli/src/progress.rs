@@ -5,7 +5,8 @@ use std::borrow::Cow;
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+pub use indicatif::ProgressBar;
+use indicatif::{ProgressDrawTarget, ProgressStyle};
 
 /// Where bars draw: stderr when it is a terminal, nowhere otherwise.
 fn target() -> ProgressDrawTarget {
@@ -27,7 +28,8 @@ fn styled(len: Option<u64>, template: &str, message: impl Into<Cow<'static, str>
     bar
 }
 
-const BYTES: &str = "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec}, {eta})";
+const BYTES: &str =
+    "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec}, {eta})";
 const STEPS: &str = "{msg} [{bar:30}] {pos}/{len} ({elapsed})";
 const SPINNER: &str = "{spinner} {msg} ({elapsed})";
 
@@ -46,6 +48,17 @@ pub fn spinner(message: impl Into<Cow<'static, str>>) -> ProgressBar {
     let bar = styled(None, SPINNER, message);
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
+}
+
+/// Says what `bar` is doing now: its message on a terminal, a line on stderr otherwise
+/// (where the bar is hidden), so that a log still shows how far a long run got.
+pub fn say(bar: &ProgressBar, message: impl Into<Cow<'static, str>>) {
+    let message = message.into();
+    if bar.is_hidden() {
+        eprintln!("{message}");
+    } else {
+        bar.set_message(message);
+    }
 }
 
 #[cfg(test)]
