@@ -21,8 +21,8 @@ pub fn router(metrics: Arc<Metrics>) -> Router {
 }
 
 async fn healthz(State(m): State<Arc<Metrics>>) -> (StatusCode, String) {
-    let up = Metrics::get(&m.vm_up) == 1;
-    let ready = Metrics::get(&m.guest_ready) == 1;
+    let up = m.vm_up.get() == 1;
+    let ready = m.guest_ready.get() == 1;
     match (up, ready) {
         (true, true) => (StatusCode::OK, "ok: VM up, guest ready\n".into()),
         (true, false) => (
@@ -40,7 +40,7 @@ async fn metrics_text(State(m): State<Arc<Metrics>>) -> impl axum::response::Int
     (
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         m.render(),
     )
@@ -87,15 +87,18 @@ mod tests {
         let r = get(addr, "/healthz").await;
         assert!(r.starts_with("HTTP/1.1 503"), "{r}");
         assert!(r.contains("down: VM not running"));
-        Metrics::set(&m.vm_up, 1);
+        m.vm_up.set(1);
         assert!(get(addr, "/healthz").await.contains("guest not ready yet"));
-        Metrics::set(&m.guest_ready, 1);
+        m.guest_ready.set(1);
         let r = get(addr, "/healthz").await;
         assert!(r.starts_with("HTTP/1.1 200"), "{r}");
 
-        Metrics::add(&m.vm_restarts, 4);
+        m.vm_restarts.inc_by(4);
         let r = get(addr, "/metrics").await;
-        assert!(r.contains("text/plain; version=0.0.4"), "{r}");
+        assert!(
+            r.contains("application/openmetrics-text; version=1.0.0"),
+            "{r}"
+        );
         assert!(r.contains("silk_host_vm_restarts_total 4"), "{r}");
 
         tx.send(true).unwrap();

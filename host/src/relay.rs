@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -46,9 +47,9 @@ pub async fn serve(
         match accepted {
             Ok((client, peer)) => {
                 backoff = Duration::from_millis(5);
-                Metrics::add(&metrics.relay_connections, 1);
+                metrics.relay_connections.inc();
                 let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    Metrics::add(&metrics.relay_refused, 1);
+                    metrics.relay_refused.inc();
                     tracing::warn!(%peer, "relay at its cap of {MAX_CONNECTIONS} connections: refused");
                     drop(client);
                     continue;
@@ -56,11 +57,11 @@ pub async fn serve(
                 let metrics = metrics.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
-                    Metrics::add(&metrics.relay_active, 1);
+                    metrics.relay_active.inc();
                     if let Err(e) = relay_one(client, target, &metrics).await {
                         tracing::debug!(%peer, "relay connection ended: {e}");
                     }
-                    metrics.relay_active.fetch_sub(1, Ordering::Relaxed);
+                    metrics.relay_active.dec();
                 });
             }
             Err(e) => {
@@ -77,11 +78,11 @@ async fn relay_one(client: TcpStream, target: SocketAddr, metrics: &Metrics) -> 
     let guest = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            Metrics::add(&metrics.relay_connect_errors, 1);
+            metrics.relay_connect_errors.inc();
             return Err(e);
         }
         Err(_) => {
-            Metrics::add(&metrics.relay_connect_errors, 1);
+            metrics.relay_connect_errors.inc();
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "the guest did not accept in time",
@@ -117,7 +118,7 @@ async fn relay_one(client: TcpStream, target: SocketAddr, metrics: &Metrics) -> 
     tokio::select! {
         r = tokio::io::copy_bidirectional(&mut client, &mut guest) => { r?; }
         () = idle => {
-            Metrics::add(&metrics.relay_idle_closed, 1);
+            metrics.relay_idle_closed.inc();
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!("idle timeout after {IDLE_TIMEOUT:?} (no byte either way)"),
@@ -130,7 +131,7 @@ async fn relay_one(client: TcpStream, target: SocketAddr, metrics: &Metrics) -> 
 /// A stream that adds every byte read from it to a counter.
 struct Counted<'a, S> {
     inner: S,
-    count: &'a AtomicU64,
+    count: &'a Counter,
     /// Milliseconds after `started` of the last byte either way.
     activity: &'a AtomicU64,
     started: tokio::time::Instant,
@@ -146,7 +147,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<'_, S> {
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         let n = buf.filled().len() - before;
         if n > 0 {
-            Metrics::add(self.count, n as u64);
+            self.count.inc_by(n as u64);
             let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
             self.activity.store(ms, Ordering::Relaxed);
         }
@@ -209,10 +210,10 @@ mod tests {
         assert_eq!(back, want);
         drop(c);
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(Metrics::get(&metrics.bytes_to_guest), 300);
-        assert_eq!(Metrics::get(&metrics.bytes_to_client), 302);
-        assert_eq!(Metrics::get(&metrics.relay_connections), 1);
-        assert_eq!(Metrics::get(&metrics.relay_active), 0);
+        assert_eq!(metrics.bytes_to_guest.get(), 300);
+        assert_eq!(metrics.bytes_to_client.get(), 302);
+        assert_eq!(metrics.relay_connections.get(), 1);
+        assert_eq!(metrics.relay_active.get(), 0);
     }
 
     #[tokio::test]
@@ -228,7 +229,7 @@ mod tests {
         let mut buf = Vec::new();
         let n = c.read_to_end(&mut buf).await.unwrap_or(0);
         assert_eq!(n, 0);
-        assert_eq!(Metrics::get(&metrics.relay_connect_errors), 1);
+        assert_eq!(metrics.relay_connect_errors.get(), 1);
     }
 
     #[tokio::test]

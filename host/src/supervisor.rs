@@ -113,13 +113,13 @@ impl Supervisor {
                     source,
                 })?;
             let started = Instant::now();
-            Metrics::add(&m.vm_starts, 1);
+            m.vm_starts.inc();
             if !first {
-                Metrics::add(&m.vm_restarts, 1);
+                m.vm_restarts.inc();
             }
             first = false;
-            Metrics::set(&m.vm_pid, u64::from(child.id().unwrap_or(0)));
-            Metrics::set(&m.vm_up, 1);
+            m.vm_pid.set(i64::from(child.id().unwrap_or(0)));
+            m.vm_up.set(1);
             tracing::info!(pid = child.id(), "VM started");
             let consoles = [
                 child
@@ -167,9 +167,9 @@ impl Supervisor {
 }
 
 fn mark_down(m: &Metrics) {
-    Metrics::set(&m.vm_up, 0);
-    Metrics::set(&m.guest_ready, 0);
-    Metrics::set(&m.vm_pid, 0);
+    m.vm_up.set(0);
+    m.guest_ready.set(0);
+    m.vm_pid.set(0);
 }
 
 fn describe(s: Option<&ExitStatus>) -> String {
@@ -208,9 +208,9 @@ where
             if line.is_empty() {
                 continue;
             }
-            Metrics::add(&m.console_lines, 1);
+            m.console_lines.inc();
             if let Some(h) = health(&line) {
-                Metrics::set(&m.guest_ready, u64::from(h));
+                m.guest_ready.set(i64::from(h));
             }
             tracing::info!(target: "silk_host::guest", source, "{line}");
         }

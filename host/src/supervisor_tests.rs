@@ -54,13 +54,13 @@ async fn restarts_a_dying_vm_and_tracks_health() {
     let (tx, rx) = watch::channel(false);
     let task =
         tokio::spawn(sup("echo 'silk-health: ready'; sleep 0.05; exit 3", m.clone()).run(rx));
-    wait_until("three restarts", || Metrics::get(&m.vm_restarts) >= 3).await;
-    assert!(Metrics::get(&m.console_lines) >= 3);
+    wait_until("three restarts", || m.vm_restarts.get() >= 3).await;
+    assert!(m.console_lines.get() >= 3);
     tx.send(true).unwrap();
     task.await.unwrap().unwrap();
-    assert_eq!(Metrics::get(&m.vm_up), 0);
-    assert_eq!(Metrics::get(&m.guest_ready), 0);
-    assert_eq!(Metrics::get(&m.vm_starts), Metrics::get(&m.vm_restarts) + 1);
+    assert_eq!(m.vm_up.get(), 0);
+    assert_eq!(m.guest_ready.get(), 0);
+    assert_eq!(m.vm_starts.get(), m.vm_restarts.get() + 1);
 }
 
 #[tokio::test]
@@ -75,7 +75,7 @@ async fn stops_cleanly_with_sigterm() {
     );
     let task = tokio::spawn(sup(&script, m.clone()).run(rx));
     wait_until("guest ready", || m.healthy()).await;
-    assert_ne!(Metrics::get(&m.vm_pid), 0);
+    assert_ne!(m.vm_pid.get(), 0);
     let t = Instant::now();
     tx.send(true).unwrap();
     task.await.unwrap().unwrap();
@@ -85,7 +85,7 @@ async fn stops_cleanly_with_sigterm() {
         t.elapsed()
     );
     assert!(marker.exists(), "the child saw SIGTERM");
-    assert_eq!(Metrics::get(&m.vm_restarts), 0);
+    assert_eq!(m.vm_restarts.get(), 0);
     assert!(!m.healthy());
 }
 
@@ -116,5 +116,5 @@ async fn a_missing_program_is_an_error_not_a_restart_loop() {
     s.program = "/nonexistent/qemu-system-x86_64".into();
     let err = s.run(rx).await.unwrap_err();
     assert!(err.to_string().contains("/nonexistent/qemu-system-x86_64"));
-    assert_eq!(Metrics::get(&m.vm_starts), 0);
+    assert_eq!(m.vm_starts.get(), 0);
 }
