@@ -35,6 +35,13 @@ if [ ${#vm_pkgs[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${vm_pkgs[@]}" >/dev/null
 fi
+# The deployment files' checks (scripts/check-deploy.sh) run systemd-analyze and
+# systemd-sysusers, from Debian's systemd package (installed only, never started here).
+if [ "${scope:-all}" = all ] && ! command -v systemd-analyze >/dev/null 2>&1; then
+  say "installing Debian packages: systemd"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null
+fi
 # The TON contracts' tests (ledger/ton) run on Node (18 or newer) with npm.
 if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
   say "installing Debian packages: nodejs npm"
