@@ -307,8 +307,12 @@ fn json_object_answers_parse_as_objects() {
             let v: serde_json::Value = serde_json::from_str(&text)
                 .unwrap_or_else(|err| panic!("{err}: {text:?} ({max_tokens} tokens)"));
             assert!(v.is_object(), "{text}");
-            assert_eq!(reason, FinishReason::Stop, "{text}");
-            assert!(n <= max_tokens);
+            // Closed by the model, or on the last token the limit allowed.
+            match reason {
+                FinishReason::Stop => assert!(n < max_tokens, "{text}"),
+                FinishReason::Length => assert_eq!(n, max_tokens, "{text}"),
+                FinishReason::Cancelled => panic!("cancelled"),
+            }
             lengths.push(n);
         }
     }

@@ -125,11 +125,14 @@ impl Decoder {
                     finish = Some(FinishReason::Stop);
                 }
             }
-            if finish.is_none() && self.json.as_ref().is_some_and(|(j, _)| j.is_done()) {
-                finish = Some(FinishReason::Stop);
-            }
+            // An object that closes on the last token the budget allowed may have been
+            // closed by the budget, not by the model: `length`, as for any answer that
+            // reaches its limit.
             if finish.is_none() && left <= 1 {
                 finish = Some(FinishReason::Length);
+            }
+            if finish.is_none() && self.json.as_ref().is_some_and(|(j, _)| j.is_done()) {
+                finish = Some(FinishReason::Stop);
             }
         }
         // A stop string already cut the text; any other end flushes what was held back in
