@@ -2,19 +2,30 @@
 # Installs everything silk's build, tests and demo need on a fresh Debian machine, and
 # nothing when it is already there (so the README's commands can call it every time).
 # Set SILK_SETUP_DONE=1 to skip it inside scripts that already ran it.
+#
+# `setup.sh demo` installs only what the demo needs (a C toolchain, Rust, the default
+# model): the first run then waits for neither QEMU, Node, the Python SDK nor a compile of
+# cargo-nextest, which the tests need and the demo does not. `setup.sh` installs it all.
 set -euo pipefail
 [ "${SILK_SETUP_DONE:-}" = 1 ] && exit 0
+scope="${1:-all}"
+case "$scope" in
+  demo | all) ;;
+  *) printf 'usage: %s [demo|all]\n' "$0" >&2; exit 2 ;;
+esac
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Debian packages: a C toolchain for crates with C parts (ring), pkg-config, curl for
-# rustup on machines that have no Rust yet, cryptsetup-bin for veritysetup, which the
-# dm-verity tests compare model disks against, ovmf, a real firmware (SEV and TDVF
-# metadata) for the measurement tests, and libxml2-utils, whose xmllint --c14n11 the
-# RIM canonicalization is compared against.
+# rustup on machines that have no Rust yet. For the tests also cryptsetup-bin for
+# veritysetup, which the dm-verity tests compare model disks against, ovmf, a real
+# firmware (SEV and TDVF metadata) for the measurement tests, and libxml2-utils, whose
+# xmllint --c14n11 the RIM canonicalization is compared against.
 need_pkgs=()
-for p in build-essential pkg-config ca-certificates curl git cryptsetup-bin ovmf libxml2-utils; do
+want_pkgs=(build-essential pkg-config ca-certificates curl git)
+[ "$scope" = all ] && want_pkgs+=(cryptsetup-bin ovmf libxml2-utils)
+for p in "${want_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
@@ -27,9 +38,11 @@ fi
 # image carries. The image's own kernel, OVMF, busybox and dmsetup are fetched as .debs by
 # images/recipe/build.sh, not installed. QEMU without recommends: no GUI stack.
 vm_pkgs=()
-for p in qemu-system-x86 binutils; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || vm_pkgs+=("$p")
-done
+if [ "$scope" = all ]; then
+  for p in qemu-system-x86 binutils; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || vm_pkgs+=("$p")
+  done
+fi
 if [ ${#vm_pkgs[@]} -gt 0 ]; then
   say "installing Debian packages: ${vm_pkgs[*]}"
   as_root apt-get update -qq
@@ -43,19 +56,19 @@ if [ "${scope:-all}" = all ] && ! command -v systemd-analyze >/dev/null 2>&1; th
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null
 fi
 # The TON contracts' tests (ledger/ton) run on Node (18 or newer) with npm.
-if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+if [ "$scope" = all ] && { ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; }; then
   say "installing Debian packages: nodejs npm"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 fi
 # The image recipe asks apt which kernel, OVMF and busybox to download: it needs lists.
 kernel_policy="$(apt-cache policy linux-image-amd64 2>/dev/null || true)"
-if ! grep -q 'Candidate: [0-9]' <<<"$kernel_policy"; then
+if [ "$scope" = all ] && ! grep -q 'Candidate: [0-9]' <<<"$kernel_policy"; then
   say "refreshing Debian package lists (the image recipe downloads from them)"
   as_root apt-get update -qq
 fi
 
-# Rust: the stable toolchain with rustfmt and clippy.
+# Rust: the stable toolchain, with rustfmt and clippy for the tests' checks.
 export PATH="$HOME/.cargo/bin:$PATH"
 if ! command -v cargo >/dev/null; then
   if ! command -v rustup >/dev/null; then
@@ -68,14 +81,14 @@ if ! command -v cargo >/dev/null; then
   fi
   rustup default stable
 fi
-if command -v rustup >/dev/null; then
+if [ "$scope" = all ] && command -v rustup >/dev/null; then
   for c in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
   done
 fi
 
 # cargo-nextest runs the test suite (test groups keep slow VM tests apart).
-if ! command -v cargo-nextest >/dev/null; then
+if [ "$scope" = all ] && ! command -v cargo-nextest >/dev/null; then
   say "installing cargo-nextest"
   cargo install --locked cargo-nextest
 fi
@@ -84,4 +97,6 @@ fi
 "$(dirname "$0")/fetch-model.sh"
 
 # The official OpenAI SDK in .venv, for the test that points it at `silk proxy`.
-"$(dirname "$0")/setup-python.sh"
+if [ "$scope" = all ]; then
+  "$(dirname "$0")/setup-python.sh"
+fi
