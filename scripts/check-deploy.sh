@@ -47,7 +47,7 @@ fi
 
 say "building the binaries the units and manifests name"
 cargo build --workspace --bins --quiet
-bin=$root/target/debug
+bin=${CARGO_TARGET_DIR:-$root/target}/debug
 
 # --- systemd -------------------------------------------------------------------------
 say "systemd units: systemd-analyze verify and security"
