@@ -179,7 +179,19 @@ async fn forward(session: Arc<Upstream>, body: Bytes, key: &str) -> Response {
         Ok(Value::Object(o)) if o.contains_key(key) => {
             o.get("stream").and_then(Value::as_bool).unwrap_or(false)
         }
-        Ok(_) => return bad_request(&format!("the body must be a JSON object with `{key}`")),
+        Ok(_) => {
+            // OpenAI's answer to a body without its endpoint's required field.
+            return json(
+                StatusCode::BAD_REQUEST,
+                ErrorBody::new(
+                    "invalid_request_error",
+                    "missing_required_parameter",
+                    format!("the body must be a JSON object with `{key}`"),
+                )
+                .with_param(key)
+                .to_json(),
+            );
+        }
         Err(e) => return bad_request(&format!("the body is not valid JSON: {e}")),
     };
     let mut answer = match session.send(&body).await {

@@ -6,12 +6,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use silk_engine::sampler::logprobs::TokenLogprob;
 use silk_engine::Event;
 use silk_protocol::receipt::Receipt;
 use silk_protocol::wire::ErrorBody;
 use silk_protocol::StreamSealer;
 use tokio::sync::mpsc;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::metrics::Outcome;
 use crate::openai::{self, AnswerHead};
@@ -53,6 +54,27 @@ impl Ticket {
             Err(e) => {
                 tracing::error!("receipt not signed: {e}");
                 Vec::new()
+            }
+        }
+    }
+}
+
+/// Token logprobs, their bytes wiped when dropped.
+#[derive(Default)]
+struct Scored(Vec<TokenLogprob>);
+
+impl Scored {
+    fn take(mut self) -> Vec<TokenLogprob> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+impl Drop for Scored {
+    fn drop(&mut self) {
+        for e in &mut self.0 {
+            e.token.bytes.zeroize();
+            for t in &mut e.top {
+                t.bytes.zeroize();
             }
         }
     }
@@ -107,18 +129,33 @@ impl Pump {
         m.open_streams.inc();
         let mut first = true;
         let mut text = Zeroizing::new(String::new());
+        // Logprobs name the answer's tokens and their likely alternatives: as secret as
+        // the text, so wiped like it.
+        let mut scored = Scored::default();
         let mut outcome = Outcome::Failed;
         for event in generation {
             match event {
-                Event::Delta { text: delta, .. } => {
+                Event::Delta {
+                    text: delta,
+                    logprobs,
+                } => {
                     let delta = Zeroizing::new(delta);
-                    self.deltas += 1;
+                    let logprobs = Scored(logprobs);
+                    if !delta.is_empty() {
+                        self.deltas += 1;
+                    }
                     if !self.stream {
                         text.push_str(&delta);
+                        scored.0.extend(logprobs.take());
                         continue;
                     }
-                    let event =
-                        Zeroizing::new(openai::sse(&self.head.chunk(Some(&delta), first, None)));
+                    let content = (!delta.is_empty()).then_some(delta.as_str());
+                    let event = Zeroizing::new(openai::sse(&self.head.chunk(
+                        content,
+                        &logprobs.0,
+                        first,
+                        None,
+                    )));
                     if first {
                         m.time_to_first_chunk
                             .observe(self.start.elapsed().as_secs_f64());
@@ -133,7 +170,12 @@ impl Pump {
                     m.completion_tokens.inc_by(usage.completion_tokens as u64);
                     let mut tail = Zeroizing::new(Vec::new());
                     if self.stream {
-                        tail.extend(openai::sse(&self.head.chunk(None, first, Some(reason))));
+                        tail.extend(openai::sse(&self.head.chunk(
+                            None,
+                            &[],
+                            first,
+                            Some(reason),
+                        )));
                         if self.include_usage {
                             tail.extend(openai::sse(&self.head.usage_chunk(usage)));
                         }
@@ -141,7 +183,7 @@ impl Pump {
                     } else {
                         tail.extend(
                             self.head
-                                .complete(&text, reason, usage)
+                                .complete(&text, &scored.0, reason, usage)
                                 .to_string()
                                 .into_bytes(),
                         );

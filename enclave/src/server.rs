@@ -202,9 +202,9 @@ fn sealed_error(
     mut sealer: StreamSealer,
     ticket: &Ticket,
     status: StatusCode,
-    (kind, code, message): (&str, &str, String),
+    error: ErrorBody,
 ) -> Response {
-    let body = ErrorBody::new(kind, code, message).to_json();
+    let body = error.to_json();
     let frames = sealer.seal(&body, false).and_then(|mut f| {
         f.extend(sealer.seal_receipt(&ticket.receipt(s, 0, 0))?);
         Ok(f)
@@ -339,15 +339,10 @@ async fn sealed(
         Err(e) => {
             s.metrics.outcome(Outcome::BadRequest);
             tracing::info!(param = ?e.param, "sealed request invalid");
-            return sealed_error(
-                &s,
-                sealer,
-                &ticket,
-                StatusCode::BAD_REQUEST,
-                ("invalid_request_error", "bad_request", e.message),
-            );
+            return sealed_error(&s, sealer, &ticket, StatusCode::BAD_REQUEST, e.to_body());
         }
     };
+    let logprobs = parsed.generate.logprobs.is_some();
     let generation = match s.engine.submit(parsed.generate) {
         Ok(g) => g,
         Err(e) => {
@@ -361,7 +356,12 @@ async fn sealed(
                     "context_length_exceeded",
                     Outcome::BadRequest,
                 ),
-                SubmitError::Params(_) | SubmitError::Prompt(_) => {
+                SubmitError::Params(_) => (
+                    StatusCode::BAD_REQUEST,
+                    "invalid_value",
+                    Outcome::BadRequest,
+                ),
+                SubmitError::Prompt(_) => {
                     (StatusCode::BAD_REQUEST, "bad_request", Outcome::BadRequest)
                 }
             };
@@ -372,7 +372,12 @@ async fn sealed(
             } else {
                 "invalid_request_error"
             };
-            return sealed_error(&s, sealer, &ticket, status, (kind, code, e.to_string()));
+            let mut body = ErrorBody::new(kind, code, e.to_string());
+            if let SubmitError::Params(p) = &e {
+                // The engine's checks (logit_bias ids, JSON room) name the parameter too.
+                body = body.with_param(p.name);
+            }
+            return sealed_error(&s, sealer, &ticket, status, body);
         }
     };
     s.metrics
@@ -384,7 +389,10 @@ async fn sealed(
         created: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
-        model: parsed.model.unwrap_or_else(|| s.model_name.clone()),
+        // The model that answers, whatever the request named (as OpenAI names the
+        // snapshot behind an alias).
+        model: s.model_name.clone(),
+        logprobs,
     };
     let prompt_tokens = generation.prompt_tokens;
     let (tx, rx) = mpsc::channel::<Result<Vec<u8>, std::io::Error>>(64);

@@ -47,6 +47,10 @@ pub struct ErrorDetail {
     pub kind: String,
     /// A stable machine-readable code, e.g. `bad_seal`, `busy`.
     pub code: String,
+    /// The request parameter at fault, when there is one (OpenAI's `param`; the SDKs
+    /// expose it as `error.param`). Always written, `null` when absent, as OpenAI does.
+    #[serde(default)]
+    pub param: Option<String>,
 }
 
 impl ErrorBody {
@@ -57,8 +61,15 @@ impl ErrorBody {
                 message: message.into(),
                 kind: kind.into(),
                 code: code.into(),
+                param: None,
             },
         }
+    }
+
+    /// The same error, naming the request parameter at fault.
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.error.param = Some(param.into());
+        self
     }
 
     /// As JSON bytes.
@@ -74,4 +85,28 @@ pub enum Api {
     ChatCompletions,
     /// `/v1/completions`: the body has `prompt`.
     Completions,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_have_openais_shape_with_param() {
+        let v: serde_json::Value = serde_json::from_slice(
+            &ErrorBody::new("invalid_request_error", "unsupported_parameter", "no tools")
+                .with_param("tools")
+                .to_json(),
+        )
+        .unwrap();
+        assert_eq!(v["error"]["param"], "tools");
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        let plain: serde_json::Value =
+            serde_json::from_slice(&ErrorBody::new("server_error", "busy", "m").to_json()).unwrap();
+        assert!(plain["error"].as_object().unwrap()["param"].is_null());
+        // Bodies written before `param` existed still parse.
+        let old: ErrorBody =
+            serde_json::from_str(r#"{"error":{"message":"m","type":"t","code":"c"}}"#).unwrap();
+        assert_eq!(old.error.param, None);
+    }
 }
