@@ -14,14 +14,14 @@ use clap_complete::Shell;
 /// The documentation subcommands.
 #[derive(Debug, Clone, Subcommand)]
 pub enum DocsCommand {
-    /// Print a shell completion script to stdout (e.g. `silk completions bash >
-    /// /etc/bash_completion.d/silk`).
+    /// Print a shell completion script to stdout (bash, zsh, fish, elvish or powershell),
+    /// e.g. `completions bash > /etc/bash_completion.d/NAME`.
     Completions {
         /// The shell.
         #[arg(value_enum)]
         shell: Shell,
     },
-    /// Print the manual page (roff) to stdout (`silk man | man -l -`), or write one page
+    /// Print the manual page (roff) to stdout (read it with `man -l -`), or write one page
     /// per command into a directory.
     Man {
         /// Write NAME.1 and NAME-SUBCOMMAND.1 pages into this directory instead.
@@ -97,7 +97,10 @@ mod tests {
         let bash = run(&["demo-bin", "completions", "bash"]);
         assert!(bash.contains("work") && bash.contains("--level"), "{bash}");
         for shell in ["zsh", "fish", "elvish", "powershell"] {
-            assert!(run(&["demo-bin", "completions", shell]).contains("work"), "{shell}");
+            assert!(
+                run(&["demo-bin", "completions", shell]).contains("work"),
+                "{shell}"
+            );
         }
     }
 

@@ -40,7 +40,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct LogArgs {
     /// Log lines on stderr as `text` or `json` (one object per line). Which lines: the
-    /// RUST_LOG filter, e.g. RUST_LOG=debug or RUST_LOG=silk_router=debug,rustls=trace.
+    /// RUST_LOG filter, e.g. RUST_LOG=debug, or per crate RUST_LOG=info,rustls=trace.
     #[arg(
         long,
         global = true,
@@ -121,19 +121,21 @@ impl<'w> FormatFields<'w> for TextFields {
     fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
         let mut result = Ok(());
         let mut first = true;
-        fields.record(&mut |field: &tracing::field::Field, value: &dyn fmt::Debug| {
-            let name = field.name();
-            if result.is_err() || self.hidden.contains(&name) || name.starts_with("log.") {
-                return;
-            }
-            let sep = if first { "" } else { " " };
-            result = if name == "message" {
-                write!(writer, "{sep}{value:?}")
-            } else {
-                write!(writer, "{sep}{name}={value:?}")
-            };
-            first = false;
-        });
+        fields.record(
+            &mut |field: &tracing::field::Field, value: &dyn fmt::Debug| {
+                let name = field.name();
+                if result.is_err() || self.hidden.contains(&name) || name.starts_with("log.") {
+                    return;
+                }
+                let sep = if first { "" } else { " " };
+                result = if name == "message" {
+                    write!(writer, "{sep}{value:?}")
+                } else {
+                    write!(writer, "{sep}{name}={value:?}")
+                };
+                first = false;
+            },
+        );
         result
     }
 }
@@ -168,7 +170,10 @@ where
         let mut value: serde_json::Value =
             serde_json::from_str(line.trim_end()).map_err(|_| fmt::Error)?;
         // The event's fields, and the fields of the spans it happened in.
-        let spans = value.get("spans").and_then(|s| s.as_array()).map_or(0, Vec::len);
+        let spans = value
+            .get("spans")
+            .and_then(|s| s.as_array())
+            .map_or(0, Vec::len);
         let places = ["/fields".to_owned(), "/span".to_owned()]
             .into_iter()
             .chain((0..spans).map(|i| format!("/spans/{i}")));

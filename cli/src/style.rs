@@ -8,12 +8,14 @@ pub fn no_color() -> bool {
     std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
 }
 
-/// How a report is decorated on one stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a report is decorated on one stream. The default is [`Style::Plain`]: what is not
+/// known to be a terminal gets no symbols.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Style {
     /// A person at a terminal: ✔/✗ marks, colour where a command uses it.
     Terminal,
     /// A pipe, a file, or `NO_COLOR`: `PASS`/`FAIL` words, no escape sequences.
+    #[default]
     Plain,
 }
 
@@ -62,7 +64,10 @@ mod tests {
     fn plain_marks_are_words_without_symbols() {
         for passed in [true, false] {
             let m = Style::Plain.mark(passed);
-            assert!(m.is_ascii() && m.chars().all(|c| c.is_ascii_uppercase()), "{m}");
+            assert!(
+                m.is_ascii() && m.chars().all(|c| c.is_ascii_uppercase()),
+                "{m}"
+            );
         }
         assert_ne!(Style::Plain.mark(true), Style::Plain.mark(false));
         assert_eq!(Style::Terminal.mark(true), "✔");

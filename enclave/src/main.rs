@@ -15,6 +15,8 @@ use zeroize::Zeroizing;
 #[derive(Parser)]
 #[command(name = "silk-enclave", version)]
 struct Args {
+    #[command(flatten)]
+    log: silk_cli::log::LogArgs,
     /// Address of the RA-TLS (HTTPS) listener; port 0 picks a free port.
     #[arg(long, default_value = "0.0.0.0:8443")]
     listen: SocketAddr,
@@ -203,13 +205,9 @@ fn config(args: Args) -> Result<Config, String> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let config = match config(Args::parse()) {
+    let args = Args::parse();
+    args.log.init("info");
+    let config = match config(args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("silk-enclave: {e}");

@@ -143,7 +143,7 @@ pub fn prepare(opts: &RunOptions) -> Result<Prepared, AppError> {
         tee: &opts.tee,
         gpus: opts.gpus.len(),
         qemu: qemu_result.clone(),
-        firmware: boot.firmware.clone(),
+        firmware: Some(boot.firmware.clone()),
     });
     let (qemu_version, assumed_qemu) = match qemu_result {
         Ok(v) => (v, None),
@@ -188,44 +188,6 @@ pub fn prepare(opts: &RunOptions) -> Result<Prepared, AppError> {
     })
 }
 
-/// The `--dry-run` text: preflight, device plan, GPU groups, and the command line.
-pub fn dry_run_text(opts: &RunOptions, p: &Prepared) -> String {
-    let mut s = format!(
-        "# image {} (digest {})\n",
-        opts.image.display(),
-        p.image_digest
-    );
-    s.push_str("\n# preflight\n");
-    s.push_str(&p.report.to_string());
-    if let Some(a) = &p.assumed_qemu {
-        s.push_str(&format!("note: {a}\n"));
-    }
-    s.push_str("\n# device plan\n");
-    s.push_str(&p.plan.describe());
-    s.push_str(&format!("relay: {} -> {}\n", opts.listen, p.plan.forward));
-    if let Some(a) = opts.admin {
-        s.push_str(&format!("admin: http://{a}/healthz, http://{a}/metrics\n"));
-    }
-    let sysfs = Sysfs::new(&opts.sysfs, Arc::new(crate::vfio::FileWriter));
-    for gpu in &opts.gpus {
-        match sysfs.iommu_group(*gpu) {
-            Ok(members) => {
-                for m in members {
-                    s.push_str(&format!(
-                        "vfio: {m} (IOMMU group of {gpu}) driver {} -> vfio-pci\n",
-                        sysfs.driver(m).unwrap_or_else(|| "none".into())
-                    ));
-                }
-            }
-            Err(e) => s.push_str(&format!("vfio: {gpu}: {e}\n")),
-        }
-    }
-    s.push_str("\n# command line\n");
-    s.push_str(&qemu::shell_join(&opts.qemu.to_string_lossy(), &p.args));
-    s.push('\n');
-    s
-}
-
 /// Runs the VM until SIGTERM or Ctrl-C.
 pub async fn run(opts: RunOptions) -> Result<(), AppError> {
     let (tx, rx) = watch::channel(false);
@@ -237,7 +199,7 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
 pub async fn run_until(opts: RunOptions, stop: watch::Receiver<bool>) -> Result<(), AppError> {
     let prepared = prepare(&opts)?;
     if opts.dry_run {
-        print!("{}", dry_run_text(&opts, &prepared));
+        print!("{}", crate::dry_run::text(&opts, &prepared));
         return Ok(());
     }
     for c in &prepared.report.checks {

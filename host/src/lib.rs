@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod dry_run;
 pub mod metrics;
 pub mod pci;
 pub mod preflight;

@@ -1,12 +1,16 @@
 //! `silk-host`: launch, supervise and relay to a sealed silk guest.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use silk_cli::docs::DocsCommand;
+use silk_cli::log::LogArgs;
 use silk_host::app::{self, AccelChoice, AppError, RunOptions};
 use silk_host::pci::PciAddr;
+use silk_host::preflight::{self, HostRoot, Needs, Report};
 use silk_host::qemu::Tee;
 
 #[derive(Parser)]
@@ -18,6 +22,8 @@ use silk_host::qemu::Tee;
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 #[derive(Subcommand)]
@@ -33,6 +39,36 @@ enum Cmd {
         #[command(subcommand)]
         what: silk_host::settle::SettleCmd,
     },
+    /// Check that this host can launch a guest (KVM, SEV-SNP or TDX, IOMMU and vfio-pci
+    /// for GPUs, QEMU's version, the image's firmware), without launching one. Exit 0:
+    /// ready; 1: something is missing (each line says how to fix it); 2: bad input.
+    Doctor(DoctorArgs),
+    #[command(flatten)]
+    Docs(DocsCommand),
+}
+
+#[derive(clap::Args)]
+struct DoctorArgs {
+    /// The trusted execution environment to check for.
+    #[arg(long, value_enum)]
+    tee: TeeArg,
+    /// A GPU that will be passed through (PCI address); repeat for more. Adds the IOMMU
+    /// and vfio-pci checks.
+    #[arg(long = "gpu")]
+    gpus: Vec<PciAddr>,
+    /// The image directory, whose firmware is then checked too.
+    #[arg(long)]
+    image: Option<PathBuf>,
+    /// The QEMU binary.
+    #[arg(long, default_value = "qemu-system-x86_64")]
+    qemu: PathBuf,
+    /// Print the report as one JSON document: {"tee", "ready", "checks": [{"name",
+    /// "status": ok|warn|missing, "detail"}]}.
+    #[arg(long)]
+    json: bool,
+    /// Root of the host filesystem for the checks (for testing).
+    #[arg(long, default_value = "/", hide = true)]
+    host_root: PathBuf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -81,6 +117,9 @@ struct RunArgs {
     /// Print the preflight report, device plan and QEMU command line, then exit.
     #[arg(long)]
     dry_run: bool,
+    /// With --dry-run: print it as one JSON document (keys in docs/cli.md).
+    #[arg(long, requires = "dry_run")]
+    json: bool,
     /// The QEMU binary.
     #[arg(long, default_value = "qemu-system-x86_64")]
     qemu: PathBuf,
@@ -111,16 +150,37 @@ fn parse_hex(s: &str) -> Result<u64, String> {
     u64::from_str_radix(s.trim_start_matches("0x"), 16).map_err(|e| format!("{s:?}: {e}"))
 }
 
+fn tee(
+    arg: TeeArg,
+    snp_policy: Option<u64>,
+    quote_socket: Option<silk_host::qemu::QuoteSocket>,
+) -> Tee {
+    match arg {
+        TeeArg::Snp => Tee::Snp {
+            cbitpos: 51,
+            reduced_phys_bits: 1,
+            policy: snp_policy,
+        },
+        TeeArg::Tdx => Tee::Tdx { quote_socket },
+        TeeArg::None => Tee::None,
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    if let Cmd::Docs(d) = &cli.cmd {
+        return match d.run(Cli::command(), &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("silk-host: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    cli.log.init("info");
+    if let Cmd::Doctor(a) = &cli.cmd {
+        return doctor(a);
+    }
     // The relay holds two descriptors a connection; the common soft limit of 1024 would
     // let a few hundred idle clients exhaust them.
     match rlimit::increase_nofile_limit(u64::MAX) {
@@ -138,6 +198,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Doctor(_) | Cmd::Docs(_) => return ExitCode::SUCCESS,
     };
     let quote_socket = match app::parse_quote_socket(&a.tdx_qgs) {
         Ok(q) => q,
@@ -146,18 +207,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let tee = match a.tee {
-        TeeArg::Snp => Tee::Snp {
-            cbitpos: 51,
-            reduced_phys_bits: 1,
-            policy: a.snp_policy,
-        },
-        TeeArg::Tdx => Tee::Tdx { quote_socket },
-        TeeArg::None => Tee::None,
-    };
     let opts = RunOptions {
         image: a.image,
-        tee,
+        tee: tee(a.tee, a.snp_policy, quote_socket),
         model: a.model,
         gpus: a.gpus,
         vcpus: a.vcpus,
@@ -176,6 +228,9 @@ fn main() -> ExitCode {
         host_root: a.host_root,
         sysfs: a.sysfs,
     };
+    if opts.dry_run {
+        return dry_run(&opts, a.json);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -185,14 +240,94 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(app::run(opts)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ AppError::Preflight(_)) => {
-            eprintln!("silk-host: {e}");
-            ExitCode::from(2)
-        }
+        Err(e) => app_exit(&e),
+    }
+}
+
+/// 2 when the host is not ready, 1 for anything else.
+fn app_exit(e: &AppError) -> ExitCode {
+    eprintln!("silk-host: {e}");
+    match e {
+        AppError::Preflight(_) => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+/// `run --dry-run`: the plan as text or JSON; the launch is not attempted.
+fn dry_run(opts: &RunOptions, json: bool) -> ExitCode {
+    let prepared = match app::prepare(opts) {
+        Ok(p) => p,
+        Err(e) => return app_exit(&e),
+    };
+    let mut out = std::io::stdout();
+    let written = if json {
+        silk_cli::json(&mut out, &silk_host::dry_run::json(opts, &prepared))
+    } else {
+        std::io::Write::write_all(
+            &mut out,
+            silk_host::dry_run::text(opts, &prepared).as_bytes(),
+        )
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("silk-host: {e}");
+            eprintln!("silk-host: writing the dry run: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `doctor`: 0 ready, 1 something missing, 2 bad input.
+fn doctor(a: &DoctorArgs) -> ExitCode {
+    let firmware = match &a.image {
+        None => None,
+        Some(dir) => match silk_images::manifest::Manifest::load(dir) {
+            Ok(m) => m.component_path(dir, "firmware"),
+            Err(e) => {
+                eprintln!("silk-host doctor: --image {}: {e}", dir.display());
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let tee = tee(a.tee, None, None);
+    let report = HostRoot::new(&a.host_root).check(&Needs {
+        tee: &tee,
+        gpus: a.gpus.len(),
+        qemu: preflight::qemu_version(&a.qemu),
+        firmware,
+    });
+    #[derive(serde::Serialize)]
+    struct Doctor<'a> {
+        tee: &'static str,
+        #[serde(flatten)]
+        report: &'a Report,
+    }
+    let mut out = std::io::stdout();
+    let written = if a.json {
+        silk_cli::json(
+            &mut out,
+            &Doctor {
+                tee: tee.name(),
+                report: &report,
+            },
+        )
+    } else {
+        let verdict = if report.ok() {
+            "ready".to_owned()
+        } else {
+            let names: Vec<&str> = report.missing().map(|c| c.name).collect();
+            format!("NOT READY (missing: {})", names.join(", "))
+        };
+        write!(out, "{report}\n{}: {verdict}\n", tee.name())
+    };
+    if let Err(e) = written {
+        eprintln!("silk-host doctor: {e}");
+        return ExitCode::from(2);
+    }
+    if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

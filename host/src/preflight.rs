@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use crate::qemu::{QemuVersion, Tee, MIN_QEMU_NONE, MIN_QEMU_SNP, MIN_QEMU_TDX};
 
-/// The outcome of one check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The outcome of one check (`ok`, `warn` or `missing` in JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Present and usable.
     Ok,
@@ -20,7 +21,7 @@ pub enum Status {
 }
 
 /// One check's result.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Check {
     /// Short name, e.g. `kvm`.
     pub name: &'static str,
@@ -30,7 +31,8 @@ pub struct Check {
     pub detail: String,
 }
 
-/// All checks for one launch.
+/// All checks for one launch. In JSON: `{"ready": bool, "checks": [{"name", "status",
+/// "detail"}]}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
     /// In the order they ran.
@@ -57,6 +59,16 @@ impl Report {
     }
 }
 
+impl serde::Serialize for Report {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut r = s.serialize_struct("Report", 2)?;
+        r.serialize_field("ready", &self.ok())?;
+        r.serialize_field("checks", &self.checks)?;
+        r.end()
+    }
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for c in &self.checks {
@@ -80,8 +92,9 @@ pub struct Needs<'a> {
     pub gpus: usize,
     /// `qemu-system-x86_64 --version`'s parsed result, or why it could not be had.
     pub qemu: Result<QemuVersion, String>,
-    /// The image's firmware file.
-    pub firmware: PathBuf,
+    /// The image's firmware file, when there is an image to check (`silk-host doctor`
+    /// may run without one).
+    pub firmware: Option<PathBuf>,
 }
 
 /// The files under a host root that the checks read.
@@ -245,21 +258,19 @@ impl HostRoot {
             ),
         }
 
-        if needs.firmware.is_file() {
-            r.push(
-                "ovmf",
-                Status::Ok,
-                format!("{} present", needs.firmware.display()),
-            );
-        } else {
-            r.push(
+        match &needs.firmware {
+            Some(fw) if fw.is_file() => {
+                r.push("ovmf", Status::Ok, format!("{} present", fw.display()))
+            }
+            Some(fw) => r.push(
                 "ovmf",
                 Status::Missing,
                 format!(
                     "{} missing: rebuild the image (images/recipe/build.sh)",
-                    needs.firmware.display()
+                    fw.display()
                 ),
-            );
+            ),
+            None => {}
         }
         r
     }

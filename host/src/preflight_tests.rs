@@ -35,7 +35,7 @@ impl Fake {
             tee,
             gpus,
             qemu,
-            firmware: self.firmware(),
+            firmware: Some(self.firmware()),
         })
     }
 }

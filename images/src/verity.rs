@@ -17,7 +17,9 @@ use std::io::{self, Read, Write};
 pub mod cmdline;
 mod disk;
 pub use cmdline::ModelVerity;
-pub use disk::{build_model_disk, derived_params, ModelDisk, ModelDiskOptions};
+pub use disk::{
+    build_model_disk, build_model_disk_with_progress, derived_params, ModelDisk, ModelDiskOptions,
+};
 
 /// Data and hash block size.
 pub const BLOCK_SIZE: usize = 4096;

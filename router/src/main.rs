@@ -6,22 +6,29 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
+use silk_cli::docs::DocsCommand;
+use silk_cli::log::LogArgs;
 use silk_protocol::attestation::Policy;
 use silk_router::Config;
 
 /// List attested workers and forward sealed requests to them. The router holds no key
 /// that opens anything; clients verify every worker themselves.
 #[derive(Parser)]
-#[command(name = "silk-router", version)]
+#[command(name = "silk-router", version, subcommand_negates_reqs = true)]
 struct Args {
+    /// Shell completions or the manual page instead of serving.
+    #[command(subcommand)]
+    docs: Option<DocsCommand>,
+    #[command(flatten)]
+    log: LogArgs,
     /// Address of the plain-HTTP listener (requests and answers are sealed end to end).
     #[arg(long, default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
     /// Admission policy (TOML, as `silk verify` takes): registrations whose evidence does
     /// not verify under it are refused. A spam filter only: clients check for themselves.
-    #[arg(long, value_name = "FILE")]
-    admission: PathBuf,
+    #[arg(long, value_name = "FILE", required = true)]
+    admission: Option<PathBuf>,
     /// Directory of NVIDIA RIMs (driver and VBIOS, *.xml / *.swidtag) for workers' GPU
     /// evidence.
     #[arg(long, value_name = "DIR")]
@@ -89,10 +96,11 @@ fn seconds(name: &str, v: f64) -> Result<Duration, String> {
 }
 
 fn config(args: &Args) -> Result<Config, String> {
-    let text = std::fs::read_to_string(&args.admission)
-        .map_err(|e| format!("--admission {}: {e}", args.admission.display()))?;
+    let admission = args.admission.as_deref().ok_or("--admission is required")?;
+    let text = std::fs::read_to_string(admission)
+        .map_err(|e| format!("--admission {}: {e}", admission.display()))?;
     let policy = Policy::from_toml(&text)
-        .map_err(|e| format!("--admission {}: {e}", args.admission.display()))?;
+        .map_err(|e| format!("--admission {}: {e}", admission.display()))?;
     let mut c = Config::new(policy);
     if let Some(dir) = &args.gpu_rims {
         c.gpu.rims =
@@ -127,27 +135,27 @@ fn config(args: &Args) -> Result<Config, String> {
     Ok(c)
 }
 
-/// Writes an event's fields, leaving out `peer` (a client's address, which the connection
-/// layer records) unless client addresses may be logged.
-fn format_fields(
-    show_peers: bool,
-) -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static {
-    tracing_subscriber::fmt::format::debug_fn(move |w, field, value| match field.name() {
-        "message" => write!(w, "{value:?}"),
-        "peer" if !show_peers => Ok(()),
-        name => write!(w, " {name}={value:?}"),
-    })
-}
+/// Fields left out of log lines unless client addresses may be logged: `peer`, a client's
+/// address, which the connection layer records.
+const CLIENT_ADDRESS_FIELDS: &[&str] = &["peer"];
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .fmt_fields(format_fields(args.log_client_addresses))
-        .with_writer(std::io::stderr)
-        .init();
+    if let Some(d) = &args.docs {
+        return match d.run(Args::command(), &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("silk-router: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let hidden = if args.log_client_addresses {
+        &[][..]
+    } else {
+        CLIENT_ADDRESS_FIELDS
+    };
+    silk_cli::log::init(args.log.log_format, "info", hidden);
     let config = match config(&args) {
         Ok(c) => c,
         Err(e) => {

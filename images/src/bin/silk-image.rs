@@ -119,15 +119,24 @@ fn build(
     // A malformed model binding would only show at boot, as a guest that will not start.
     silk_images::verity::ModelVerity::from_cmdline(cmdline)?;
     std::fs::create_dir_all(out).map_err(io("creating", out))?;
+    // Steps, not bytes: packing is one call; a person sees which step is running.
+    let progress = silk_cli::progress::steps(4, "silk-image build");
+    silk_cli::progress::say(&progress, format!("packing {}", root.display()));
     let mut archive = Archive::new();
     archive.add_tree(root)?;
     let initrd = out.join("initrd.cpio");
     let bytes = archive.to_bytes(epoch)?;
+    progress.inc(1);
+    silk_cli::progress::say(&progress, format!("writing {}", initrd.display()));
     std::fs::write(&initrd, bytes).map_err(io("writing", &initrd))?;
+    progress.inc(1);
+    silk_cli::progress::say(&progress, "copying the kernel and firmware");
     let vmlinuz = out.join("vmlinuz");
     std::fs::copy(kernel, &vmlinuz).map_err(io("copying", kernel))?;
     let ovmf = out.join("OVMF.fd");
     std::fs::copy(firmware, &ovmf).map_err(io("copying", firmware))?;
+    progress.inc(1);
+    silk_cli::progress::say(&progress, "hashing the components and inputs");
 
     let components = vec![
         Component::from_file(out, "firmware", "OVMF.fd")?,
@@ -162,8 +171,10 @@ fn build(
         source_date_epoch: u64::from(epoch),
     };
     m.validate()?;
+    progress.inc(1);
     let path = out.join(manifest::FILE_NAME);
     std::fs::write(&path, m.to_pretty()).map_err(io("writing", &path))?;
+    progress.finish_and_clear();
     Ok(m)
 }
 
@@ -194,7 +205,7 @@ fn modules(moddir: &Path, root: &Path, want: &[String]) -> Result<(), Error> {
 
 /// Builds the disk; prints the command line fragment on stdout and the details on stderr.
 fn model_disk(model: &Path, out: &Path, name: Option<&str>) -> Result<(), Error> {
-    use silk_images::verity::{build_model_disk, cmdline::served_name, ModelVerity};
+    use silk_images::verity::{build_model_disk_with_progress, cmdline::served_name, ModelVerity};
     let name = match name {
         Some(n) => Some(
             served_name(&format!("{n}.x"))
@@ -206,7 +217,13 @@ fn model_disk(model: &Path, out: &Path, name: Option<&str>) -> Result<(), Error>
             .and_then(|n| n.to_str())
             .and_then(served_name),
     };
-    let disk = build_model_disk(model, out, &Default::default())?;
+    // Two passes over the model (digest, then copy and tree): a bar for twice its size.
+    let size = std::fs::metadata(model).map(|m| m.len()).unwrap_or(0);
+    let progress = silk_cli::progress::bytes(2 * size, "model disk");
+    let disk =
+        build_model_disk_with_progress(model, out, &Default::default(), &mut |n| progress.inc(n));
+    progress.finish_and_clear();
+    let disk = disk?;
     let v = ModelVerity::from_disk(&disk, name);
     eprintln!(
         "silk-image: model disk {}: root {}, {} data blocks, hash offset {}, model {} bytes",

@@ -95,10 +95,39 @@ pub fn build_model_disk(
     disk: &Path,
     opts: &ModelDiskOptions,
 ) -> Result<ModelDisk, VerityError> {
+    build_model_disk_with_progress(model, disk, opts, &mut |_| {})
+}
+
+/// Reads through to `inner`, telling `read` how many bytes each call gave.
+struct Counting<'a, R> {
+    inner: R,
+    read: &'a mut dyn FnMut(u64),
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.read)(n as u64);
+        Ok(n)
+    }
+}
+
+/// [`build_model_disk`], calling `read` with the number of model bytes each read gave.
+/// The model is read twice (its digest first, then the copy that is hashed into the
+/// tree), so the calls add up to twice its size: what a progress bar for a model of many
+/// gigabytes counts to.
+pub fn build_model_disk_with_progress(
+    model: &Path,
+    disk: &Path,
+    opts: &ModelDiskOptions,
+    read: &mut dyn FnMut(u64),
+) -> Result<ModelDisk, VerityError> {
     // Pass 1: the model's digest, which names it and seeds the default salt and UUID.
-    let mut f = File::open(model).map_err(file_err(model, "open"))?;
+    let f = File::open(model).map_err(file_err(model, "open"))?;
     let mut h = Sha256::new();
-    io::copy(&mut f, &mut h).map_err(file_err(model, "read"))?;
+    let mut counted = Counting { inner: f, read };
+    io::copy(&mut counted, &mut h).map_err(file_err(model, "read"))?;
+    let read = counted.read;
     let model_sha256: [u8; 32] = h.finalize().into();
     let derived = derived_params(&model_sha256);
     let params = VerityParams {
@@ -119,7 +148,10 @@ pub fn build_model_disk(
     let mut out = BufWriter::new(out);
 
     // Pass 2: copy the data while hashing it, checking it is still the same model.
-    let mut f = File::open(model).map_err(file_err(model, "open"))?;
+    let mut f = Counting {
+        inner: File::open(model).map_err(file_err(model, "open"))?,
+        read,
+    };
     let mut again = Sha256::new();
     let mut buf = [0u8; BLOCK_SIZE];
     let mut model_size = 0u64;
@@ -184,6 +216,30 @@ mod tests {
         assert_eq!(p.uuid[6] >> 4, 8);
         assert_eq!(p.uuid[8] >> 6, 2);
         assert_ne!(derived_params(&[2; 32]), p);
+    }
+
+    #[test]
+    fn progress_counts_two_passes_and_the_same_disk_comes_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("m.gguf");
+        let bytes: Vec<u8> = (0..3 * BLOCK_SIZE as u32 + 100).map(|i| i as u8).collect();
+        fs::write(&model, &bytes).unwrap();
+        let mut total = 0u64;
+        let with = build_model_disk_with_progress(
+            &model,
+            &dir.path().join("a.disk"),
+            &Default::default(),
+            &mut |n| total += n,
+        )
+        .unwrap();
+        assert_eq!(total, 2 * bytes.len() as u64);
+        let without =
+            build_model_disk(&model, &dir.path().join("b.disk"), &Default::default()).unwrap();
+        assert_eq!(with, without);
+        assert_eq!(
+            fs::read(dir.path().join("a.disk")).unwrap(),
+            fs::read(dir.path().join("b.disk")).unwrap()
+        );
     }
 
     #[test]
