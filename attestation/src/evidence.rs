@@ -2,12 +2,13 @@
 
 use time::OffsetDateTime;
 
-use crate::policy::Policy;
+use crate::checks::{self, CheckId};
+use crate::policy::{Policy, Section};
 use crate::snp::certs::{verify_signature_chain, SnpCertificates};
 use crate::snp::report::{AttestationReport, ReportError, REPORT_SIZE};
 use crate::snp::simulated;
 use crate::tdx::{self, QuoteBody, QuoteError, TdxCollateral, TeeType};
-use crate::verdict::{Check, Platform, Stage, Verdict};
+use crate::verdict::{Check, Platform, Verdict};
 
 /// What kind of evidence a byte string holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,8 +41,30 @@ pub struct Evidence {
     pub bytes: Vec<u8>,
 }
 
+/// Why hex text does not decode.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HexTextError {
+    /// Hex digits that do not decode (an odd count).
+    #[error(transparent)]
+    Decode(#[from] hex::FromHexError),
+    /// A character that is not a hex digit, in text that is otherwise hex.
+    #[error(
+        "character {} at offset {offset} (byte {}) is not a hex digit",
+        .character.escape_default(),
+        .offset / 2
+    )]
+    NotHexDigit {
+        /// The character.
+        character: char,
+        /// Its offset in the text (after whitespace and a `0x` prefix are removed).
+        offset: usize,
+    },
+}
+
 /// Why evidence could not be recognised or verified.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EvidenceError {
     /// The input is empty.
     #[error("the evidence is empty")]
@@ -50,7 +73,7 @@ pub enum EvidenceError {
     #[error("the evidence looks like hex text but does not decode: {reason}")]
     BadHex {
         /// What is wrong, with the offset.
-        reason: String,
+        reason: HexTextError,
         /// What the hex that does decode looks like, when that is clear.
         kind: Option<EvidenceKind>,
     },
@@ -101,7 +124,7 @@ pub fn decode_text(input: &[u8]) -> Result<Vec<u8>, EvidenceError> {
     // version (0x02..) and a quote with a little-endian u16 version, both bytes < 0x30.
     if !text.is_empty() && text.iter().all(u8::is_ascii_hexdigit) {
         return hex::decode(text).map_err(|e| EvidenceError::BadHex {
-            reason: e.to_string(),
+            reason: e.into(),
             kind: None,
         });
     }
@@ -120,11 +143,10 @@ pub fn decode_text(input: &[u8]) -> Result<Vec<u8>, EvidenceError> {
             classify(&prefix).ok()
         };
         return Err(EvidenceError::BadHex {
-            reason: format!(
-                "character {} at offset {bad} (byte {}) is not a hex digit",
-                char::from(text[bad]).escape_default(),
-                bad / 2
-            ),
+            reason: HexTextError::NotHexDigit {
+                character: char::from(text[bad]),
+                offset: bad,
+            },
             kind,
         });
     }
@@ -218,7 +240,7 @@ impl EvidenceError {
                 e.to_string(),
             ),
             EvidenceError::BadHex { reason, kind } => {
-                ((*kind)?, "damaged hex text".to_owned(), reason.clone())
+                ((*kind)?, "damaged hex text".to_owned(), reason.to_string())
             }
             _ => return None,
         };
@@ -231,13 +253,12 @@ fn at(offset: Option<usize>) -> String {
     offset.map_or_else(|| "does not parse".to_owned(), |o| format!("offset {o:#x}"))
 }
 
-/// The name of a kind's format check.
-pub fn format_check_name(kind: EvidenceKind) -> &'static str {
+/// A kind's format check.
+pub fn format_check(kind: EvidenceKind) -> &'static CheckId {
     match kind {
-        EvidenceKind::SnpReport => "snp.report_format",
-        EvidenceKind::DcapQuote(TeeType::Tdx) => "tdx.quote_format",
-        EvidenceKind::DcapQuote(TeeType::Sgx) => "sgx.quote_format",
-        EvidenceKind::GpuReport => crate::gpu::check::REPORT_FORMAT,
+        EvidenceKind::SnpReport => AttestationReport::FORMAT_CHECK,
+        EvidenceKind::DcapQuote(tee) => tee.format_check(),
+        EvidenceKind::GpuReport => &checks::gpu::REPORT_FORMAT,
     }
 }
 
@@ -256,13 +277,7 @@ pub fn malformed(kind: EvidenceKind, found: String, reason: String) -> Verdict {
         ),
     };
     let mut verdict = Verdict::new(platform);
-    verdict.push(Check::fail(
-        format_check_name(kind),
-        Stage::Signature,
-        expected,
-        found,
-        reason,
-    ));
+    verdict.push(Check::fail(format_check(kind), expected, found, reason));
     verdict
 }
 
@@ -290,7 +305,7 @@ pub fn verify_snp(
     snp_facts(&report, line, &mut verdict);
     match &policy.snp {
         Some(rules) => rules.evaluate(&report, line, &mut verdict),
-        None => verdict.push(no_section("snp")),
+        None => verdict.push(Section::Snp.missing()),
     }
     Ok((report, verdict))
 }
@@ -318,25 +333,10 @@ pub fn verify_quote(
         (QuoteBody::Sgx(sgx), _, Some(rules)) => {
             rules.evaluate(sgx, tcb.as_ref(), collateral, now, &mut verdict)
         }
-        (QuoteBody::Td(_), None, _) => verdict.push(no_section("tdx")),
-        (QuoteBody::Sgx(_), _, None) => verdict.push(no_section("sgx")),
+        (QuoteBody::Td(_), None, _) => verdict.push(Section::Tdx.missing()),
+        (QuoteBody::Sgx(_), _, None) => verdict.push(Section::Sgx.missing()),
     }
     Ok((quote, verdict))
-}
-
-fn no_section(section: &'static str) -> Check {
-    let name = match section {
-        "snp" => "policy.snp",
-        "tdx" => "policy.tdx",
-        _ => "policy.sgx",
-    };
-    Check::fail(
-        name,
-        Stage::Measurement,
-        format!("a [{section}] section"),
-        "none",
-        format!("the policy has no [{section}] section, so this evidence cannot be accepted"),
-    )
 }
 
 fn snp_facts(

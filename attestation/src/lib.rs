@@ -8,14 +8,16 @@
 //! every check with what was expected and what was found. Nothing is accepted by default:
 //! an empty policy rejects, and a verdict accepts only when every check ran and passed.
 
-
+pub mod checks;
 pub mod evidence;
 pub mod gpu;
 pub mod policy;
+pub mod signature;
 pub mod snp;
 pub mod tdx;
 pub mod verdict;
 
+pub use checks::CheckId;
 pub use evidence::{verify_quote, verify_snp, Evidence, EvidenceError, EvidenceKind};
 pub use policy::Policy;
 pub use verdict::{Check, Fact, Outcome, Platform, Stage, Verdict};

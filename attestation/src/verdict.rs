@@ -6,6 +6,8 @@
 
 use serde::Serialize;
 
+use crate::checks::CheckId;
+
 /// Which family of checks a [`Check`] belongs to, in the order a verifier runs them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -22,6 +24,18 @@ pub enum Stage {
     Freshness,
 }
 
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stage::Signature => "signature",
+            Stage::Platform => "platform",
+            Stage::Measurement => "measurement",
+            Stage::Binding => "binding",
+            Stage::Freshness => "freshness",
+        })
+    }
+}
+
 /// Whether a check passed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
@@ -35,8 +49,10 @@ pub enum Outcome {
     },
 }
 
-/// One check of a verification.
+/// One check of a verification, made from its entry in the registry ([`crate::checks`]),
+/// which gives it its name and stage.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Check {
     /// Stable, machine-readable name, e.g. `snp.report_signature`.
     pub name: &'static str,
@@ -53,14 +69,13 @@ pub struct Check {
 impl Check {
     /// A passing check.
     pub fn pass(
-        name: &'static str,
-        stage: Stage,
+        id: &'static CheckId,
         expected: impl Into<String>,
         found: impl Into<String>,
     ) -> Self {
         Self {
-            name,
-            stage,
+            name: id.name,
+            stage: id.stage,
             expected: expected.into(),
             found: found.into(),
             outcome: Outcome::Pass,
@@ -69,15 +84,14 @@ impl Check {
 
     /// A failing check with its reason.
     pub fn fail(
-        name: &'static str,
-        stage: Stage,
+        id: &'static CheckId,
         expected: impl Into<String>,
         found: impl Into<String>,
         reason: impl Into<String>,
     ) -> Self {
         Self {
-            name,
-            stage,
+            name: id.name,
+            stage: id.stage,
             expected: expected.into(),
             found: found.into(),
             outcome: Outcome::Fail {
@@ -88,23 +102,40 @@ impl Check {
 
     /// A check that passes when `ok` holds, and otherwise fails with `reason`.
     pub fn from_bool(
-        name: &'static str,
-        stage: Stage,
+        id: &'static CheckId,
         ok: bool,
         expected: impl Into<String>,
         found: impl Into<String>,
         reason: impl FnOnce() -> String,
     ) -> Self {
         if ok {
-            Self::pass(name, stage, expected, found)
+            Self::pass(id, expected, found)
         } else {
-            Self::fail(name, stage, expected, found, reason())
+            Self::fail(id, expected, found, reason())
+        }
+    }
+
+    /// A check that passes with `Ok(found)` and fails with the error as its reason.
+    pub fn from_result<E: std::fmt::Display>(
+        id: &'static CheckId,
+        expected: impl Into<String>,
+        result: Result<String, E>,
+        found_on_error: impl Into<String>,
+    ) -> Self {
+        match result {
+            Ok(found) => Self::pass(id, expected, found),
+            Err(e) => Self::fail(id, expected, found_on_error, e.to_string()),
         }
     }
 
     /// Whether this check passed.
     pub fn passed(&self) -> bool {
         matches!(self.outcome, Outcome::Pass)
+    }
+
+    /// Whether this is the check `id`.
+    pub fn is(&self, id: &CheckId) -> bool {
+        self.name == id.name
     }
 }
 
@@ -206,15 +237,16 @@ impl Verdict {
         self.checks.iter().filter(|c| !c.passed())
     }
 
-    /// The check with this name, if it ran.
-    pub fn check(&self, name: &str) -> Option<&Check> {
-        self.checks.iter().find(|c| c.name == name)
+    /// The check `id`, if it ran (the first, when it ran for several parts).
+    pub fn check(&self, id: &CheckId) -> Option<&Check> {
+        self.checks.iter().find(|c| c.is(id))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::snp;
 
     #[test]
     fn empty_verdict_rejects() {
@@ -223,26 +255,23 @@ mod tests {
 
     #[test]
     fn one_failure_rejects_and_later_checks_stay_visible() {
-        let mut v = Verdict::new(Platform::Tdx);
-        v.push(Check::pass("a", Stage::Signature, "x", "x"));
-        v.push(Check::fail("b", Stage::Platform, "x", "y", "differs"));
-        v.push(Check::pass("c", Stage::Binding, "x", "x"));
+        let mut v = Verdict::new(Platform::SevSnp);
+        v.push(Check::pass(&snp::REPORT_SIGNATURE, "x", "x"));
+        v.push(Check::fail(&snp::DEBUG, "x", "y", "differs"));
+        v.push(Check::pass(&snp::REPORT_DATA, "x", "x"));
         assert!(!v.accepted());
-        assert_eq!(v.failures().map(|c| c.name).collect::<Vec<_>>(), ["b"]);
-        assert!(v.check("c").is_some_and(Check::passed));
+        assert_eq!(
+            v.failures().map(|c| c.name).collect::<Vec<_>>(),
+            [snp::DEBUG.name]
+        );
+        assert!(v.check(&snp::REPORT_DATA).is_some_and(Check::passed));
+        assert_eq!(v.check(&snp::DEBUG).map(|c| c.stage), Some(Stage::Platform));
     }
 
     #[test]
     fn all_passing_accepts() {
         let mut v = Verdict::new(Platform::SevSnp);
-        v.push(Check::from_bool(
-            "a",
-            Stage::Signature,
-            true,
-            "",
-            "",
-            String::new,
-        ));
+        v.push(Check::from_bool(&snp::DEBUG, true, "", "", String::new));
         assert!(v.accepted());
     }
 }

@@ -3,9 +3,8 @@
 //! (Parsing and the signature are what `gpu::verify` runs as `gpu.report_format` and
 //! `gpu.report_signature`; the full verify per mutation, chain included, took minutes.)
 
-use silk_attestation::gpu::{
-    self, certs, check, GpuArch, GpuEvidence, Revocation, RimStore, SpdmReport,
-};
+use silk_attestation::checks::gpu as check;
+use silk_attestation::gpu::{self, certs, GpuArch, GpuEvidence, Revocation, RimStore, SpdmReport};
 use silk_attestation::Policy;
 use time::macros::datetime;
 use x509_cert::Certificate;
@@ -27,7 +26,7 @@ fn accepted(ev: &GpuEvidence, nonce: &[u8; 32], policy: &Policy, rims: &RimStore
         &Revocation::Unavailable,
         datetime!(2025-03-01 0:00 UTC),
     );
-    [check::REPORT_FORMAT, check::REPORT_SIGNATURE]
+    [&check::REPORT_FORMAT, &check::REPORT_SIGNATURE]
         .iter()
         .all(|c| v.check(c).is_some_and(|c| c.passed()))
 }

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use const_oid::db::rfc5912::{ECDSA_WITH_SHA_384, ID_SHA_1, ID_SHA_256};
+use const_oid::db::rfc6960::ID_PKIX_OCSP_BASIC;
 use der::asn1::{BitString, GeneralizedTime, ObjectIdentifier, OctetString};
 use der::{Decode, Encode};
 use p384::ecdsa::signature::Signer as _;
@@ -12,7 +14,9 @@ use rcgen::{
     PKCS_ECDSA_P384_SHA384,
 };
 use sha2::{Digest, Sha256};
-use silk_attestation::gpu::revocation::{check, Coverage};
+use silk_attestation::gpu::revocation::{
+    check, Coverage, DelegateError, ResponderError, ResponseError, RevocationError, StatusError,
+};
 use spki::AlgorithmIdentifierOwned;
 use time::OffsetDateTime;
 use x509_cert::ext::pkix::crl::CrlReason;
@@ -22,10 +26,11 @@ use x509_ocsp::{
     ResponderId, ResponseBytes, ResponseData, RevokedInfo, SingleResponse, Version,
 };
 
-const ECDSA_WITH_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
-const ID_PKIX_OCSP_BASIC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.1");
-const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
-const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+/// Whether `err` is a response that does not verify for the reason `is` accepts.
+fn unverified(err: &RevocationError, is: impl Fn(&ResponderError) -> bool) -> bool {
+    matches!(err, RevocationError::Unverified { reason, .. } if is(reason))
+}
+
 const HOUR: u64 = 3600;
 
 struct Party {
@@ -132,7 +137,7 @@ impl Pki {
     /// A `good` single response for `cert` issued by `issuer`, valid an hour either side.
     fn single(&self, cert: &Certificate, issuer: &Certificate) -> SingleResponse {
         SingleResponse {
-            cert_id: cert_id(SHA256, cert, issuer),
+            cert_id: cert_id(ID_SHA_256, cert, issuer),
             cert_status: CertStatus::good(),
             this_update: self.at(-(HOUR as i64)),
             next_update: Some(self.at(HOUR as i64)),
@@ -143,7 +148,7 @@ impl Pki {
 
 fn cert_id(alg: ObjectIdentifier, cert: &Certificate, issuer: &Certificate) -> CertId {
     let h = |d: &[u8]| -> Vec<u8> {
-        if alg == SHA1 {
+        if alg == ID_SHA_1 {
             sha1::Sha1::digest(d).to_vec()
         } else {
             Sha256::digest(d).to_vec()
@@ -185,7 +190,7 @@ fn response(
     let basic = BasicOcspResponse {
         tbs_response_data: tbs,
         signature_algorithm: AlgorithmIdentifierOwned {
-            oid: ECDSA_WITH_SHA384,
+            oid: ECDSA_WITH_SHA_384,
             parameters: None,
         },
         signature: BitString::from_bytes(sig.to_der().as_bytes()).unwrap(),
@@ -240,7 +245,7 @@ fn good_responses_cover_the_chain() {
 fn sha1_cert_ids_match() {
     let p = pki();
     let mut s = p.single(&p.leaf.cert, &p.inter.cert);
-    s.cert_id = cert_id(SHA1, &p.leaf.cert, &p.inter.cert);
+    s.cert_id = cert_id(ID_SHA_1, &p.leaf.cert, &p.inter.cert);
     let r = response(&p.inter.cert, &p.inter.key, vec![s], None, p.at(0));
     let cov = check(&p.chain(), &[r], p.now).unwrap();
     assert_eq!(cov.good, vec!["Test GPU Leaf".to_string()]);
@@ -256,7 +261,18 @@ fn revoked_fails_naming_the_certificate_time_and_reason() {
         revocation_reason: Some(CrlReason::KeyCompromise),
     });
     let r = response(&p.inter.cert, &p.inter.key, vec![s], None, p.at(0));
-    let e = check(&p.chain(), &[r], p.now).unwrap_err();
+    let err = check(&p.chain(), &[r], p.now).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RevocationError::NotGood {
+                status: StatusError::Revoked { .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let e = err.to_string();
     assert!(e.contains("Test GPU Leaf") && e.contains("revoked"), "{e}");
     assert!(e.contains("KeyCompromise"), "{e}");
 }
@@ -267,7 +283,18 @@ fn unknown_status_fails() {
     let mut s = p.single(&p.leaf.cert, &p.inter.cert);
     s.cert_status = CertStatus::unknown();
     let r = response(&p.inter.cert, &p.inter.key, vec![s], None, p.at(0));
-    let e = check(&p.chain(), &[r], p.now).unwrap_err();
+    let err = check(&p.chain(), &[r], p.now).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RevocationError::NotGood {
+                status: StatusError::Unknown,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let e = err.to_string();
     assert!(e.contains("Test GPU Leaf") && e.contains("unknown"), "{e}");
 }
 
@@ -282,7 +309,12 @@ fn signature_by_another_key_fails() {
         None,
         p.at(0),
     );
-    let e = check(&p.chain(), &[r], p.now).unwrap_err();
+    let err = check(&p.chain(), &[r], p.now).unwrap_err();
+    assert!(
+        unverified(&err, |r| matches!(r, ResponderError::Signature { .. })),
+        "{err:?}"
+    );
+    let e = err.to_string();
     assert!(
         e.contains("Test GPU Leaf") && e.contains("does not verify"),
         "{e}"
@@ -307,7 +339,9 @@ fn tampered_response_fails() {
     }
     .to_der()
     .unwrap();
-    let e = check(&p.chain(), &r, p.now).unwrap_err();
+    let err = check(&p.chain(), &r, p.now).unwrap_err();
+    assert!(matches!(err, RevocationError::Unverified { .. }), "{err:?}");
+    let e = err.to_string();
     assert!(e.contains("does not verify"), "{e}");
 }
 
@@ -324,7 +358,18 @@ fn expired_next_update_fails() {
         None,
         p.at(-(3 * HOUR as i64)),
     );
-    let e = check(&p.chain(), &[r], p.now).unwrap_err();
+    let err = check(&p.chain(), &[r], p.now).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RevocationError::NotGood {
+                status: StatusError::Expired(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let e = err.to_string();
     assert!(
         e.contains("Test GPU Leaf") && e.contains("nextUpdate"),
         "{e}"
@@ -338,7 +383,18 @@ fn future_this_update_fails() {
     s.this_update = p.at(HOUR as i64);
     s.next_update = None;
     let r = response(&p.inter.cert, &p.inter.key, vec![s], None, p.at(0));
-    let e = check(&p.chain(), &[r], p.now).unwrap_err();
+    let err = check(&p.chain(), &[r], p.now).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RevocationError::NotGood {
+                status: StatusError::NotYetValid(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let e = err.to_string();
     assert!(e.contains("thisUpdate"), "{e}");
 }
 
@@ -390,7 +446,18 @@ fn delegated_responder_without_eku_fails() {
         Some(vec![p.responder_no_eku.cert.clone()]),
         p.at(0),
     );
-    let e = check(&p.chain(), &[r], p.now).unwrap_err();
+    let err = check(&p.chain(), &[r], p.now).unwrap_err();
+    assert!(
+        unverified(&err, |r| matches!(
+            r,
+            ResponderError::Delegate {
+                reason: DelegateError::NotForOcsp,
+                ..
+            }
+        )),
+        "{err:?}"
+    );
+    let e = err.to_string();
     assert!(
         e.contains("id-kp-OCSPSigning") && e.contains("Test GPU Leaf"),
         "{e}"
@@ -407,7 +474,12 @@ fn delegated_responder_not_included_fails() {
         None,
         p.at(0),
     );
-    let e = check(&p.chain(), &[r], p.now).unwrap_err();
+    let err = check(&p.chain(), &[r], p.now).unwrap_err();
+    assert!(
+        unverified(&err, |r| matches!(r, ResponderError::Unknown { .. })),
+        "{err:?}"
+    );
+    let e = err.to_string();
     assert!(e.contains("neither the issuer"), "{e}");
 }
 
@@ -423,7 +495,18 @@ fn delegated_responder_of_another_issuer_fails() {
         Some(vec![p.responder.cert.clone()]),
         p.at(0),
     );
-    let e = check(&p.chain(), &[r], p.now).unwrap_err();
+    let err = check(&p.chain(), &[r], p.now).unwrap_err();
+    assert!(
+        unverified(&err, |r| matches!(
+            r,
+            ResponderError::Delegate {
+                reason: DelegateError::NotIssued { .. },
+                ..
+            }
+        )),
+        "{err:?}"
+    );
+    let e = err.to_string();
     assert!(
         e.contains("Test Intermediate CA") && e.contains("not issued by"),
         "{e}"
@@ -433,7 +516,18 @@ fn delegated_responder_of_another_issuer_fails() {
 #[test]
 fn malformed_and_unsuccessful_responses_fail() {
     let p = pki();
-    let e = check(&p.chain(), &[vec![0x30, 0x03, 0x0a]], p.now).unwrap_err();
+    let err = check(&p.chain(), &[vec![0x30, 0x03, 0x0a]], p.now).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RevocationError::Response {
+                index: 1,
+                reason: ResponseError::Malformed(_)
+            }
+        ),
+        "{err:?}"
+    );
+    let e = err.to_string();
     assert!(e.contains("OCSP response #1: malformed"), "{e}");
     let try_later = OcspResponse {
         response_status: OcspResponseStatus::TryLater,
@@ -441,13 +535,26 @@ fn malformed_and_unsuccessful_responses_fail() {
     }
     .to_der()
     .unwrap();
-    let e = check(&p.chain(), &[try_later], p.now).unwrap_err();
+    let err = check(&p.chain(), &[try_later], p.now).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RevocationError::Response {
+                reason: ResponseError::NotSuccessful(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let e = err.to_string();
     assert!(e.contains("TryLater"), "{e}");
 }
 
 #[test]
 fn chain_must_end_with_its_root() {
     let p = pki();
-    let e = check(&p.chain()[..2], &good(&p), p.now).unwrap_err();
+    let err = check(&p.chain()[..2], &good(&p), p.now).unwrap_err();
+    assert!(matches!(err, RevocationError::NoRoot(_)), "{err:?}");
+    let e = err.to_string();
     assert!(e.contains("must end with its root"), "{e}");
 }

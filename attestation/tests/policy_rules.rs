@@ -2,10 +2,11 @@
 //! does not fails it by name. Reports are the real vectors, parsed, with the one field under
 //! test changed in the parsed struct (policy evaluation is separate from signatures).
 
+use silk_attestation::checks::{snp, tdx};
 use silk_attestation::policy::{Policy, SnpPolicy, TdxPolicy};
 use silk_attestation::snp::report::{AttestationReport, GuestPolicy, PlatformInfo, ProductLine};
 use silk_attestation::tdx::{Quote, QuoteBody, TcbStatus, TcbVerdict, TdReport, TdxCollateral};
-use silk_attestation::{Platform, Verdict};
+use silk_attestation::{CheckId, Platform, Verdict};
 use time::macros::datetime;
 use time::OffsetDateTime;
 
@@ -27,11 +28,11 @@ fn snp_policy(extra: &str) -> SnpPolicy {
 }
 
 /// Evaluates and returns whether the named check passed (panics if it did not run).
-fn snp_check(policy: &SnpPolicy, report: &AttestationReport, name: &str) -> bool {
+fn snp_check(policy: &SnpPolicy, report: &AttestationReport, id: &CheckId) -> bool {
     let mut v = Verdict::new(Platform::SevSnp);
     policy.evaluate(report, Some(ProductLine::Milan), &mut v);
-    v.check(name)
-        .unwrap_or_else(|| panic!("check {name} did not run: {:?}", v.checks))
+    v.check(id)
+        .unwrap_or_else(|| panic!("check {} did not run: {:?}", id.name, v.checks))
         .passed()
 }
 
@@ -49,7 +50,7 @@ fn baseline_policy_accepts_the_milan_report() {
 #[test]
 fn snp_measurement_allowlist() {
     let r = milan();
-    assert!(snp_check(&snp_policy(""), &r, "snp.measurement"));
+    assert!(snp_check(&snp_policy(""), &r, &snp::MEASUREMENT));
     let other = Policy::from_toml(&format!(
         "[snp]\nmeasurements = [\"{}\"]\nmin_tcb = {{}}\n",
         "00".repeat(48)
@@ -57,12 +58,12 @@ fn snp_measurement_allowlist() {
     .unwrap()
     .snp
     .unwrap();
-    assert!(!snp_check(&other, &r, "snp.measurement"));
+    assert!(!snp_check(&other, &r, &snp::MEASUREMENT));
     let empty = Policy::from_toml("[snp]\nmin_tcb = {}\n")
         .unwrap()
         .snp
         .unwrap();
-    assert!(!snp_check(&empty, &r, "snp.measurement"));
+    assert!(!snp_check(&empty, &r, &snp::MEASUREMENT));
 }
 
 #[test]
@@ -73,20 +74,20 @@ fn snp_any_measurement_passes_but_warns() {
         .unwrap();
     let mut v = Verdict::new(Platform::SevSnp);
     p.evaluate(&milan(), Some(ProductLine::Milan), &mut v);
-    assert!(v.check("snp.measurement").unwrap().passed());
+    assert!(v.check(&snp::MEASUREMENT).unwrap().passed());
     assert!(v.warnings.iter().any(|w| w.contains("ANY measurement")));
 }
 
 #[test]
 fn snp_debug_forbidden_unless_allowed() {
     let mut r = milan();
-    assert!(snp_check(&snp_policy(""), &r, "snp.debug"));
+    assert!(snp_check(&snp_policy(""), &r, &snp::DEBUG));
     r.policy = GuestPolicy(r.policy.0 | 1 << 19);
-    assert!(!snp_check(&snp_policy(""), &r, "snp.debug"));
+    assert!(!snp_check(&snp_policy(""), &r, &snp::DEBUG));
     assert!(snp_check(
         &snp_policy("allow_debug = true"),
         &r,
-        "snp.debug"
+        &snp::DEBUG
     ));
 }
 
@@ -98,7 +99,7 @@ fn snp_min_tcb_each_component() {
         Policy::from_toml(&text).unwrap().snp.unwrap()
     };
     let exact = at("{ bootloader = 3, tee = 0, snp = 8, microcode = 115 }");
-    assert!(snp_check(&exact, &r, "snp.min_tcb"));
+    assert!(snp_check(&exact, &r, &snp::MIN_TCB));
     for above in [
         "{ bootloader = 4 }",
         "{ tee = 1 }",
@@ -106,7 +107,7 @@ fn snp_min_tcb_each_component() {
         "{ microcode = 116 }",
         "{ fmc = 0 }", // Milan has no FMC component
     ] {
-        assert!(!snp_check(&at(above), &r, "snp.min_tcb"), "{above}");
+        assert!(!snp_check(&at(above), &r, &snp::MIN_TCB), "{above}");
     }
     // No min_tcb at all is a failure, not an acceptance by default.
     let none = Policy::from_toml(&format!(
@@ -115,11 +116,11 @@ fn snp_min_tcb_each_component() {
     .unwrap()
     .snp
     .unwrap();
-    assert!(!snp_check(&none, &r, "snp.min_tcb"));
+    assert!(!snp_check(&none, &r, &snp::MIN_TCB));
     // Without a known product line the TCB cannot be decoded.
     let mut v = Verdict::new(Platform::SevSnp);
     snp_policy("").evaluate(&r, None, &mut v);
-    assert!(!v.check("snp.min_tcb").unwrap().passed());
+    assert!(!v.check(&snp::MIN_TCB).unwrap().passed());
 }
 
 #[test]
@@ -127,9 +128,9 @@ fn snp_report_data() {
     let r = milan();
     let good = hex::encode(r.report_data);
     let p = snp_policy(&format!("report_data = \"{good}\""));
-    assert!(snp_check(&p, &r, "snp.report_data"));
+    assert!(snp_check(&p, &r, &snp::REPORT_DATA));
     let p = snp_policy(&format!("report_data = \"{}\"", "11".repeat(64)));
-    assert!(!snp_check(&p, &r, "snp.report_data"));
+    assert!(!snp_check(&p, &r, &snp::REPORT_DATA));
     // Without the rule the verdict says the report is bound to nothing.
     let mut v = Verdict::new(Platform::SevSnp);
     snp_policy("").evaluate(&r, Some(ProductLine::Milan), &mut v);
@@ -146,52 +147,52 @@ fn snp_host_data() {
     assert!(snp_check(
         &snp_policy(&format!("host_data = \"{good}\"")),
         &r,
-        "snp.host_data"
+        &snp::HOST_DATA
     ));
     let bad = snp_policy(&format!("host_data = \"{}\"", "11".repeat(32)));
-    assert!(!snp_check(&bad, &r, "snp.host_data"));
+    assert!(!snp_check(&bad, &r, &snp::HOST_DATA));
 }
 
 #[test]
 fn snp_smt_rule() {
     let mut r = milan();
     let strict = snp_policy("allow_smt = false");
-    assert!(snp_check(&snp_policy(""), &r, "snp.smt"));
+    assert!(snp_check(&snp_policy(""), &r, &snp::SMT));
     r.policy = GuestPolicy(r.policy.0 | 1 << 16);
     r.platform_info = PlatformInfo(1);
-    assert!(!snp_check(&strict, &r, "snp.smt"));
+    assert!(!snp_check(&strict, &r, &snp::SMT));
     r.policy = GuestPolicy(r.policy.0 & !(1 << 16));
-    assert!(!snp_check(&strict, &r, "snp.smt"), "platform SMT on");
+    assert!(!snp_check(&strict, &r, &snp::SMT), "platform SMT on");
     r.platform_info = PlatformInfo(0);
-    assert!(snp_check(&strict, &r, "snp.smt"));
+    assert!(snp_check(&strict, &r, &snp::SMT));
 }
 
 #[test]
 fn snp_migration_agent_rule() {
     let mut r = milan();
-    assert!(snp_check(&snp_policy(""), &r, "snp.migration_agent"));
+    assert!(snp_check(&snp_policy(""), &r, &snp::MIGRATION_AGENT));
     r.policy = GuestPolicy(r.policy.0 | 1 << 18);
-    assert!(!snp_check(&snp_policy(""), &r, "snp.migration_agent"));
+    assert!(!snp_check(&snp_policy(""), &r, &snp::MIGRATION_AGENT));
     let allow = snp_policy("allow_migration_agent = true");
-    assert!(snp_check(&allow, &r, "snp.migration_agent"));
+    assert!(snp_check(&allow, &r, &snp::MIGRATION_AGENT));
 }
 
 #[test]
 fn snp_single_socket_rule() {
     let mut r = milan();
     let p = snp_policy("require_single_socket = true");
-    assert!(!snp_check(&p, &r, "snp.single_socket"));
+    assert!(!snp_check(&p, &r, &snp::SINGLE_SOCKET));
     r.policy = GuestPolicy(r.policy.0 | 1 << 20);
-    assert!(snp_check(&p, &r, "snp.single_socket"));
+    assert!(snp_check(&p, &r, &snp::SINGLE_SOCKET));
 }
 
 #[test]
 fn snp_vmpl_rule() {
     let mut r = milan();
-    assert!(snp_check(&snp_policy(""), &r, "snp.vmpl"));
+    assert!(snp_check(&snp_policy(""), &r, &snp::VMPL));
     r.vmpl = 2;
-    assert!(!snp_check(&snp_policy(""), &r, "snp.vmpl"));
-    assert!(snp_check(&snp_policy("max_vmpl = 2"), &r, "snp.vmpl"));
+    assert!(!snp_check(&snp_policy(""), &r, &snp::VMPL));
+    assert!(snp_check(&snp_policy("max_vmpl = 2"), &r, &snp::VMPL));
     assert!(Policy::from_toml("[snp]\nmax_vmpl = 4\n").is_err());
 }
 
@@ -202,14 +203,14 @@ fn snp_id_and_author_keys() {
     let p = snp_policy(&format!(
         "id_key_digests = [\"{digest}\"]\nauthor_key_digests = [\"{digest}\"]"
     ));
-    assert!(!snp_check(&p, &r, "snp.id_key"));
-    assert!(!snp_check(&p, &r, "snp.author_key"));
+    assert!(!snp_check(&p, &r, &snp::ID_KEY));
+    assert!(!snp_check(&p, &r, &snp::AUTHOR_KEY));
     r.id_key_digest = [0xab; 48];
     r.author_key_digest = [0xab; 48];
-    assert!(snp_check(&p, &r, "snp.id_key"));
-    assert!(!snp_check(&p, &r, "snp.author_key"), "AUTHOR_KEY_EN is off");
+    assert!(snp_check(&p, &r, &snp::ID_KEY));
+    assert!(!snp_check(&p, &r, &snp::AUTHOR_KEY), "AUTHOR_KEY_EN is off");
     r.author_key_en = true;
-    assert!(snp_check(&p, &r, "snp.author_key"));
+    assert!(snp_check(&p, &r, &snp::AUTHOR_KEY));
 }
 
 #[test]
@@ -218,17 +219,17 @@ fn snp_guest_svn_and_product() {
     assert!(snp_check(
         &snp_policy("min_guest_svn = 0"),
         &r,
-        "snp.guest_svn"
+        &snp::GUEST_SVN
     ));
     let above = snp_policy(&format!("min_guest_svn = {}", r.guest_svn + 1));
-    assert!(!snp_check(&above, &r, "snp.guest_svn"));
+    assert!(!snp_check(&above, &r, &snp::GUEST_SVN));
     assert!(snp_check(
         &snp_policy("products = [\"Milan\"]"),
         &r,
-        "snp.product"
+        &snp::PRODUCT
     ));
     let others = snp_policy("products = [\"Genoa\", \"Turin\"]");
-    assert!(!snp_check(&others, &r, "snp.product"));
+    assert!(!snp_check(&others, &r, &snp::PRODUCT));
     assert!(Policy::from_toml("[snp]\nproducts = [\"Naples\"]\n").is_err());
 }
 
@@ -272,10 +273,10 @@ fn tdx_verdict(policy: &TdxPolicy, td: &TdReport, tcb: Option<&TcbVerdict>) -> V
     v
 }
 
-fn tdx_check(policy: &TdxPolicy, td: &TdReport, tcb: Option<&TcbVerdict>, name: &str) -> bool {
+fn tdx_check(policy: &TdxPolicy, td: &TdReport, tcb: Option<&TcbVerdict>, id: &CheckId) -> bool {
     let v = tdx_verdict(policy, td, tcb);
-    v.check(name)
-        .unwrap_or_else(|| panic!("check {name} did not run: {:?}", v.checks))
+    v.check(id)
+        .unwrap_or_else(|| panic!("check {} did not run: {:?}", id.name, v.checks))
         .passed()
 }
 
@@ -284,22 +285,22 @@ fn tdx_measurement_names_the_differing_register() {
     let mut td = tdx_quote();
     let ok = up_to_date();
     let p = tdx_policy("");
-    assert!(tdx_check(&p, &td, Some(&ok), "tdx.measurement"));
+    assert!(tdx_check(&p, &td, Some(&ok), &tdx::MEASUREMENT));
     td.rtmr[1][0] ^= 1;
     let v = tdx_verdict(&p, &td, Some(&ok));
-    let c = v.check("tdx.measurement").unwrap();
+    let c = v.check(&tdx::MEASUREMENT).unwrap();
     assert!(
         format!("{:?}", c.outcome).contains("RTMR1 differs"),
         "{c:?}"
     );
     td.mr_td[0] ^= 1;
-    assert!(!tdx_check(&p, &td, Some(&ok), "tdx.measurement"));
+    assert!(!tdx_check(&p, &td, Some(&ok), &tdx::MEASUREMENT));
     let empty = Policy::from_toml("[tdx]\n").unwrap().tdx.unwrap();
     assert!(!tdx_check(
         &empty,
         &tdx_quote(),
         Some(&ok),
-        "tdx.measurement"
+        &tdx::MEASUREMENT
     ));
 }
 
@@ -307,11 +308,11 @@ fn tdx_measurement_names_the_differing_register() {
 fn tdx_debug_attribute() {
     let mut td = tdx_quote();
     let ok = up_to_date();
-    assert!(tdx_check(&tdx_policy(""), &td, Some(&ok), "tdx.debug"));
+    assert!(tdx_check(&tdx_policy(""), &td, Some(&ok), &tdx::DEBUG));
     td.td_attributes.0 |= 1;
-    assert!(!tdx_check(&tdx_policy(""), &td, Some(&ok), "tdx.debug"));
+    assert!(!tdx_check(&tdx_policy(""), &td, Some(&ok), &tdx::DEBUG));
     let allow = tdx_policy("allow_debug = true");
-    assert!(tdx_check(&allow, &td, Some(&ok), "tdx.debug"));
+    assert!(tdx_check(&allow, &td, Some(&ok), &tdx::DEBUG));
 }
 
 #[test]
@@ -325,27 +326,27 @@ fn tdx_tcb_status_default_is_up_to_date_only() {
         &tdx_policy(""),
         &td,
         Some(&up_to_date()),
-        "tdx.tcb_status"
+        &tdx::TCB_STATUS
     ));
     assert!(!tdx_check(
         &tdx_policy(""),
         &td,
         Some(&outdated),
-        "tdx.tcb_status"
+        &tdx::TCB_STATUS
     ));
-    assert!(!tdx_check(&tdx_policy(""), &td, None, "tdx.tcb_status"));
+    assert!(!tdx_check(&tdx_policy(""), &td, None, &tdx::TCB_STATUS));
     let allow = tdx_policy("allowed_tcb_statuses = [\"UpToDate\", \"OutOfDate\"]");
-    assert!(tdx_check(&allow, &td, Some(&outdated), "tdx.tcb_status"));
+    assert!(tdx_check(&allow, &td, Some(&outdated), &tdx::TCB_STATUS));
     let listed = tdx_policy(
         "allowed_tcb_statuses = [\"OutOfDate\"]\nallowed_advisory_ids = [\"INTEL-SA-00837\"]",
     );
-    assert!(tdx_check(&listed, &td, Some(&outdated), "tdx.advisories"));
+    assert!(tdx_check(&listed, &td, Some(&outdated), &tdx::ADVISORIES));
     let unlisted = tdx_policy("allowed_tcb_statuses = [\"OutOfDate\"]\nallowed_advisory_ids = []");
     assert!(!tdx_check(
         &unlisted,
         &td,
         Some(&outdated),
-        "tdx.advisories"
+        &tdx::ADVISORIES
     ));
     assert!(Policy::from_toml("[tdx]\nallowed_tcb_statuses = []\n").is_err());
 }
@@ -358,11 +359,11 @@ fn tdx_min_tee_tcb_svn() {
         "min_tee_tcb_svn = \"{}\"",
         hex::encode(td.tee_tcb_svn)
     ));
-    assert!(tdx_check(&same, &td, Some(&ok), "tdx.tee_tcb_svn"));
+    assert!(tdx_check(&same, &td, Some(&ok), &tdx::TEE_TCB_SVN));
     let mut higher = td.tee_tcb_svn;
     higher[0] = higher[0].saturating_add(1);
     let p = tdx_policy(&format!("min_tee_tcb_svn = \"{}\"", hex::encode(higher)));
-    assert!(!tdx_check(&p, &td, Some(&ok), "tdx.tee_tcb_svn"));
+    assert!(!tdx_check(&p, &td, Some(&ok), &tdx::TEE_TCB_SVN));
 }
 
 #[test]
@@ -372,18 +373,18 @@ fn tdx_exact_registers_and_report_data() {
     for (key, name, value) in [
         (
             "mr_config_id",
-            "tdx.mr_config_id",
+            &tdx::MR_CONFIG_ID,
             hex::encode(td.mr_config_id),
         ),
-        ("mr_owner", "tdx.mr_owner", hex::encode(td.mr_owner)),
+        ("mr_owner", &tdx::MR_OWNER, hex::encode(td.mr_owner)),
         (
             "mr_owner_config",
-            "tdx.mr_owner_config",
+            &tdx::MR_OWNER_CONFIG,
             hex::encode(td.mr_owner_config),
         ),
         (
             "report_data",
-            "tdx.report_data",
+            &tdx::REPORT_DATA,
             hex::encode(td.report_data),
         ),
     ] {
@@ -393,9 +394,9 @@ fn tdx_exact_registers_and_report_data() {
         assert!(!tdx_check(&other, &td, Some(&ok), name), "{key}");
     }
     let seam = tdx_policy(&format!("mr_seam = [\"{}\"]", hex::encode(td.mr_seam)));
-    assert!(tdx_check(&seam, &td, Some(&ok), "tdx.mr_seam"));
+    assert!(tdx_check(&seam, &td, Some(&ok), &tdx::MR_SEAM));
     let other = tdx_policy(&format!("mr_seam = [\"{}\"]", "00".repeat(48)));
-    assert!(!tdx_check(&other, &td, Some(&ok), "tdx.mr_seam"));
+    assert!(!tdx_check(&other, &td, Some(&ok), &tdx::MR_SEAM));
 }
 
 #[test]
@@ -404,7 +405,7 @@ fn tdx_collateral_age() {
     let ok = up_to_date();
     // Issued 2025-06-19T10:16:03Z; NOW is about 14 hours later.
     let day = tdx_policy("max_collateral_age = \"1d\"");
-    assert!(tdx_check(&day, &td, Some(&ok), "tdx.collateral_age"));
+    assert!(tdx_check(&day, &td, Some(&ok), &tdx::COLLATERAL_AGE));
     let hour = tdx_policy("max_collateral_age = \"1h\"");
-    assert!(!tdx_check(&hour, &td, Some(&ok), "tdx.collateral_age"));
+    assert!(!tdx_check(&hour, &td, Some(&ok), &tdx::COLLATERAL_AGE));
 }

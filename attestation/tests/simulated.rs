@@ -1,6 +1,7 @@
 //! Simulated evidence end to end through `verify_snp`: accepted only when the policy both
 //! allows simulation and pins the development root, and always marked SIMULATED.
 
+use silk_attestation::checks::sim;
 use silk_attestation::snp::certs::SnpCertificates;
 use silk_attestation::snp::simulated::SimulatedPlatform;
 use silk_attestation::{verify_snp, Policy};
@@ -39,10 +40,10 @@ fn simulated_evidence_needs_allow_and_pin() {
 
     let (_, v) = verify_snp(&raw, &certs, &policy(&p, false, true), now).unwrap();
     assert!(!v.accepted());
-    assert!(!v.check("sim.allowed").unwrap().passed());
+    assert!(!v.check(&sim::ALLOWED).unwrap().passed());
 
     let (_, v) = verify_snp(&raw, &certs, &policy(&p, true, false), now).unwrap();
-    assert!(!v.check("sim.root_pinned").unwrap().passed());
+    assert!(!v.check(&sim::ROOT_PINNED).unwrap().passed());
 
     // A default (AMD-only) policy never accepts it either.
     let (_, v) = verify_snp(&raw, &certs, &Policy::default(), now).unwrap();

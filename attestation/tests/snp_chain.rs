@@ -1,36 +1,34 @@
 //! AMD chain and report signature: the real Milan report and VCEK, the Turin VCEK against a
 //! synthetic report, wrong roots, and every single-byte change to the signed bytes.
 
+use silk_attestation::checks::{self, snp};
 use silk_attestation::snp::certs::{pem_bundle, pinned_ark, CertError, VekExtensions};
 use silk_attestation::snp::report::{
     AttestationReport, ProductLine, TcbParts, TcbVersion, REPORT_SIZE, SIGNED_LEN,
 };
 use silk_attestation::snp::{verify_signature_chain, SnpCertificates};
-use silk_attestation::{Platform, Verdict};
+use silk_attestation::{CheckId, Platform, Verdict};
 use time::macros::datetime;
 use time::OffsetDateTime;
 
 /// Inside every vector certificate's validity (latest notBefore: Turin VCEK, 2024-11-06).
 const NOW: OffsetDateTime = datetime!(2025-06-01 0:00 UTC);
 
-const ALL_CHECKS: [&str; 10] = [
-    "snp.product_line",
-    "snp.ark_pinned",
-    "snp.ark_self_signed",
-    "snp.ask_signed_by_ark",
-    "snp.vek_signed_by_ask",
-    "snp.cert_validity",
-    "snp.signing_key",
-    "snp.report_signature",
-    "snp.vek_tcb",
-    "snp.vek_chip_id",
+const ALL_CHECKS: [&CheckId; 10] = [
+    &snp::PRODUCT_LINE,
+    &snp::ARK_PINNED,
+    &snp::ARK_SELF_SIGNED,
+    &snp::ASK_SIGNED_BY_ARK,
+    &snp::VEK_SIGNED_BY_ASK,
+    &snp::CERT_VALIDITY,
+    &snp::SIGNING_KEY,
+    &snp::REPORT_SIGNATURE,
+    &snp::VEK_TCB,
+    &snp::VEK_CHIP_ID,
 ];
 
 fn vector(rel: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../vectors/snp/{rel}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/../vectors/snp/{rel}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -66,13 +64,15 @@ fn verify(
     (verdict, line)
 }
 
-fn failed(v: &Verdict) -> Vec<&'static str> {
-    v.failures().map(|c| c.name).collect()
+fn failed(v: &Verdict) -> Vec<&'static CheckId> {
+    v.failures()
+        .map(|c| checks::by_name(c.name).expect("a registered check"))
+        .collect()
 }
 
 fn assert_all_checks_ran(v: &Verdict) {
     let names: Vec<_> = v.checks.iter().map(|c| c.name).collect();
-    assert_eq!(names, ALL_CHECKS);
+    assert_eq!(names, ALL_CHECKS.map(|c| c.name));
 }
 
 #[test]
@@ -96,7 +96,7 @@ fn milan_report_verifies_with_built_in_chain() {
     );
     assert_eq!(line, Some(ProductLine::Milan));
     assert!(v
-        .check("snp.ark_pinned")
+        .check(&snp::ARK_PINNED)
         .is_some_and(|c| c.found.contains("built-in")));
 }
 
@@ -107,7 +107,7 @@ fn milan_report_against_turin_vcek_fails_signature_tcb_and_chip_id() {
     assert!(!v.accepted());
     assert_eq!(
         failed(&v),
-        ["snp.report_signature", "snp.vek_tcb", "snp.vek_chip_id"]
+        [&snp::REPORT_SIGNATURE, &snp::VEK_TCB, &snp::VEK_CHIP_ID]
     );
     // The chain itself is a sound Turin chain; only its binding to this report fails.
     assert_eq!(line, Some(ProductLine::Turin));
@@ -119,8 +119,8 @@ fn genoa_ark_in_a_milan_chain_is_rejected() {
     certs.ark = Some(pinned_ark(ProductLine::Genoa).expect("built-in"));
     let (v, _) = verify(&milan_report(), &certs, NOW);
     assert_all_checks_ran(&v);
-    assert_eq!(failed(&v), ["snp.ark_pinned", "snp.ask_signed_by_ark"]);
-    let pinned = v.check("snp.ark_pinned").expect("ran");
+    assert_eq!(failed(&v), [&snp::ARK_PINNED, &snp::ASK_SIGNED_BY_ARK]);
+    let pinned = v.check(&snp::ARK_PINNED).expect("ran");
     assert!(
         format!("{:?}", pinned.outcome).contains("Genoa"),
         "{pinned:?}"
@@ -140,8 +140,8 @@ fn turin_chain_for_a_milan_vcek_is_rejected() {
     assert_all_checks_ran(&v);
     assert!(!v.accepted());
     let failures = failed(&v);
-    assert!(failures.contains(&"snp.ark_pinned"), "{failures:?}");
-    assert!(failures.contains(&"snp.vek_signed_by_ask"), "{failures:?}");
+    assert!(failures.contains(&&snp::ARK_PINNED), "{failures:?}");
+    assert!(failures.contains(&&snp::VEK_SIGNED_BY_ASK), "{failures:?}");
 }
 
 #[test]
@@ -151,8 +151,8 @@ fn a_self_made_ark_is_not_pinned() {
     certs.ark = certs.ask.clone();
     let (v, _) = verify(&milan_report(), &certs, NOW);
     let failures = failed(&v);
-    assert!(failures.contains(&"snp.ark_pinned"), "{failures:?}");
-    assert!(failures.contains(&"snp.ark_self_signed"), "{failures:?}");
+    assert!(failures.contains(&&snp::ARK_PINNED), "{failures:?}");
+    assert!(failures.contains(&&snp::ARK_SELF_SIGNED), "{failures:?}");
 }
 
 /// Every single-byte change to the signed part of the report is rejected, either by the
@@ -172,7 +172,7 @@ fn every_signed_byte_is_covered() {
             verify_signature_chain(&bad, &report, &certs, NOW, &mut v);
             assert!(!v.accepted(), "byte {pos:#x} ^ {mask:#04x} accepted");
             assert!(
-                failed(&v).contains(&"snp.report_signature"),
+                failed(&v).contains(&&snp::REPORT_SIGNATURE),
                 "byte {pos:#x} ^ {mask:#04x}: {:?}",
                 failed(&v)
             );
@@ -199,7 +199,7 @@ fn every_signature_byte_is_covered() {
             verify_signature_chain(&bad, &report, &certs, NOW, &mut v);
             assert_eq!(
                 failed(&v),
-                ["snp.report_signature"],
+                [&snp::REPORT_SIGNATURE],
                 "byte {pos:#x} ^ {mask:#04x}"
             );
         }
@@ -213,7 +213,7 @@ fn raw_bytes_must_match_the_parsed_report() {
     report.vmpl = 3;
     let mut v = Verdict::new(Platform::SevSnp);
     verify_signature_chain(&raw, &report, &milan_certs(), NOW, &mut v);
-    assert_eq!(failed(&v), ["snp.report_signature"]);
+    assert_eq!(failed(&v), [&snp::REPORT_SIGNATURE]);
 }
 
 #[test]
@@ -224,10 +224,10 @@ fn certificates_outside_their_validity_are_rejected() {
         datetime!(2031-01-01 0:00 UTC),
     ] {
         let (v, _) = verify(&raw, &milan_certs(), now);
-        assert_eq!(failed(&v), ["snp.cert_validity"], "at {now}");
+        assert_eq!(failed(&v), [&snp::CERT_VALIDITY], "at {now}");
     }
     let (v, _) = verify(&raw, &milan_certs(), datetime!(2046-01-01 0:00 UTC));
-    let check = v.check("snp.cert_validity").expect("ran");
+    let check = v.check(&snp::CERT_VALIDITY).expect("ran");
     let reason = format!("{:?}", check.outcome);
     assert!(
         reason.contains("VEK") && reason.contains("ASK") && reason.contains("ARK"),
@@ -250,10 +250,10 @@ fn signing_key_must_match_the_certificate() {
         let (v, _) = verify(&raw, &milan_certs(), NOW);
         assert_eq!(
             failed(&v),
-            ["snp.signing_key", "snp.report_signature"],
+            [&snp::SIGNING_KEY, &snp::REPORT_SIGNATURE],
             "{flags:#x}"
         );
-        let reason = format!("{:?}", v.check("snp.signing_key").expect("ran").outcome);
+        let reason = format!("{:?}", v.check(&snp::SIGNING_KEY).expect("ran").outcome);
         assert!(reason.contains(why), "{reason}");
     }
 }
@@ -264,11 +264,11 @@ fn cpuid_naming_another_line_fails_product_line() {
     raw[0..4].copy_from_slice(&3u32.to_le_bytes());
     raw[0x188..0x18B].copy_from_slice(&[0x19, 0x11, 0x01]); // Genoa
     let (v, line) = verify(&raw, &milan_certs(), NOW);
-    assert_eq!(failed(&v), ["snp.product_line", "snp.report_signature"]);
+    assert_eq!(failed(&v), [&snp::PRODUCT_LINE, &snp::REPORT_SIGNATURE]);
     assert_eq!(line, None);
     raw[0x188..0x18B].copy_from_slice(&[0x19, 0x01, 0x01]); // Milan: agrees
     let (v, line) = verify(&raw, &milan_certs(), NOW);
-    assert_eq!(failed(&v), ["snp.report_signature"]);
+    assert_eq!(failed(&v), [&snp::REPORT_SIGNATURE]);
     assert_eq!(line, Some(ProductLine::Milan));
 }
 
@@ -277,8 +277,8 @@ fn masked_chip_id_fails_vek_chip_id() {
     let mut raw = milan_report();
     raw[0x1A0..0x1E0].fill(0);
     let (v, _) = verify(&raw, &milan_certs(), NOW);
-    assert_eq!(failed(&v), ["snp.report_signature", "snp.vek_chip_id"]);
-    let reason = format!("{:?}", v.check("snp.vek_chip_id").expect("ran").outcome);
+    assert_eq!(failed(&v), [&snp::REPORT_SIGNATURE, &snp::VEK_CHIP_ID]);
+    let reason = format!("{:?}", v.check(&snp::VEK_CHIP_ID).expect("ran").outcome);
     assert!(reason.contains("masked"), "{reason}");
 }
 
@@ -361,7 +361,7 @@ fn turin_vcek_tcb_uses_the_turin_layout() {
     let raw = turin_report(TcbVersion::from_parts(parts, ProductLine::Turin), &hw_id);
     let (v, line) = verify(&raw, &certs, NOW);
     assert_all_checks_ran(&v);
-    assert_eq!(failed(&v), ["snp.report_signature"]);
+    assert_eq!(failed(&v), [&snp::REPORT_SIGNATURE]);
     assert_eq!(line, Some(ProductLine::Turin));
 }
 
@@ -391,7 +391,7 @@ fn turin_tcb_with_distinct_spls_passes_only_in_the_turin_layout() {
     let (v, _) = verify(&turin, &certs, NOW);
     assert_eq!(
         failed(&v),
-        ["snp.vek_signed_by_ask", "snp.report_signature"]
+        [&snp::VEK_SIGNED_BY_ASK, &snp::REPORT_SIGNATURE]
     );
 
     let milan = turin_report(TcbVersion::from_parts(parts, ProductLine::Milan), &hw_id);
@@ -399,9 +399,9 @@ fn turin_tcb_with_distinct_spls_passes_only_in_the_turin_layout() {
     assert_eq!(
         failed(&v),
         [
-            "snp.vek_signed_by_ask",
-            "snp.report_signature",
-            "snp.vek_tcb"
+            &snp::VEK_SIGNED_BY_ASK,
+            &snp::REPORT_SIGNATURE,
+            &snp::VEK_TCB
         ]
     );
 }
@@ -418,11 +418,11 @@ fn turin_chip_id_must_be_the_hw_id_then_zeros() {
     let mut raw = turin_report(tcb, &hw_id);
     raw[0x1A0 + 8] = 1;
     let (v, _) = verify(&raw, &certs, NOW);
-    assert_eq!(failed(&v), ["snp.report_signature", "snp.vek_chip_id"]);
+    assert_eq!(failed(&v), [&snp::REPORT_SIGNATURE, &snp::VEK_CHIP_ID]);
     let mut raw = turin_report(tcb, &hw_id);
     raw[0x1A0] ^= 1;
     let (v, _) = verify(&raw, &certs, NOW);
-    assert_eq!(failed(&v), ["snp.report_signature", "snp.vek_chip_id"]);
+    assert_eq!(failed(&v), [&snp::REPORT_SIGNATURE, &snp::VEK_CHIP_ID]);
 }
 
 #[test]

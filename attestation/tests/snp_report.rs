@@ -4,10 +4,7 @@
 use silk_attestation::snp::report::*;
 
 fn vector(rel: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../vectors/snp/{rel}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/../vectors/snp/{rel}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 

@@ -10,7 +10,7 @@
 //! of padding after the signature data must stay zero (`QuoteError::TrailingBytes`).
 
 use silk_attestation::tdx::{self, Quote, TdxCollateral};
-use silk_attestation::{Platform, Verdict};
+use silk_attestation::{checks, Platform, Verdict};
 
 const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors");
 
@@ -25,7 +25,7 @@ fn accepted(raw: &[u8], c: &TdxCollateral) -> bool {
     match tdx::verify(raw, c, c.latest_issue_date(), &mut verdict) {
         Err(_) => false,
         Ok(_) => verdict
-            .check(tdx::CHECK_QUOTE_SIGNATURE)
+            .check(&checks::tdx::QUOTE_SIGNATURE)
             .is_some_and(|check| check.passed()),
     }
 }

@@ -3,7 +3,7 @@
 use silk_attestation::tdx::{
     self, CollateralError, Quote, QuoteBody, QuoteError, TcbStatus, TdxCollateral, TeeType,
 };
-use silk_attestation::{Platform, Stage, Verdict};
+use silk_attestation::{checks, CheckId, Platform, Stage, Verdict};
 use time::{Duration, OffsetDateTime};
 
 const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors");
@@ -41,9 +41,9 @@ fn verify_at(
     (verdict, result)
 }
 
-fn passed(v: &Verdict, name: &str) -> bool {
-    v.check(name)
-        .unwrap_or_else(|| panic!("check {name} did not run: {v:?}"))
+fn passed(v: &Verdict, id: &CheckId) -> bool {
+    v.check(id)
+        .unwrap_or_else(|| panic!("check {} did not run: {v:?}", id.name))
         .passed()
 }
 
@@ -58,9 +58,9 @@ fn tdx_quote_verifies_within_its_collateral_window() {
     let (verdict, result) = verify_at(&raw, &c, valid_now(&c));
     let (quote, tcb) = result.expect("parses");
     assert!(verdict.accepted(), "{verdict:#?}");
-    let sig = verdict.check(tdx::CHECK_QUOTE_SIGNATURE).expect("ran");
+    let sig = verdict.check(&checks::tdx::QUOTE_SIGNATURE).expect("ran");
     assert_eq!(sig.stage, Stage::Signature);
-    let window = verdict.check(tdx::CHECK_COLLATERAL_WINDOW).expect("ran");
+    let window = verdict.check(&checks::tdx::COLLATERAL_WINDOW).expect("ran");
     assert_eq!(window.stage, Stage::Freshness);
 
     let tcb = tcb.expect("status reported when the signature verifies");
@@ -84,19 +84,19 @@ fn tdx_quote_is_rejected_one_second_after_the_collateral_goes_stale() {
     let (verdict, result) = verify_at(&raw, &c, c.earliest_next_update() + Duration::seconds(1));
     let (_, tcb) = result.expect("still parses");
     assert!(!verdict.accepted());
-    assert!(!passed(&verdict, tdx::CHECK_COLLATERAL_WINDOW));
-    let window = verdict.check(tdx::CHECK_COLLATERAL_WINDOW).expect("ran");
+    assert!(!passed(&verdict, &checks::tdx::COLLATERAL_WINDOW));
+    let window = verdict.check(&checks::tdx::COLLATERAL_WINDOW).expect("ran");
     assert!(
         format!("{:?}", window.outcome).contains("stale"),
         "{window:?}"
     );
     // dcap-qvl rejects it too, for its own reason (an expired CRL or JSON item).
-    assert!(!passed(&verdict, tdx::CHECK_QUOTE_SIGNATURE));
+    assert!(!passed(&verdict, &checks::tdx::QUOTE_SIGNATURE));
     assert!(tcb.is_none());
 
     // At the earliest nextUpdate itself the collateral is still usable.
     let (verdict, _) = verify_at(&raw, &c, c.earliest_next_update());
-    assert!(passed(&verdict, tdx::CHECK_COLLATERAL_WINDOW));
+    assert!(passed(&verdict, &checks::tdx::COLLATERAL_WINDOW));
 }
 
 #[test]
@@ -104,7 +104,7 @@ fn tdx_quote_is_rejected_before_its_collateral_was_issued() {
     let raw = read("tdx/tdx_quote");
     let c = collateral("tdx/tdx_quote_collateral.json");
     let (verdict, _) = verify_at(&raw, &c, c.latest_issue_date() - Duration::seconds(1));
-    assert!(!passed(&verdict, tdx::CHECK_COLLATERAL_WINDOW));
+    assert!(!passed(&verdict, &checks::tdx::COLLATERAL_WINDOW));
     assert!(!verdict.accepted());
 }
 
@@ -119,9 +119,12 @@ fn outdated_quote_is_a_v5_td15_quote_without_a_matching_tcb_level() {
     let c = collateral("tdx/tdx_quote_outdated_collateral.json");
     let (verdict, result) = verify_at(&raw, &c, valid_now(&c));
     let (quote, tcb) = result.expect("parses");
-    assert!(passed(&verdict, tdx::CHECK_COLLATERAL_WINDOW));
-    assert!(passed(&verdict, tdx::CHECK_QUOTE_SIGNATURE), "{verdict:#?}");
-    let level = verdict.check(tdx::CHECK_TCB_LEVEL).expect("ran");
+    assert!(passed(&verdict, &checks::tdx::COLLATERAL_WINDOW));
+    assert!(
+        passed(&verdict, &checks::tdx::QUOTE_SIGNATURE),
+        "{verdict:#?}"
+    );
+    let level = verdict.check(&checks::tdx::TCB_LEVEL).expect("ran");
     assert_eq!(level.stage, Stage::Platform);
     assert!(
         format!("{:?}", level.outcome).contains("No matching TCB level found"),
@@ -150,7 +153,7 @@ fn mismatching_collateral_is_rejected() {
     let (_, tcb) = result.expect("parses");
     // Both collaterals are genuinely Intel-signed, so the signatures verify; the TCB
     // info is for another FMSPC, which the TCB-level step names with both values.
-    let level = verdict.check(tdx::CHECK_TCB_LEVEL).expect("ran");
+    let level = verdict.check(&checks::tdx::TCB_LEVEL).expect("ran");
     let text = format!("{:?}", level.outcome);
     assert!(
         text.contains("the FMSPCs differ")
@@ -167,7 +170,7 @@ fn mismatching_collateral_is_rejected() {
     assert!(!verdict.accepted(), "{verdict:#?}");
     assert!(verdict
         .failures()
-        .any(|c| c.name == tdx::CHECK_QUOTE_SIGNATURE || c.name == tdx::CHECK_TCB_LEVEL));
+        .any(|c| c.is(&checks::tdx::QUOTE_SIGNATURE) || c.is(&checks::tdx::TCB_LEVEL)));
 }
 
 #[test]
@@ -185,7 +188,7 @@ fn collateral_with_a_tampered_tcb_info_is_rejected() {
     let c = TdxCollateral::from_json(tampered.as_bytes()).expect("still well-formed");
     let (verdict, _) = verify_at(&raw, &c, valid_now(&c));
     assert!(
-        !passed(&verdict, tdx::CHECK_QUOTE_SIGNATURE),
+        !passed(&verdict, &checks::tdx::QUOTE_SIGNATURE),
         "{verdict:#?}"
     );
 }

@@ -21,7 +21,7 @@ use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use rand::seq::SliceRandom;
 use sha2::{Digest, Sha256};
-use silk_protocol::attestation::{Policy, Verdict};
+use silk_protocol::attestation::{checks, Policy, Verdict};
 use silk_protocol::network::{self, Load, WorkerList};
 use silk_protocol::receipt::SignedOffer;
 use silk_protocol::wire;
@@ -355,9 +355,10 @@ impl Network {
         base.created_at = c.worker.claims.created_at;
         if base != c.worker.claims {
             return Err(ClientError::Attestation {
-                summary: "claims.same_enclave: the fresh evidence comes from another enclave \
-                          than the listed worker"
-                    .into(),
+                summary: format!(
+                    "{}: the fresh evidence comes from another enclave than the listed worker",
+                    checks::claims::SAME_ENCLAVE.name
+                ),
                 verdict: Some(Box::new(verdict)),
             });
         }

@@ -170,7 +170,8 @@ pub fn json(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use silk_attestation::{Platform, Stage};
+    use silk_attestation::checks::snp;
+    use silk_attestation::Platform;
 
     #[test]
     fn elides_long_cells_in_the_middle() {
@@ -184,15 +185,11 @@ mod tests {
     #[test]
     fn table_names_failed_checks_with_full_values() {
         let mut v = Verdict::new(Platform::SevSnp);
-        v.push(Check::pass("a.ok", Stage::Signature, "x", "x"));
+        let (ok, bad) = (&snp::REPORT_SIGNATURE, &snp::MEASUREMENT);
+        v.push(Check::pass(ok, "x", "x"));
         let long = "f".repeat(96);
-        v.push(Check::fail(
-            "b.bad",
-            Stage::Measurement,
-            "e".repeat(96),
-            long.clone(),
-            "nope",
-        ));
+        v.push(Check::fail(bad, "e".repeat(96), long.clone(), "nope"));
+        let bad = bad.name;
         let mut out = Vec::new();
         table(
             &v,
@@ -204,10 +201,10 @@ mod tests {
         )
         .unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("✗ b.bad: nope"), "{text}");
+        assert!(text.contains(&format!("✗ {bad}: nope")), "{text}");
         assert!(text.contains(&long), "{text}");
         assert!(
-            text.contains("VERDICT: REJECTED (1 of 2 checks failed: b.bad)"),
+            text.contains(&format!("VERDICT: REJECTED (1 of 2 checks failed: {bad})")),
             "{text}"
         );
     }
@@ -215,7 +212,7 @@ mod tests {
     #[test]
     fn json_carries_acceptance_and_checks() {
         let mut v = Verdict::new(Platform::Tdx);
-        v.push(Check::pass("a", Stage::Signature, "x", "x"));
+        v.push(Check::pass(&snp::REPORT_SIGNATURE, "x", "x"));
         let mut out = Vec::new();
         json(
             &v,
@@ -227,7 +224,7 @@ mod tests {
         .unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["accepted"], true);
-        assert_eq!(value["checks"][0]["name"], "a");
+        assert_eq!(value["checks"][0]["name"], snp::REPORT_SIGNATURE.name);
         assert_eq!(value["checks"][0]["outcome"]["status"], "pass");
     }
 }

@@ -19,7 +19,7 @@ use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use sha2::{Digest, Sha256};
-use silk_protocol::attestation::{Policy, Verdict};
+use silk_protocol::attestation::{checks, Policy, Verdict};
 use silk_protocol::ratls::{self, RaTlsVerifier};
 use silk_protocol::wire::{self, ErrorBody};
 use silk_protocol::{seal_request, Claims, EvidenceBundle, Expectations};
@@ -253,9 +253,10 @@ impl Session {
                 &base.model,
             ) {
                 return Err(ClientError::Attestation {
-                    summary: "claims.same_enclave: the fresh evidence comes from another enclave \
-                              than the TLS peer"
-                        .into(),
+                    summary: format!(
+                        "{}: the fresh evidence comes from another enclave than the TLS peer",
+                        checks::claims::SAME_ENCLAVE.name
+                    ),
                     verdict: Some(Box::new(verdict)),
                 });
             }
@@ -318,9 +319,10 @@ impl Session {
             fresh.image_digest,
             &fresh.model,
         ) {
-            return Err(refused(
-                "claims.same_enclave: base and fresh evidence come from different enclaves".into(),
-            ));
+            return Err(refused(format!(
+                "{}: base and fresh evidence come from different enclaves",
+                checks::claims::SAME_ENCLAVE.name
+            )));
         }
         Ok(base)
     }

@@ -10,9 +10,10 @@
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
+use silk_attestation::checks;
 use silk_attestation::snp::certs::SnpCertificates;
 use silk_attestation::tdx::TdxCollateral;
-use silk_attestation::{verify_quote, verify_snp, Check, Policy, Stage, Verdict};
+use silk_attestation::{verify_quote, verify_snp, Check, Policy, Verdict};
 use time::OffsetDateTime;
 
 use crate::claims::Claims;
@@ -187,8 +188,7 @@ fn bind(
     let want = claims.report_data();
     verdict.push(match want {
         Ok(want) => Check::from_bool(
-            "claims.report_data",
-            Stage::Binding,
+            &checks::claims::REPORT_DATA,
             &want == report_data,
             hex::encode(want),
             hex::encode(report_data),
@@ -198,8 +198,7 @@ fn bind(
             },
         ),
         Err(e) => Check::fail(
-            "claims.report_data",
-            Stage::Binding,
+            &checks::claims::REPORT_DATA,
             "encodable claims",
             "unencodable",
             e.to_string(),
@@ -207,8 +206,7 @@ fn bind(
     });
     if let Some(challenge) = &expect.challenge {
         verdict.push(Check::from_bool(
-            "claims.challenge",
-            Stage::Freshness,
+            &checks::claims::CHALLENGE,
             &claims.challenge == challenge,
             hex::encode(challenge),
             hex::encode(&claims.challenge),
@@ -224,8 +222,7 @@ fn bind(
         // Claims from the future beyond a small clock skew are as suspect as old ones.
         let skew_ok = claims.created_at <= now_s + 300;
         verdict.push(Check::from_bool(
-            "claims.fresh",
-            Stage::Freshness,
+            &checks::claims::FRESH,
             age <= max && skew_ok,
             format!("made within {max} s"),
             format!("made {age} s ago (created_at {})", claims.created_at),
@@ -316,7 +313,7 @@ mod tests {
         other.hpke_public_key = [9; 32];
         b.claims = Bytes(other.encode().unwrap());
         let (_, v) = b.verify(&pol, &Expectations::default(), NOW).unwrap();
-        assert!(!v.check("claims.report_data").unwrap().passed());
+        assert!(!v.check(&checks::claims::REPORT_DATA).unwrap().passed());
 
         let b = bundle(&p, &claims(b"nonce-1"));
         let stale = Expectations {
@@ -324,14 +321,14 @@ mod tests {
             ..Expectations::default()
         };
         let (_, v) = b.verify(&pol, &stale, NOW).unwrap();
-        assert!(!v.check("claims.challenge").unwrap().passed());
+        assert!(!v.check(&checks::claims::CHALLENGE).unwrap().passed());
 
         let old = Expectations {
             max_age_secs: Some(10),
             ..Expectations::default()
         };
         let (_, v) = b.verify(&pol, &old, NOW).unwrap();
-        assert!(!v.check("claims.fresh").unwrap().passed());
+        assert!(!v.check(&checks::claims::FRESH).unwrap().passed());
     }
 
     #[test]

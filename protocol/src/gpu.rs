@@ -9,8 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use silk_attestation::checks;
 use silk_attestation::gpu::{self, GpuArch, GpuEvidence, Revocation, RimStore};
-use silk_attestation::{Check, Policy, Stage, Verdict};
+use silk_attestation::{Check, Policy, Verdict};
 use time::OffsetDateTime;
 
 use crate::bundle::Bytes;
@@ -81,33 +82,13 @@ pub fn check(
     now: OffsetDateTime,
     verdict: &mut Verdict,
 ) {
-    let rules = policy.gpu.as_ref();
+    gpu::check_count(items.len(), policy, verdict);
     if items.is_empty() {
-        if rules.is_some_and(|g| g.required) {
-            verdict.push(Check::fail(
-                "gpu.required",
-                Stage::Measurement,
-                "GPU evidence",
-                "none",
-                "the policy requires a GPU and the enclave presented no GPU evidence",
-            ));
-        }
         return;
-    }
-    if let Some(want) = rules.and_then(|g| g.count) {
-        verdict.push(Check::from_bool(
-            "gpu.count",
-            Stage::Measurement,
-            items.len() == want,
-            format!("{want} GPUs"),
-            format!("{} GPUs", items.len()),
-            || "the number of attested GPUs differs from the policy's".into(),
-        ));
     }
     let expected = gpu_nonce(&claims.hpke_public_key, &claims.tls_spki_sha256);
     verdict.push(Check::from_bool(
-        "claims.gpu_nonce",
-        Stage::Binding,
+        &checks::claims::GPU_NONCE,
         claims.gpu_nonce == expected,
         hex::encode(expected),
         hex::encode(&claims.gpu_nonce),

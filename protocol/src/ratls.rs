@@ -27,7 +27,7 @@ use rustls::crypto::{verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use sha2::{Digest, Sha256};
-use silk_attestation::{Policy, Verdict};
+use silk_attestation::{checks, Policy, Verdict};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::bundle::{EvidenceBundle, Expectations};
@@ -206,7 +206,8 @@ impl std::fmt::Display for Refusal {
             Refusal::Bundle(e) => write!(f, "evidence bundle: {e}"),
             Refusal::KeyMismatch { claimed, presented } => write!(
                 f,
-                "claims.tls_key: the attested claims carry TLS key {} but the server presented {}",
+                "{}: the attested claims carry TLS key {} but the server presented {}",
+                checks::claims::TLS_KEY.name,
                 hex::encode(claimed),
                 hex::encode(presented)
             ),

@@ -2,6 +2,7 @@
 //! only when its nonce is the claims' GPU nonce *and* that nonce is derived from the
 //! claimed keys, so a report from another machine or an earlier boot is refused.
 
+use silk_protocol::attestation::checks::{claims as claim, gpu, policy as section};
 use silk_protocol::attestation::gpu::GpuArch;
 use silk_protocol::attestation::snp::simulated::SimulatedPlatform;
 use silk_protocol::attestation::Policy;
@@ -72,16 +73,16 @@ fn a_real_report_over_a_nonce_not_derived_from_the_keys_is_refused() {
     let b = bundle(&p, hex::decode(NONCE).unwrap(), vec![h100()]);
     let v = verdict(&b, &policy(&p, ""));
     // The H100's own checks pass: chain, signature, FWID, and its nonce is the claims'.
-    for name in [
-        "gpu.cert_chain",
-        "gpu.report_signature",
-        "gpu.fwid",
-        "gpu.nonce",
+    for id in [
+        &gpu::CERT_CHAIN,
+        &gpu::REPORT_SIGNATURE,
+        &gpu::FWID,
+        &gpu::NONCE,
     ] {
-        assert!(v.check(name).unwrap().passed(), "{name}");
+        assert!(v.check(id).unwrap().passed(), "{}", id.name);
     }
     // But that nonce is not this boot's: the claimed keys derive another one.
-    assert!(!v.check("claims.gpu_nonce").unwrap().passed());
+    assert!(!v.check(&claim::GPU_NONCE).unwrap().passed());
     assert!(!v.accepted());
 }
 
@@ -90,9 +91,9 @@ fn claims_bound_to_the_keys_refuse_a_report_from_elsewhere() {
     let p = SimulatedPlatform::generate().unwrap();
     let b = bundle(&p, gpu_nonce(&[1; 32], &[2; 32]).to_vec(), vec![h100()]);
     let v = verdict(&b, &policy(&p, ""));
-    assert!(v.check("claims.gpu_nonce").unwrap().passed());
+    assert!(v.check(&claim::GPU_NONCE).unwrap().passed());
     assert!(
-        !v.check("gpu.nonce").unwrap().passed(),
+        !v.check(&gpu::NONCE).unwrap().passed(),
         "the H100 report is not over this nonce"
     );
     assert!(!v.accepted());
@@ -103,13 +104,13 @@ fn required_and_count_are_enforced() {
     let p = SimulatedPlatform::generate().unwrap();
     let none = bundle(&p, vec![], vec![]);
     let v = verdict(&none, &policy(&p, "required = true\n"));
-    assert!(!v.check("gpu.required").unwrap().passed());
+    assert!(!v.check(&gpu::REQUIRED).unwrap().passed());
     // Without a GPU requirement a CPU-only enclave verifies as before.
     assert!(verdict(&none, &policy(&p, "")).accepted());
 
     let one = bundle(&p, gpu_nonce(&[1; 32], &[2; 32]).to_vec(), vec![h100()]);
     let v = verdict(&one, &policy(&p, "count = 2\n"));
-    assert!(!v.check("gpu.count").unwrap().passed());
+    assert!(!v.check(&gpu::COUNT).unwrap().passed());
 
     // GPU evidence under a policy without a [gpu] section is not accepted by default.
     let cpu_only = Policy::from_toml(&format!(
@@ -119,7 +120,7 @@ fn required_and_count_are_enforced() {
     ))
     .unwrap();
     let v = verdict(&one, &cpu_only);
-    assert!(!v.check("policy.gpu").unwrap().passed());
+    assert!(!v.check(&section::GPU).unwrap().passed());
     // And the bundle with its GPU survives JSON.
     assert_eq!(EvidenceBundle::from_json(&one.to_json()).unwrap(), one);
 }

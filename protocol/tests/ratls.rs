@@ -2,6 +2,7 @@
 //! certificate without evidence, with evidence that does not verify, or whose key is not
 //! the one the claims carry.
 
+use silk_protocol::attestation::checks::claims as claim;
 use silk_protocol::attestation::snp::simulated::SimulatedPlatform;
 use silk_protocol::attestation::Policy;
 use silk_protocol::bundle::Bytes;
@@ -89,9 +90,9 @@ fn evidence_that_does_not_verify_names_the_failed_check() {
     let (cert, _) = tls.certificate(&b).unwrap();
     match verify_certificate(cert.as_ref(), &policy(&p), NOW) {
         Err(Refusal::Evidence(v)) => {
-            assert!(!v.check("claims.report_data").unwrap().passed());
+            assert!(!v.check(&claim::REPORT_DATA).unwrap().passed());
             let text = Refusal::Evidence(v).to_string();
-            assert!(text.contains("claims.report_data"), "{text}");
+            assert!(text.contains(claim::REPORT_DATA.name), "{text}");
         }
         other => panic!("expected an evidence refusal, got {other:?}"),
     }

@@ -291,7 +291,7 @@ async fn registrations_that_fail_a_check_are_refused_naming_it() {
         reg,
         StatusCode::FORBIDDEN,
         "admission_refused",
-        "claims.challenge",
+        silk_protocol::attestation::checks::claims::CHALLENGE.name,
     )
     .await;
     // Not host:port.

@@ -61,7 +61,10 @@ async fn silk_chat_prints_the_verdict_then_the_sealed_answer() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "attestation refusals exit 1");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("sim.allowed"), "{stderr}");
+    assert!(
+        stderr.contains(silk_protocol::attestation::checks::sim::ALLOWED.name),
+        "{stderr}"
+    );
     assert_eq!(
         common::metric(local.plain(), "silk_enclave_sealed_requests_total").await,
         1.0,

@@ -8,6 +8,7 @@ use common::relay::{self, Tamper};
 use common::{answer_text, chat_body, enclave, enclave_with, metric, Local};
 use silk_client::session::{ClientError, ErrorKind, Session};
 use silk_engine::EngineConfig;
+use silk_protocol::attestation::checks::{claims, sim};
 use silk_protocol::attestation::Policy;
 use silk_protocol::wire::ErrorBody;
 use silk_protocol::{seal_request, Claims, EvidenceBundle};
@@ -147,7 +148,7 @@ async fn bad_evidence_is_refused_before_any_prompt_is_sent() {
     ))
     .unwrap();
     let e = Session::connect(&a.https(), strict).await.err().unwrap();
-    assert!(failed_check(&e).contains("sim.allowed"), "{e}");
+    assert!(failed_check(&e).contains(sim::ALLOWED.name), "{e}");
 
     // A stale answer to an earlier challenge.
     let stale = relay::router(a.plain(), Tamper::StaleAttestation).await;
@@ -158,7 +159,7 @@ async fn bad_evidence_is_refused_before_any_prompt_is_sent() {
         .await
         .err()
         .unwrap();
-    assert!(failed_check(&e).contains("claims.challenge"), "{e}");
+    assert!(failed_check(&e).contains(claims::CHALLENGE.name), "{e}");
 
     // Fresh evidence from another enclave instance than the one that would get the prompt.
     let mixed = relay::router(a.plain(), Tamper::OtherEnclave(b.plain())).await;
@@ -166,7 +167,7 @@ async fn bad_evidence_is_refused_before_any_prompt_is_sent() {
         .await
         .err()
         .unwrap();
-    assert!(failed_check(&e).contains("claims.same_enclave"), "{e}");
+    assert!(failed_check(&e).contains(claims::SAME_ENCLAVE.name), "{e}");
 
     // A TLS server presenting A's genuine evidence under a key of its own.
     let mitm = mitm_with_evidence_of(&a).await;
@@ -175,7 +176,7 @@ async fn bad_evidence_is_refused_before_any_prompt_is_sent() {
         .err()
         .unwrap();
     assert_eq!(e.kind(), ErrorKind::Attestation);
-    assert!(failed_check(&e).contains("claims.tls_key"), "{e}");
+    assert!(failed_check(&e).contains(claims::TLS_KEY.name), "{e}");
 
     for enclave in [&a, &b] {
         assert_eq!(

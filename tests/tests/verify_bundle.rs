@@ -36,7 +36,8 @@ async fn a_saved_bundle_verifies_offline_and_a_swapped_claim_does_not() {
     assert!(run_verify(&args, &mut out).unwrap());
     let text = String::from_utf8(out).unwrap();
     assert!(
-        text.contains("claims.report_data") && text.contains("SIMULATED"),
+        text.contains(silk_protocol::attestation::checks::claims::REPORT_DATA.name)
+            && text.contains("SIMULATED"),
         "{text}"
     );
 

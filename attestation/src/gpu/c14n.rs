@@ -40,6 +40,108 @@ pub enum Node {
     Text(String),
 }
 
+/// Why bytes are not XML that silk canonicalizes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum XmlError {
+    /// Not UTF-8.
+    #[error("not UTF-8: {0}")]
+    NotUtf8(#[from] std::str::Utf8Error),
+    /// Not well-formed, as quick-xml reads it.
+    #[error("at byte {position}: {reason}")]
+    Syntax {
+        /// Where the reader stopped.
+        position: u64,
+        /// quick-xml's description.
+        reason: String,
+    },
+    /// A second root element.
+    #[error("a second root element <{0}>")]
+    SecondRoot(String),
+    /// An end tag without its start.
+    #[error("an end tag without a start")]
+    UnmatchedEnd,
+    /// A processing instruction.
+    #[error("processing instructions are not supported")]
+    ProcessingInstruction,
+    /// A document type declaration.
+    #[error("a DTD is not allowed")]
+    Dtd,
+    /// The document ends inside an element.
+    #[error("the document ends inside an element")]
+    Unclosed,
+    /// No root element.
+    #[error("no root element")]
+    NoRoot,
+    /// Non-whitespace text outside the root.
+    #[error("text outside the root element")]
+    TextOutsideRoot,
+    /// A malformed attribute.
+    #[error("<{element}>: {reason}")]
+    Attribute {
+        /// The element's qualified name.
+        element: String,
+        /// quick-xml's description.
+        reason: String,
+    },
+    /// An attribute value that does not unescape.
+    #[error("<{element} {attribute}>: {reason}")]
+    AttributeValue {
+        /// The element's qualified name.
+        element: String,
+        /// The attribute's qualified name.
+        attribute: String,
+        /// What is wrong with the value.
+        reason: Box<XmlError>,
+    },
+    /// `xmlns:p=""` (legal in XML 1.1 only).
+    #[error("<{element}> undeclares prefix {prefix} (XML 1.1 only)")]
+    Undeclares {
+        /// The element.
+        element: String,
+        /// The prefix.
+        prefix: String,
+    },
+    /// An `xml:` attribute, which changes what C14N writes.
+    #[error("<{element}> has {attribute}, which is not supported")]
+    XmlAttribute {
+        /// The element.
+        element: String,
+        /// The attribute.
+        attribute: String,
+    },
+    /// A prefix without a declaration in scope.
+    #[error("<{element}> uses the undeclared prefix {prefix}")]
+    UndeclaredPrefix {
+        /// The element (and attribute, when it is an attribute's prefix).
+        element: String,
+        /// The prefix.
+        prefix: String,
+    },
+    /// Two attributes with one expanded name.
+    #[error("<{element}> has attribute {{{uri}}}{local} twice")]
+    DuplicateAttribute {
+        /// The element.
+        element: String,
+        /// The attribute's namespace.
+        uri: String,
+        /// Its local name.
+        local: String,
+    },
+    /// A literal `<` in text or a value.
+    #[error("a literal '<'")]
+    LiteralLt,
+    /// `&` without `;`.
+    #[error("an unterminated reference")]
+    UnterminatedReference,
+    /// An entity other than the five predefined ones.
+    #[error("the undefined entity &{0};")]
+    UndefinedEntity(String),
+    /// A character reference to no character.
+    #[error("the bad character reference &{0};")]
+    BadCharacterReference(String),
+}
+
 /// The namespace URI of the XML prefix, bound by definition.
 const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 
@@ -119,8 +221,8 @@ pub fn attr_ns<'a>(scope: &Scope, e: &'a Element, uri: &str, local: &str) -> Opt
 }
 
 /// Parses `bytes` (UTF-8) into the root element.
-pub fn parse(bytes: &[u8]) -> Result<Element, String> {
-    let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
+    let text = std::str::from_utf8(bytes)?;
     // XML 1.0 section 2.11: line ends are normalized before parsing.
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
     let mut reader = Reader::from_str(&text);
@@ -129,14 +231,14 @@ pub fn parse(bytes: &[u8]) -> Result<Element, String> {
     let mut root: Option<Element> = None;
     let mut scopes: Vec<Scope> = vec![Scope::new()];
     loop {
-        let event = reader
-            .read_event()
-            .map_err(|e| format!("at byte {}: {e}", reader.error_position()))?;
+        let event = reader.read_event().map_err(|e| XmlError::Syntax {
+            position: reader.error_position(),
+            reason: e.to_string(),
+        })?;
         match event {
             Event::Start(s) | Event::Empty(s) if root.is_some() => {
-                return Err(format!(
-                    "a second root element <{}>",
-                    String::from_utf8_lossy(s.name().as_ref())
+                return Err(XmlError::SecondRoot(
+                    String::from_utf8_lossy(s.name().as_ref()).into_owned(),
                 ))
             }
             Event::Start(s) => {
@@ -154,33 +256,33 @@ pub fn parse(bytes: &[u8]) -> Result<Element, String> {
             }
             Event::End(_) => {
                 scopes.pop();
-                let e = stack.pop().ok_or("an end tag without a start")?;
+                let e = stack.pop().ok_or(XmlError::UnmatchedEnd)?;
                 close(e, &mut stack, &mut root);
             }
             Event::Text(t) => {
-                let raw = std::str::from_utf8(&t).map_err(|e| e.to_string())?;
+                let raw = std::str::from_utf8(&t)?;
                 let value = unescape(raw, false)?;
                 text_node(&mut stack, value)?;
             }
             Event::GeneralRef(r) => {
-                let raw = std::str::from_utf8(&r).map_err(|e| e.to_string())?;
+                let raw = std::str::from_utf8(&r)?;
                 let value = unescape(&format!("&{raw};"), false)?;
                 text_node(&mut stack, value)?;
             }
             Event::CData(c) => {
-                let value = std::str::from_utf8(&c).map_err(|e| e.to_string())?;
+                let value = std::str::from_utf8(&c)?;
                 text_node(&mut stack, value.to_owned())?;
             }
             Event::Comment(_) | Event::Decl(_) => {}
-            Event::PI(_) => return Err("processing instructions are not supported".into()),
-            Event::DocType(_) => return Err("a DTD is not allowed".into()),
+            Event::PI(_) => return Err(XmlError::ProcessingInstruction),
+            Event::DocType(_) => return Err(XmlError::Dtd),
             Event::Eof => break,
         }
     }
     if !stack.is_empty() {
-        return Err("the document ends inside an element".into());
+        return Err(XmlError::Unclosed);
     }
-    root.ok_or_else(|| "no root element".into())
+    root.ok_or(XmlError::NoRoot)
 }
 
 fn close(e: Element, stack: &mut [Element], root: &mut Option<Element>) {
@@ -190,7 +292,7 @@ fn close(e: Element, stack: &mut [Element], root: &mut Option<Element>) {
     }
 }
 
-fn text_node(stack: &mut [Element], value: String) -> Result<(), String> {
+fn text_node(stack: &mut [Element], value: String) -> Result<(), XmlError> {
     match stack.last_mut() {
         Some(parent) => {
             // Adjacent text (split by references or CDATA) is one text node.
@@ -202,34 +304,43 @@ fn text_node(stack: &mut [Element], value: String) -> Result<(), String> {
             Ok(())
         }
         None if value.chars().all(|c| matches!(c, ' ' | '\t' | '\n')) => Ok(()),
-        None => Err("text outside the root element".into()),
+        None => Err(XmlError::TextOutsideRoot),
     }
 }
 
-fn start(s: &BytesStart<'_>) -> Result<Element, String> {
-    let qname = std::str::from_utf8(s.name().as_ref())
-        .map_err(|e| e.to_string())?
-        .to_owned();
+fn start(s: &BytesStart<'_>) -> Result<Element, XmlError> {
+    let qname = std::str::from_utf8(s.name().as_ref())?.to_owned();
     let mut ns_decls = Vec::new();
     let mut attrs = Vec::new();
     for a in s.attributes().with_checks(true) {
-        let a = a.map_err(|e| format!("<{qname}>: {e}"))?;
-        let key = std::str::from_utf8(a.key.as_ref())
-            .map_err(|e| e.to_string())?
-            .to_owned();
-        let raw = std::str::from_utf8(&a.value).map_err(|e| e.to_string())?;
-        let value = unescape(raw, true).map_err(|e| format!("<{qname} {key}>: {e}"))?;
+        let a = a.map_err(|e| XmlError::Attribute {
+            element: qname.clone(),
+            reason: e.to_string(),
+        })?;
+        let key = std::str::from_utf8(a.key.as_ref())?.to_owned();
+        let raw = std::str::from_utf8(&a.value)?;
+        let value = unescape(raw, true).map_err(|e| XmlError::AttributeValue {
+            element: qname.clone(),
+            attribute: key.clone(),
+            reason: Box::new(e),
+        })?;
         if key == "xmlns" {
             ns_decls.push((String::new(), value));
         } else if let Some(p) = key.strip_prefix("xmlns:") {
             if value.is_empty() {
-                return Err(format!("<{qname}> undeclares prefix {p} (XML 1.1 only)"));
+                return Err(XmlError::Undeclares {
+                    element: qname,
+                    prefix: p.to_owned(),
+                });
             }
             ns_decls.push((p.to_owned(), value));
         } else if key.starts_with("xml:") {
             // xml:lang/space/base/id change C14N's output (inheritance, fix-ups);
             // NVIDIA's RIMs use none, so refuse rather than canonicalize approximately.
-            return Err(format!("<{qname}> has {key}, which is not supported"));
+            return Err(XmlError::XmlAttribute {
+                element: qname,
+                attribute: key,
+            });
         } else {
             attrs.push((key, value));
         }
@@ -244,10 +355,13 @@ fn start(s: &BytesStart<'_>) -> Result<Element, String> {
 
 /// Every prefix used must be declared, and no two attributes may name the same expanded
 /// name (quick-xml only compares qualified names).
-fn check_prefixes(scope: &Scope, e: &Element) -> Result<(), String> {
+fn check_prefixes(scope: &Scope, e: &Element) -> Result<(), XmlError> {
     let (p, _) = split(&e.qname);
     if !p.is_empty() && !scope.contains_key(p) {
-        return Err(format!("<{}> uses the undeclared prefix {p}", e.qname));
+        return Err(XmlError::UndeclaredPrefix {
+            element: e.qname.clone(),
+            prefix: p.to_owned(),
+        });
     }
     let mut seen = Vec::new();
     for (k, _) in &e.attrs {
@@ -258,10 +372,17 @@ fn check_prefixes(scope: &Scope, e: &Element) -> Result<(), String> {
             scope
                 .get(p)
                 .map(String::as_str)
-                .ok_or_else(|| format!("<{} {k}> uses the undeclared prefix {p}", e.qname))?
+                .ok_or_else(|| XmlError::UndeclaredPrefix {
+                    element: format!("{} {k}", e.qname),
+                    prefix: p.to_owned(),
+                })?
         };
         if seen.contains(&(uri, l)) {
-            return Err(format!("<{}> has attribute {{{uri}}}{l} twice", e.qname));
+            return Err(XmlError::DuplicateAttribute {
+                element: e.qname.clone(),
+                uri: uri.to_owned(),
+                local: l.to_owned(),
+            });
         }
         seen.push((uri, l));
     }
@@ -270,7 +391,7 @@ fn check_prefixes(scope: &Scope, e: &Element) -> Result<(), String> {
 
 /// Replaces the five predefined entities and character references; in attribute values
 /// (`attr`), literal tabs and newlines become spaces (XML 1.0 section 3.3.3).
-fn unescape(raw: &str, attr: bool) -> Result<String, String> {
+fn unescape(raw: &str, attr: bool) -> Result<String, XmlError> {
     let mut out = String::with_capacity(raw.len());
     let mut rest = raw;
     while let Some(i) = rest.find(['&', '<', '\t', '\n']) {
@@ -278,10 +399,10 @@ fn unescape(raw: &str, attr: bool) -> Result<String, String> {
         let c = rest[i..].chars().next().unwrap_or('&');
         rest = &rest[i + 1..];
         match c {
-            '<' => return Err("a literal '<'".into()),
+            '<' => return Err(XmlError::LiteralLt),
             '\t' | '\n' => out.push(if attr { ' ' } else { c }),
             _ => {
-                let end = rest.find(';').ok_or("an unterminated reference")?;
+                let end = rest.find(';').ok_or(XmlError::UnterminatedReference)?;
                 let name = &rest[..end];
                 rest = &rest[end + 1..];
                 out.push(match name {
@@ -296,10 +417,10 @@ fn unescape(raw: &str, attr: bool) -> Result<String, String> {
                         } else if let Some(d) = name.strip_prefix('#') {
                             d.parse().ok()
                         } else {
-                            return Err(format!("the undefined entity &{name};"));
+                            return Err(XmlError::UndefinedEntity(name.to_owned()));
                         };
                         code.and_then(char::from_u32)
-                            .ok_or_else(|| format!("the bad character reference &{name};"))?
+                            .ok_or_else(|| XmlError::BadCharacterReference(name.to_owned()))?
                     }
                 });
             }

@@ -8,14 +8,15 @@
 //!   the FWID in the leaf's TCG DICE extension.
 //! - [`rim`]: the signed SWID reference manifests (driver and VBIOS RIMs) with their
 //!   XML signature, canonicalized by [`c14n`].
-//! - [`verify()`]: every check, each named (`gpu.report_signature`, `gpu.nonce`, …), into a
-//!   [`Verdict`](crate::Verdict); the rules come from the policy's `[gpu]` section
-//!   ([`crate::policy::GpuPolicy`]).
+//! - [`verify()`]: every check, each named (`gpu.report_signature`, `gpu.nonce`, …, see
+//!   [`crate::checks::gpu`]), into a [`Verdict`](crate::Verdict); the rules come from the
+//!   policy's `[gpu]` section ([`crate::policy::GpuPolicy`]).
 //!
 //! See `docs/gpu.md` for the checks and what is not done.
 
 pub mod c14n;
 pub mod certs;
+mod measurements;
 pub mod revocation;
 pub mod rim;
 pub mod spdm;
@@ -26,7 +27,9 @@ use serde::{Deserialize, Serialize};
 pub use revocation::Revocation;
 pub use rim::{GoldenMeasurement, Rim, RimError};
 pub use spdm::{SpdmError, SpdmReport};
-pub use verify::{report_signature, verify, verify_with, NonceRule};
+pub use verify::{
+    check_count, report_signature, verify, verify_with, NonceRule, ReportSignatureError,
+};
 
 /// A GPU architecture with confidential computing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -142,36 +145,4 @@ impl RimStore {
     pub fn is_empty(&self) -> bool {
         self.rims.is_empty()
     }
-}
-
-/// Check names, for callers that look a check up in a verdict.
-pub mod check {
-    /// The policy has a `[gpu]` section.
-    pub const POLICY: &str = "policy.gpu";
-    /// The report parses as SPDM 1.1 GET_MEASUREMENTS with NVIDIA's opaque data.
-    pub const REPORT_FORMAT: &str = "gpu.report_format";
-    /// The device chain leads to the pinned NVIDIA Device Identity CA and is valid.
-    pub const CERT_CHAIN: &str = "gpu.cert_chain";
-    /// The chain's chip matches the claimed architecture, which the policy allows.
-    pub const ARCHITECTURE: &str = "gpu.architecture";
-    /// The report's signature verifies under the leaf's key.
-    pub const REPORT_SIGNATURE: &str = "gpu.report_signature";
-    /// The report's FWID equals the leaf's TCG DICE FWID.
-    pub const FWID: &str = "gpu.fwid";
-    /// The request nonce equals the expected one.
-    pub const NONCE: &str = "gpu.nonce";
-    /// The GPU runs in single-GPU confidential mode, not protected-PCIe (multi-GPU) mode.
-    pub const CC_MODE: &str = "gpu.cc_mode";
-    /// The driver version is at least the policy's minimum.
-    pub const DRIVER_VERSION: &str = "gpu.driver_version";
-    /// The VBIOS version is at least the policy's minimum.
-    pub const VBIOS_VERSION: &str = "gpu.vbios_version";
-    /// The driver RIM is present, NVIDIA-signed, valid and for this driver.
-    pub const DRIVER_RIM: &str = "gpu.driver_rim";
-    /// The VBIOS RIM is present, NVIDIA-signed, valid and for this VBIOS.
-    pub const VBIOS_RIM: &str = "gpu.vbios_rim";
-    /// Every active golden measurement matches the report.
-    pub const MEASUREMENTS: &str = "gpu.measurements";
-    /// No certificate in the device or RIM chains is revoked.
-    pub const REVOCATION: &str = "gpu.revocation";
 }

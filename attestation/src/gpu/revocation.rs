@@ -11,12 +11,13 @@
 //! as missing, and the policy's `allow_missing_revocation` decides about them; a verdict
 //! that relied on it warns.
 
-use der::asn1::{BitString, ObjectIdentifier};
+use const_oid::db::rfc5912::{ID_KP_OCSP_SIGNING, ID_SHA_1, ID_SHA_256, ID_SHA_384, ID_SHA_512};
+use const_oid::db::rfc6960::ID_PKIX_OCSP_BASIC;
+use const_oid::AssociatedOid;
+use der::asn1::ObjectIdentifier;
 use der::{Decode, Encode};
-use p384::ecdsa::signature::Verifier as _;
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha384, Sha512};
-use spki::AlgorithmIdentifierOwned;
 use time::OffsetDateTime;
 use x509_cert::ext::pkix::ExtendedKeyUsage;
 use x509_cert::Certificate;
@@ -25,23 +26,11 @@ use x509_ocsp::{
     ResponderId, SingleResponse,
 };
 
-use super::certs::common_name;
-
-const ID_PKIX_OCSP_BASIC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.1");
-const ID_KP_OCSP_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.9");
-const OID_EXT_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");
-const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
-const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
-const SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
-const SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
-const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-const SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
-const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
-const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
-const ECDSA_WITH_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
-const SHA256_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
-const SHA384_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
+use super::certs::{self, common_name};
+use crate::checks::gpu;
+use crate::policy::GpuPolicy;
+use crate::signature::{self, SignatureError, OCSP_RESPONSES};
+use crate::verdict::{Check, Verdict};
 
 /// What the verifier knows about revocation.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -51,6 +40,155 @@ pub enum Revocation {
     Unavailable,
     /// DER OCSP responses (`application/ocsp-response`) for the chains' certificates.
     OcspResponses(Vec<Vec<u8>>),
+}
+
+/// Why revocation data does not show a chain to be good.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RevocationError {
+    /// The chain to check is empty.
+    #[error("the chain is empty")]
+    EmptyChain,
+    /// The chain does not end with a self-signed root.
+    #[error("the chain must end with its root, but ends with {0:?}")]
+    NoRoot(String),
+    /// A response is not a usable basic OCSP response.
+    #[error("OCSP response #{index}: {reason}")]
+    Response {
+        /// Its 1-based place among the responses.
+        index: usize,
+        /// What is wrong with it.
+        reason: ResponseError,
+    },
+    /// A certificate's issuer name does not encode, so no CertID can name it.
+    #[error("{cert:?}: subject: {source}")]
+    IssuerName {
+        /// The issuer's CN.
+        cert: String,
+        /// The encoder's error.
+        source: der::Error,
+    },
+    /// A response that names a certificate is not signed by who may sign it.
+    #[error("OCSP response #{index} for {cert:?} does not verify: {reason}")]
+    Unverified {
+        /// Its 1-based place among the responses.
+        index: usize,
+        /// The certificate it names.
+        cert: String,
+        /// Why it is not accepted.
+        reason: Box<ResponderError>,
+    },
+    /// A verified response says the certificate is not good now.
+    #[error("{cert:?}: {status}")]
+    NotGood {
+        /// The certificate's CN.
+        cert: String,
+        /// What the response says.
+        status: StatusError,
+    },
+}
+
+/// What is wrong with an OCSP response's envelope.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResponseError {
+    /// Not DER `OCSPResponse`.
+    #[error("malformed: {0}")]
+    Malformed(der::Error),
+    /// The responder answered with an error status.
+    #[error("the responder answered {0}, not successful")]
+    NotSuccessful(String),
+    /// `successful` without a body.
+    #[error("a successful response without responseBytes")]
+    NoBody,
+    /// A body of another type than basic.
+    #[error("response type {0}, expected id-pkix-ocsp-basic")]
+    NotBasic(ObjectIdentifier),
+    /// A malformed basic body.
+    #[error("malformed BasicOCSPResponse: {0}")]
+    MalformedBasic(der::Error),
+}
+
+/// Why a response is not signed by someone who may sign it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResponderError {
+    /// The signed part does not encode.
+    #[error("tbsResponseData: {0}")]
+    Encoding(der::Error),
+    /// The responder ID names neither the issuer nor an included certificate.
+    #[error("its responder is neither the issuer {issuer:?} nor a certificate included in it")]
+    Unknown {
+        /// The issuer's CN.
+        issuer: String,
+    },
+    /// The delegated responder is not certified by the issuer for OCSP signing, now.
+    #[error("the delegated responder {responder:?} {reason}")]
+    Delegate {
+        /// The responder's CN.
+        responder: String,
+        /// What is wrong with it.
+        reason: DelegateError,
+    },
+    /// The signature does not verify.
+    #[error("the signature by {signer:?}: {source}")]
+    Signature {
+        /// The signer's CN.
+        signer: String,
+        /// Why the signature was not accepted.
+        source: SignatureError,
+    },
+}
+
+/// What is wrong with a delegated OCSP responder's certificate.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DelegateError {
+    /// Not issued, or not signed, by the certificate's issuer.
+    #[error("is not issued by {issuer:?}: {source}")]
+    NotIssued {
+        /// The issuer's CN.
+        issuer: String,
+        /// Why its signature was not accepted.
+        source: SignatureError,
+    },
+    /// Its extended key usage does not decode.
+    #[error("has a malformed extended key usage: {0}")]
+    BadUsage(der::Error),
+    /// It lacks id-kp-OCSPSigning.
+    #[error("lacks the id-kp-OCSPSigning extended key usage")]
+    NotForOcsp,
+    /// It is not valid now.
+    #[error("is not valid now ({not_before} to {not_after})")]
+    NotValid {
+        /// Its notBefore.
+        not_before: String,
+        /// Its notAfter.
+        not_after: String,
+    },
+}
+
+/// What a verified response says that is not `good, now`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StatusError {
+    /// Revoked, when and why.
+    #[error("revoked at {at}{}", .reason.as_ref().map(|r| format!(" (reason {r})")).unwrap_or_default())]
+    Revoked {
+        /// The revocation time.
+        at: String,
+        /// The CRL reason, when given.
+        reason: Option<String>,
+    },
+    /// The responder does not know the certificate.
+    #[error("the responder says its status is unknown")]
+    Unknown,
+    /// The response is not valid yet.
+    #[error("the OCSP response is not valid before its thisUpdate {0}")]
+    NotYetValid(String),
+    /// The response has expired.
+    #[error("the OCSP response expired at its nextUpdate {0}")]
+    Expired(String),
 }
 
 /// What verified OCSP responses say about a chain's certificates (by subject CN).
@@ -81,18 +219,20 @@ pub fn check(
     chain: &[Certificate],
     responses: &[Vec<u8>],
     now: OffsetDateTime,
-) -> Result<Coverage, String> {
-    let last = chain.last().ok_or("the chain is empty")?;
+) -> Result<Coverage, RevocationError> {
+    let last = chain.last().ok_or(RevocationError::EmptyChain)?;
     if last.tbs_certificate.subject != last.tbs_certificate.issuer {
-        return Err(format!(
-            "the chain must end with its root, but ends with {:?}",
-            common_name(last)
-        ));
+        return Err(RevocationError::NoRoot(common_name(last)));
     }
     let parsed = responses
         .iter()
         .enumerate()
-        .map(|(i, der)| parse(der).map_err(|e| format!("OCSP response #{}: {e}", i + 1)))
+        .map(|(i, der)| {
+            parse(der).map_err(|reason| RevocationError::Response {
+                index: i + 1,
+                reason,
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let mut coverage = Coverage::default();
     for pair in chain.windows(2) {
@@ -106,12 +246,19 @@ pub fn check(
                     continue;
                 }
                 if !verified {
-                    verify_response(basic, issuer, now).map_err(|e| {
-                        format!("OCSP response #{} for {name:?} does not verify: {e}", i + 1)
+                    verify_response(basic, issuer, now).map_err(|reason| {
+                        RevocationError::Unverified {
+                            index: i + 1,
+                            cert: name.clone(),
+                            reason: Box::new(reason),
+                        }
                     })?;
                     verified = true;
                 }
-                status(single, now).map_err(|e| format!("{name:?}: {e}"))?;
+                status(single, now).map_err(|status| RevocationError::NotGood {
+                    cert: name.clone(),
+                    status,
+                })?;
                 found = true;
             }
         }
@@ -125,25 +272,19 @@ pub fn check(
 }
 
 /// An `OCSPResponse` that must be `successful` with a basic response.
-fn parse(der: &[u8]) -> Result<BasicOcspResponse, String> {
-    let response = OcspResponse::from_der(der).map_err(|e| format!("malformed: {e}"))?;
+fn parse(der: &[u8]) -> Result<BasicOcspResponse, ResponseError> {
+    let response = OcspResponse::from_der(der).map_err(ResponseError::Malformed)?;
     if response.response_status != OcspResponseStatus::Successful {
-        return Err(format!(
-            "the responder answered {:?}, not successful",
+        return Err(ResponseError::NotSuccessful(format!(
+            "{:?}",
             response.response_status
-        ));
+        )));
     }
-    let bytes = response
-        .response_bytes
-        .ok_or("a successful response without responseBytes")?;
+    let bytes = response.response_bytes.ok_or(ResponseError::NoBody)?;
     if bytes.response_type != ID_PKIX_OCSP_BASIC {
-        return Err(format!(
-            "response type {}, expected id-pkix-ocsp-basic",
-            bytes.response_type
-        ));
+        return Err(ResponseError::NotBasic(bytes.response_type));
     }
-    BasicOcspResponse::from_der(bytes.response.as_bytes())
-        .map_err(|e| format!("malformed BasicOCSPResponse: {e}"))
+    BasicOcspResponse::from_der(bytes.response.as_bytes()).map_err(ResponseError::MalformedBasic)
 }
 
 /// Whether `single`'s CertID names `cert` as issued by `issuer`. A hash algorithm this
@@ -152,16 +293,20 @@ fn names(
     single: &SingleResponse,
     cert: &Certificate,
     issuer: &Certificate,
-) -> Result<bool, String> {
+) -> Result<bool, RevocationError> {
     let id = &single.cert_id;
     if id.serial_number.as_bytes() != cert.tbs_certificate.serial_number.as_bytes() {
         return Ok(false);
     }
-    let name = issuer
-        .tbs_certificate
-        .subject
-        .to_der()
-        .map_err(|e| format!("{:?}: subject: {e}", common_name(issuer)))?;
+    let name =
+        issuer
+            .tbs_certificate
+            .subject
+            .to_der()
+            .map_err(|source| RevocationError::IssuerName {
+                cert: common_name(issuer),
+                source,
+            })?;
     let key = issuer
         .tbs_certificate
         .subject_public_key_info
@@ -169,10 +314,10 @@ fn names(
         .raw_bytes();
     let digest = |data: &[u8]| -> Option<Vec<u8>> {
         Some(match id.hash_algorithm.oid {
-            SHA1 => Sha1::digest(data).to_vec(),
-            SHA256 => Sha256::digest(data).to_vec(),
-            SHA384 => Sha384::digest(data).to_vec(),
-            SHA512 => Sha512::digest(data).to_vec(),
+            ID_SHA_1 => Sha1::digest(data).to_vec(),
+            ID_SHA_256 => Sha256::digest(data).to_vec(),
+            ID_SHA_384 => Sha384::digest(data).to_vec(),
+            ID_SHA_512 => Sha512::digest(data).to_vec(),
             _ => return None,
         })
     };
@@ -183,35 +328,23 @@ fn names(
 }
 
 /// `good`, and current at `now`.
-fn status(single: &SingleResponse, now: OffsetDateTime) -> Result<(), String> {
+fn status(single: &SingleResponse, now: OffsetDateTime) -> Result<(), StatusError> {
     match &single.cert_status {
         CertStatus::Good(_) => {}
         CertStatus::Revoked(info) => {
-            return Err(format!(
-                "revoked at {}{}",
-                show(&info.revocation_time),
-                info.revocation_reason
-                    .map(|r| format!(" (reason {r:?})"))
-                    .unwrap_or_default()
-            ))
+            return Err(StatusError::Revoked {
+                at: show(&info.revocation_time),
+                reason: info.revocation_reason.map(|r| format!("{r:?}")),
+            })
         }
-        CertStatus::Unknown(_) => {
-            return Err("the responder says its status is unknown".into());
-        }
+        CertStatus::Unknown(_) => return Err(StatusError::Unknown),
     }
-    let this = secs(&single.this_update);
-    if now.unix_timestamp() < this {
-        return Err(format!(
-            "the OCSP response is not valid before its thisUpdate {}",
-            show(&single.this_update)
-        ));
+    if now.unix_timestamp() < secs(&single.this_update) {
+        return Err(StatusError::NotYetValid(show(&single.this_update)));
     }
     if let Some(next) = &single.next_update {
         if now.unix_timestamp() > secs(next) {
-            return Err(format!(
-                "the OCSP response expired at its nextUpdate {}",
-                show(next)
-            ));
+            return Err(StatusError::Expired(show(next)));
         }
     }
     Ok(())
@@ -231,11 +364,11 @@ fn verify_response(
     basic: &BasicOcspResponse,
     issuer: &Certificate,
     now: OffsetDateTime,
-) -> Result<(), String> {
+) -> Result<(), ResponderError> {
     let tbs = basic
         .tbs_response_data
         .to_der()
-        .map_err(|e| format!("tbsResponseData: {e}"))?;
+        .map_err(ResponderError::Encoding)?;
     let responder = &basic.tbs_response_data.responder_id;
     let signer = if identifies(responder, issuer) {
         issuer
@@ -245,17 +378,27 @@ fn verify_response(
             .iter()
             .flatten()
             .find(|c| identifies(responder, c))
-            .ok_or_else(|| {
-                format!(
-                    "its responder is neither the issuer {:?} nor a certificate included in it",
-                    common_name(issuer)
-                )
+            .ok_or_else(|| ResponderError::Unknown {
+                issuer: common_name(issuer),
             })?;
-        delegated(delegate, issuer, now)?;
+        delegated(delegate, issuer, now).map_err(|reason| ResponderError::Delegate {
+            responder: common_name(delegate),
+            reason,
+        })?;
         delegate
     };
-    verify_signature(signer, &basic.signature_algorithm, &tbs, &basic.signature)
-        .map_err(|e| format!("the signature by {:?}: {e}", common_name(signer)))
+    signature::verify_signed(
+        &signer.tbs_certificate.subject_public_key_info,
+        &basic.signature_algorithm,
+        OCSP_RESPONSES,
+        &tbs,
+        &basic.signature,
+    )
+    .map(|_| ())
+    .map_err(|source| ResponderError::Signature {
+        signer: common_name(signer),
+        source,
+    })
 }
 
 /// Whether the responder ID names `cert` (by subject, or by the SHA-1 of its key).
@@ -279,45 +422,24 @@ fn delegated(
     responder: &Certificate,
     issuer: &Certificate,
     now: OffsetDateTime,
-) -> Result<(), String> {
-    let name = common_name(responder);
-    let tbs = &responder.tbs_certificate;
-    if tbs.issuer != issuer.tbs_certificate.subject {
-        return Err(format!(
-            "the delegated responder {name:?} is not issued by {:?}",
-            common_name(issuer)
-        ));
-    }
-    if responder.signature_algorithm != tbs.signature {
-        return Err(format!(
-            "the delegated responder {name:?} has mismatched signature algorithms"
-        ));
-    }
-    let tbs_der = tbs.to_der().map_err(|e| format!("{name:?}: TBS: {e}"))?;
-    verify_signature(
-        issuer,
-        &responder.signature_algorithm,
-        &tbs_der,
-        &responder.signature,
-    )
-    .map_err(|e| {
-        format!(
-            "the delegated responder {name:?} is not signed by {:?}: {e}",
-            common_name(issuer)
-        )
+) -> Result<(), DelegateError> {
+    signature::verify_certificate(responder, issuer, OCSP_RESPONSES).map_err(|source| {
+        DelegateError::NotIssued {
+            issuer: common_name(issuer),
+            source,
+        }
     })?;
+    let tbs = &responder.tbs_certificate;
     let eku = tbs
         .extensions
         .iter()
         .flatten()
-        .find(|e| e.extn_id == OID_EXT_KEY_USAGE)
+        .find(|e| e.extn_id == ExtendedKeyUsage::OID)
         .map(|e| ExtendedKeyUsage::from_der(e.extn_value.as_bytes()))
         .transpose()
-        .map_err(|e| format!("the delegated responder {name:?}: extended key usage: {e}"))?;
+        .map_err(DelegateError::BadUsage)?;
     if !eku.is_some_and(|u| u.0.contains(&ID_KP_OCSP_SIGNING)) {
-        return Err(format!(
-            "the delegated responder {name:?} lacks the id-kp-OCSPSigning extended key usage"
-        ));
+        return Err(DelegateError::NotForOcsp);
     }
     let v = &tbs.validity;
     let at = |t: x509_cert::time::Time| {
@@ -325,68 +447,86 @@ fn delegated(
     };
     let now_s = now.unix_timestamp();
     if now_s < at(v.not_before) || now_s > at(v.not_after) {
-        return Err(format!(
-            "the delegated responder {name:?} is not valid now ({} to {})",
-            v.not_before, v.not_after
-        ));
+        return Err(DelegateError::NotValid {
+            not_before: v.not_before.to_string(),
+            not_after: v.not_after.to_string(),
+        });
     }
     Ok(())
 }
 
-/// Verifies `sig` over `msg` with `signer`'s key: ECDSA P-384/SHA-384, ECDSA
-/// P-256/SHA-256, or RSA PKCS#1 v1.5 with SHA-256/384.
-fn verify_signature(
-    signer: &Certificate,
-    alg: &AlgorithmIdentifierOwned,
-    msg: &[u8],
-    sig: &BitString,
-) -> Result<(), String> {
-    let spki = &signer.tbs_certificate.subject_public_key_info;
-    let sig = sig
-        .as_bytes()
-        .ok_or("the signature BIT STRING has unused bits")?;
-    let curve = spki
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
-    let point = || {
-        spki.subject_public_key
-            .as_bytes()
-            .ok_or("the public key BIT STRING has unused bits")
-    };
-    let bad = |_| "the signature does not verify".to_string();
-    match (spki.algorithm.oid, curve, alg.oid) {
-        (EC_PUBLIC_KEY, Some(SECP384R1), ECDSA_WITH_SHA384) => {
-            let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(point()?)
-                .map_err(|e| format!("public key: {e}"))?;
-            let sig =
-                p384::ecdsa::Signature::from_der(sig).map_err(|e| format!("signature: {e}"))?;
-            key.verify(msg, &sig).map_err(bad)
-        }
-        (EC_PUBLIC_KEY, Some(SECP256R1), ECDSA_WITH_SHA256) => {
-            let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(point()?)
-                .map_err(|e| format!("public key: {e}"))?;
-            let sig =
-                p256::ecdsa::Signature::from_der(sig).map_err(|e| format!("signature: {e}"))?;
-            key.verify(msg, &sig).map_err(bad)
-        }
-        (RSA_ENCRYPTION, _, SHA256_WITH_RSA | SHA384_WITH_RSA) => {
-            use rsa::pkcs8::DecodePublicKey as _;
-            let der = spki.to_der().map_err(|e| format!("public key: {e}"))?;
-            let key = rsa::RsaPublicKey::from_public_key_der(&der)
-                .map_err(|e| format!("public key: {e}"))?;
-            let sig =
-                rsa::pkcs1v15::Signature::try_from(sig).map_err(|e| format!("signature: {e}"))?;
-            if alg.oid == SHA256_WITH_RSA {
-                rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key).verify(msg, &sig)
-            } else {
-                rsa::pkcs1v15::VerifyingKey::<Sha384>::new(key).verify(msg, &sig)
+/// `gpu.revocation`: no certificate of the verified device `chain` is revoked, by the OCSP
+/// responses in `revocation`; missing data fails unless the policy allows it (and then the
+/// verdict warns).
+pub(super) fn check_revocation(
+    revocation: &Revocation,
+    chain: Option<&[Certificate]>,
+    rules: Option<&GpuPolicy>,
+    now: OffsetDateTime,
+    v: &mut Verdict,
+) {
+    let id = &gpu::REVOCATION;
+    let expected = "no certificate of the device chain revoked (OCSP)";
+    let allow_missing = rules.is_some_and(|p| p.allow_missing_revocation);
+    let check = match revocation {
+        Revocation::OcspResponses(responses) => {
+            v.warn("the RIM signing chains' revocation is not checked, only the device chain's");
+            match chain.map(with_root) {
+                None => Check::fail(
+                    id,
+                    expected,
+                    "OCSP responses supplied",
+                    "the device chain did not verify, so its revocation cannot be checked",
+                ),
+                Some(Err(e)) => Check::fail(id, expected, "", e.to_string()),
+                Some(Ok(full)) => match check(&full, responses, now) {
+                    Err(e) => Check::fail(id, expected, "OCSP responses supplied", e.to_string()),
+                    Ok(cov) if cov.complete() => {
+                        Check::pass(id, expected, format!("good: {}", cov.good.join(", ")))
+                    }
+                    Ok(cov) => {
+                        let found = format!(
+                            "good: [{}]; no OCSP response for [{}]",
+                            cov.good.join(", "),
+                            cov.missing.join(", ")
+                        );
+                        if allow_missing {
+                            v.warn("revocation was not checked for every device certificate: a revoked one would be accepted");
+                            Check::pass(id, expected, found)
+                        } else {
+                            Check::fail(
+                                id,
+                                expected,
+                                found,
+                                "the policy requires revocation data for every certificate (allow_missing_revocation = false)",
+                            )
+                        }
+                    }
+                },
             }
-            .map_err(bad)
         }
-        (key, _, alg) => Err(format!(
-            "unsupported signature algorithm {alg} for a {key} key"
-        )),
+        Revocation::Unavailable if allow_missing => {
+            v.warn("revocation was not checked: a revoked GPU or RIM key would be accepted");
+            Check::pass(id, expected, "no revocation data; allowed by policy")
+        }
+        Revocation::Unavailable => Check::fail(
+            id,
+            expected,
+            "no revocation data",
+            "the policy requires revocation data (allow_missing_revocation = false)",
+        ),
+    };
+    v.push(check);
+}
+
+/// The verified device chain ending with the pinned root (it may end one below it).
+fn with_root(chain: &[Certificate]) -> Result<Vec<Certificate>, certs::PathError> {
+    let mut full = chain.to_vec();
+    if full
+        .last()
+        .is_some_and(|c| c.tbs_certificate.subject != c.tbs_certificate.issuer)
+    {
+        full.push(certs::device_root()?);
     }
+    Ok(full)
 }

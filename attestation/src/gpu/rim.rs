@@ -17,15 +17,15 @@
 //! chain. A RIM's measurements mean nothing until `verify` passed.
 
 use base64::Engine as _;
-use p384::ecdsa::signature::Verifier as _;
 use sha2::{Digest, Sha384};
 use thiserror::Error;
 use time::OffsetDateTime;
 use x509_cert::der::Decode;
 use x509_cert::Certificate;
 
-use super::c14n::{self, attr_ns, element_ns, scope_of, Element, Scope};
-use super::certs;
+use super::c14n::{self, attr_ns, element_ns, scope_of, Element, Scope, XmlError};
+use super::certs::{self, PathError};
+use crate::signature::{Algorithm, PublicKey, SignatureBytes, SignatureError};
 
 const SWID_NS: &str = "http://standards.iso.org/iso/19770/-2/2015/schema.xsd";
 const DSIG_NS: &str = "http://www.w3.org/2000/09/xmldsig#";
@@ -41,10 +41,11 @@ const DIGEST_SHA384: [&str; 2] = [
 
 /// Why a RIM could not be read or trusted.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum RimError {
     /// Not well-formed XML, or XML outside what silk canonicalizes.
     #[error("the RIM is not usable XML: {0}")]
-    Xml(String),
+    Xml(#[from] XmlError),
     /// A SWID or RIM element or attribute is missing or malformed.
     #[error("the RIM is malformed: {0}")]
     Schema(String),
@@ -54,12 +55,15 @@ pub enum RimError {
     /// The signed content's digest differs from the one signed.
     #[error("the RIM's content does not match its signed digest (it was altered after signing)")]
     Digest,
+    /// The signing certificate's key is not a P-384 key.
+    #[error("the RIM's signing key: {0}")]
+    Key(SignatureError),
     /// The ECDSA signature over SignedInfo does not verify.
     #[error("the RIM's signature does not verify with its signing certificate")]
     Signature,
     /// The signing chain does not lead to NVIDIA's pinned RIM root, or is not valid now.
     #[error("the RIM's signing chain is not trusted: {0}")]
-    Chain(String),
+    Chain(PathError),
 }
 
 /// One golden measurement: the values index `index` may hold.
@@ -95,7 +99,7 @@ pub struct Rim {
 impl Rim {
     /// Parses a RIM document.
     pub fn parse(xml: &[u8]) -> Result<Self, RimError> {
-        let root = c14n::parse(xml).map_err(RimError::Xml)?;
+        let root = c14n::parse(xml)?;
         let scope = scope_of(&Scope::new(), &root);
         if root.local() != "SoftwareIdentity" || element_ns(&Scope::new(), &root) != SWID_NS {
             return Err(RimError::Schema(format!(
@@ -167,11 +171,14 @@ impl Rim {
         let leaf = chain
             .first()
             .ok_or_else(|| RimError::SignatureFormat("KeyInfo has no X509Certificate".into()))?;
-        let key = certs::p384_key(leaf).map_err(RimError::SignatureFormat)?;
+        let key = PublicKey::p384_of(leaf).map_err(RimError::Key)?;
         let signed_info = c14n::canonicalize_subtree(parts.signed_info, &sig_scope);
-        let sig = p384::ecdsa::Signature::from_slice(&parts.signature_value)
-            .map_err(|_| RimError::Signature)?;
-        key.verify(signed_info.as_bytes(), &sig)
+        PublicKey::EcdsaP384(key)
+            .verify(
+                Algorithm::EcdsaP384Sha384,
+                signed_info.as_bytes(),
+                SignatureBytes::Fixed(&parts.signature_value),
+            )
             .map_err(|_| RimError::Signature)?;
         Ok(summary)
     }
@@ -374,9 +381,7 @@ impl<'a> SignatureParts<'a> {
 }
 
 /// Base64 as XML-DSig writes it: whitespace between the characters is allowed.
-fn base64(text: &str) -> Result<Vec<u8>, String> {
+fn base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
     let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(compact)
-        .map_err(|e| e.to_string())
+    base64::engine::general_purpose::STANDARD.decode(compact)
 }

@@ -4,7 +4,7 @@ use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};
 
-use super::PolicyError;
+use super::{key, PolicyError, RuleError};
 use crate::gpu::GpuArch;
 
 /// Rules for NVIDIA GPU evidence. Without this section GPU evidence is rejected.
@@ -39,19 +39,21 @@ pub struct GpuPolicy {
 
 impl GpuPolicy {
     pub(super) fn validate(&self) -> Result<(), PolicyError> {
-        for (rule, value) in [
-            ("gpu.min_driver_version", &self.min_driver_version),
-            ("gpu.min_vbios_version", &self.min_vbios_version),
+        for (rule, value, hex) in [
+            (key::GPU_MIN_DRIVER_VERSION, &self.min_driver_version, false),
+            (key::GPU_MIN_VBIOS_VERSION, &self.min_vbios_version, true),
         ] {
             if let Some(v) = value {
-                let hex = rule == "gpu.min_vbios_version";
-                Version::parse(v, hex).map_err(|reason| PolicyError::Invalid { rule, reason })?;
+                Version::parse(v, hex).map_err(|e| PolicyError::Invalid {
+                    rule,
+                    reason: RuleError::Version(e),
+                })?;
             }
         }
         if self.count == Some(0) && self.required {
             return Err(PolicyError::Invalid {
-                rule: "gpu.count",
-                reason: "a GPU is required but count is 0".into(),
+                rule: key::GPU_COUNT,
+                reason: RuleError::RequiredButNone,
             });
         }
         Ok(())
@@ -71,16 +73,21 @@ impl PartialEq for Version {
 
 impl Eq for Version {}
 
+/// Text that is not a dotted version.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a dotted version")]
+pub struct VersionError(pub String);
+
 impl Version {
     /// Parses `text`; `hex` reads each part as hexadecimal (VBIOS versions).
-    pub fn parse(text: &str, hex: bool) -> Result<Self, String> {
+    pub fn parse(text: &str, hex: bool) -> Result<Self, VersionError> {
         let radix = if hex { 16 } else { 10 };
         text.trim()
             .split('.')
             .map(|p| u64::from_str_radix(p, radix))
             .collect::<Result<Vec<_>, _>>()
             .map(Version)
-            .map_err(|_| format!("`{text}` is not a dotted version"))
+            .map_err(|_| VersionError(text.to_owned()))
     }
 }
 

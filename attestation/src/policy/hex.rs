@@ -12,22 +12,39 @@ use serde::{Deserialize, Serialize, Serializer};
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HexBytes<const N: usize>(pub [u8; N]);
 
+/// Why text is not a [`HexBytes`] value.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HexError {
+    /// Not hex digits.
+    #[error("not hex ({0})")]
+    NotHex(#[from] hex::FromHexError),
+    /// Hex of the wrong length.
+    #[error("expected {expected} bytes ({} hex digits), found {found} bytes", 2 * .expected)]
+    WrongLength {
+        /// The length the rule needs.
+        expected: usize,
+        /// The length given.
+        found: usize,
+    },
+}
+
 impl<const N: usize> HexBytes<N> {
     /// Parses `2 * N` hex digits.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, HexError> {
         let digits = text.trim();
         let digits = digits
             .strip_prefix("0x")
             .or_else(|| digits.strip_prefix("0X"))
             .unwrap_or(digits);
-        let bytes = hex::decode(digits).map_err(|e| format!("not hex ({e})"))?;
-        let array: [u8; N] = bytes.as_slice().try_into().map_err(|_| {
-            format!(
-                "expected {N} bytes ({} hex digits), found {} bytes",
-                2 * N,
-                bytes.len()
-            )
-        })?;
+        let bytes = hex::decode(digits)?;
+        let array: [u8; N] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| HexError::WrongLength {
+                expected: N,
+                found: bytes.len(),
+            })?;
         Ok(Self(array))
     }
 }
@@ -79,14 +96,25 @@ mod tests {
     #[test]
     fn wrong_length_names_both_lengths() {
         let e = HexBytes::<48>::parse(&"00".repeat(32)).unwrap_err();
+        assert_eq!(
+            e,
+            HexError::WrongLength {
+                expected: 48,
+                found: 32
+            }
+        );
+        let e = e.to_string();
         assert!(
-            e.contains("expected 48 bytes") && e.contains("found 32"),
+            e.contains("expected 48 bytes (96 hex digits)") && e.contains("found 32"),
             "{e}"
         );
     }
 
     #[test]
     fn rejects_non_hex() {
-        assert!(HexBytes::<1>::parse("zz").unwrap_err().contains("not hex"));
+        assert!(matches!(
+            HexBytes::<1>::parse("zz"),
+            Err(HexError::NotHex(_))
+        ));
     }
 }

@@ -8,6 +8,7 @@
 
 mod gpu;
 mod hex;
+pub mod key;
 mod snp;
 mod tdx;
 
@@ -15,16 +16,18 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-pub use gpu::{GpuPolicy, Version};
-pub use hex::HexBytes;
+pub use gpu::{GpuPolicy, Version, VersionError};
+pub use hex::{HexBytes, HexError};
 pub use snp::{MinTcb, SnpPolicy};
 pub use tdx::{SgxPolicy, TdxMeasurement, TdxPolicy};
 
+use crate::checks::{self, CheckId};
 use crate::tdx::TcbStatus;
-use crate::verdict::{Check, Stage, Verdict};
+use crate::verdict::{Check, Verdict};
 
 /// Why a policy file could not be loaded.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PolicyError {
     /// The TOML did not parse or a value had the wrong type or length.
     #[error("policy is not valid: {0}")]
@@ -32,11 +35,64 @@ pub enum PolicyError {
     /// A value parsed but is unusable.
     #[error("policy rule `{rule}` is invalid: {reason}")]
     Invalid {
-        /// The rule's key path, e.g. `snp.max_vmpl`.
+        /// The rule's key path, e.g. `snp.max_vmpl` (one of [`key::ALL`]).
         rule: &'static str,
         /// What is wrong with it.
-        reason: String,
+        reason: RuleError,
     },
+}
+
+/// What is wrong with a policy value that parsed but cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuleError {
+    /// `snp.max_vmpl` above 3.
+    #[error("VMPLs are 0 to 3, found {0}")]
+    VmplOutOfRange(u32),
+    /// A product line silk does not know.
+    #[error("unknown product line `{0}` (known: Milan, Genoa, Turin)")]
+    UnknownProductLine(String),
+    /// An empty list of accepted TCB statuses.
+    #[error("empty: no quote could ever pass; leave it out for [\"UpToDate\"]")]
+    NoStatuses,
+    /// A minimum version that is not a dotted version.
+    #[error(transparent)]
+    Version(#[from] VersionError),
+    /// A GPU required, but none counted.
+    #[error("a GPU is required but count is 0")]
+    RequiredButNone,
+}
+
+/// A platform section of the policy, whose absence rejects that platform's evidence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Section {
+    /// `[snp]`.
+    Snp,
+    /// `[tdx]`.
+    Tdx,
+    /// `[sgx]`.
+    Sgx,
+    /// `[gpu]`.
+    Gpu,
+}
+
+impl Section {
+    /// The failing check (`policy.snp`, …) for evidence that has no section to be judged by.
+    pub(crate) fn missing(self) -> Check {
+        let (id, what): (&'static CheckId, &str) = match self {
+            Section::Snp => (&checks::policy::SNP, "SEV-SNP"),
+            Section::Tdx => (&checks::policy::TDX, "TDX"),
+            Section::Sgx => (&checks::policy::SGX, "SGX"),
+            Section::Gpu => (&checks::policy::GPU, "GPU"),
+        };
+        let section = id.policy.first().copied().unwrap_or_default();
+        Check::fail(
+            id,
+            format!("a [{section}] section"),
+            "none",
+            format!("the policy has no [{section}] section, so {what} evidence cannot be accepted"),
+        )
+    }
 }
 
 /// A complete verification policy. See `docs/policy.md` for every key.
@@ -86,31 +142,55 @@ impl Policy {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Age(pub Duration);
 
+/// Why text is not an [`Age`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgeError {
+    /// Digits without a unit.
+    #[error("`{0}` has no unit (use s, m, h or d)")]
+    NoUnit(String),
+    /// No digits before the unit.
+    #[error("`{0}` does not start with a number")]
+    NoNumber(String),
+    /// A unit other than s, m, h or d.
+    #[error("unknown unit `{unit}` in `{text}` (use s, m, h or d)")]
+    UnknownUnit {
+        /// The unit.
+        unit: String,
+        /// The whole text.
+        text: String,
+    },
+    /// More seconds than a `u64` holds.
+    #[error("`{0}` is too long a span")]
+    TooLong(String),
+}
+
 impl Age {
     /// Parses `<digits><s|m|h|d>`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, AgeError> {
         let text = text.trim();
         let split = text
             .find(|c: char| !c.is_ascii_digit())
-            .ok_or_else(|| format!("`{text}` has no unit (use s, m, h or d)"))?;
+            .ok_or_else(|| AgeError::NoUnit(text.to_owned()))?;
         let (digits, unit) = text.split_at(split);
         let n: u64 = digits
             .parse()
-            .map_err(|_| format!("`{text}` does not start with a number"))?;
+            .map_err(|_| AgeError::NoNumber(text.to_owned()))?;
         let scale = match unit {
             "s" => 1,
             "m" => 60,
             "h" => 3600,
             "d" => 86_400,
             other => {
-                return Err(format!(
-                    "unknown unit `{other}` in `{text}` (use s, m, h or d)"
-                ))
+                return Err(AgeError::UnknownUnit {
+                    unit: other.to_owned(),
+                    text: text.to_owned(),
+                })
             }
         };
         n.checked_mul(scale)
             .map(|secs| Age(Duration::from_secs(secs)))
-            .ok_or_else(|| format!("`{text}` is too long a span"))
+            .ok_or_else(|| AgeError::TooLong(text.to_owned()))
     }
 }
 
@@ -164,16 +244,15 @@ fn default_statuses() -> Vec<StatusRule> {
 
 /// The debug rule shared by every platform: debug evidence passes only when the policy
 /// allows it, and then the verdict warns, since the host can read such a guest's memory.
-fn debug_check(
-    name: &'static str,
+pub(crate) fn debug_check(
+    id: &'static CheckId,
     allowed: bool,
     debug_on: bool,
     what: &'static str,
     verdict: &mut Verdict,
 ) {
     verdict.push(Check::from_bool(
-        name,
-        Stage::Platform,
+        id,
         allowed || !debug_on,
         if allowed {
             "debug allowed"
@@ -191,7 +270,7 @@ fn debug_check(
 }
 
 /// Formats a list of hex values for the "expected" column.
-fn one_of<T: std::fmt::Display>(items: &[T]) -> String {
+pub(crate) fn one_of<T: std::fmt::Display>(items: &[T]) -> String {
     match items {
         [] => "(none configured)".to_owned(),
         [one] => one.to_string(),

@@ -7,6 +7,7 @@
 //! the VLEKs it hands to cloud providers. The VCEK/VLEK ("VEK") is an ECDSA P-384 key that
 //! signs attestation reports. Verification is in [`verify_signature_chain`].
 
+use const_oid::db::rfc4519::CN;
 use der::asn1::{Ia5StringRef, ObjectIdentifier, PrintableStringRef, Utf8StringRef};
 use der::{Decode, DecodePem, Encode, Tag, Tagged};
 use thiserror::Error;
@@ -51,7 +52,8 @@ pub fn pinned_ask(line: ProductLine) -> Result<Vec<u8>, CertError> {
 }
 
 /// Why certificate bytes could not be used.
-#[derive(Debug, Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum CertError {
     /// The bytes are not one DER or PEM X.509 certificate.
     #[error("{what}: not a DER or PEM X.509 certificate: {source}")]
@@ -87,7 +89,7 @@ pub enum CertError {
     #[error("VEK certificate has extension {oid} more than once")]
     DuplicateExtension {
         /// The extension's OID.
-        oid: String,
+        oid: ObjectIdentifier,
     },
     /// An AMD extension's value is not of its documented type.
     #[error("VEK certificate extension {name} ({oid}) is malformed: {reason}")]
@@ -95,7 +97,7 @@ pub enum CertError {
         /// The extension's name in AMD's VCEK specification.
         name: &'static str,
         /// The extension's OID.
-        oid: &'static str,
+        oid: ObjectIdentifier,
         /// What is wrong with it.
         reason: String,
     },
@@ -105,7 +107,7 @@ pub enum CertError {
         /// The extension's name.
         name: &'static str,
         /// The extension's OID.
-        oid: &'static str,
+        oid: ObjectIdentifier,
         /// The product line whose layout requires it.
         line: ProductLine,
     },
@@ -117,7 +119,7 @@ pub enum CertError {
         /// The extension's name.
         name: &'static str,
         /// The extension's OID.
-        oid: &'static str,
+        oid: ObjectIdentifier,
         /// The product line.
         line: ProductLine,
     },
@@ -241,15 +243,13 @@ impl std::fmt::Display for VekKind {
     }
 }
 
-const OID_CN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
-
 /// The first common name in `name`, if it is a string.
 pub(super) fn common_name(name: &Name) -> Option<String> {
     let atv = name
         .0
         .iter()
         .flat_map(|rdn| rdn.0.iter())
-        .find(|atv| atv.oid == OID_CN)?;
+        .find(|atv| atv.oid == CN)?;
     let value = &atv.value;
     let s = match value.tag() {
         Tag::Utf8String => value.decode_as::<Utf8StringRef<'_>>().ok()?.to_string(),
@@ -283,15 +283,27 @@ pub(super) fn issuer_line(vek: &Certificate) -> Option<(ProductLine, VekKind)> {
     }
 }
 
-// AMD's VCEK extensions (AMD "Versioned Chip Endorsement Key (VCEK) Certificate and KDS
-// Interface Specification", publication 57230, table of certificate extensions).
-const OID_PRODUCT_NAME: &str = "1.3.6.1.4.1.3704.1.2";
-const OID_BL_SPL: &str = "1.3.6.1.4.1.3704.1.3.1";
-const OID_TEE_SPL: &str = "1.3.6.1.4.1.3704.1.3.2";
-const OID_SNP_SPL: &str = "1.3.6.1.4.1.3704.1.3.3";
-const OID_UCODE_SPL: &str = "1.3.6.1.4.1.3704.1.3.8";
-const OID_FMC_SPL: &str = "1.3.6.1.4.1.3704.1.3.9";
-const OID_HW_ID: &str = "1.3.6.1.4.1.3704.1.4";
+/// AMD's VCEK and VLEK extensions, which no OID database lists: AMD "Versioned Chip
+/// Endorsement Key (VCEK) Certificate and KDS Interface Specification" (publication 57230),
+/// table of certificate extensions, under AMD's enterprise arc 1.3.6.1.4.1.3704.
+pub mod oid {
+    use der::asn1::ObjectIdentifier;
+
+    /// productName: the product line and stepping (`Milan-B0`).
+    pub const PRODUCT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.2");
+    /// blSPL: the boot loader SPL.
+    pub const BL_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.1");
+    /// teeSPL: the PSP OS SPL.
+    pub const TEE_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.2");
+    /// snpSPL: the SNP firmware SPL.
+    pub const SNP_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.3");
+    /// ucodeSPL: the microcode SPL.
+    pub const UCODE_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.8");
+    /// fmcSPL: the FMC SPL (Turin and later).
+    pub const FMC_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.9");
+    /// hwID: the chip ID (VCEKs only).
+    pub const HW_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.4");
+}
 
 /// The AMD-specific extensions of a VCEK or VLEK certificate.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -332,17 +344,15 @@ impl VekExtensions {
         let mut seen = std::collections::BTreeSet::new();
         for ext in exts {
             if !seen.insert(ext.extn_id) {
-                return Err(CertError::DuplicateExtension {
-                    oid: ext.extn_id.to_string(),
-                });
+                return Err(CertError::DuplicateExtension { oid: ext.extn_id });
             }
         }
-        let value = |oid: &str| {
+        let value = |oid: ObjectIdentifier| {
             exts.iter()
-                .find(|e| e.extn_id.to_string() == oid)
+                .find(|e| e.extn_id == oid)
                 .map(|e| e.extn_value.as_bytes())
         };
-        let spl = |name: &'static str, oid: &'static str| -> Result<Option<u8>, CertError> {
+        let spl = |name: &'static str, oid: ObjectIdentifier| -> Result<Option<u8>, CertError> {
             value(oid)
                 .map(|bytes| {
                     // The value is a DER INTEGER; u8's decoder rejects negatives and values
@@ -355,26 +365,26 @@ impl VekExtensions {
                 })
                 .transpose()
         };
-        let product_name = value(OID_PRODUCT_NAME)
+        let product_name = value(oid::PRODUCT_NAME)
             .map(|bytes| {
                 Ia5StringRef::from_der(bytes)
                     .map(|s| s.to_string())
                     .map_err(|e| CertError::BadExtension {
                         name: "productName",
-                        oid: OID_PRODUCT_NAME,
+                        oid: oid::PRODUCT_NAME,
                         reason: format!("not a DER IA5String: {e}"),
                     })
             })
             .transpose()?;
         Ok(Self {
             product_name,
-            bootloader: spl("blSPL", OID_BL_SPL)?,
-            tee: spl("teeSPL", OID_TEE_SPL)?,
-            snp: spl("snpSPL", OID_SNP_SPL)?,
-            microcode: spl("ucodeSPL", OID_UCODE_SPL)?,
-            fmc: spl("fmcSPL", OID_FMC_SPL)?,
+            bootloader: spl("blSPL", oid::BL_SPL)?,
+            tee: spl("teeSPL", oid::TEE_SPL)?,
+            snp: spl("snpSPL", oid::SNP_SPL)?,
+            microcode: spl("ucodeSPL", oid::UCODE_SPL)?,
+            fmc: spl("fmcSPL", oid::FMC_SPL)?,
             // The extension's value is the raw chip ID, not a nested DER value.
-            hw_id: value(OID_HW_ID).map(<[u8]>::to_vec),
+            hw_id: value(oid::HW_ID).map(<[u8]>::to_vec),
         })
     }
 
@@ -388,14 +398,14 @@ impl VekExtensions {
             (true, None) => {
                 return Err(CertError::MissingExtension {
                     name: "fmcSPL",
-                    oid: OID_FMC_SPL,
+                    oid: oid::FMC_SPL,
                     line,
                 })
             }
             (false, Some(_)) => {
                 return Err(CertError::UnexpectedExtension {
                     name: "fmcSPL",
-                    oid: OID_FMC_SPL,
+                    oid: oid::FMC_SPL,
                     line,
                 })
             }
@@ -403,10 +413,10 @@ impl VekExtensions {
         };
         Ok(TcbParts {
             fmc,
-            bootloader: need(self.bootloader, "blSPL", OID_BL_SPL)?,
-            tee: need(self.tee, "teeSPL", OID_TEE_SPL)?,
-            snp: need(self.snp, "snpSPL", OID_SNP_SPL)?,
-            microcode: need(self.microcode, "ucodeSPL", OID_UCODE_SPL)?,
+            bootloader: need(self.bootloader, "blSPL", oid::BL_SPL)?,
+            tee: need(self.tee, "teeSPL", oid::TEE_SPL)?,
+            snp: need(self.snp, "snpSPL", oid::SNP_SPL)?,
+            microcode: need(self.microcode, "ucodeSPL", oid::UCODE_SPL)?,
         })
     }
 }

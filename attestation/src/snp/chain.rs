@@ -1,58 +1,81 @@
-//! Verifying a report's signature up to AMD's pinned root, one named check at a time.
+//! Verifying AMD's certificate chain up to the pinned root, one named check at a time:
+//! `snp.product_line`, `snp.ark_pinned`, the three `snp.*_signed_by_*` signatures and
+//! `snp.cert_validity`. The checks that tie the report to the VEK are in [`super::vek`].
 
-use der::asn1::ObjectIdentifier;
-use der::{Decode, Encode};
-use p384::ecdsa::signature::Verifier as _;
-use rsa::pkcs1::{RsaPssParams, TrailerField};
-use rsa::pkcs8::DecodePublicKey as _;
+use der::Decode;
 use time::OffsetDateTime;
 use x509_cert::Certificate;
 
 use super::certs::{
-    common_name, issuer_line, pinned_ark, pinned_ask, vek_kind, SnpCertificates, VekExtensions,
-    VekKind,
+    common_name, issuer_line, pinned_ark, pinned_ask, vek_kind, CertError, SnpCertificates, VekKind,
 };
-use super::report::{AttestationReport, ProductLine, SigningKey, SIGNED_LEN};
-use crate::verdict::{Check, Stage, Verdict};
-
-const STAGE: Stage = Stage::Signature;
-
-const OID_RSASSA_PSS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
-const OID_MGF1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.8");
-const OID_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
-const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-const OID_SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+use super::report::{AttestationReport, ProductLine};
+use super::vek;
+use crate::checks::{snp, CheckId};
+use crate::signature::{self, AMD_CERTIFICATES};
+use crate::verdict::{Check, Verdict};
 
 /// A certificate as used in the chain: parsed, with where it came from.
-struct Link {
-    cert: Certificate,
+pub(super) struct Link {
+    pub(super) cert: Certificate,
     der: Vec<u8>,
-    source: &'static str,
+    pub(super) source: &'static str,
+}
+
+/// Why a certificate of the chain is not at hand; every check that needs it fails with
+/// this reason.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinkError {
+    /// The bytes are not a certificate.
+    #[error("{what} is not a DER X.509 certificate: {source}")]
+    NotCertificate {
+        /// Which certificate, and where it came from.
+        what: &'static str,
+        /// The decoder's error.
+        source: der::Error,
+    },
+    /// A built-in certificate could not be loaded.
+    #[error(transparent)]
+    BuiltIn(#[from] CertError),
+    /// No ARK was supplied and none can be chosen.
+    #[error("no ARK supplied and the VEK names no known product line")]
+    NoArk,
+    /// A VLEK without its ASVK.
+    #[error("no ASVK supplied; a VLEK is signed by the ASVK, which is not built in")]
+    NoAsvk,
+    /// No ASK was supplied and none can be chosen.
+    #[error("no ASK supplied and the VEK's line or kind is unknown")]
+    NoAsk,
 }
 
 impl Link {
-    fn parse(der: &[u8], source: &'static str) -> Result<Self, String> {
+    fn parse(der: &[u8], source: &'static str) -> Result<Self, LinkError> {
         Certificate::from_der(der)
             .map(|cert| Link {
                 cert,
                 der: der.to_vec(),
                 source,
             })
-            .map_err(|e| format!("{source} is not a DER X.509 certificate: {e}"))
+            .map_err(|e| LinkError::NotCertificate {
+                what: source,
+                source: e,
+            })
     }
 
-    fn cn(&self) -> String {
+    pub(super) fn cn(&self) -> String {
         common_name(&self.cert.tbs_certificate.subject).unwrap_or_else(|| "<no CN>".into())
     }
 }
 
 /// Verifies `report` (parsed from `raw`) against AMD's chain: VEK → ASK/ASVK → ARK, the ARK
-/// pinned per product line. Pushes one [`Check`] per step (all at [`Stage::Signature`]) to
-/// `verdict`, whatever fails before it, so that a reader sees every problem at once:
+/// pinned per product line, and the report's signature with the VEK. Pushes one [`Check`]
+/// per step (all at [`crate::Stage::Signature`]) to `verdict`, whatever fails before it,
+/// so that a reader sees every problem at once:
 ///
 /// `snp.product_line`, `snp.ark_pinned`, `snp.ark_self_signed`, `snp.ask_signed_by_ark`,
-/// `snp.vek_signed_by_ask`, `snp.cert_validity`, `snp.signing_key`, `snp.report_signature`,
-/// `snp.vek_tcb`, `snp.vek_chip_id`.
+/// `snp.vek_signed_by_ask`, `snp.cert_validity`, then [`super::vek`]'s `snp.signing_key`,
+/// `snp.report_signature`, `snp.vek_tcb`, `snp.vek_chip_id`.
 ///
 /// A missing ASK or ARK in `certs` is taken from the built-ins for the VEK's line. Returns the
 /// product line when `snp.product_line` passed, for decoding TCB values; acceptance is still
@@ -74,56 +97,54 @@ pub fn verify_signature_chain(
     let ark = match (&certs.ark, line) {
         (Some(der), _) => Link::parse(der, "supplied ARK"),
         (None, Some(line)) => pinned_ark(line)
-            .map_err(|e| e.to_string())
+            .map_err(LinkError::from)
             .and_then(|der| Link::parse(&der, "built-in ARK")),
-        (None, None) => Err("no ARK supplied and the VEK names no known product line".into()),
+        (None, None) => Err(LinkError::NoArk),
     };
     let ask = match (&certs.ask, line, kind) {
         (Some(der), _, _) => Link::parse(der, "supplied ASK"),
         (None, Some(line), Some(VekKind::Vcek)) => pinned_ask(line)
-            .map_err(|e| e.to_string())
+            .map_err(LinkError::from)
             .and_then(|der| Link::parse(&der, "built-in ASK")),
-        (None, _, Some(VekKind::Vlek)) => {
-            Err("no ASVK supplied; a VLEK is signed by the ASVK, which is not built in".into())
-        }
-        (None, _, _) => Err("no ASK supplied and the VEK's line or kind is unknown".into()),
+        (None, _, Some(VekKind::Vlek)) => Err(LinkError::NoAsvk),
+        (None, _, _) => Err(LinkError::NoAsk),
     };
 
     check_ark_pinned(&ark, line, verdict);
     verdict.push(signed_by_check(
-        "snp.ark_self_signed",
+        &snp::ARK_SELF_SIGNED,
         "the ARK",
         &ark,
         &ark,
     ));
     verdict.push(signed_by_check(
-        "snp.ask_signed_by_ark",
+        &snp::ASK_SIGNED_BY_ARK,
         "the ASK",
         &ark,
         &ask,
     ));
     verdict.push(signed_by_check(
-        "snp.vek_signed_by_ask",
+        &snp::VEK_SIGNED_BY_ASK,
         "the VEK",
         &ask,
         &vek,
     ));
     check_validity(now, [("VEK", &vek), ("ASK", &ask), ("ARK", &ark)], verdict);
-    check_signing_key(report, kind, verdict);
-    check_report_signature(raw, report, &vek, verdict);
-    check_vek_tcb(report, &vek, line, verdict);
-    check_chip_id(report, &vek, kind, line, verdict);
+    vek::check_signing_key(report, kind, verdict);
+    vek::check_report_signature(raw, report, &vek, verdict);
+    vek::check_vek_tcb(report, &vek, line, verdict);
+    vek::check_chip_id(report, &vek, kind, line, verdict);
 
     line.filter(|_| line_ok)
 }
 
 fn check_product_line(
     report: &AttestationReport,
-    vek: &Result<Link, String>,
+    vek: &Result<Link, LinkError>,
     issuer: Option<(ProductLine, VekKind)>,
     verdict: &mut Verdict,
 ) -> bool {
-    let name = "snp.product_line";
+    let name = &snp::PRODUCT_LINE;
     let expected =
         "the VEK's issuer names Milan, Genoa or Turin, and the report's CPUID (v3+) agrees";
     let from_cpuid = match report.cpuid {
@@ -134,27 +155,25 @@ fn check_product_line(
         },
     };
     let check = match (vek, issuer) {
-        (Err(e), _) => Check::fail(name, STAGE, expected, from_cpuid, e.clone()),
+        (Err(e), _) => Check::fail(name, expected, from_cpuid, e.to_string()),
         (Ok(v), None) => {
             let cn = common_name(&v.cert.tbs_certificate.issuer).unwrap_or_default();
             let reason = format!("VEK issuer CN {cn:?} names no known product line");
-            Check::fail(name, STAGE, expected, from_cpuid, reason)
+            Check::fail(name, expected, from_cpuid, reason)
         }
         (Ok(_), Some((line, _))) => {
             let found = format!("chain {line}; {from_cpuid}");
             match report.cpuid.map(|c| c.product_line()) {
-                None => Check::pass(name, STAGE, expected, found),
-                Some(Some(l)) if l == line => Check::pass(name, STAGE, expected, found),
+                None => Check::pass(name, expected, found),
+                Some(Some(l)) if l == line => Check::pass(name, expected, found),
                 Some(Some(l)) => Check::fail(
                     name,
-                    STAGE,
                     expected,
                     found,
                     format!("the report's CPU is {l} but the VEK is a {line} key"),
                 ),
                 Some(None) => Check::fail(
                     name,
-                    STAGE,
                     expected,
                     found,
                     "the report's CPUID names no known product line",
@@ -167,17 +186,20 @@ fn check_product_line(
     passed
 }
 
-fn check_ark_pinned(ark: &Result<Link, String>, line: Option<ProductLine>, verdict: &mut Verdict) {
-    let name = "snp.ark_pinned";
+fn check_ark_pinned(
+    ark: &Result<Link, LinkError>,
+    line: Option<ProductLine>,
+    verdict: &mut Verdict,
+) {
+    let name = &snp::ARK_PINNED;
     let expected = match line {
         Some(line) => format!("AMD's pinned ARK-{line}"),
         None => "AMD's pinned ARK for the VEK's product line".into(),
     };
     let check = match (ark, line) {
-        (Err(e), _) => Check::fail(name, STAGE, expected, "no ARK", e.clone()),
+        (Err(e), _) => Check::fail(name, expected, "no ARK", e.to_string()),
         (Ok(a), None) => Check::fail(
             name,
-            STAGE,
             expected,
             a.cn(),
             "the product line is unknown, so there is no pinned ARK to compare with",
@@ -185,8 +207,8 @@ fn check_ark_pinned(ark: &Result<Link, String>, line: Option<ProductLine>, verdi
         (Ok(a), Some(line)) => {
             let found = format!("{} {}", a.source, a.cn());
             match pinned_ark(line) {
-                Err(e) => Check::fail(name, STAGE, expected, found, e.to_string()),
-                Ok(pinned) if pinned == a.der => Check::pass(name, STAGE, expected, found),
+                Err(e) => Check::fail(name, expected, found, e.to_string()),
+                Ok(pinned) if pinned == a.der => Check::pass(name, expected, found),
                 Ok(_) => {
                     let other = ProductLine::ALL
                         .into_iter()
@@ -195,7 +217,7 @@ fn check_ark_pinned(ark: &Result<Link, String>, line: Option<ProductLine>, verdi
                         Some(other) => format!("the ARK is AMD's {other} root, not {line}'s"),
                         None => "the ARK is not AMD's pinned root certificate".into(),
                     };
-                    Check::fail(name, STAGE, expected, found, reason)
+                    Check::fail(name, expected, found, reason)
                 }
             }
         }
@@ -203,99 +225,38 @@ fn check_ark_pinned(ark: &Result<Link, String>, line: Option<ProductLine>, verdi
     verdict.push(check);
 }
 
-/// `subject` names `issuer` as its issuer and carries a valid RSA-PSS signature by it.
+/// `subject` names `issuer` as its issuer and carries a valid RSASSA-PSS signature by it.
 fn signed_by_check(
-    name: &'static str,
+    name: &'static CheckId,
     what: &str,
-    issuer: &Result<Link, String>,
-    subject: &Result<Link, String>,
+    issuer: &Result<Link, LinkError>,
+    subject: &Result<Link, LinkError>,
 ) -> Check {
     let (issuer, subject) = match (issuer, subject) {
         (Ok(i), Ok(s)) => (i, s),
         (Err(e), _) | (_, Err(e)) => {
             return Check::fail(
                 name,
-                STAGE,
                 format!("{what} signed by its issuer"),
                 "",
-                e.clone(),
+                e.to_string(),
             )
         }
     };
     let expected = format!("{what} signed by {} ({})", issuer.cn(), issuer.source);
     let found = format!("{} ({})", subject.cn(), subject.source);
-    match verify_rsa_pss(&issuer.cert, &subject.cert) {
-        Ok(()) => Check::pass(name, STAGE, expected, found),
-        Err(reason) => Check::fail(name, STAGE, expected, found, reason),
+    match signature::verify_certificate(&subject.cert, &issuer.cert, AMD_CERTIFICATES) {
+        Ok(_) => Check::pass(name, expected, found),
+        Err(reason) => Check::fail(name, expected, found, reason.to_string()),
     }
-}
-
-/// Checks `subject`'s RSASSA-PSS signature with `issuer`'s key, with the parameters the
-/// certificate declares, which must be SHA-384 with MGF1-SHA-384 as AMD uses.
-fn verify_rsa_pss(issuer: &Certificate, subject: &Certificate) -> Result<(), String> {
-    let tbs = &subject.tbs_certificate;
-    if tbs.issuer != issuer.tbs_certificate.subject {
-        return Err(format!(
-            "issuer name {} differs from the signer's subject {}",
-            tbs.issuer, issuer.tbs_certificate.subject
-        ));
-    }
-    // RFC 5280 4.1.1.2: the signed and unsigned algorithm identifiers must match, or an
-    // attacker could change how the signature is read without breaking it.
-    if subject.signature_algorithm != tbs.signature {
-        return Err("signatureAlgorithm differs from the TBS signature field".into());
-    }
-    let alg = &subject.signature_algorithm;
-    if alg.oid != OID_RSASSA_PSS {
-        return Err(format!(
-            "signature algorithm is {}, expected RSASSA-PSS",
-            alg.oid
-        ));
-    }
-    let params_der = alg
-        .parameters
-        .as_ref()
-        .ok_or("RSASSA-PSS without parameters")?
-        .to_der()
-        .map_err(|e| format!("RSASSA-PSS parameters: {e}"))?;
-    let params =
-        RsaPssParams::from_der(&params_der).map_err(|e| format!("RSASSA-PSS parameters: {e}"))?;
-    let mgf_hash = params.mask_gen.parameters.as_ref().map(|p| p.oid);
-    if params.hash.oid != OID_SHA384
-        || params.mask_gen.oid != OID_MGF1
-        || mgf_hash != Some(OID_SHA384)
-        || params.trailer_field != TrailerField::BC
-    {
-        return Err(format!(
-            "RSASSA-PSS parameters are hash {}, mask {} ({:?}), expected SHA-384 with MGF1-SHA-384",
-            params.hash.oid, params.mask_gen.oid, mgf_hash
-        ));
-    }
-    let spki_der = issuer
-        .tbs_certificate
-        .subject_public_key_info
-        .to_der()
-        .map_err(|e| format!("issuer key: {e}"))?;
-    let key = rsa::RsaPublicKey::from_public_key_der(&spki_der)
-        .map_err(|e| format!("issuer key is not RSA: {e}"))?;
-    let verifier =
-        rsa::pss::VerifyingKey::<sha2::Sha384>::new_with_salt_len(key, params.salt_len.into());
-    let sig_bytes = subject
-        .signature
-        .as_bytes()
-        .ok_or("signature BIT STRING has unused bits")?;
-    let sig = rsa::pss::Signature::try_from(sig_bytes).map_err(|e| format!("signature: {e}"))?;
-    let tbs_der = tbs.to_der().map_err(|e| format!("TBS certificate: {e}"))?;
-    rsa::signature::Verifier::verify(&verifier, &tbs_der, &sig)
-        .map_err(|_| "RSA-PSS signature does not verify".into())
 }
 
 fn check_validity<const N: usize>(
     now: OffsetDateTime,
-    links: [(&str, &Result<Link, String>); N],
+    links: [(&str, &Result<Link, LinkError>); N],
     verdict: &mut Verdict,
 ) {
-    let name = "snp.cert_validity";
+    let name = &snp::CERT_VALIDITY;
     let expected = format!("VEK, ASK and ARK valid at {}", crate::format_time(now));
     let mut found = Vec::new();
     let mut problems = Vec::new();
@@ -322,179 +283,8 @@ fn check_validity<const N: usize>(
     }
     let found = found.join("; ");
     verdict.push(if problems.is_empty() {
-        Check::pass(name, STAGE, expected, found)
+        Check::pass(name, expected, found)
     } else {
-        Check::fail(name, STAGE, expected, found, problems.join("; "))
-    });
-}
-
-fn check_signing_key(report: &AttestationReport, kind: Option<VekKind>, verdict: &mut Verdict) {
-    let name = "snp.signing_key";
-    let expected =
-        "SIGNING_KEY names the kind of the supplied VEK (VCEK or VLEK), MASK_CHIP_KEY clear";
-    let found = format!(
-        "SIGNING_KEY {}, MASK_CHIP_KEY {}, certificate {}",
-        report.signing_key,
-        u8::from(report.mask_chip_key),
-        kind.map_or("of unknown kind".into(), |k| k.to_string())
-    );
-    let reason = match (report.signing_key, kind) {
-        _ if report.mask_chip_key => Some("MASK_CHIP_KEY is set: the firmware did not sign".into()),
-        (SigningKey::Vcek, Some(VekKind::Vcek)) | (SigningKey::Vlek, Some(VekKind::Vlek)) => None,
-        (SigningKey::None, _) => Some("the report is not signed (SIGNING_KEY = none)".into()),
-        (SigningKey::Reserved(v), _) => Some(format!("SIGNING_KEY {v} is reserved")),
-        (_, None) => Some("the VEK's subject is neither SEV-VCEK nor SEV-VLEK".into()),
-        (key, Some(kind)) => Some(format!(
-            "the report was signed by a {key} but the certificate is a {kind}"
-        )),
-    };
-    verdict.push(match reason {
-        None => Check::pass(name, STAGE, expected, found),
-        Some(reason) => Check::fail(name, STAGE, expected, found, reason),
-    });
-}
-
-fn check_report_signature(
-    raw: &[u8],
-    report: &AttestationReport,
-    vek: &Result<Link, String>,
-    verdict: &mut Verdict,
-) {
-    let name = "snp.report_signature";
-    let expected = "ECDSA P-384/SHA-384 signature over report bytes [0, 0x2A0) by the VEK";
-    let result = (|| -> Result<String, String> {
-        // The caller's parsed report must be the one in `raw`, or checks on its fields would
-        // be about bytes nobody signed.
-        if AttestationReport::from_bytes(raw).as_ref() != Ok(report) {
-            return Err("the raw bytes do not parse to the report being verified".into());
-        }
-        let vek = vek.as_ref().map_err(Clone::clone)?;
-        let spki = &vek.cert.tbs_certificate.subject_public_key_info;
-        let curve = spki
-            .algorithm
-            .parameters
-            .as_ref()
-            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
-        if spki.algorithm.oid != OID_EC_PUBLIC_KEY || curve != Some(OID_SECP384R1) {
-            return Err(format!(
-                "VEK key is {} ({curve:?}), expected EC P-384",
-                spki.algorithm.oid
-            ));
-        }
-        let point = spki
-            .subject_public_key
-            .as_bytes()
-            .ok_or("VEK key BIT STRING has unused bits")?;
-        let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(point)
-            .map_err(|_| "VEK key is not a valid P-384 point")?;
-        let r = scalar_be("R", &report.signature.r)?;
-        let s = scalar_be("S", &report.signature.s)?;
-        let sig = p384::ecdsa::Signature::from_scalars(r, s)
-            .map_err(|_| "R or S is zero or not below the group order")?;
-        let signed = raw.get(..SIGNED_LEN).ok_or("report too short")?;
-        key.verify(signed, &sig)
-            .map_err(|_| "the signature does not verify with the VEK's key".to_string())?;
-        Ok(format!(
-            "signature verifies with {} ({})",
-            vek.cn(),
-            vek.source
-        ))
-    })();
-    verdict.push(match result {
-        Ok(found) => Check::pass(name, STAGE, expected, found),
-        Err(reason) => Check::fail(name, STAGE, expected, "signature does not verify", reason),
-    });
-}
-
-/// A 72-byte little-endian signature component as the 48-byte big-endian P-384 scalar.
-fn scalar_be(which: &str, le: &[u8; 72]) -> Result<p384::FieldBytes, String> {
-    let (low, high) = le.split_at(48);
-    if high.iter().any(|&b| b != 0) {
-        return Err(format!("signature {which} has non-zero bytes beyond 48"));
-    }
-    let mut be = p384::FieldBytes::default();
-    for (dst, src) in be.iter_mut().zip(low.iter().rev()) {
-        *dst = *src;
-    }
-    Ok(be)
-}
-
-fn check_vek_tcb(
-    report: &AttestationReport,
-    vek: &Result<Link, String>,
-    line: Option<ProductLine>,
-    verdict: &mut Verdict,
-) {
-    let name = "snp.vek_tcb";
-    let reported = line.map(|l| report.reported_tcb.parts(l));
-    let found = match reported {
-        Some(p) => format!("REPORTED_TCB {} ({p})", report.reported_tcb),
-        None => format!("REPORTED_TCB {}", report.reported_tcb),
-    };
-    let result = (|| -> Result<String, String> {
-        let vek = vek.as_ref().map_err(Clone::clone)?;
-        let line = line.ok_or("the product line is unknown, so the TCB layout is too")?;
-        let certified = VekExtensions::from_cert(&vek.cert)
-            .and_then(|e| e.tcb_parts(line))
-            .map_err(|e| e.to_string())?;
-        if Some(certified) == reported {
-            Ok(format!("VEK certifies {certified}"))
-        } else {
-            Err(format!(
-                "VEK certifies {certified}, the report claims another TCB"
-            ))
-        }
-    })();
-    verdict.push(match result {
-        Ok(expected) => Check::pass(name, STAGE, expected, found),
-        Err(reason) => Check::fail(name, STAGE, "the VEK's TCB extensions", found, reason),
-    });
-}
-
-/// The VCEK is derived from one chip's secret; its hwID must be the report's CHIP_ID. A
-/// masked (all-zero) CHIP_ID fails: the report then names no chip to compare, and a verifier
-/// that accepts that must say so in its policy rather than get it by default.
-fn check_chip_id(
-    report: &AttestationReport,
-    vek: &Result<Link, String>,
-    kind: Option<VekKind>,
-    line: Option<ProductLine>,
-    verdict: &mut Verdict,
-) {
-    let name = "snp.vek_chip_id";
-    let expected = "the VCEK's hwID equals the report's CHIP_ID";
-    let found = format!("CHIP_ID {}", hex::encode(report.chip_id));
-    let result = (|| -> Result<&'static str, String> {
-        let vek = vek.as_ref().map_err(Clone::clone)?;
-        match kind {
-            Some(VekKind::Vlek) => return Ok("VLEK: not chip-specific, has no hwID to compare"),
-            Some(VekKind::Vcek) => {}
-            None => return Err("the VEK is neither a VCEK nor a VLEK".into()),
-        }
-        if report.chip_id_masked() {
-            return Err("CHIP_ID is masked (all zero); the report names no chip".into());
-        }
-        let line = line.ok_or("the product line is unknown, so the hwID length is too")?;
-        let hw_id = VekExtensions::from_cert(&vek.cert)
-            .map_err(|e| e.to_string())?
-            .hw_id
-            .ok_or("the VCEK has no hwID extension")?;
-        // Turin's hwID is 8 bytes; the report zero-pads it to 64.
-        let len = if line == ProductLine::Turin { 8 } else { 64 };
-        let (head, tail) = report.chip_id.split_at(len);
-        if hw_id.len() != len {
-            return Err(format!(
-                "{line} hwID must be {len} bytes, the VCEK's is {}",
-                hw_id.len()
-            ));
-        }
-        if head != hw_id.as_slice() || tail.iter().any(|&b| b != 0) {
-            return Err(format!("the VCEK's hwID is {}", hex::encode(&hw_id)));
-        }
-        Ok("VCEK hwID matches")
-    })();
-    verdict.push(match result {
-        Ok(why) => Check::pass(name, STAGE, expected, format!("{found}: {why}")),
-        Err(reason) => Check::fail(name, STAGE, expected, found, reason),
+        Check::fail(name, expected, found, problems.join("; "))
     });
 }

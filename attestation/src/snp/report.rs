@@ -19,6 +19,8 @@ use std::fmt;
 
 use thiserror::Error;
 
+use crate::checks::{snp, CheckId};
+
 pub use super::tcb::{ProductLine, TcbParts, TcbVersion};
 
 /// Size of an attestation report in bytes.
@@ -257,6 +259,32 @@ pub struct EcdsaSignature {
     pub s: [u8; 72],
 }
 
+/// A signature component with non-zero bytes beyond the 48 a P-384 scalar has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[error("signature {component} has non-zero bytes beyond 48")]
+pub struct OversizedScalar {
+    /// `R` or `S`.
+    pub component: &'static str,
+}
+
+impl EcdsaSignature {
+    /// `r || s`, each the 48-byte big-endian P-384 scalar, as
+    /// [`crate::signature::SignatureBytes::Fixed`] takes it.
+    pub fn to_fixed(&self) -> Result<[u8; 96], OversizedScalar> {
+        let mut out = [0u8; 96];
+        for (component, le, dst) in [("R", &self.r, 0), ("S", &self.s, 48)] {
+            let (low, high) = le.split_at(48);
+            if high.iter().any(|&b| b != 0) {
+                return Err(OversizedScalar { component });
+            }
+            for (d, s) in out[dst..dst + 48].iter_mut().zip(low.iter().rev()) {
+                *d = *s;
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// A parsed SEV-SNP attestation report. Nothing here is verified; see
 /// [`crate::snp::certs::verify_signature_chain`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -324,6 +352,7 @@ pub struct AttestationReport {
 
 /// Why bytes are not an attestation report.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ReportError {
     /// The input is not exactly [`REPORT_SIZE`] bytes.
     #[error("attestation report is {found} bytes, expected {expected}")]
@@ -409,6 +438,9 @@ impl Fields<'_> {
 }
 
 impl AttestationReport {
+    /// The check that fails when bytes do not parse as a report (then nothing else runs).
+    pub const FORMAT_CHECK: &'static CheckId = &snp::REPORT_FORMAT;
+
     /// Parses a report, rejecting wrong lengths, unknown versions, signature algorithms
     /// other than ECDSA P-384/SHA-384, and non-zero reserved fields.
     pub fn from_bytes(raw: &[u8]) -> Result<Self, ReportError> {

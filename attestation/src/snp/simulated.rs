@@ -12,8 +12,8 @@
 //! warning that it is SIMULATED.
 
 use der::{Decode, Encode};
-use p384::ecdsa::signature::{Signer, Verifier};
-use p384::ecdsa::{DerSignature, Signature, SigningKey, VerifyingKey};
+use p384::ecdsa::signature::Signer;
+use p384::ecdsa::{Signature, SigningKey};
 use p384::pkcs8::DecodePrivateKey;
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DnType, IsCa, Issuer, KeyPair,
@@ -23,8 +23,13 @@ use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
-use super::report::{ProductLine, TcbParts, TcbVersion, REPORT_SIZE, SIGNED_LEN};
-use crate::verdict::{Check, Stage, Verdict};
+use super::certs::oid;
+use super::report::{
+    AttestationReport, ProductLine, TcbParts, TcbVersion, REPORT_SIZE, SIGNED_LEN,
+};
+use crate::checks::sim;
+use crate::signature::{self, PublicKey, SignatureBytes, SignatureError, ECDSA_P384};
+use crate::verdict::{Check, Verdict};
 
 /// Common name of the simulated root; its presence marks a chain as simulated.
 pub const ROOT_CN: &str = "silk development ARK (SIMULATED, not AMD)";
@@ -42,13 +47,48 @@ const DEV_TCB: TcbParts = TcbParts {
 
 /// Why the development chain could not be made or used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SimulatedError {
     /// Certificate generation failed.
     #[error("cannot build the development chain: {0}")]
-    Build(String),
-    /// A key could not be used.
+    Build(#[from] rcgen::Error),
+    /// The chip key does not encode or decode as PKCS#8.
     #[error("development key: {0}")]
-    Key(String),
+    Key(#[from] p384::pkcs8::Error),
+    /// A PEM block does not encode or decode (`pem-rfc7468`'s error is not a
+    /// `std::error::Error`, so it is shown, not chained).
+    #[error("development chain PEM: {0}")]
+    Pem(der::pem::Error),
+    /// The PEM text is not what [`SimulatedPlatform::to_pem`] writes.
+    #[error("development chain PEM: {0}")]
+    Layout(#[from] PemLayout),
+}
+
+/// How a development chain's PEM text differs from what [`SimulatedPlatform::to_pem`]
+/// writes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PemLayout {
+    /// A BEGIN line without an END line.
+    #[error("unterminated block")]
+    UnterminatedBlock,
+    /// An END line that does not end.
+    #[error("unterminated END line")]
+    UnterminatedEnd,
+    /// Not three certificates and a key.
+    #[error("expected 3 certificates and a key, found {0} blocks")]
+    BlockCount(usize),
+    /// A block with another label than its place needs.
+    #[error("block `{found}` where `{want}` belongs")]
+    Label {
+        /// The block's label.
+        found: String,
+        /// The label its place needs.
+        want: &'static str,
+    },
+    /// The root is not one of silk's development roots.
+    #[error("the root is not a silk development root")]
+    NotDevelopmentRoot,
 }
 
 /// The public half of a development chain, as an evidence bundle carries it.
@@ -77,16 +117,17 @@ pub struct SimulatedPlatform {
     tcb: TcbParts,
 }
 
-fn build(e: rcgen::Error) -> SimulatedError {
-    SimulatedError::Build(e.to_string())
+/// `oid`'s arcs, as rcgen takes them.
+fn arcs(oid: der::asn1::ObjectIdentifier) -> Vec<u64> {
+    oid.arcs().map(u64::from).collect()
 }
 
-fn spl_ext(arc: u64, value: u8) -> CustomExtension {
+fn spl_ext(oid: der::asn1::ObjectIdentifier, value: u8) -> CustomExtension {
     // AMD encodes each SPL as a DER INTEGER.
     let der = der::asn1::Uint::new(&[value])
         .and_then(|u| u.to_der())
         .unwrap_or_default();
-    CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 3704, 1, 3, arc], der)
+    CustomExtension::from_oid_content(&arcs(oid), der)
 }
 
 fn ca_params(cn: &str) -> CertificateParams {
@@ -101,15 +142,13 @@ fn ca_params(cn: &str) -> CertificateParams {
 impl SimulatedPlatform {
     /// Generates a fresh development chain for a simulated Milan-layout chip.
     pub fn generate() -> Result<Self, SimulatedError> {
-        let ark_key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).map_err(build)?;
-        let ask_key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).map_err(build)?;
-        let vcek_pair = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).map_err(build)?;
+        let ark_key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384)?;
+        let ask_key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384)?;
+        let vcek_pair = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384)?;
         let ark_params = ca_params(ROOT_CN);
-        let ark = ark_params.self_signed(&ark_key).map_err(build)?;
+        let ark = ark_params.self_signed(&ark_key)?;
         let ask_params = ca_params(ASK_CN);
-        let ask = ask_params
-            .signed_by(&ask_key, &Issuer::from_params(&ark_params, &ark_key))
-            .map_err(build)?;
+        let ask = ask_params.signed_by(&ask_key, &Issuer::from_params(&ark_params, &ark_key))?;
 
         let mut chip_id = [0u8; 64];
         let root: [u8; 32] = Sha256::digest(ark.der()).into();
@@ -121,18 +160,16 @@ impl SimulatedPlatform {
             .distinguished_name
             .push(DnType::CommonName, VCEK_CN);
         vcek_params.custom_extensions = vec![
-            spl_ext(1, tcb.bootloader),
-            spl_ext(2, tcb.tee),
-            spl_ext(3, tcb.snp),
-            spl_ext(8, tcb.microcode),
-            CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 3704, 1, 4], chip_id.to_vec()),
+            spl_ext(oid::BL_SPL, tcb.bootloader),
+            spl_ext(oid::TEE_SPL, tcb.tee),
+            spl_ext(oid::SNP_SPL, tcb.snp),
+            spl_ext(oid::UCODE_SPL, tcb.microcode),
+            CustomExtension::from_oid_content(&arcs(oid::HW_ID), chip_id.to_vec()),
         ];
-        let vcek = vcek_params
-            .signed_by(&vcek_pair, &Issuer::from_params(&ask_params, &ask_key))
-            .map_err(build)?;
+        let vcek =
+            vcek_params.signed_by(&vcek_pair, &Issuer::from_params(&ask_params, &ask_key))?;
         let pkcs8 = Zeroizing::new(vcek_pair.serialize_der());
-        let vcek_key =
-            SigningKey::from_pkcs8_der(&pkcs8).map_err(|e| SimulatedError::Key(e.to_string()))?;
+        let vcek_key = SigningKey::from_pkcs8_der(&pkcs8)?;
         Ok(Self {
             chain: SimulatedChain {
                 ark: ark.der().to_vec(),
@@ -152,12 +189,9 @@ impl SimulatedPlatform {
         use p384::pkcs8::EncodePrivateKey;
         let enc = |label: &str, der: &[u8]| {
             der::pem::encode_string(label, der::pem::LineEnding::LF, der)
-                .map_err(|e| SimulatedError::Key(e.to_string()))
+                .map_err(SimulatedError::Pem)
         };
-        let key = self
-            .vcek_key
-            .to_pkcs8_der()
-            .map_err(|e| SimulatedError::Key(e.to_string()))?;
+        let key = self.vcek_key.to_pkcs8_der()?;
         let mut out = Zeroizing::new(String::new());
         out.push_str(&enc("CERTIFICATE", &self.chain.ark)?);
         out.push_str(&enc("CERTIFICATE", &self.chain.ask)?);
@@ -169,28 +203,22 @@ impl SimulatedPlatform {
     /// Reads what [`SimulatedPlatform::to_pem`] wrote: the root, signing-key and chip
     /// certificates in that order, then the development chip key.
     pub fn from_pem(text: &str) -> Result<Self, SimulatedError> {
-        let bad = |m: &str| SimulatedError::Key(format!("development chain PEM: {m}"));
         let mut blocks = Vec::new();
         let mut rest = text;
         while let Some(start) = rest.find("-----BEGIN ") {
             let tail = &rest[start..];
-            let end_tag = tail
-                .find("-----END ")
-                .ok_or_else(|| bad("unterminated block"))?;
+            let end_tag = tail.find("-----END ").ok_or(PemLayout::UnterminatedBlock)?;
             let close = tail[end_tag + 9..]
                 .find("-----")
-                .ok_or_else(|| bad("unterminated END line"))?;
+                .ok_or(PemLayout::UnterminatedEnd)?;
             let block_len = end_tag + 9 + close + 5;
-            let (label, der) = der::pem::decode_vec(&tail.as_bytes()[..block_len])
-                .map_err(|e| bad(&e.to_string()))?;
+            let (label, der) =
+                der::pem::decode_vec(&tail.as_bytes()[..block_len]).map_err(SimulatedError::Pem)?;
             blocks.push((label.to_owned(), Zeroizing::new(der)));
             rest = &tail[block_len..];
         }
         let [ark, ask, vcek, key] = blocks.as_slice() else {
-            return Err(bad(&format!(
-                "expected 3 certificates and a key, found {} blocks",
-                blocks.len()
-            )));
+            return Err(PemLayout::BlockCount(blocks.len()).into());
         };
         for (label, want) in [
             (&ark.0, "CERTIFICATE"),
@@ -199,14 +227,17 @@ impl SimulatedPlatform {
             (&key.0, DEV_KEY_LABEL),
         ] {
             if label != want {
-                return Err(bad(&format!("block `{label}` where `{want}` belongs")));
+                return Err(PemLayout::Label {
+                    found: label.clone(),
+                    want,
+                }
+                .into());
             }
         }
         if !is_simulated(Some(&ark.1)) {
-            return Err(bad("the root is not a silk development root"));
+            return Err(PemLayout::NotDevelopmentRoot.into());
         }
-        let vcek_key =
-            SigningKey::from_pkcs8_der(&key.1).map_err(|e| SimulatedError::Key(e.to_string()))?;
+        let vcek_key = SigningKey::from_pkcs8_der(&key.1)?;
         let chain = SimulatedChain {
             ark: ark.1.to_vec(),
             ask: ask.1.to_vec(),
@@ -271,27 +302,6 @@ pub fn is_simulated(ark_der: Option<&[u8]>) -> bool {
         .is_some_and(|c| c.tbs_certificate.subject.to_string().contains("SIMULATED"))
 }
 
-fn ecdsa_signed_by(issuer: &Certificate, cert: &Certificate) -> Result<(), String> {
-    let key = issuer
-        .tbs_certificate
-        .subject_public_key_info
-        .subject_public_key
-        .as_bytes()
-        .ok_or("issuer key is not a whole number of bytes")?;
-    let key = VerifyingKey::from_sec1_bytes(key).map_err(|e| format!("issuer key: {e}"))?;
-    let tbs = cert
-        .tbs_certificate
-        .to_der()
-        .map_err(|e| format!("re-encoding: {e}"))?;
-    let sig = cert
-        .signature
-        .as_bytes()
-        .ok_or("signature is not a whole number of bytes")?;
-    let sig = DerSignature::from_bytes(sig).map_err(|e| format!("signature: {e}"))?;
-    key.verify(&tbs, &sig)
-        .map_err(|_| "signature does not verify".to_owned())
-}
-
 /// Verifies a simulated chain and the report's signature with it, pushing the checks that
 /// stand in for AMD's: `sim.allowed`, `sim.root_pinned`, `sim.chain`,
 /// `sim.report_signature`. Returns the product line whose TCB layout the simulated chip
@@ -303,12 +313,10 @@ pub fn verify_simulated(
     pinned_roots: &[[u8; 32]],
     verdict: &mut Verdict,
 ) -> Option<ProductLine> {
-    const STAGE: Stage = Stage::Signature;
     verdict.simulated = true;
     verdict.warn("SIMULATED evidence: signed by a silk development key, not by AMD; it proves nothing about the machine");
     verdict.push(Check::from_bool(
-        "sim.allowed",
-        STAGE,
+        &sim::ALLOWED,
         allow,
         "allow_simulated = true",
         "SIMULATED evidence",
@@ -316,8 +324,7 @@ pub fn verify_simulated(
     ));
     let digest = chain.root_digest();
     verdict.push(Check::from_bool(
-        "sim.root_pinned",
-        STAGE,
+        &sim::ROOT_PINNED,
         pinned_roots.contains(&digest),
         if pinned_roots.is_empty() {
             "a pinned development root (simulated_roots)".to_owned()
@@ -327,58 +334,71 @@ pub fn verify_simulated(
         hex::encode(digest),
         || "this development root is not pinned in the policy's simulated_roots".into(),
     ));
-    let parsed: Result<Vec<Certificate>, String> = [&chain.ark, &chain.ask, &chain.vcek]
+    let parsed: Result<Vec<Certificate>, ChainError> = [&chain.ark, &chain.ask, &chain.vcek]
         .iter()
-        .map(|d| Certificate::from_der(d).map_err(|e| format!("certificate: {e}")))
+        .map(|d| Certificate::from_der(d).map_err(ChainError::NotCertificate))
         .collect();
     let chain_ok = parsed.as_ref().map_err(Clone::clone).and_then(|c| {
-        ecdsa_signed_by(&c[0], &c[0]).map_err(|e| format!("root: {e}"))?;
-        ecdsa_signed_by(&c[0], &c[1]).map_err(|e| format!("ASK: {e}"))?;
-        ecdsa_signed_by(&c[1], &c[2]).map_err(|e| format!("VCEK: {e}"))
-    });
-    verdict.push(match &chain_ok {
-        Ok(()) => Check::pass("sim.chain", STAGE, "root → ASK → VCEK signatures", "valid"),
-        Err(e) => Check::fail(
-            "sim.chain",
-            STAGE,
-            "root → ASK → VCEK signatures",
-            "invalid",
-            e.clone(),
-        ),
-    });
-    let sig_ok = parsed.ok().and_then(|c| {
-        let key = c[2]
-            .tbs_certificate
-            .subject_public_key_info
-            .subject_public_key
-            .as_bytes()
-            .and_then(|k| VerifyingKey::from_sec1_bytes(k).ok())?;
-        let field = |at: usize| -> [u8; 48] {
-            let mut be = [0u8; 48];
-            for (i, b) in raw[at..at + 48].iter().enumerate() {
-                be[47 - i] = *b;
-            }
-            be
+        let signed = |what, subject, issuer| {
+            signature::verify_certificate(subject, issuer, ECDSA_P384)
+                .map(|_| ())
+                .map_err(|source| ChainError::Signature { what, source })
         };
-        if raw.len() != REPORT_SIZE {
-            return Some(false);
-        }
-        let sig = Signature::from_scalars(field(0x2A0), field(0x2A0 + 72)).ok()?;
-        Some(key.verify(&raw[..SIGNED_LEN], &sig).is_ok())
+        signed("root", &c[0], &c[0])?;
+        signed("ASK", &c[1], &c[0])?;
+        signed("VCEK", &c[2], &c[1])
     });
+    let expected = "root → ASK → VCEK signatures";
+    verdict.push(match &chain_ok {
+        Ok(()) => Check::pass(&sim::CHAIN, expected, "valid"),
+        Err(e) => Check::fail(&sim::CHAIN, expected, "invalid", e.to_string()),
+    });
+    let sig_ok = parsed
+        .ok()
+        .is_some_and(|c| report_signed_by(raw, &c[2]).is_ok());
     verdict.push(Check::from_bool(
-        "sim.report_signature",
-        STAGE,
-        sig_ok == Some(true),
+        &sim::REPORT_SIGNATURE,
+        sig_ok,
         "ECDSA P-384 over the report by the simulated VCEK",
-        if sig_ok == Some(true) {
-            "valid"
-        } else {
-            "invalid"
-        },
+        if sig_ok { "valid" } else { "invalid" },
         || "the report's signature does not verify with the simulated VCEK".into(),
     ));
     Some(ProductLine::Milan)
+}
+
+/// Why the simulated chain does not verify.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChainError {
+    /// A certificate does not parse.
+    #[error("certificate: {0}")]
+    NotCertificate(der::Error),
+    /// A certificate is not signed by the one above it.
+    #[error("{what}: {source}")]
+    Signature {
+        /// `root`, `ASK` or `VCEK`.
+        what: &'static str,
+        /// Why the signature was not accepted.
+        source: SignatureError,
+    },
+}
+
+/// The report's signature, as SEV-SNP lays it out, with the simulated VCEK's key.
+fn report_signed_by(raw: &[u8], vcek: &Certificate) -> Result<(), SignatureError> {
+    let report =
+        AttestationReport::from_bytes(raw).map_err(|_| SignatureError::MalformedSignature)?;
+    let fixed = report
+        .signature
+        .to_fixed()
+        .map_err(|_| SignatureError::MalformedSignature)?;
+    let signed = raw
+        .get(..SIGNED_LEN)
+        .ok_or(SignatureError::MalformedSignature)?;
+    PublicKey::EcdsaP384(PublicKey::p384_of(vcek)?).verify(
+        signature::Algorithm::EcdsaP384Sha384,
+        signed,
+        SignatureBytes::Fixed(&fixed),
+    )
 }
 
 #[cfg(test)]
@@ -403,11 +423,11 @@ mod tests {
 
         let mut v = Verdict::new(crate::Platform::SevSnp);
         verify_simulated(&raw, p.chain(), false, &pin, &mut v);
-        assert!(!v.check("sim.allowed").unwrap().passed());
+        assert!(!v.check(&sim::ALLOWED).unwrap().passed());
 
         let mut v = Verdict::new(crate::Platform::SevSnp);
         verify_simulated(&raw, p.chain(), true, &[[0; 32]], &mut v);
-        assert!(!v.check("sim.root_pinned").unwrap().passed());
+        assert!(!v.check(&sim::ROOT_PINNED).unwrap().passed());
     }
 
     #[test]
@@ -440,8 +460,8 @@ mod tests {
             ..p.chain().clone()
         };
         verify_simulated(&raw, &mixed, true, &pin, &mut v);
-        assert!(!v.check("sim.chain").unwrap().passed());
-        assert!(!v.check("sim.report_signature").unwrap().passed());
+        assert!(!v.check(&sim::CHAIN).unwrap().passed());
+        assert!(!v.check(&sim::REPORT_SIGNATURE).unwrap().passed());
         for i in (0..SIGNED_LEN).step_by(7) {
             let mut m = raw.clone();
             m[i] ^= 1;

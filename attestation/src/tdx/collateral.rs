@@ -8,8 +8,13 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use x509_cert::crl::CertificateList;
 
+use crate::checks::tdx;
+use crate::format_time as fmt_time;
+use crate::verdict::Check;
+
 /// Why collateral could not be read.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CollateralError {
     /// The document is not collateral JSON with hex-encoded CRLs and signatures.
     #[error("collateral is not PCS collateral JSON: {source}")]
@@ -182,6 +187,51 @@ impl TdxCollateral {
     /// `dcap-qvl`'s form, for its verifier.
     pub(crate) fn as_dcap(&self) -> &QuoteCollateralV3 {
         &self.inner
+    }
+}
+
+impl TdxCollateral {
+    /// `tdx.collateral_window`: `now` lies within every part's validity, and a failure names
+    /// the parts that are not yet valid or stale.
+    pub(super) fn window_check(&self, now: OffsetDateTime) -> Check {
+        let collateral = self;
+        let issued = collateral.latest_issue_date();
+        let next_update = collateral.earliest_next_update();
+        let expected = format!(
+            "now within the collateral's validity [{}, {}]",
+            fmt_time(issued),
+            fmt_time(next_update)
+        );
+        let found = fmt_time(now);
+        Check::from_bool(
+            &tdx::COLLATERAL_WINDOW,
+            issued <= now && now <= next_update,
+            expected,
+            found,
+            || {
+                let parts = collateral.parts();
+                if now < issued {
+                    let early: Vec<String> = parts
+                        .iter()
+                        .filter(|(_, issue, _)| now < *issue)
+                        .map(|(part, issue, _)| {
+                            format!("the {part} was issued {}", fmt_time(*issue))
+                        })
+                        .collect();
+                    format!("collateral is not yet valid: {}", early.join(", "))
+                } else {
+                    let stale: Vec<String> = parts
+                        .iter()
+                        .filter_map(|(part, _, next)| {
+                            next.filter(|n| *n < now).map(|n| {
+                                format!("the {part}'s next update was due {}", fmt_time(n))
+                            })
+                        })
+                        .collect();
+                    format!("collateral is stale: {}", stale.join(", "))
+                }
+            },
+        )
     }
 }
 

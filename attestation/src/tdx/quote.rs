@@ -6,6 +6,8 @@
 
 use dcap_qvl::quote::{EnclaveReport, Report, TDReport10, TDReport15};
 
+use crate::checks::{sgx, tdx, CheckId};
+
 /// Quote header length, in bytes (Intel DCAP quote layout, v4 and v5).
 const HEADER_LEN: usize = 48;
 /// Length of the `u32` that precedes the signature data.
@@ -24,6 +26,17 @@ pub enum TeeType {
     Tdx,
 }
 
+impl TeeType {
+    /// The check that fails when bytes do not parse as a quote of this TEE (then nothing
+    /// else runs).
+    pub fn format_check(self) -> &'static CheckId {
+        match self {
+            TeeType::Tdx => &tdx::QUOTE_FORMAT,
+            TeeType::Sgx => &sgx::QUOTE_FORMAT,
+        }
+    }
+}
+
 impl std::fmt::Display for TeeType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -35,6 +48,7 @@ impl std::fmt::Display for TeeType {
 
 /// Why a quote could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum QuoteError {
     /// The quote is shorter than its fixed-size header.
     #[error("quote is {len} bytes, shorter than the {min}-byte header")]
@@ -59,9 +73,13 @@ pub enum QuoteError {
     /// The header, body or signature data does not decode.
     #[error("quote does not decode: {reason}")]
     Malformed {
-        /// The decoder's reason.
+        /// The decoder's reason: `dcap-qvl`'s parser reports text only (an
+        /// `anyhow::Error`), so there is no type to keep.
         reason: String,
     },
+    /// The signature data's length field runs past the end of the quote.
+    #[error("quote does not decode: signature data length runs past the end of the quote")]
+    SignatureDataOverrun,
     /// A part of the signature data that no signature covers is not in its one accepted
     /// encoding (see the `sigdata` module): a length with slack, an unexpected
     /// certification data type, non-canonical PEM, or a chain not ending at Intel's root.
@@ -95,6 +113,7 @@ impl QuoteError {
             QuoteError::TrailingBytes { offset, .. } => Some(*offset),
             QuoteError::TooShort { .. }
             | QuoteError::Malformed { .. }
+            | QuoteError::SignatureDataOverrun
             | QuoteError::NonCanonical { .. } => None,
         }
     }
@@ -338,9 +357,7 @@ impl Quote {
 /// The signature data's length field, and where the quote ends by it: the signed part,
 /// the length, then that many bytes.
 fn encoded_len(raw: &[u8], signed_len: usize) -> Result<(usize, usize), QuoteError> {
-    let malformed = || QuoteError::Malformed {
-        reason: "signature data length runs past the end of the quote".into(),
-    };
+    let malformed = || QuoteError::SignatureDataOverrun;
     let len_end = signed_len
         .checked_add(SIG_DATA_LEN_FIELD)
         .ok_or_else(malformed)?;
