@@ -4,15 +4,30 @@
 
 use time::OffsetDateTime;
 
+use super::certs::{self, PathError};
 use super::spdm::SpdmReport;
 use super::verify::{NVDEC_DISABLED, NVDEC_ENABLED};
-use super::{certs, GpuArch, Rim, RimStore, StoredRim};
+use super::{GpuArch, Rim, RimError, RimStore, StoredRim};
 use crate::checks::{gpu, CheckId};
 use crate::policy::GpuPolicy;
 use crate::verdict::{Check, Verdict};
 
 /// The measurement index (0-based) of NVDEC0's firmware, not compared when it is off.
 const NVDEC_INDEX: u32 = 35;
+
+/// Why a RIM that describes the report's version was not used.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    /// The pinned RIM root does not load.
+    #[error(transparent)]
+    Root(PathError),
+    /// The RIM's signature or chain is not accepted.
+    #[error(transparent)]
+    Rim(RimError),
+    /// The RIM is for another chip.
+    #[error("the RIM is for chip {rim}, the GPU is a {gpu}")]
+    OtherChip { rim: String, gpu: String },
+}
 
 /// A RIM that verified and was chosen, with how the report compares with it.
 pub(super) struct UsedRim<'a> {
@@ -127,15 +142,15 @@ pub(super) fn check_rim<'a>(
     let mut refused = Vec::new();
     for c in &candidates {
         let result = root
-            .as_ref()
-            .map_err(|e| e.to_string())
-            .and_then(|root| c.rim.verify(root, now).map_err(|e| e.to_string()))
+            .clone()
+            .map_err(Refusal::Root)
+            .and_then(|root| c.rim.verify(&root, now).map_err(Refusal::Rim))
             .and_then(|chain| {
                 if !chip.is_empty() && !c.rim.product.eq_ignore_ascii_case(chip) {
-                    return Err(format!(
-                        "the RIM is for chip {}, the GPU is a {chip}",
-                        c.rim.product
-                    ));
+                    return Err(Refusal::OtherChip {
+                        rim: c.rim.product.clone(),
+                        gpu: chip.to_owned(),
+                    });
                 }
                 Ok(chain)
             });

@@ -25,8 +25,10 @@ mod verify;
 use serde::{Deserialize, Serialize};
 
 pub use revocation::Revocation;
-pub use rim::{GoldenMeasurement, Rim, RimError};
-pub use spdm::{SpdmError, SpdmReport};
+pub use rim::{
+    GoldenMeasurement, MeasurementError, Rim, RimError, SchemaError, SignatureFormatError,
+};
+pub use spdm::{OpaqueError, RecordError, SpdmError, SpdmReport};
 pub use verify::{
     check_count, report_signature, verify, verify_with, NonceRule, ReportSignatureError,
 };

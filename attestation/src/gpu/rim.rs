@@ -40,7 +40,7 @@ const DIGEST_SHA384: [&str; 2] = [
 ];
 
 /// Why a RIM could not be read or trusted.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Clone, PartialEq, Error)]
 #[non_exhaustive]
 pub enum RimError {
     /// Not well-formed XML, or XML outside what silk canonicalizes.
@@ -48,10 +48,10 @@ pub enum RimError {
     Xml(#[from] XmlError),
     /// A SWID or RIM element or attribute is missing or malformed.
     #[error("the RIM is malformed: {0}")]
-    Schema(String),
+    Schema(#[from] SchemaError),
     /// The XML signature is missing, malformed or of a kind silk does not accept.
     #[error("the RIM's XML signature is malformed or unsupported: {0}")]
-    SignatureFormat(String),
+    SignatureFormat(#[from] SignatureFormatError),
     /// The signed content's digest differs from the one signed.
     #[error("the RIM's content does not match its signed digest (it was altered after signing)")]
     Digest,
@@ -64,6 +64,148 @@ pub enum RimError {
     /// The signing chain does not lead to NVIDIA's pinned RIM root, or is not valid now.
     #[error("the RIM's signing chain is not trusted: {0}")]
     Chain(PathError),
+}
+
+/// What is missing or malformed in a RIM's SWID content.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum SchemaError {
+    /// The root is not a SWID SoftwareIdentity.
+    #[error("the root element is <{0}>, expected a SWID SoftwareIdentity")]
+    NotSwid(String),
+    /// An element lacks a required attribute or child.
+    #[error("<{element}> has no {name}")]
+    Missing {
+        /// The element's qualified name.
+        element: String,
+        /// The attribute or child.
+        name: String,
+    },
+    /// A child that must be single appears more than once.
+    #[error("<{element}> has more than one {name}")]
+    MoreThanOne {
+        /// The element's qualified name.
+        element: String,
+        /// The child.
+        name: String,
+    },
+    /// Two measurements with one index.
+    #[error("index {0} appears twice")]
+    RepeatedIndex(u32),
+    /// A Payload without measurements.
+    #[error("the Payload has no measurements")]
+    NoMeasurements,
+    /// A measurement entry that is not one.
+    #[error("<{element}>: {reason}")]
+    Measurement {
+        /// The entry's qualified name.
+        element: String,
+        /// What is wrong with it.
+        reason: MeasurementError,
+    },
+}
+
+/// What is wrong with one measurement entry of a RIM's Payload.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum MeasurementError {
+    /// Something other than a SWID Resource.
+    #[error("the Payload holds something other than a Resource")]
+    NotResource,
+    /// A Resource of another type than Measurement.
+    #[error("type {0:?} is not Measurement")]
+    NotMeasurement(Option<String>),
+    /// A numeric attribute that is not a number (or too large).
+    #[error("{0} is not a number that fits")]
+    NotNumber(&'static str),
+    /// `active` other than `True` or `False`.
+    #[error("active is {0:?}, expected True or False")]
+    Active(String),
+    /// No alternatives, or more than 64.
+    #[error("{0} alternatives")]
+    Alternatives(u64),
+    /// A missing alternative.
+    #[error("no SHA-384 {0}")]
+    NoHash(String),
+    /// An alternative that is not hex.
+    #[error("{hash}: {source}")]
+    Hex {
+        /// The attribute (`Hash0`).
+        hash: String,
+        /// The decoder's error.
+        source: hex::FromHexError,
+    },
+    /// An alternative of another size than the entry's.
+    #[error("{hash} is {found} bytes, size says {size}")]
+    HashSize {
+        /// The attribute (`Hash0`).
+        hash: String,
+        /// Its length.
+        found: usize,
+        /// The entry's size.
+        size: usize,
+    },
+}
+
+/// What is wrong with a RIM's XML signature, or outside the one profile silk accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum SignatureFormatError {
+    /// Not exactly one ds:Signature in the document.
+    #[error("the document must hold exactly one ds:Signature")]
+    SignatureCount,
+    /// The Signature is not a child of the root.
+    #[error("the Signature is not a child of SoftwareIdentity")]
+    NotChildOfRoot,
+    /// An element's children are not the ones the profile has.
+    #[error("<{element}> holds {found:?}, expected {expected:?}")]
+    Children {
+        /// The element's qualified name.
+        element: String,
+        /// Its children's local names.
+        found: Vec<String>,
+        /// The children the profile has.
+        expected: &'static [&'static str],
+    },
+    /// An algorithm the profile does not have.
+    #[error("{element} algorithm {found:?} is not accepted")]
+    Algorithm {
+        /// The element (`SignatureMethod`, …).
+        element: String,
+        /// Its Algorithm attribute.
+        found: Option<String>,
+    },
+    /// A Reference to less than the whole document.
+    #[error("the Reference must cover the whole document (URI=\"\")")]
+    NotWholeDocument,
+    /// Transforms other than enveloped-signature then C14N.
+    #[error("expected the enveloped-signature transform and C14N")]
+    Transforms,
+    /// A base64 field that does not decode.
+    #[error("{field}: {source}")]
+    Base64 {
+        /// `DigestValue`, `SignatureValue` or `X509Certificate`.
+        field: &'static str,
+        /// The decoder's error.
+        source: base64::DecodeError,
+    },
+    /// A digest or signature of another length than SHA-384's or P-384's.
+    #[error("DigestValue or SignatureValue has the wrong length")]
+    Lengths,
+    /// X509Data with something other than certificates.
+    #[error("X509Data holds <{0}>")]
+    X509Data(String),
+    /// A certificate that does not parse.
+    #[error("X509Certificate {index}: {source}")]
+    Certificate {
+        /// Its 1-based place in KeyInfo.
+        index: usize,
+        /// The decoder's error.
+        source: der::Error,
+    },
+    /// KeyInfo without certificates.
+    #[error("KeyInfo has no X509Certificate")]
+    NoCertificate,
 }
 
 /// One golden measurement: the values index `index` may hold.
@@ -102,10 +244,7 @@ impl Rim {
         let root = c14n::parse(xml)?;
         let scope = scope_of(&Scope::new(), &root);
         if root.local() != "SoftwareIdentity" || element_ns(&Scope::new(), &root) != SWID_NS {
-            return Err(RimError::Schema(format!(
-                "the root element is <{}>, expected a SWID SoftwareIdentity",
-                root.qname
-            )));
+            return Err(SchemaError::NotSwid(root.qname.clone()).into());
         }
         let tag_id = required(&root, "tagId")?.to_owned();
         let meta = only_child(&root, &scope, SWID_NS, "Meta")?;
@@ -117,12 +256,12 @@ impl Rim {
         for r in payload.elements() {
             let m = measurement(r, &payload_scope)?;
             if measurements.iter().any(|x| x.index == m.index) {
-                return Err(RimError::Schema(format!("index {} appears twice", m.index)));
+                return Err(SchemaError::RepeatedIndex(m.index).into());
             }
             measurements.push(m);
         }
         if measurements.is_empty() {
-            return Err(RimError::Schema("the Payload has no measurements".into()));
+            return Err(SchemaError::NoMeasurements.into());
         }
         measurements.sort_by_key(|m| m.index);
         Ok(Self {
@@ -147,7 +286,7 @@ impl Rim {
         let scope = scope_of(&Scope::new(), &self.root);
         let sig_pos = signature_position(&self.root, &scope)?;
         let Some(signature) = self.root.elements().nth(sig_pos) else {
-            return Err(RimError::SignatureFormat("no Signature".into()));
+            return Err(SignatureFormatError::NotChildOfRoot.into());
         };
         let sig_scope = scope_of(&scope, signature);
         let parts = SignatureParts::read(signature, &sig_scope)?;
@@ -157,8 +296,11 @@ impl Rim {
             .iter()
             .enumerate()
             .map(|(i, der)| {
-                Certificate::from_der(der).map_err(|e| {
-                    RimError::SignatureFormat(format!("X509Certificate {}: {e}", i + 1))
+                Certificate::from_der(der).map_err(|source| {
+                    RimError::from(SignatureFormatError::Certificate {
+                        index: i + 1,
+                        source,
+                    })
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -168,9 +310,7 @@ impl Rim {
         if Sha384::digest(signed.as_bytes())[..] != parts.digest[..] {
             return Err(RimError::Digest);
         }
-        let leaf = chain
-            .first()
-            .ok_or_else(|| RimError::SignatureFormat("KeyInfo has no X509Certificate".into()))?;
+        let leaf = chain.first().ok_or(SignatureFormatError::NoCertificate)?;
         let key = PublicKey::p384_of(leaf).map_err(RimError::Key)?;
         let signed_info = c14n::canonicalize_subtree(parts.signed_info, &sig_scope);
         PublicKey::EcdsaP384(key)
@@ -184,9 +324,11 @@ impl Rim {
     }
 }
 
-fn required<'a>(e: &'a Element, name: &str) -> Result<&'a str, RimError> {
-    e.attr(name)
-        .ok_or_else(|| RimError::Schema(format!("<{}> has no {name}", e.qname)))
+fn required<'a>(e: &'a Element, name: &str) -> Result<&'a str, SchemaError> {
+    e.attr(name).ok_or_else(|| SchemaError::Missing {
+        element: e.qname.clone(),
+        name: name.to_owned(),
+    })
 }
 
 /// The single child of `parent` named `{ns}local`.
@@ -195,62 +337,74 @@ fn only_child<'a>(
     scope: &Scope,
     ns: &str,
     local: &str,
-) -> Result<&'a Element, RimError> {
+) -> Result<&'a Element, SchemaError> {
     let mut found = parent
         .elements()
         .filter(|e| e.local() == local && element_ns(&scope_of(scope, e), e) == ns);
-    let first = found
-        .next()
-        .ok_or_else(|| RimError::Schema(format!("<{}> has no {local}", parent.qname)))?;
+    let first = found.next().ok_or_else(|| SchemaError::Missing {
+        element: parent.qname.clone(),
+        name: local.to_owned(),
+    })?;
     if found.next().is_some() {
-        return Err(RimError::Schema(format!(
-            "<{}> has more than one {local}",
-            parent.qname
-        )));
+        return Err(SchemaError::MoreThanOne {
+            element: parent.qname.clone(),
+            name: local.to_owned(),
+        });
     }
     Ok(first)
 }
 
-fn measurement(r: &Element, parent: &Scope) -> Result<GoldenMeasurement, RimError> {
+fn measurement(r: &Element, parent: &Scope) -> Result<GoldenMeasurement, SchemaError> {
     let scope = scope_of(parent, r);
-    let bad = |what: String| RimError::Schema(format!("<{}>: {what}", r.qname));
+    let bad = |reason| SchemaError::Measurement {
+        element: r.qname.clone(),
+        reason,
+    };
     if r.local() != "Resource" || element_ns(&scope, r) != SWID_NS {
-        return Err(bad(
-            "the Payload holds something other than a Resource".into()
-        ));
+        return Err(bad(MeasurementError::NotResource));
     }
     if r.attr("type") != Some("Measurement") {
-        return Err(bad(format!("type {:?} is not Measurement", r.attr("type"))));
+        return Err(bad(MeasurementError::NotMeasurement(
+            r.attr("type").map(str::to_owned),
+        )));
     }
-    let number = |name: &str| -> Result<u64, RimError> {
+    let number = |name: &'static str| -> Result<u64, SchemaError> {
         required(r, name)?
             .parse::<u64>()
-            .map_err(|_| bad(format!("{name} is not a number")))
+            .map_err(|_| bad(MeasurementError::NotNumber(name)))
     };
-    let index = u32::try_from(number("index")?).map_err(|_| bad("index too large".into()))?;
+    let index =
+        u32::try_from(number("index")?).map_err(|_| bad(MeasurementError::NotNumber("index")))?;
     // NVIDIA's two verifiers disagree on anything but these two spellings (the Python one
     // treats any other value as active, the C++ one as inactive), so accept only them.
     let active = match required(r, "active")? {
         "True" => true,
         "False" => false,
-        other => return Err(bad(format!("active is {other:?}, expected True or False"))),
+        other => return Err(bad(MeasurementError::Active(other.to_owned()))),
     };
     let count = number("alternatives")?;
-    let size = usize::try_from(number("size")?).map_err(|_| bad("size too large".into()))?;
+    let size =
+        usize::try_from(number("size")?).map_err(|_| bad(MeasurementError::NotNumber("size")))?;
     if count == 0 || count > 64 {
-        return Err(bad(format!("{count} alternatives")));
+        return Err(bad(MeasurementError::Alternatives(count)));
     }
     let mut alternatives = Vec::new();
     for i in 0..count {
-        let local = format!("Hash{i}");
-        let hex_value = attr_ns(&scope, r, HASH_NS, &local)
-            .ok_or_else(|| bad(format!("no SHA-384 {local}")))?;
-        let value = hex::decode(hex_value).map_err(|e| bad(format!("{local}: {e}")))?;
+        let hash = format!("Hash{i}");
+        let hex_value = attr_ns(&scope, r, HASH_NS, &hash)
+            .ok_or_else(|| bad(MeasurementError::NoHash(hash.clone())))?;
+        let value = hex::decode(hex_value).map_err(|source| {
+            bad(MeasurementError::Hex {
+                hash: hash.clone(),
+                source,
+            })
+        })?;
         if value.len() != size {
-            return Err(bad(format!(
-                "{local} is {} bytes, size says {size}",
-                value.len()
-            )));
+            return Err(bad(MeasurementError::HashSize {
+                hash,
+                found: value.len(),
+                size,
+            }));
         }
         alternatives.push(value);
     }
@@ -265,7 +419,7 @@ fn measurement(r: &Element, parent: &Scope) -> Result<GoldenMeasurement, RimErro
 
 /// The position among the root's child elements of the one ds:Signature, which must be
 /// the only one in the document (a second could be what a reader trusts instead).
-fn signature_position(root: &Element, scope: &Scope) -> Result<usize, RimError> {
+fn signature_position(root: &Element, scope: &Scope) -> Result<usize, SignatureFormatError> {
     fn count(e: &Element, scope: &Scope) -> usize {
         e.elements()
             .map(|c| {
@@ -275,15 +429,11 @@ fn signature_position(root: &Element, scope: &Scope) -> Result<usize, RimError> 
             .sum()
     }
     if count(root, scope) != 1 {
-        return Err(RimError::SignatureFormat(
-            "the document must hold exactly one ds:Signature".into(),
-        ));
+        return Err(SignatureFormatError::SignatureCount);
     }
     root.elements()
         .position(|c| c.local() == "Signature" && element_ns(&scope_of(scope, c), c) == DSIG_NS)
-        .ok_or_else(|| {
-            RimError::SignatureFormat("the Signature is not a child of SoftwareIdentity".into())
-        })
+        .ok_or(SignatureFormatError::NotChildOfRoot)
 }
 
 struct SignatureParts<'a> {
@@ -297,9 +447,9 @@ impl<'a> SignatureParts<'a> {
     /// Reads the Signature, accepting only the one profile NVIDIA uses: one Reference to
     /// the whole document (`URI=""`), the enveloped-signature transform then inclusive
     /// C14N, SHA-384, ECDSA P-384, and the signer's certificate chain in KeyInfo.
-    fn read(sig: &'a Element, scope: &Scope) -> Result<Self, RimError> {
-        let fmt = |s: String| RimError::SignatureFormat(s);
-        let ds = |e: &'a Element, names: &[&str]| -> Result<Vec<&'a Element>, RimError> {
+    fn read(sig: &'a Element, scope: &Scope) -> Result<Self, SignatureFormatError> {
+        use SignatureFormatError as E;
+        let ds = |e: &'a Element, names: &'static [&'static str]| {
             let s = scope_of(scope, e);
             let kids: Vec<&Element> = e.elements().collect();
             let locals: Vec<&str> = kids.iter().map(|k| k.local()).collect();
@@ -308,21 +458,20 @@ impl<'a> SignatureParts<'a> {
                     .iter()
                     .any(|k| element_ns(&scope_of(&s, k), k) != DSIG_NS)
             {
-                return Err(fmt(format!(
-                    "<{}> holds {locals:?}, expected {names:?}",
-                    e.qname
-                )));
+                return Err(E::Children {
+                    element: e.qname.clone(),
+                    found: locals.iter().map(|l| (*l).to_owned()).collect(),
+                    expected: names,
+                });
             }
             Ok(kids)
         };
-        let algorithm = |e: &Element, allowed: &[&str]| -> Result<(), RimError> {
-            match e.attr("Algorithm") {
-                Some(a) if allowed.contains(&a) && e.elements().next().is_none() => Ok(()),
-                a => Err(fmt(format!(
-                    "{} algorithm {a:?} is not accepted",
-                    e.local()
-                ))),
-            }
+        let algorithm = |e: &Element, allowed: &[&str]| match e.attr("Algorithm") {
+            Some(a) if allowed.contains(&a) && e.elements().next().is_none() => Ok(()),
+            a => Err(E::Algorithm {
+                element: e.local().to_owned(),
+                found: a.map(str::to_owned),
+            }),
         };
         let top = ds(sig, &["SignedInfo", "SignatureValue", "KeyInfo"])?;
         let (signed_info, value, key_info) = (top[0], top[1], top[2]);
@@ -334,9 +483,7 @@ impl<'a> SignatureParts<'a> {
         algorithm(si[1], &[ECDSA_SHA384])?;
         let reference = si[2];
         if reference.attr("URI") != Some("") {
-            return Err(fmt(
-                "the Reference must cover the whole document (URI=\"\")".into(),
-            ));
+            return Err(E::NotWholeDocument);
         }
         let r = ds(reference, &["Transforms", "DigestMethod", "DigestValue"])?;
         let transforms: Vec<&Element> = r[0].elements().collect();
@@ -346,29 +493,24 @@ impl<'a> SignatureParts<'a> {
                 algorithm(env, &[ENVELOPED])?;
                 algorithm(c, &[C14N_11, C14N_10])?;
             }
-            _ => {
-                return Err(fmt(
-                    "expected the enveloped-signature transform and C14N".into()
-                ))
-            }
+            _ => return Err(E::Transforms),
         }
         algorithm(r[1], &DIGEST_SHA384)?;
-        let digest = base64(&r[2].text()).map_err(|e| fmt(format!("DigestValue: {e}")))?;
-        let signature_value =
-            base64(&value.text()).map_err(|e| fmt(format!("SignatureValue: {e}")))?;
+        let base64_of =
+            |field, e: &Element| base64(&e.text()).map_err(|source| E::Base64 { field, source });
+        let digest = base64_of("DigestValue", r[2])?;
+        let signature_value = base64_of("SignatureValue", value)?;
         if digest.len() != 48 || signature_value.len() != 96 {
-            return Err(fmt(
-                "DigestValue or SignatureValue has the wrong length".into()
-            ));
+            return Err(E::Lengths);
         }
         let data = ds(key_info, &["X509Data"])?;
         let certs = data[0]
             .elements()
             .map(|c| {
                 if c.local() != "X509Certificate" {
-                    return Err(fmt(format!("X509Data holds <{}>", c.qname)));
+                    return Err(E::X509Data(c.qname.clone()));
                 }
-                base64(&c.text()).map_err(|e| fmt(format!("X509Certificate: {e}")))
+                base64_of("X509Certificate", c)
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {

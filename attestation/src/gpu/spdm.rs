@@ -31,6 +31,7 @@ const DMTF_SPEC: u8 = 0x01;
 
 /// Why a report could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum SpdmError {
     /// The report ends before a field it announces.
     #[error("the report is truncated: {what} needs {need} bytes at offset {at}, {have} left")]
@@ -56,13 +57,73 @@ pub enum SpdmError {
     },
     /// The measurement record is inconsistent.
     #[error("measurement record: {0}")]
-    Record(String),
+    Record(RecordError),
     /// The opaque data is inconsistent.
     #[error("opaque data: {0}")]
-    Opaque(String),
+    Opaque(OpaqueError),
     /// Bytes follow the signature.
     #[error("{0} bytes follow the signature")]
     Trailing(usize),
+}
+
+/// What is wrong with a measurement record.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// Index 0 or 0xFF, which SPDM reserves.
+    #[error("block index {0} is reserved")]
+    ReservedIndex(u8),
+    /// A measurement specification other than DMTF's.
+    #[error("block {index} has measurement specification {spec:#04x}, expected 0x01 (DMTF)")]
+    NotDmtf {
+        /// The block's index.
+        index: u8,
+        /// Its MeasurementSpecification.
+        spec: u8,
+    },
+    /// Two blocks with one index.
+    #[error("block index {0} repeats")]
+    RepeatedIndex(u8),
+    /// A block whose size is not its DMTF value's plus the header.
+    #[error("block {index}: measurement size {size} does not equal 3 + value size {value_size}")]
+    BlockSize {
+        /// The block's index.
+        index: u8,
+        /// Its measurement size.
+        size: usize,
+        /// Its DMTF value size.
+        value_size: usize,
+    },
+    /// Bytes after the announced blocks.
+    #[error("{extra} bytes after the {count} announced blocks")]
+    Trailing {
+        /// The bytes left.
+        extra: usize,
+        /// The number of blocks announced.
+        count: u8,
+    },
+}
+
+/// What is wrong with the opaque data.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum OpaqueError {
+    /// A field type that appears twice (two readers could see two values).
+    #[error("field {0} appears twice")]
+    Repeated(u16),
+    /// A fixed-size field of another size.
+    #[error("field {kind} is {found} bytes, expected {expected}")]
+    Size {
+        /// The field type.
+        kind: u16,
+        /// Its length.
+        found: usize,
+        /// The length it has.
+        expected: usize,
+    },
+    /// Measurement counts that are not whole `u32`s.
+    #[error("measurement counts are {0} bytes, not a multiple of 4")]
+    Counts(usize),
 }
 
 /// The SPDM GET_MEASUREMENTS request as the GPU received it.
@@ -400,26 +461,24 @@ fn parse_record(record: &[u8], count: u8) -> Result<Vec<MeasurementBlock>, SpdmE
         let size = c.le(2, "block measurement size")?;
         let body = c.take(size, "block measurement")?;
         if index == 0 || index == 0xFF {
-            return Err(SpdmError::Record(format!(
-                "block index {index} is reserved"
-            )));
+            return Err(SpdmError::Record(RecordError::ReservedIndex(index)));
         }
         if spec != DMTF_SPEC {
-            return Err(SpdmError::Record(format!(
-                "block {index} has measurement specification {spec:#04x}, expected 0x01 (DMTF)"
-            )));
+            return Err(SpdmError::Record(RecordError::NotDmtf { index, spec }));
         }
         if blocks.iter().any(|b| b.index == index) {
-            return Err(SpdmError::Record(format!("block index {index} repeats")));
+            return Err(SpdmError::Record(RecordError::RepeatedIndex(index)));
         }
         let mut m = Cursor { bytes: body, at: 0 };
         let value_type = m.u8("DMTF value type")?;
         let value_size = m.le(2, "DMTF value size")?;
         let value = m.take(value_size, "DMTF value")?.to_vec();
         if m.left() != 0 {
-            return Err(SpdmError::Record(format!(
-                "block {index}: measurement size {size} does not equal 3 + value size {value_size}"
-            )));
+            return Err(SpdmError::Record(RecordError::BlockSize {
+                index,
+                size,
+                value_size,
+            }));
         }
         blocks.push(MeasurementBlock {
             index,
@@ -428,10 +487,10 @@ fn parse_record(record: &[u8], count: u8) -> Result<Vec<MeasurementBlock>, SpdmE
         });
     }
     if c.left() != 0 {
-        return Err(SpdmError::Record(format!(
-            "{} bytes after the {count} announced blocks",
-            c.left()
-        )));
+        return Err(SpdmError::Record(RecordError::Trailing {
+            extra: c.left(),
+            count,
+        }));
     }
     Ok(blocks)
 }
@@ -445,7 +504,7 @@ fn parse_opaque(bytes: &[u8]) -> Result<Vec<OpaqueField>, SpdmError> {
         let value = c.take(len, "opaque field value")?.to_vec();
         if fields.iter().any(|f| f.kind == kind) {
             // A second copy of a field could make two readers see two different values.
-            return Err(SpdmError::Opaque(format!("field {kind} appears twice")));
+            return Err(SpdmError::Opaque(OpaqueError::Repeated(kind)));
         }
         let fixed = match kind {
             field::NVDEC0_STATUS | field::PROTECTED_PCIE_STATUS => Some(1),
@@ -453,18 +512,15 @@ fn parse_opaque(bytes: &[u8]) -> Result<Vec<OpaqueField>, SpdmError> {
             field::FWID => Some(48),
             _ => None,
         };
-        if fixed.is_some_and(|n| n != value.len()) {
-            return Err(SpdmError::Opaque(format!(
-                "field {kind} is {} bytes, expected {}",
-                value.len(),
-                fixed.unwrap_or_default()
-            )));
+        if let Some(expected) = fixed.filter(|&n| n != value.len()) {
+            return Err(SpdmError::Opaque(OpaqueError::Size {
+                kind,
+                found: value.len(),
+                expected,
+            }));
         }
         if kind == field::MSRSCNT && value.len() % 4 != 0 {
-            return Err(SpdmError::Opaque(format!(
-                "measurement counts are {} bytes, not a multiple of 4",
-                value.len()
-            )));
+            return Err(SpdmError::Opaque(OpaqueError::Counts(value.len())));
         }
         fields.push(OpaqueField { kind, value });
     }
@@ -562,7 +618,10 @@ mod tests {
     fn repeated_block_index_and_opaque_field_are_errors() {
         let mut raw = synthetic();
         raw[REQUEST_LEN + 8 + 55] = 1; // second block claims index 1
-        assert!(matches!(SpdmReport::parse(&raw), Err(SpdmError::Record(_))));
+        assert_eq!(
+            SpdmReport::parse(&raw),
+            Err(SpdmError::Record(RecordError::RepeatedIndex(1)))
+        );
         // The NVDEC0 field (last TLV, 5 bytes before the signature) renamed to the
         // VBIOS type would repeat it.
         let mut raw = synthetic();
@@ -570,7 +629,7 @@ mod tests {
         raw[at] = field::DRIVER_VERSION as u8;
         let e = SpdmReport::parse(&raw).unwrap_err();
         assert!(
-            matches!(&e, SpdmError::Opaque(m) if m.contains("twice")),
+            matches!(&e, SpdmError::Opaque(OpaqueError::Repeated(_))),
             "{e}"
         );
     }
