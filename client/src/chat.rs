@@ -45,10 +45,12 @@ pub fn load_policy(path: &Path) -> Result<Policy, ClientError> {
         .map_err(|e| ClientError::Config(format!("policy {}: {e}", path.display())))
 }
 
-/// Prints a session's verification as the `silk verify` table.
+/// Prints a session's verification as the `silk verify` table, marked in `style` (the
+/// style of the stream `out` writes to).
 pub fn print_verification(
     session: &Session,
     endpoint: &str,
+    style: render::Style,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     let Some(v) = session.verified() else {
@@ -60,6 +62,7 @@ pub fn print_verification(
         endpoint,
         time::OffsetDateTime::now_utc(),
         &[],
+        style,
         out,
     )?;
     writeln!(out)

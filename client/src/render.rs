@@ -4,6 +4,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 use silk_attestation::{format_time as fmt_time, Check, EvidenceKind, Outcome, Verdict};
+pub use silk_cli::Style;
 use time::OffsetDateTime;
 
 /// Widest a table cell gets before its middle is elided; failures repeat values in full.
@@ -28,14 +29,17 @@ fn pad(s: &str, w: usize) -> String {
     format!("{s}{}", " ".repeat(w.saturating_sub(width(s))))
 }
 
-/// Writes the verdict as a table: facts, then one row per check (✔/✗, check, expected,
-/// found), then the reasons for failures with full values, then the verdict line.
+/// Writes the verdict as a table: facts, then one row per check (its mark, check, expected,
+/// found), then the reasons for failures with full values, then the verdict line. The marks
+/// are ✔/✗ for [`Style::Terminal`] and `PASS`/`FAIL` for [`Style::Plain`] (a pipe, a file,
+/// `NO_COLOR`), so that what a script reads never depends on symbols.
 pub fn table(
     verdict: &Verdict,
     kind: EvidenceKind,
     source: &str,
     now: OffsetDateTime,
     notes: &[String],
+    style: Style,
     out: &mut dyn Write,
 ) -> io::Result<()> {
     writeln!(out, "{kind}: {source}")?;
@@ -66,7 +70,7 @@ pub fn table(
         .iter()
         .map(|c| {
             [
-                if c.passed() { "✔" } else { "✗" }.to_owned(),
+                style.mark(c.passed()).to_owned(),
                 c.name.to_owned(),
                 elide(&c.expected),
                 elide(&c.found),
@@ -100,7 +104,7 @@ pub fn table(
         writeln!(out, "failed checks:")?;
         for c in &failures {
             if let Outcome::Fail { reason } = &c.outcome {
-                writeln!(out, "  ✗ {}: {reason}", c.name)?;
+                writeln!(out, "  {} {}: {reason}", style.mark(false), c.name)?;
                 writeln!(out, "      expected: {}", c.expected)?;
                 writeln!(out, "      found:    {}", c.found)?;
             }
@@ -189,23 +193,40 @@ mod tests {
         v.push(Check::pass(ok, "x", "x"));
         let long = "f".repeat(96);
         v.push(Check::fail(bad, "e".repeat(96), long.clone(), "nope"));
-        let bad = bad.name;
-        let mut out = Vec::new();
-        table(
-            &v,
-            EvidenceKind::SnpReport,
-            "r.bin",
-            OffsetDateTime::UNIX_EPOCH,
-            &[],
-            &mut out,
-        )
-        .unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let (ok, bad) = (ok.name, bad.name);
+        let render = |style| {
+            let mut out = Vec::new();
+            table(
+                &v,
+                EvidenceKind::SnpReport,
+                "r.bin",
+                OffsetDateTime::UNIX_EPOCH,
+                &[],
+                style,
+                &mut out,
+            )
+            .unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let text = render(Style::Terminal);
         assert!(text.contains(&format!("✗ {bad}: nope")), "{text}");
+        assert!(text.contains(&format!("✔  {ok}")), "{text}");
         assert!(text.contains(&long), "{text}");
         assert!(
             text.contains(&format!("VERDICT: REJECTED (1 of 2 checks failed: {bad})")),
             "{text}"
+        );
+        let plain = render(Style::Plain);
+        assert!(plain.contains(&format!("FAIL {bad}: nope")), "{plain}");
+        assert!(plain.contains(&format!("PASS  {ok}")), "{plain}");
+        assert!(!plain.contains('✔') && !plain.contains('✗'), "{plain}");
+        assert_eq!(
+            plain
+                .replace("PASS", "✔")
+                .replace("FAIL", "✗")
+                .lines()
+                .count(),
+            text.lines().count()
         );
     }
 

@@ -51,6 +51,6 @@ async fn a_saved_bundle_verifies_offline_and_a_swapped_claim_does_not() {
     assert!(!run_verify(&args, &mut out).unwrap());
     assert!(String::from_utf8(out)
         .unwrap()
-        .contains("✗  claims.report_data"));
+        .contains("FAIL  claims.report_data"));
     let _ = std::fs::remove_dir_all(&dir);
 }

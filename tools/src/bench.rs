@@ -12,6 +12,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use candle_core::Device;
+use serde::Serialize;
+use silk_cli::progress::ProgressBar;
 use silk_engine::{load, Model, SeqStep};
 
 /// What to measure.
@@ -31,17 +33,35 @@ pub struct EngineBenchArgs {
     pub reps: usize,
     /// llama.cpp's side; skipped when `None` or when it cannot run.
     pub llama_cpp_script: Option<PathBuf>,
+    /// Print one JSON document instead of the table.
+    pub json: bool,
 }
 
 /// One engine's figures on one model.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Figures {
     /// Prompt tokens per second, one sequence.
+    #[serde(rename = "prefill_tok_s")]
     pub prefill: f64,
     /// Decode tokens per second, one sequence.
+    #[serde(rename = "decode_tok_s")]
     pub decode: f64,
     /// Aggregate decode tokens per second at each concurrency.
+    #[serde(serialize_with = "aggregate_json")]
     pub aggregate: Vec<(usize, f64)>,
+}
+
+/// `[{"sequences": n, "decode_tok_s": rate}]`: named keys rather than pairs.
+fn aggregate_json<S: serde::Serializer>(a: &[(usize, f64)], s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Point {
+        sequences: usize,
+        decode_tok_s: f64,
+    }
+    s.collect_seq(a.iter().map(|&(sequences, decode_tok_s)| Point {
+        sequences,
+        decode_tok_s,
+    }))
 }
 
 /// Why the benchmark could not run.
@@ -70,8 +90,18 @@ fn prompt_tokens(n: usize, vocab: usize) -> Vec<u32> {
         .collect()
 }
 
-/// Measures silk on one model.
-pub fn measure_silk(model: &Model, args: &EngineBenchArgs) -> Result<Figures, BenchError> {
+/// The repetitions [`measure_silk`] runs on one model (what its progress counts).
+pub fn silk_steps(args: &EngineBenchArgs) -> u64 {
+    let counts = 1 + args.concurrency.iter().filter(|&&c| c > 1).count();
+    (args.reps.max(1) * (1 + counts)) as u64
+}
+
+/// Measures silk on one model, ticking `progress` once per repetition.
+pub fn measure_silk(
+    model: &Model,
+    args: &EngineBenchArgs,
+    progress: &ProgressBar,
+) -> Result<Figures, BenchError> {
     let vocab = model.config().vocab_size;
     let prompt = prompt_tokens(args.prompt, vocab);
     let mut figures = Figures::default();
@@ -85,6 +115,7 @@ pub fn measure_silk(model: &Model, args: &EngineBenchArgs) -> Result<Figures, Be
         figures.prefill = figures
             .prefill
             .max(args.prompt as f64 / t0.elapsed().as_secs_f64());
+        progress.inc(1);
     }
     let mut counts = vec![1];
     counts.extend(args.concurrency.iter().copied().filter(|&c| c > 1));
@@ -111,6 +142,7 @@ pub fn measure_silk(model: &Model, args: &EngineBenchArgs) -> Result<Figures, Be
                 model.forward(&mut steps)?;
             }
             best = best.max((args.decode * n) as f64 / t0.elapsed().as_secs_f64());
+            progress.inc(1);
         }
         if n == 1 {
             figures.decode = best;
@@ -151,9 +183,88 @@ pub fn measure_llama_cpp(model: &Path, args: &EngineBenchArgs) -> Result<Figures
     })
 }
 
-/// Runs the whole benchmark and prints its table.
+/// One model's results: silk's figures, and llama.cpp's or why they are missing.
+#[derive(Debug, Serialize)]
+pub struct ModelRow {
+    /// The model's file name.
+    pub model: String,
+    /// silk's figures.
+    pub silk: Figures,
+    /// llama.cpp's figures (prefill and decode only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llama_cpp: Option<Figures>,
+    /// Why llama.cpp was not measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llama_cpp_error: Option<String>,
+}
+
+/// `silk bench engine --json`: the settings, then one row per model.
+#[derive(Debug, Serialize)]
+struct Report<'a> {
+    bench: &'static str,
+    threads: usize,
+    prompt_tokens: usize,
+    decode_steps: usize,
+    reps: usize,
+    models: &'a [ModelRow],
+}
+
+/// Runs the whole benchmark and prints its table (or, with `json`, one JSON document).
+/// Progress goes to stderr while it runs.
 pub fn run_engine_bench(args: &EngineBenchArgs, out: &mut dyn Write) -> Result<(), BenchError> {
     std::env::set_var("SILK_THREADS", args.threads.to_string());
+    let progress = silk_cli::progress::steps(
+        silk_steps(args) * args.models.len() as u64,
+        "silk bench engine",
+    );
+    let mut rows = Vec::new();
+    for path in &args.models {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        progress.set_message(format!("silk bench engine: {name}"));
+        let model = load(path, &Device::Cpu)
+            .map_err(|source| BenchError::Load {
+                path: path.clone(),
+                source,
+            })?
+            .model;
+        let silk = measure_silk(&model, args, &progress)?;
+        drop(model);
+        progress.set_message(format!("silk bench engine: {name} (llama.cpp)"));
+        let (llama_cpp, llama_cpp_error) = match measure_llama_cpp(path, args) {
+            Ok(l) => (Some(l), None),
+            Err(why) => (None, Some(why)),
+        };
+        rows.push(ModelRow {
+            model: name,
+            silk,
+            llama_cpp,
+            llama_cpp_error,
+        });
+    }
+    progress.finish_and_clear();
+    if args.json {
+        silk_cli::json(
+            out,
+            &Report {
+                bench: "engine",
+                threads: args.threads,
+                prompt_tokens: args.prompt,
+                decode_steps: args.decode,
+                reps: args.reps,
+                models: &rows,
+            },
+        )?;
+        return Ok(());
+    }
+    table(args, &rows, out)?;
+    Ok(())
+}
+
+/// The table: one block of lines per model.
+fn table(args: &EngineBenchArgs, rows: &[ModelRow], out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
         "silk bench engine: {} threads, {}-token prompt, {} decode steps, best of {}",
@@ -177,19 +288,8 @@ pub fn run_engine_bench(args: &EngineBenchArgs, out: &mut dyn Write) -> Result<(
             .map(|h| format!("{h:>18}"))
             .collect::<String>()
     )?;
-    for path in &args.models {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| path.display().to_string());
-        let model = load(path, &Device::Cpu)
-            .map_err(|source| BenchError::Load {
-                path: path.clone(),
-                source,
-            })?
-            .model;
-        let silk = measure_silk(&model, args)?;
-        drop(model);
+    for row in rows {
+        let silk = &row.silk;
         let aggs: String = silk
             .aggregate
             .iter()
@@ -198,10 +298,10 @@ pub fn run_engine_bench(args: &EngineBenchArgs, out: &mut dyn Write) -> Result<(
         writeln!(
             out,
             "{:<34} {:<10} {:>14.1} {:>14.1} {aggs}",
-            name, "silk", silk.prefill, silk.decode
+            row.model, "silk", silk.prefill, silk.decode
         )?;
-        match measure_llama_cpp(path, args) {
-            Ok(l) => {
+        match (&row.llama_cpp, &row.llama_cpp_error) {
+            (Some(l), _) => {
                 writeln!(
                     out,
                     "{:<34} {:<10} {:>14.1} {:>14.1}",
@@ -216,7 +316,13 @@ pub fn run_engine_bench(args: &EngineBenchArgs, out: &mut dyn Write) -> Result<(
                     silk.decode / l.decode
                 )?;
             }
-            Err(why) => writeln!(out, "{:<34} {:<10} not measured: {why}", "", "llama.cpp")?,
+            (None, why) => writeln!(
+                out,
+                "{:<34} {:<10} not measured: {}",
+                "",
+                "llama.cpp",
+                why.as_deref().unwrap_or("no result")
+            )?,
         }
         for (n, v) in &silk.aggregate {
             writeln!(

@@ -33,6 +33,7 @@ use hyper::Request;
 use silk_client::session::{ClientError, Session};
 
 mod answers;
+mod json;
 pub mod lifecycle;
 pub mod load;
 pub mod setup;
@@ -85,6 +86,9 @@ pub struct RouterBenchArgs {
     /// The silk-enclave binary (default: beside this one).
     #[arg(long, value_name = "PATH")]
     pub enclave: Option<PathBuf>,
+    /// Print one JSON document (keys in docs/cli.md) instead of the settings and table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Why the benchmark could not run.
@@ -178,6 +182,24 @@ pub fn run_router_bench(
 ) -> Result<(), RouterBenchError> {
     args.check()?;
     let setup = Setup::new(args)?;
+    if !args.json {
+        settings(args, &setup, out)?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RouterBenchError::Setup(format!("async runtime: {e}")))?;
+    let table = runtime.block_on(run(args, &setup))?;
+    if args.json {
+        silk_cli::json(out, &json::document(args, &table))?;
+    } else {
+        table::print(&table, out)?;
+    }
+    Ok(())
+}
+
+/// The lines before the table: what runs, where, and how much.
+fn settings(args: &RouterBenchArgs, setup: &Setup, out: &mut dyn Write) -> std::io::Result<()> {
     let concurrency: Vec<String> = args.concurrency.iter().map(|c| c.to_string()).collect();
     writeln!(
         out,
@@ -209,14 +231,7 @@ pub fn run_router_bench(
         args.stub_chunks,
         args.stub_chunk_bytes
     )?;
-    out.flush()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| RouterBenchError::Setup(format!("async runtime: {e}")))?;
-    let table = runtime.block_on(run(args, &setup))?;
-    table::print(&table, out)?;
-    Ok(())
+    out.flush()
 }
 
 async fn run(args: &RouterBenchArgs, setup: &Setup) -> Result<Table, RouterBenchError> {
@@ -228,26 +243,38 @@ async fn run(args: &RouterBenchArgs, setup: &Setup) -> Result<Table, RouterBench
         ..Table::default()
     };
 
-    eprintln!("enclave 1/{}: starting and registering...", args.reps);
+    let progress = silk_cli::progress::steps(args.reps as u64 + 1, "silk bench router");
+    silk_cli::progress::say(
+        &progress,
+        format!("enclave 1/{}: starting and registering", args.reps),
+    );
     let (enclave, id, reg) = lifecycle::start_registered(setup, &mut router, &relay, 1).await?;
     table.registrations.push(reg);
-    table.answers = real_answers(args, setup, &router, enclave.addr).await?;
-    eprintln!("enclave 1/{}: SIGKILL", args.reps);
+    table.answers = real_answers(args, setup, &router, enclave.addr, &progress).await?;
+    silk_cli::progress::say(&progress, format!("enclave 1/{}: SIGKILL", args.reps));
     let died = lifecycle::kill_and_unlist(router.addr, enclave, &id, heartbeat).await?;
     table.deaths.push(died);
+    progress.inc(1);
 
-    table.stub = stub_load(args, setup, &mut router).await?;
+    silk_cli::progress::say(&progress, "stub worker: forwarding load");
+    table.stub = stub_load(args, setup, &mut router, &progress).await?;
+    progress.inc(1);
 
     for n in 2..=args.reps {
-        eprintln!(
-            "enclave {n}/{}: start, register, answer, SIGKILL",
-            args.reps
+        silk_cli::progress::say(
+            &progress,
+            format!(
+                "enclave {n}/{}: start, register, answer, SIGKILL",
+                args.reps
+            ),
         );
         let (enclave, id, reg) = lifecycle::start_registered(setup, &mut router, &relay, n).await?;
         table.registrations.push(reg);
         let died = lifecycle::kill_and_unlist(router.addr, enclave, &id, heartbeat).await?;
         table.deaths.push(died);
+        progress.inc(1);
     }
+    progress.finish_and_clear();
     router.check_alive()?;
     Ok(table)
 }
@@ -258,6 +285,7 @@ async fn real_answers(
     setup: &Setup,
     router: &RouterChild,
     worker: std::net::SocketAddr,
+    progress: &silk_cli::progress::ProgressBar,
 ) -> Result<Vec<AnswerRow>, RouterBenchError> {
     let network = setup.network(router)?;
     let session =
@@ -270,12 +298,18 @@ async fn real_answers(
     // Warm both paths at the highest concurrency: the router's pool, the client's listing
     // and fresh-evidence caches, the enclave's allocator.
     let most = args.concurrency.iter().copied().max().unwrap_or(1);
-    eprintln!("real answers: warming up both paths at {most} sessions...");
+    silk_cli::progress::say(
+        progress,
+        format!("real answers: warming up both paths at {most} sessions"),
+    );
     clients.round(Path::Routed, most).await?;
     clients.round(Path::Direct, most).await?;
     let mut rounds = vec![(Vec::new(), Vec::new()); args.concurrency.len()];
     for rep in 0..args.reps {
-        eprintln!("real answers: repetition {}/{}", rep + 1, args.reps);
+        silk_cli::progress::say(
+            progress,
+            format!("real answers: repetition {}/{}", rep + 1, args.reps),
+        );
         for (k, &n) in args.concurrency.iter().enumerate() {
             let order = if rep % 2 == 0 {
                 [Path::Routed, Path::Direct]
@@ -319,6 +353,7 @@ async fn stub_load(
     args: &RouterBenchArgs,
     setup: &Setup,
     router: &mut RouterChild,
+    progress: &silk_cli::progress::ProgressBar,
 ) -> Result<StubFigures, RouterBenchError> {
     let fail = |what: &str| {
         let what = what.to_owned();
@@ -349,7 +384,7 @@ async fn stub_load(
         let body = body.clone();
         async move { load::round(&target, clients, requests, body, answer_bytes).await }
     };
-    eprintln!("stub worker: warming up both paths...");
+    silk_cli::progress::say(progress, "stub worker: warming up both paths");
     let warm = (args.stub_clients * 4).min(args.stub_requests);
     run(routed.clone(), args.stub_clients, warm)
         .await
@@ -372,10 +407,13 @@ async fn stub_load(
         let per_round = requests / args.reps;
         let (mut r, mut d) = (Vec::new(), Vec::new());
         for rep in 0..args.reps {
-            eprintln!(
-                "stub worker: {clients} client(s), round {}/{}",
-                rep + 1,
-                args.reps
+            silk_cli::progress::say(
+                progress,
+                format!(
+                    "stub worker: {clients} client(s), round {}/{}",
+                    rep + 1,
+                    args.reps
+                ),
             );
             for routed_now in [rep % 2 == 0, rep % 2 != 0] {
                 if routed_now {

@@ -45,8 +45,10 @@ use silk_client::sse::{SseEvent, SseParser};
 
 mod costs;
 mod stats;
+mod table;
 pub use costs::{AttestFigures, PathFigures};
 pub use stats::{figures, quantile, steady_decode_rate, Figures, Sample};
+use table::Table;
 
 /// Prompts that make the default model write until `max_tokens`; stream `i` of a round
 /// uses prompt `i % len`, on every path.
@@ -74,6 +76,8 @@ pub struct SealedBenchArgs {
     pub attest_reps: usize,
     /// Kernel threads, for the enclave and the direct engine alike.
     pub threads: usize,
+    /// Print one JSON document instead of the table.
+    pub json: bool,
 }
 
 /// Why the benchmark could not run.
@@ -424,16 +428,10 @@ pub fn run_sealed_bench(
     out: &mut dyn Write,
 ) -> Result<(), SealedBenchError> {
     std::env::set_var(silk_engine::kernels::THREADS_ENV, args.threads.to_string());
-    writeln!(
-        out,
-        "silk bench sealed: {}, {} kernel threads, {} tokens per answer, greedy, {} repetitions \
-         (rates: median round; TTFT: all streams)",
-        args.model.display(),
-        args.threads,
-        args.max_tokens,
-        args.reps
-    )?;
-    out.flush()?;
+    if !args.json {
+        writeln!(out, "{}", table::heading(args))?;
+        out.flush()?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -445,20 +443,34 @@ pub fn run_sealed_bench(
         direct: empty(),
     };
     let mut costs = (AttestFigures::default(), PathFigures::default());
+    let progress = silk_cli::progress::steps(2 * args.reps as u64, "silk bench sealed");
     for rep in 0..args.reps {
-        eprint!(
-            "repetition {}/{}: sealed (SIMULATED TEE enclave child)... ",
-            rep + 1,
-            args.reps
+        silk_cli::progress::say(
+            &progress,
+            format!(
+                "repetition {}/{}: sealed (SIMULATED TEE enclave child)",
+                rep + 1,
+                args.reps
+            ),
         );
         let first = (rep == 0).then_some(args.attest_reps);
         if let Some(a) = runtime.block_on(sealed_phase(args, &mut collected, first))? {
             costs = a;
         }
+        progress.inc(1);
         // The enclave has exited: the direct engine has the machine to itself.
-        eprintln!("direct (engine in-process)");
+        silk_cli::progress::say(
+            &progress,
+            format!(
+                "repetition {}/{}: direct (engine in-process)",
+                rep + 1,
+                args.reps
+            ),
+        );
         direct_phase(args, &mut collected)?;
+        progress.inc(1);
     }
+    progress.finish_and_clear();
     let summarise = |rounds: &[Vec<Vec<Sample>>]| rounds.iter().map(|r| figures(r)).collect();
     let table = Table {
         proxy: summarise(&collected.proxy),
@@ -467,75 +479,11 @@ pub fn run_sealed_bench(
         attest: costs.0,
         path: costs.1,
     };
-    print_table(args, &table, out)
-}
-
-/// Everything the table shows.
-struct Table {
-    proxy: Vec<Figures>,
-    session: Vec<Figures>,
-    direct: Vec<Figures>,
-    attest: AttestFigures,
-    path: PathFigures,
-}
-
-fn print_table(
-    args: &SealedBenchArgs,
-    t: &Table,
-    out: &mut dyn Write,
-) -> Result<(), SealedBenchError> {
-    writeln!(
-        out,
-        "\n{:<30} {:>8} {:>13} {:>11} {:>12} {:>12} {:>8}",
-        "path", "sessions", "decode tok/s", "e2e tok/s", "TTFT p50 ms", "TTFT p90 ms", "tokens"
-    )?;
-    let row = |out: &mut dyn Write, name: &str, n: usize, f: &Figures| {
-        let tokens = if f.tokens.0 == f.tokens.1 {
-            f.tokens.0.to_string()
-        } else {
-            format!("{}-{}", f.tokens.0, f.tokens.1)
-        };
-        writeln!(
-            out,
-            "{:<30} {:>8} {:>13.1} {:>11.1} {:>12.2} {:>12.2} {:>8}",
-            name, n, f.decode_tok_s, f.e2e_tok_s, f.ttft_p50_ms, f.ttft_p90_ms, tokens
-        )
-    };
-    for (k, &n) in args.concurrency.iter().enumerate() {
-        let (d, p, s) = (&t.direct[k], &t.proxy[k], &t.session[k]);
-        row(out, "direct (engine in-process)", n, d)?;
-        row(out, "sealed (proxy -> enclave)", n, p)?;
-        row(out, "sealed (Session, no proxy)", n, s)?;
-        writeln!(
-            out,
-            "{:<30} {:>8} {:>12.3}x {:>10.3}x {:>+12.2} {:>+12.2}",
-            "sealed/direct, added TTFT",
-            n,
-            p.decode_tok_s / d.decode_tok_s.max(1e-9),
-            p.e2e_tok_s / d.e2e_tok_s.max(1e-9),
-            p.ttft_p50_ms - d.ttft_p50_ms,
-            p.ttft_p90_ms - d.ttft_p90_ms
-        )?;
+    if args.json {
+        silk_cli::json(out, &table::json(args, &table))?;
+        return Ok(());
     }
-    let a = &t.attest;
-    writeln!(
-        out,
-        "\nattestation (SIMULATED evidence, median of {}): Session::connect {:.2} ms \
-         (nonce, RA-TLS handshake, fresh evidence, verify); EvidenceBundle::verify {:.2} ms",
-        a.reps, a.connect_ms, a.verify_ms
-    )?;
-    let p = &t.path;
-    writeln!(
-        out,
-        "per request without the engine (median of {}): GET /v1/models via proxy {:.2} ms \
-         = proxy hop {:.2} ms + RA-TLS connection and request {:.2} ms; seal + open {:.2} ms",
-        a.reps, p.via_proxy_ms, p.proxy_hop_ms, p.session_ms, p.seal_open_ms
-    )?;
-    writeln!(
-        out,
-        "goal: sealed >= 0.97x direct throughput, added TTFT < 5 ms (loopback, attestation excluded)"
-    )?;
-    Ok(())
+    table::print(args, &table, out)
 }
 
 #[cfg(test)]

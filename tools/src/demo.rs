@@ -31,6 +31,8 @@ pub struct DemoArgs {
     pub prompt: String,
     /// Most tokens in the answer.
     pub max_tokens: usize,
+    /// How the verification table marks checks (the style of the stream written to).
+    pub style: silk_client::render::Style,
 }
 
 /// Why the demo could not run.
@@ -216,7 +218,7 @@ pub async fn run_demo(args: &DemoArgs, out: &mut dyn Write) -> Result<(), DemoEr
     let t = Instant::now();
     let session = Session::connect(&endpoint, local.policy.clone()).await?;
     let verify_ms = t.elapsed().as_secs_f64() * 1e3;
-    let _ = print_verification(&session, &endpoint, out);
+    let _ = print_verification(&session, &endpoint, args.style, out);
     let _ = writeln!(
         out,
         "Attested over RA-TLS with a fresh nonce in {verify_ms:.1} ms."

@@ -11,7 +11,10 @@ use std::process::ExitCode;
 
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use silk_cli::docs::DocsCommand;
+use silk_cli::log::LogArgs;
+use silk_cli::Style;
 use silk_client::chat::{print_verification, run_chat, ChatSettings};
 use silk_client::session::Options;
 use silk_client::upstream::TargetArgs;
@@ -27,6 +30,8 @@ use silk_tools::verify::{run_verify, Format, VerifyArgs};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 #[derive(Subcommand)]
@@ -123,6 +128,9 @@ enum Command {
         /// Write a policy (TOML) that allows exactly this measurement.
         #[arg(long, value_name = "FILE")]
         policy_out: Option<PathBuf>,
+        /// Print the prediction as one JSON document (keys in docs/cli.md).
+        #[arg(long)]
+        json: bool,
     },
     /// Build guest image parts.
     Image {
@@ -189,11 +197,13 @@ enum Command {
         #[command(subcommand)]
         what: ReceiptsWhat,
     },
-    /// Measure speed and print a table.
+    /// Measure speed and print a table (or JSON with --json); progress on stderr.
     Bench {
         #[command(subcommand)]
         what: BenchWhat,
     },
+    #[command(flatten)]
+    Docs(DocsCommand),
 }
 
 #[derive(Subcommand)]
@@ -239,6 +249,9 @@ enum BenchWhat {
         /// llama.cpp's side (llama-cpp-python); `none` skips it.
         #[arg(long, default_value = "scripts/reference/llama_cpp_bench.py")]
         llama_cpp: String,
+        /// Print one JSON document (keys in docs/cli.md) instead of the table.
+        #[arg(long)]
+        json: bool,
     },
     /// The sealed path (client -> silk proxy -> local SIMULATED enclave) beside the engine
     /// called in-process: decode tok/s and time to first token at each concurrency, and
@@ -266,6 +279,9 @@ enum BenchWhat {
         /// The silk-enclave binary (default: beside this one).
         #[arg(long)]
         enclave: Option<PathBuf>,
+        /// Print one JSON document (keys in docs/cli.md) instead of the table.
+        #[arg(long)]
+        json: bool,
     },
     /// silk-router on the path: real answers routed beside direct, forwarding with a stub
     /// worker, registration to routable and worker death to unlisted.
@@ -302,7 +318,7 @@ fn client_exit(what: &str, e: &ClientError) -> ExitCode {
     {
         for c in v.failures() {
             if let silk_protocol::attestation::Outcome::Fail { reason } = &c.outcome {
-                eprintln!("  \u{2717} {}: {reason}", c.name);
+                eprintln!("  {} {}: {reason}", Style::stderr().mark(false), c.name);
             }
         }
     }
@@ -314,14 +330,16 @@ fn client_exit(what: &str, e: &ClientError) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    cli.log.init("warn");
     match cli.command {
+        Command::Docs(d) => match d.run(Cli::command(), &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("silk: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Demo {
             model,
             enclave,
@@ -333,6 +351,7 @@ fn main() -> ExitCode {
                 enclave,
                 prompt,
                 max_tokens,
+                style: Style::stdout(),
             };
             match runtime().block_on(run_demo(&args, &mut std::io::stdout())) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -362,7 +381,7 @@ fn main() -> ExitCode {
                 let (upstream, name) = target.connect(options).await?;
                 let mut out = std::io::stdout();
                 if let Some(session) = upstream.session() {
-                    let _ = print_verification(session, &name, &mut out);
+                    let _ = print_verification(session, &name, Style::stdout(), &mut out);
                 }
                 run_chat(&upstream, prompt.as_deref(), &settings, &mut out).await
             });
@@ -377,7 +396,7 @@ fn main() -> ExitCode {
                 let (upstream, name) = target.connect(options).await?;
                 let mut out = std::io::stdout();
                 if let Some(session) = upstream.session() {
-                    let _ = print_verification(session, &name, &mut out);
+                    let _ = print_verification(session, &name, Style::stdout(), &mut out);
                 }
                 // Bound before it is announced, so that whoever reads the line can connect.
                 let listener = tokio::net::TcpListener::bind(listen)
@@ -437,6 +456,7 @@ fn main() -> ExitCode {
                     attest_reps,
                     threads,
                     enclave,
+                    json,
                 },
         } => {
             if concurrency.is_empty() || concurrency.contains(&0) || reps == 0 || max_tokens == 0 {
@@ -461,6 +481,7 @@ fn main() -> ExitCode {
                 reps,
                 attest_reps,
                 threads,
+                json,
             };
             match run_sealed_bench(&args, &mut std::io::stdout()) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -493,6 +514,7 @@ fn main() -> ExitCode {
                     concurrency,
                     reps,
                     llama_cpp,
+                    json,
                 },
         } => {
             let args = EngineBenchArgs {
@@ -508,6 +530,7 @@ fn main() -> ExitCode {
                 concurrency,
                 reps,
                 llama_cpp_script: (llama_cpp != "none").then(|| PathBuf::from(llama_cpp)),
+                json,
             };
             match run_engine_bench(&args, &mut std::io::stdout()) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -522,7 +545,8 @@ fn main() -> ExitCode {
             tee,
             launch,
             policy_out,
-        } => run_measure(&image, tee, &launch, policy_out.as_deref()),
+            json,
+        } => run_measure(&image, tee, &launch, policy_out.as_deref(), json),
         Command::Image {
             what: ImageWhat::ModelDisk { model, out, name },
         } => {
@@ -584,6 +608,7 @@ fn main() -> ExitCode {
                 nonce,
                 no_nonce,
                 ocsp,
+                style: Style::stdout(),
             };
             match run_verify(&args, &mut std::io::stdout()) {
                 Ok(true) => ExitCode::SUCCESS,
@@ -603,13 +628,21 @@ fn run_measure(
     tee: Tee,
     launch: &LaunchOptions,
     policy_out: Option<&std::path::Path>,
+    json: bool,
 ) -> ExitCode {
     use silk_tools::measure;
     let result = measure::measure(image, tee, launch).and_then(|m| {
-        let _ = measure::print(&m, &mut std::io::stdout());
         if let Some(path) = policy_out {
             measure::write_policy(&m, path)?;
-            println!("policy written to {}", path.display());
+        }
+        let mut out = std::io::stdout();
+        if json {
+            let _ = measure::json(&m, policy_out, &mut out);
+        } else {
+            let _ = measure::print(&m, &mut out);
+            if let Some(path) = policy_out {
+                println!("policy written to {}", path.display());
+            }
         }
         Ok(())
     });

@@ -20,6 +20,9 @@ use silk_images::tdx::{self, DirectBoot, PageOrder, TdxError};
 use silk_images::verity::cmdline::CmdlineError;
 use silk_images::verity::ModelVerity;
 
+mod report;
+pub use report::json;
+
 /// Which confidential-computing platform to predict for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Tee {

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use silk_images::verity::cmdline::served_name;
-use silk_images::verity::{build_model_disk, ModelDisk, ModelVerity, VerityError};
+use silk_images::verity::{build_model_disk_with_progress, ModelDisk, ModelVerity, VerityError};
 
 /// Why the disk could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +39,19 @@ pub fn run_model_disk(
             .and_then(|n| n.to_str())
             .and_then(served_name),
     };
-    let built = build_model_disk(model, disk, &Default::default())?;
+    // Two passes over the model (digest, then copy and tree): a bar for twice its size.
+    let size = std::fs::metadata(model).map(|m| m.len()).unwrap_or(0);
+    let progress = silk_cli::progress::bytes(2 * size, "hashing the model");
+    let mut copying = false;
+    let built = build_model_disk_with_progress(model, disk, &Default::default(), &mut |n| {
+        progress.inc(n);
+        if !copying && progress.position() >= size {
+            copying = true;
+            progress.set_message("writing the disk");
+        }
+    });
+    progress.finish_and_clear();
+    let built = built?;
     let v = ModelVerity::from_disk(&built, name);
     let info = &built.verity;
     let row = |out: &mut dyn Write, k: &str, val: &str| writeln!(out, "  {k:<12} {val}");

@@ -58,6 +58,8 @@ pub struct VerifyArgs {
     pub now: Option<String>,
     /// JSON output.
     pub json: bool,
+    /// How the table marks checks: the style of the stream `out` is (plain by default).
+    pub style: silk_client::render::Style,
     /// NVIDIA RIMs (driver and VBIOS) for a bundle's GPU evidence.
     pub gpu_rims: Option<PathBuf>,
     /// An image directory: the measurement must equal the one computed from it.
@@ -247,7 +249,15 @@ pub fn run_verify(args: &VerifyArgs, out: &mut dyn Write) -> Result<bool, Verify
     if args.json {
         render::json(&verdict, evidence.kind, &source, now, out)?;
     } else {
-        render::table(&verdict, evidence.kind, &source, now, &notes, out)?;
+        render::table(
+            &verdict,
+            evidence.kind,
+            &source,
+            now,
+            &notes,
+            args.style,
+            out,
+        )?;
     }
     Ok(verdict.accepted())
 }
@@ -272,7 +282,7 @@ fn reject_malformed(
     if args.json {
         render::json(&verdict, kind, &source, now, out)?;
     } else {
-        render::table(&verdict, kind, &source, now, notes, out)?;
+        render::table(&verdict, kind, &source, now, notes, args.style, out)?;
     }
     Ok(false)
 }
@@ -333,7 +343,7 @@ fn verify_bundle(
     if args.json {
         render::json(&verdict, kind, &source, now, out)?;
     } else {
-        render::table(&verdict, kind, &source, now, &notes, out)?;
+        render::table(&verdict, kind, &source, now, &notes, args.style, out)?;
     }
     Ok(verdict.accepted())
 }

@@ -115,7 +115,15 @@ pub(crate) fn run(
     if args.json {
         render::json(&verdict, EvidenceKind::GpuReport, &source, now, out)?;
     } else {
-        render::table(&verdict, EvidenceKind::GpuReport, &source, now, &notes, out)?;
+        render::table(
+            &verdict,
+            EvidenceKind::GpuReport,
+            &source,
+            now,
+            &notes,
+            args.style,
+            out,
+        )?;
     }
     Ok(verdict.accepted())
 }

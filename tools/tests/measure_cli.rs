@@ -16,10 +16,7 @@ use silk_images::tdx::{self, DirectBoot, PageOrder};
 
 const IMAGES_DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../images/tests/data");
 /// The `sev` crate's firmware vectors (vectors/).
-const VECTORS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../vectors/snp/measurement"
-);
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors/snp/measurement");
 
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("silk-measure-{name}-{}", std::process::id()));
@@ -386,7 +383,7 @@ fn verify_with_image_requires_the_computed_measurement() {
     // Another vCPU count is another launch: rejected, and the check says which.
     let (code, text) = silk(&[&base[..], &["--image", s(&d), "--vcpus", "3"]].concat());
     assert_eq!(code, Some(1), "{text}");
-    assert!(text.contains("✗ snp.measurement"), "{text}");
+    assert!(text.contains("FAIL snp.measurement"), "{text}");
 
     // An image with one other kernel byte: rejected.
     std::fs::write(d.join("vmlinuz"), b"the kernel that was launcheD").unwrap();

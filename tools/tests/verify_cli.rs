@@ -5,6 +5,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::{p, silk, tempdir, text, vectors};
+use silk_attestation::checks::{policy, snp};
 
 fn example(name: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/examples")).join(name)
@@ -30,7 +31,7 @@ fn milan_report_verifies_with_certs_dir() {
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("VERDICT: ACCEPTED"), "{t}");
-    assert!(t.contains("✔  snp.report_signature"), "{t}");
+    assert!(t.contains("PASS  snp.report_signature"), "{t}");
 }
 
 #[test]
@@ -58,7 +59,7 @@ fn milan_report_with_turin_vcek_is_rejected_at_the_signature() {
     ]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains("✗ snp.report_signature"), "{t}");
+    assert!(t.contains("FAIL snp.report_signature"), "{t}");
 }
 
 #[test]
@@ -71,7 +72,10 @@ fn without_policy_everything_is_rejected() {
     ]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains("policy.snp") && t.contains("no --policy"), "{t}");
+    assert!(
+        t.contains(policy::SNP.name) && t.contains("no --policy"),
+        "{t}"
+    );
 }
 
 #[test]
@@ -91,7 +95,7 @@ fn json_output_is_machine_readable() {
     assert_eq!(v["platform"], "sev_snp");
     let checks = v["checks"].as_array().expect("checks");
     assert!(checks.iter().all(|c| c["outcome"]["status"] == "pass"));
-    assert!(checks.iter().any(|c| c["name"] == "snp.measurement"));
+    assert!(checks.iter().any(|c| c["name"] == snp::MEASUREMENT.name));
 }
 
 #[test]
@@ -106,7 +110,7 @@ fn tdx_quote_verifies_inside_its_collateral_window_only() {
     let out = silk(&["verify", &quote, "--policy", &policy, "--now", AFTER_WINDOW]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains("✗ tdx.collateral_window"), "{t}");
+    assert!(t.contains("FAIL tdx.collateral_window"), "{t}");
 }
 
 /// The "outdated" sample's platform TCB is below every level of its TCB info: the
@@ -127,12 +131,12 @@ fn outdated_tdx_quote_is_rejected_at_the_tcb_level() {
     ]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains("✔  tdx.quote_signature"), "{t}");
+    assert!(t.contains("PASS  tdx.quote_signature"), "{t}");
     assert!(
-        t.contains("✗ tdx.tcb_level") && t.contains("No matching TCB level"),
+        t.contains("FAIL tdx.tcb_level") && t.contains("No matching TCB level"),
         "{t}"
     );
-    assert!(t.contains("✗ tdx.tcb_status"), "{t}");
+    assert!(t.contains("FAIL tdx.tcb_status"), "{t}");
 }
 
 /// The SGX sample's TCB status is ConfigurationAndSWHardeningNeeded: rejected by the
@@ -153,7 +157,7 @@ fn tcb_status_rule_decides_the_sgx_sample() {
     ]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains("✗ sgx.tcb_status"), "{t}");
+    assert!(t.contains("FAIL sgx.tcb_status"), "{t}");
 
     let lenient = dir.join("lenient.toml");
     std::fs::write(

@@ -6,6 +6,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::{json_check, json_passed, p, silk, tempdir, text, vectors};
+use silk_attestation::checks::gpu;
 
 const NOW: &str = "2025-06-01T00:00:00Z";
 const NONCE_535: &str = "27a328247bf7935c993341cf587be6f05986ccce4fe7ba2c54100bd616a58f66";
@@ -88,16 +89,18 @@ fn real_vbios_rims_are_found_by_what_they_describe() {
     let pol = policy(&dir, "allow_missing_rims = true\n");
     let rims = rim_dir(&all_real_rims());
     let (code, v, t) = verify_535(&rims, &pol);
-    assert!(json_passed(&v, "gpu.vbios_rim"), "{t}");
-    let found = json_check(&v, "gpu.vbios_rim")["found"].as_str().unwrap();
+    assert!(json_passed(&v, gpu::VBIOS_RIM.name), "{t}");
+    let found = json_check(&v, gpu::VBIOS_RIM.name)["found"]
+        .as_str()
+        .unwrap();
     // The production RIM and NVIDIA's test RIM share the tagId and the version: both are
     // candidates, and the verdict names the one that was used.
     assert!(
         found.contains("96.00.5E.00.01") && found.contains(".swidtag"),
         "{found}"
     );
-    assert!(json_passed(&v, "gpu.measurements"), "{t}");
-    let m = json_check(&v, "gpu.measurements")["found"]
+    assert!(json_passed(&v, gpu::MEASUREMENTS.name), "{t}");
+    let m = json_check(&v, gpu::MEASUREMENTS.name)["found"]
         .as_str()
         .unwrap();
     assert!(m.contains("VBIOS 1010_0200_882_96005E0001"), "{m}");
@@ -113,8 +116,8 @@ fn the_measurement_mismatch_rim_fails_naming_the_index() {
     )]);
     let (code, v, t) = verify_535(&rims, &pol);
     assert_eq!(code, Some(1), "{t}");
-    assert!(json_passed(&v, "gpu.vbios_rim"), "{t}");
-    let reason = json_check(&v, "gpu.measurements")["outcome"]["reason"]
+    assert!(json_passed(&v, gpu::VBIOS_RIM.name), "{t}");
+    let reason = json_check(&v, gpu::MEASUREMENTS.name)["outcome"]["reason"]
         .as_str()
         .unwrap();
     assert!(reason.contains("VBIOS index 9:"), "{reason}");
@@ -126,7 +129,9 @@ fn the_measurement_mismatch_rim_fails_naming_the_index() {
     ]);
     let (code, v, t) = verify_535(&rims, &pol);
     assert_eq!(code, Some(0), "{t}");
-    let found = json_check(&v, "gpu.vbios_rim")["found"].as_str().unwrap();
+    let found = json_check(&v, gpu::VBIOS_RIM.name)["found"]
+        .as_str()
+        .unwrap();
     assert!(
         found.starts_with("1010_0200_882_96005E0001_PROD.swidtag")
             && found.contains("measurement_mismatch.xml: measurements differ"),
@@ -160,10 +165,10 @@ fn the_tampered_driver_rim_is_refused_and_the_table_says_why() {
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("NVIDIA GPU attestation report"), "{t}");
     assert!(
-        t.contains("✗ gpu.driver_rim") && t.contains("altered"),
+        t.contains("FAIL gpu.driver_rim") && t.contains("altered"),
         "{t}"
     );
-    assert!(t.contains("✔  gpu.vbios_rim"), "{t}");
+    assert!(t.contains("PASS  gpu.vbios_rim"), "{t}");
 }
 
 #[test]
@@ -186,7 +191,7 @@ fn nras_json_is_verified_with_the_nonce_the_user_chose() {
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(
-        t.contains("✔  gpu.report_signature") && t.contains("✔  gpu.nonce"),
+        t.contains("PASS  gpu.report_signature") && t.contains("PASS  gpu.nonce"),
         "{t}"
     );
 
@@ -194,7 +199,7 @@ fn nras_json_is_verified_with_the_nonce_the_user_chose() {
     let out = run(&["--nonce", &other]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains("✗ gpu.nonce"), "{t}");
+    assert!(t.contains("FAIL gpu.nonce"), "{t}");
 
     let out = run(&[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -237,7 +242,7 @@ fn standalone_report_errors_and_rejections() {
     ]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains("✗ gpu.report_signature"), "{t}");
+    assert!(t.contains("FAIL gpu.report_signature"), "{t}");
 
     // A damaged report is rejected evidence, not an unusable input.
     let hex = std::fs::read_to_string(sample("hopperAttestationReport.txt")).expect("read");

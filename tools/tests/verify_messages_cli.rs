@@ -32,7 +32,7 @@ fn collateral_for_another_fmspc_names_both() {
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(
-        t.contains("✗ tdx.tcb_level: the FMSPCs differ")
+        t.contains("FAIL tdx.tcb_level: the FMSPCs differ")
             && t.contains("B0C06F000000")
             && t.contains("90C06F000000"),
         "{t}"
@@ -55,7 +55,7 @@ fn collateral_not_yet_valid_names_each_part_and_date() {
     // Issued 10:32:27; the TCB info (10:16:03) and the CRLs were already valid.
     assert!(
         t.contains(
-            "✗ tdx.collateral_window: collateral is not yet valid: the QE identity was issued \
+            "FAIL tdx.collateral_window: collateral is not yet valid: the QE identity was issued \
              2025-06-19T10:32:27Z"
         ),
         "{t}"

@@ -50,7 +50,7 @@ fn mutate_all(
                             .output()
                             .expect("run silk");
                         let stdout = String::from_utf8_lossy(&out.stdout);
-                        let named = stdout.contains("\n  ✗ ");
+                        let named = stdout.contains("\n  FAIL ");
                         if out.status.code() != Some(1) || !named {
                             bad.push((
                                 i,
@@ -152,7 +152,7 @@ fn damaged_hex_text_is_rejected_at_the_format_check() {
     let t = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(
-        t.contains("✗ snp.report_format") && t.contains("offset 100"),
+        t.contains("FAIL snp.report_format") && t.contains("offset 100"),
         "{t}"
     );
 }
@@ -177,6 +177,6 @@ fn a_named_format_rejects_at_its_own_check() {
         .expect("run");
     let t = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains("✗ tdx.quote_format"), "{t}");
+    assert!(t.contains("FAIL tdx.quote_format"), "{t}");
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -65,7 +65,7 @@ fn simulated_report_through_the_cli() {
     let (code, text) = silk(&[&base[..], &[strict.to_str().unwrap()]].concat());
     assert_eq!(code, Some(1), "{text}");
     assert!(
-        text.contains("✗ sim.allowed") && text.contains("✗ sim.root_pinned"),
+        text.contains("FAIL sim.allowed") && text.contains("FAIL sim.root_pinned"),
         "{text}"
     );
 }

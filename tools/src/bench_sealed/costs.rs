@@ -15,7 +15,7 @@ use crate::demo::LocalEnclave;
 use silk_client::session::Session;
 
 /// Attestation costs, milliseconds.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct AttestFigures {
     /// Median [`Session::connect`]: nonce, RA-TLS handshake, fresh evidence, verification.
     pub connect_ms: f64,
@@ -26,7 +26,7 @@ pub struct AttestFigures {
 }
 
 /// What the path adds to every request, without the engine: medians, milliseconds.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct PathFigures {
     /// `GET /v1/models` through the proxy: client -> proxy -> new RA-TLS connection ->
     /// enclave, and back.
