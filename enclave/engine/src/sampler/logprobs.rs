@@ -50,14 +50,15 @@ impl Distribution {
             .copied()
             .filter(|l| !l.is_nan())
             .fold(f32::NEG_INFINITY, f32::max);
-        // In f64: a 50 000-term sum in f32 loses the small terms' digits.
+        // Each term in f32 (its own rounding is far below what a logprob shows), the sum in
+        // f64: a 50 000-term sum in f32 loses the small terms' digits.
         let sum: f64 = if max == f32::NEG_INFINITY {
             0.0
         } else {
             logits
                 .iter()
                 .filter(|l| !l.is_nan())
-                .map(|&l| (f64::from(l) - f64::from(max)).exp())
+                .map(|&l| f64::from((l - max).exp()))
                 .sum()
         };
         let log_norm = f64::from(max) + sum.ln();

@@ -26,7 +26,13 @@ use trie::Trie;
 /// per model (it takes a few tens of milliseconds for a 50 000-token vocabulary).
 #[derive(Debug)]
 pub struct JsonVocab {
-    trie: Trie,
+    /// Every printable token.
+    all: Trie,
+    /// The tokens that leave a string as it was ([`JsonState::keeps_plain_string`]):
+    /// inside a string they are all allowed without a walk. Most of a vocabulary.
+    plain: Vec<u32>,
+    /// The others, walked inside a string.
+    rest: Trie,
 }
 
 /// Why a vocabulary cannot be used for JSON masking.
@@ -51,8 +57,19 @@ impl JsonVocab {
         if let Some(b) = JsonState::closing_alphabet().find(|&b| !single[usize::from(b)]) {
             return Err(JsonVocabError(b));
         }
+        let rest = entries
+            .iter()
+            .filter(|(bytes, _)| !JsonState::keeps_plain_string(bytes))
+            .cloned()
+            .collect();
         Ok(Self {
-            trie: Trie::new(entries),
+            plain: entries
+                .iter()
+                .filter(|(bytes, _)| JsonState::keeps_plain_string(bytes))
+                .map(|(_, id)| *id)
+                .collect(),
+            rest: Trie::new(rest),
+            all: Trie::new(entries),
         })
     }
 }
@@ -80,7 +97,17 @@ impl JsonConstraint {
     pub fn allowed(&self, vocab: &JsonVocab, left: usize, out: &mut Vec<u32>) {
         out.clear();
         let after = left.saturating_sub(1);
-        vocab.trie.walk(self.state, JsonState::feed, |s, id| {
+        let trie = if self.state.in_plain_string() {
+            // Inside a string most tokens leave the state (and so its cost) as it was:
+            // they are taken whole, and only the others walked.
+            if self.state.close_cost() <= after {
+                out.extend_from_slice(&vocab.plain);
+            }
+            &vocab.rest
+        } else {
+            &vocab.all
+        };
+        trie.walk(self.state, JsonState::feed, |s, id| {
             if s.close_cost() <= after {
                 out.push(id);
             }
@@ -145,7 +172,27 @@ mod tests {
                 .map(|(i, t)| (t.clone(), i as u32))
                 .collect(),
         );
-        (tokens, JsonVocab { trie })
+        let entries: Vec<(Vec<u8>, u32)> = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
+        let plain = entries
+            .iter()
+            .filter(|(t, _)| JsonState::keeps_plain_string(t))
+            .map(|(_, id)| *id)
+            .collect();
+        let rest = entries
+            .iter()
+            .filter(|(t, _)| !JsonState::keeps_plain_string(t))
+            .cloned()
+            .collect();
+        let vocab = JsonVocab {
+            all: trie,
+            plain,
+            rest: Trie::new(rest),
+        };
+        (tokens, vocab)
     }
 
     /// Random draws among the allowed tokens always give a whole JSON object, for every

@@ -118,6 +118,35 @@ impl JsonState {
         self.lex == Lex::Done
     }
 
+    /// Whether the text is inside a string with nothing pending (no escape, no partial
+    /// character): the state most tokens leave unchanged.
+    pub fn in_plain_string(&self) -> bool {
+        matches!(
+            self.lex,
+            Lex::Str {
+                pending: Pending::None,
+                ..
+            }
+        )
+    }
+
+    /// Whether `bytes` leave every string state with nothing pending exactly as it was:
+    /// whole characters and escapes, no closing quote. Such a token is allowed inside any
+    /// string, whatever the key, the depth or the budget.
+    pub fn keeps_plain_string(bytes: &[u8]) -> bool {
+        // Inside a string the transitions ignore the key, the depth and the stack.
+        const IN_STRING: JsonState = JsonState {
+            stack: 1,
+            depth: 1,
+            whitespace: 0,
+            lex: Lex::Str {
+                key: true,
+                pending: Pending::None,
+            },
+        };
+        !bytes.contains(&b'"') && IN_STRING.feed_all(bytes) == Some(IN_STRING)
+    }
+
     /// The state after `bytes`, or `None` when they cannot continue a JSON object.
     pub fn feed_all(mut self, bytes: &[u8]) -> Option<Self> {
         for &b in bytes {
@@ -252,6 +281,10 @@ impl JsonState {
         };
         own + d
     }
+
+    /// The most one byte can raise [`JsonState::close_cost`] (`,` in an object owes a key,
+    /// a colon and a value: `"":0`).
+    pub const MAX_COST_PER_BYTE: usize = 4;
 
     /// The bytes of the shortest completion that [`JsonState::close_cost`] counts (used to
     /// check the vocabulary has a single-byte token for each).
@@ -437,6 +470,61 @@ mod tests {
         let s = accepts(b"{").unwrap().feed_all(&ws).unwrap();
         assert!(s.feed(b'\n').is_none());
         assert!(s.feed(b'}').is_some());
+    }
+
+    #[test]
+    fn plain_string_tokens_are_recognised() {
+        for ok in [&b"abc"[..], br" \n\u00e9", "日本".as_bytes(), br"\\"] {
+            assert!(
+                JsonState::keeps_plain_string(ok),
+                "{}",
+                String::from_utf8_lossy(ok)
+            );
+        }
+        for no in [
+            &br#"a\""#[..],
+            br"\",
+            b"\xe6\x97",
+            b"\n",
+            br"\u12",
+            br#"":0,""#,
+        ] {
+            assert!(
+                !JsonState::keeps_plain_string(no),
+                "{}",
+                String::from_utf8_lossy(no)
+            );
+        }
+        let s = accepts(br#"{"a": ["x"#).unwrap();
+        assert!(s.in_plain_string());
+        assert_eq!(s.feed_all(br"yz \t"), Some(s));
+        assert!(!s.feed(b'\\').unwrap().in_plain_string());
+    }
+
+    /// No byte raises the close cost by more than `MAX_COST_PER_BYTE`, from any state met
+    /// along these texts.
+    #[test]
+    fn one_byte_raises_the_cost_by_at_most_the_bound() {
+        let texts: &[&[u8]] = &[
+            br#"{"ab": [1, {"c": "x\u12"}, -2.5e-3, tru, fals, [], {"k": null}], "e": "\"#,
+            "{\"k\": \"日\u{1F600}\"}".as_bytes(),
+        ];
+        for text in texts {
+            for end in 0..=text.len() {
+                let Some(s) = accepts(&text[..end]) else {
+                    continue;
+                };
+                for b in 0..=255u8 {
+                    if let Some(n) = s.feed(b) {
+                        assert!(
+                            n.close_cost() <= s.close_cost() + JsonState::MAX_COST_PER_BYTE,
+                            "{:?} + {b:#x}",
+                            String::from_utf8_lossy(&text[..end])
+                        );
+                    }
+                }
+            }
+        }
     }
 
     /// Following the shortest route byte by byte lowers the cost by one each time and ends
