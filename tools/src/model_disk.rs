@@ -41,13 +41,13 @@ pub fn run_model_disk(
     };
     // Two passes over the model (digest, then copy and tree): a bar for twice its size.
     let size = std::fs::metadata(model).map(|m| m.len()).unwrap_or(0);
-    let progress = silk_cli::progress::bytes(2 * size, "hashing the model");
+    let progress = silk_cli::progress::bytes(2 * size, "pass 1/2: the model's digest");
     let mut copying = false;
     let built = build_model_disk_with_progress(model, disk, &Default::default(), &mut |n| {
         progress.inc(n);
         if !copying && progress.position() >= size {
             copying = true;
-            progress.set_message("writing the disk");
+            progress.set_message("pass 2/2: the disk and its hash tree");
         }
     });
     progress.finish_and_clear();

@@ -219,9 +219,15 @@ fn model_disk(model: &Path, out: &Path, name: Option<&str>) -> Result<(), Error>
     };
     // Two passes over the model (digest, then copy and tree): a bar for twice its size.
     let size = std::fs::metadata(model).map(|m| m.len()).unwrap_or(0);
-    let progress = silk_cli::progress::bytes(2 * size, "model disk");
-    let disk =
-        build_model_disk_with_progress(model, out, &Default::default(), &mut |n| progress.inc(n));
+    let progress = silk_cli::progress::bytes(2 * size, "pass 1/2: the model's digest");
+    let mut copying = false;
+    let disk = build_model_disk_with_progress(model, out, &Default::default(), &mut |n| {
+        progress.inc(n);
+        if !copying && progress.position() >= size {
+            copying = true;
+            progress.set_message("pass 2/2: the disk and its hash tree");
+        }
+    });
     progress.finish_and_clear();
     let disk = disk?;
     let v = ModelVerity::from_disk(&disk, name);
