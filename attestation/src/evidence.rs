@@ -77,13 +77,18 @@ pub enum EvidenceError {
         /// What the hex that does decode looks like, when that is clear.
         kind: Option<EvidenceKind>,
     },
-    /// Neither an SNP report nor a DCAP quote.
-    #[error("unrecognised evidence ({len} bytes): {why}")]
+    /// Neither an SNP report, a DCAP quote nor an NVIDIA GPU report.
+    #[error(
+        "unrecognised evidence ({len} bytes): not an SNP report ({REPORT_SIZE} bytes), a DCAP \
+         quote (version 3-5, TEE type 0x00 or 0x81, Intel's QE vendor id) nor an NVIDIA GPU \
+         report (SPDM 11 e0 .. 11 60); first bytes {}",
+        hex::encode(.first_bytes)
+    )]
     Unrecognised {
         /// Length of the (decoded) input.
         len: usize,
-        /// What the first bytes looked like.
-        why: String,
+        /// Its first bytes (up to 8).
+        first_bytes: Vec<u8>,
     },
     /// The SNP report is malformed.
     #[error(transparent)]
@@ -216,12 +221,7 @@ fn classify(bytes: &[u8]) -> Result<EvidenceKind, EvidenceError> {
     }
     Err(EvidenceError::Unrecognised {
         len: bytes.len(),
-        why: format!(
-            "not an SNP report ({REPORT_SIZE} bytes), a DCAP quote (version 3-5, TEE type \
-             0x00 or 0x81, Intel's QE vendor id) nor an NVIDIA GPU report (SPDM 11 e0 .. \
-             11 60); first bytes {}",
-            hex::encode(&bytes[..bytes.len().min(8)])
-        ),
+        first_bytes: bytes[..bytes.len().min(8)].to_vec(),
     })
 }
 

@@ -92,14 +92,16 @@ pub enum CertError {
         oid: ObjectIdentifier,
     },
     /// An AMD extension's value is not of its documented type.
-    #[error("VEK certificate extension {name} ({oid}) is malformed: {reason}")]
+    #[error("VEK certificate extension {name} ({oid}) is malformed: not {expected}: {source}")]
     BadExtension {
         /// The extension's name in AMD's VCEK specification.
         name: &'static str,
         /// The extension's OID.
         oid: ObjectIdentifier,
-        /// What is wrong with it.
-        reason: String,
+        /// What its value must be.
+        expected: ExtensionValue,
+        /// The decoder's error.
+        source: der::Error,
     },
     /// A required AMD extension is missing.
     #[error("VEK certificate lacks extension {name} ({oid}), which {line} requires")]
@@ -123,6 +125,24 @@ pub enum CertError {
         /// The product line.
         line: ProductLine,
     },
+}
+
+/// What an AMD extension's value is, by AMD's specification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExtensionValue {
+    /// An SPL: a DER INTEGER in 0..=255.
+    Spl,
+    /// productName: a DER IA5String.
+    Ia5String,
+}
+
+impl std::fmt::Display for ExtensionValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ExtensionValue::Spl => "a DER INTEGER in 0..=255",
+            ExtensionValue::Ia5String => "a DER IA5String",
+        })
+    }
 }
 
 /// Parses one certificate given as DER or PEM and returns its DER.
@@ -357,10 +377,11 @@ impl VekExtensions {
                 .map(|bytes| {
                     // The value is a DER INTEGER; u8's decoder rejects negatives and values
                     // above 255, which an SPL cannot be.
-                    u8::from_der(bytes).map_err(|e| CertError::BadExtension {
+                    u8::from_der(bytes).map_err(|source| CertError::BadExtension {
                         name,
                         oid,
-                        reason: format!("not a DER INTEGER in 0..=255: {e}"),
+                        expected: ExtensionValue::Spl,
+                        source,
                     })
                 })
                 .transpose()
@@ -369,10 +390,11 @@ impl VekExtensions {
             .map(|bytes| {
                 Ia5StringRef::from_der(bytes)
                     .map(|s| s.to_string())
-                    .map_err(|e| CertError::BadExtension {
+                    .map_err(|source| CertError::BadExtension {
                         name: "productName",
                         oid: oid::PRODUCT_NAME,
-                        reason: format!("not a DER IA5String: {e}"),
+                        expected: ExtensionValue::Ia5String,
+                        source,
                     })
             })
             .transpose()?;

@@ -18,6 +18,7 @@ mod tcb;
 pub use collateral::{CollateralError, TdxCollateral};
 pub use dcap::DcapFailure;
 pub use quote::{Quote, QuoteBody, QuoteError, SgxReport, TdAttributes, TdReport, TeeType};
+pub use sigdata::Uncanonical;
 pub use tcb::{TcbStatus, TcbVerdict, UnknownTcbStatus};
 
 use time::OffsetDateTime;

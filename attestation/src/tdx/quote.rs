@@ -88,7 +88,7 @@ pub enum QuoteError {
         /// The field, e.g. `pck_cert_chain`.
         field: &'static str,
         /// What is wrong with it.
-        reason: String,
+        reason: super::sigdata::Uncanonical,
     },
     /// Non-zero bytes follow the signature data. Nothing signs them, so they are refused
     /// rather than carried along unnoticed; zero padding (quote generators hand out

@@ -36,11 +36,77 @@ const INTEL_SGX_ROOT_CA_SHA256: [u8; 32] = [
 const PEM_LABEL: &str = "CERTIFICATE";
 const PEM_END: &[u8] = b"-----END CERTIFICATE-----\n";
 
-fn non_canonical(field: &'static str, reason: impl Into<String>) -> QuoteError {
-    QuoteError::NonCanonical {
-        field,
-        reason: reason.into(),
-    }
+/// How a part of the signature data differs from its one accepted encoding.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Uncanonical {
+    /// A certification data type other than the one the quote version has.
+    #[error("is {found}, expected {expected}")]
+    CertType {
+        /// The type found.
+        found: u16,
+        /// The type expected.
+        expected: u16,
+    },
+    /// A certification data size with slack.
+    #[error("is {found}, but the QE report certification data is {contents} bytes")]
+    CertSize {
+        /// The size field.
+        found: usize,
+        /// What its contents take.
+        contents: usize,
+    },
+    /// A signature data length with slack.
+    #[error("is {declared}, but its contents are {contents} bytes")]
+    Length {
+        /// The length field.
+        declared: usize,
+        /// What the contents take.
+        contents: usize,
+    },
+    /// A PEM block without its END line.
+    #[error("certificate {0} has no \"-----END CERTIFICATE-----\" line")]
+    NoEnd(usize),
+    /// A block that is not PEM.
+    #[error("certificate {index} is not PEM: {error}")]
+    NotPem {
+        /// The certificate's place, from 0.
+        index: usize,
+        /// The PEM decoder's error.
+        error: pem::Error,
+    },
+    /// A PEM block with another label.
+    #[error("certificate {index} is labelled {label:?}")]
+    Label {
+        /// The certificate's place, from 0.
+        index: usize,
+        /// Its label.
+        label: String,
+    },
+    /// A certificate whose canonical PEM does not encode.
+    #[error("certificate {index}: {error}")]
+    Encoding {
+        /// The certificate's place, from 0.
+        index: usize,
+        /// The PEM encoder's error.
+        error: pem::Error,
+    },
+    /// PEM other than the canonical form.
+    #[error("certificate {0} is not in canonical PEM form")]
+    NotCanonicalPem(usize),
+    /// Something other than NUL after the last certificate.
+    #[error("byte {0} after the last certificate is not NUL")]
+    Trailing(usize),
+    /// No certificate at all.
+    #[error("holds no certificate")]
+    Empty,
+    /// A chain that does not end in Intel's root.
+    #[error("the last certificate is not the Intel SGX Root CA")]
+    NotIntelRoot,
+}
+
+fn non_canonical(field: &'static str, reason: Uncanonical) -> QuoteError {
+    QuoteError::NonCanonical { field, reason }
 }
 
 /// Checks that the signature data, `sig_data_len` bytes long by its length field, is
@@ -58,7 +124,10 @@ pub(crate) fn check(auth: &AuthData, sig_data_len: usize) -> Result<(), QuoteErr
             if outer.cert_type != CERT_TYPE_QE_REPORT {
                 return Err(non_canonical(
                     "certification_data.type",
-                    format!("is {}, expected {CERT_TYPE_QE_REPORT}", outer.cert_type),
+                    Uncanonical::CertType {
+                        found: outer.cert_type,
+                        expected: CERT_TYPE_QE_REPORT,
+                    },
                 ));
             }
             let qe = v4.qe_report_data.qe_auth_data.data.len();
@@ -71,10 +140,10 @@ pub(crate) fn check(auth: &AuthData, sig_data_len: usize) -> Result<(), QuoteErr
             if outer.body.data.len() != inner_len {
                 return Err(non_canonical(
                     "certification_data.size",
-                    format!(
-                        "is {}, but the QE report certification data is {inner_len} bytes",
-                        outer.body.data.len()
-                    ),
+                    Uncanonical::CertSize {
+                        found: outer.body.data.len(),
+                        contents: inner_len,
+                    },
                 ));
             }
             (inner, SIG_AND_KEY_LEN + CERT_HEADER_LEN + inner_len)
@@ -83,7 +152,10 @@ pub(crate) fn check(auth: &AuthData, sig_data_len: usize) -> Result<(), QuoteErr
     if consumed != sig_data_len {
         return Err(non_canonical(
             "signature_data_len",
-            format!("is {sig_data_len}, but its contents are {consumed} bytes"),
+            Uncanonical::Length {
+                declared: sig_data_len,
+                contents: consumed,
+            },
         ));
     }
     check_pck_data(pck_data)
@@ -100,31 +172,29 @@ fn check_pck_data(data: &CertificationData) -> Result<(), QuoteError> {
     let mut last_der = None;
     let mut index = 0usize;
     while rest.first().is_some_and(|&b| b != 0) {
-        let end = find(rest, PEM_END).ok_or_else(|| {
-            non_canonical(
-                "pck_cert_chain",
-                format!("certificate {index} has no \"-----END CERTIFICATE-----\" line"),
-            )
-        })? + PEM_END.len();
+        let end = find(rest, PEM_END)
+            .ok_or_else(|| non_canonical("pck_cert_chain", Uncanonical::NoEnd(index)))?
+            + PEM_END.len();
         let (block, after) = rest.split_at(end);
-        let (label, der) = pem::decode_vec(block).map_err(|e| {
-            non_canonical(
-                "pck_cert_chain",
-                format!("certificate {index} is not PEM: {e}"),
-            )
+        let (label, der) = pem::decode_vec(block).map_err(|error| {
+            non_canonical("pck_cert_chain", Uncanonical::NotPem { index, error })
         })?;
         if label != PEM_LABEL {
             return Err(non_canonical(
                 "pck_cert_chain",
-                format!("certificate {index} is labelled {label:?}"),
+                Uncanonical::Label {
+                    index,
+                    label: label.to_owned(),
+                },
             ));
         }
-        let canonical = pem::encode_string(PEM_LABEL, LineEnding::LF, &der)
-            .map_err(|e| non_canonical("pck_cert_chain", format!("certificate {index}: {e}")))?;
+        let canonical = pem::encode_string(PEM_LABEL, LineEnding::LF, &der).map_err(|error| {
+            non_canonical("pck_cert_chain", Uncanonical::Encoding { index, error })
+        })?;
         if canonical.as_bytes() != block {
             return Err(non_canonical(
                 "pck_cert_chain",
-                format!("certificate {index} is not in canonical PEM form"),
+                Uncanonical::NotCanonicalPem(index),
             ));
         }
         last_der = Some(der);
@@ -132,17 +202,11 @@ fn check_pck_data(data: &CertificationData) -> Result<(), QuoteError> {
         index += 1;
     }
     if let Some(pos) = rest.iter().position(|&b| b != 0) {
-        return Err(non_canonical(
-            "pck_cert_chain",
-            format!("byte {} after the last certificate is not NUL", pos),
-        ));
+        return Err(non_canonical("pck_cert_chain", Uncanonical::Trailing(pos)));
     }
-    let root = last_der.ok_or_else(|| non_canonical("pck_cert_chain", "holds no certificate"))?;
+    let root = last_der.ok_or_else(|| non_canonical("pck_cert_chain", Uncanonical::Empty))?;
     if Sha256::digest(&root)[..] != INTEL_SGX_ROOT_CA_SHA256 {
-        return Err(non_canonical(
-            "pck_cert_chain",
-            "the last certificate is not the Intel SGX Root CA",
-        ));
+        return Err(non_canonical("pck_cert_chain", Uncanonical::NotIntelRoot));
     }
     Ok(())
 }
