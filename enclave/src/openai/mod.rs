@@ -163,9 +163,11 @@ pub fn parse(body: &[u8]) -> Result<ParsedRequest, RequestError> {
         fields.set(api, name, v)?;
     }
     let (max_tokens, logprobs) = fields.finish(api)?;
+    // detect_api saw the field; a missing one would read as null and be refused.
+    let field = |k: &str| obj.get(k).unwrap_or(&Value::Null);
     let prompt = match api {
-        Api::ChatCompletions => Prompt::Chat(messages::messages(&obj["messages"])?),
-        Api::Completions => Prompt::Text(messages::prompt_text(&obj["prompt"])?),
+        Api::ChatCompletions => Prompt::Chat(messages::messages(field("messages"))?),
+        Api::Completions => Prompt::Text(messages::prompt_text(field("prompt"))?),
     };
     Ok(ParsedRequest {
         api,
