@@ -526,3 +526,24 @@ fn bench_engine_json_has_one_row_per_model() {
     assert_eq!(silk["aggregate"][0]["sequences"], 2, "{v}");
     assert!(rows[0]["llama_cpp_error"].is_string(), "{v}");
 }
+
+#[test]
+fn log_colour_follows_the_terminal_and_no_color() {
+    let cmd = format!(
+        "RUST_LOG=info timeout -s INT 2 {} --listen 127.0.0.1:0 --admission {}",
+        bin("silk-router").display(),
+        repo().join("docs/examples/snp-milan-sample.toml").display()
+    );
+    let Some(tty) = on_a_terminal(&cmd, None) else {
+        eprintln!("script(1) is not installed: the terminal case is not checked here");
+        return;
+    };
+    assert!(tty.contains("router serving"), "{tty}");
+    assert!(
+        tty.as_bytes().contains(&ESC),
+        "no colour on a terminal: {tty:?}"
+    );
+    let plain = on_a_terminal(&cmd, Some("1")).unwrap();
+    assert!(plain.contains("router serving"), "{plain}");
+    assert!(!plain.as_bytes().contains(&ESC), "{plain:?}");
+}
