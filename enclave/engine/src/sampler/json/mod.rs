@@ -14,6 +14,8 @@
 //! [`JsonVocab::new`] checks. So the answer is a whole JSON object whenever it ends by
 //! itself or by length; only a stop string can cut it short.
 
+#[cfg(test)]
+mod differential;
 mod state;
 mod trie;
 
