@@ -61,15 +61,15 @@ impl Ticket {
 
 /// Token logprobs, their bytes wiped when dropped.
 #[derive(Default)]
-struct Scored(Vec<TokenLogprob>);
+struct WipedLogprobs(Vec<TokenLogprob>);
 
-impl Scored {
+impl WipedLogprobs {
     fn take(mut self) -> Vec<TokenLogprob> {
         std::mem::take(&mut self.0)
     }
 }
 
-impl Drop for Scored {
+impl Drop for WipedLogprobs {
     fn drop(&mut self) {
         for e in &mut self.0 {
             e.token.bytes.zeroize();
@@ -131,7 +131,7 @@ impl Pump {
         let mut text = Zeroizing::new(String::new());
         // Logprobs name the answer's tokens and their likely alternatives: as secret as
         // the text, so wiped like it.
-        let mut scored = Scored::default();
+        let mut scored = WipedLogprobs::default();
         let mut outcome = Outcome::Failed;
         for event in generation {
             match event {
@@ -140,7 +140,7 @@ impl Pump {
                     logprobs,
                 } => {
                     let delta = Zeroizing::new(delta);
-                    let logprobs = Scored(logprobs);
+                    let logprobs = WipedLogprobs(logprobs);
                     if !delta.is_empty() {
                         self.deltas += 1;
                     }
