@@ -74,7 +74,7 @@ impl Link {
 /// so that a reader sees every problem at once:
 ///
 /// `snp.product_line`, `snp.ark_pinned`, `snp.ark_self_signed`, `snp.ask_signed_by_ark`,
-/// `snp.vek_signed_by_ask`, `snp.cert_validity`, then [`super::vek`]'s `snp.signing_key`,
+/// `snp.vek_signed_by_ask`, `snp.cert_validity`, then the VEK checks `snp.signing_key`,
 /// `snp.report_signature`, `snp.vek_tcb`, `snp.vek_chip_id`.
 ///
 /// A missing ASK or ARK in `certs` is taken from the built-ins for the VEK's line. Returns the
