@@ -302,7 +302,7 @@ pub fn measure(dir: &Path, tee: Tee, launch: &LaunchOptions) -> Result<Measureme
             let rtmr0 = match &launch.rtmr0 {
                 Some(text) => Some(
                     HexBytes::<48>::parse(text)
-                        .map_err(|e| option("rtmr0", text, e))?
+                        .map_err(|e| option("rtmr0", text, e.to_string()))?
                         .0,
                 ),
                 None => None,
