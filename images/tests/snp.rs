@@ -7,10 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/snp");
-const VECTORS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../vectors/snp/measurement"
-);
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors/snp/measurement");
 
 fn firmware_path(name: &str) -> PathBuf {
     let local = Path::new(DATA).join(name);
