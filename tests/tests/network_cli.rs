@@ -7,46 +7,16 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::evil::{evil_router, Evil};
-use common::procs::{bin, silk, sim_policy, spawn, worker};
+use common::procs::{bin, silk, sim_policy, spawn, spawn_proxy, worker};
 use common::relay::http_get;
 use silk_client::network::{Network, NetworkOptions};
 use silk_protocol::network::WorkerList;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 const HEARTBEAT: u64 = 1;
-
-/// Starts `silk proxy` and waits for the address it announces.
-async fn spawn_proxy(mut cmd: Command) -> (Child, SocketAddr) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.split("OpenAI API at http://").nth(1) {
-                return rest
-                    .split('/')
-                    .next()
-                    .unwrap()
-                    .parse::<SocketAddr>()
-                    .unwrap();
-            }
-        }
-        panic!("silk proxy ended before listening");
-    })
-    .await
-    .expect("silk proxy listens");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
-}
 
 async fn workers(router: SocketAddr) -> WorkerList {
     let (status, body) = http_get(router, "/v1/workers").await;

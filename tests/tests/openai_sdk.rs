@@ -7,16 +7,13 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::enclave;
 use common::hostile::{relay, Fault, Plan};
-use common::procs::{bin, sim_policy, spawn};
+use common::procs::{bin, sim_enclave, sim_policy, spawn, spawn_proxy};
 use serde_json::{json, Value};
 use silk_client::session::Session;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// Runs `tests/python/SCRIPT BASE_URL smollm2` with the project's venv (the official
@@ -129,48 +126,15 @@ async fn openai_python_sdk_sees_named_errors_on_a_hostile_path() {
 /// `silk proxy` verifying it against a policy pinning that binary; the proxy's address.
 async fn built_enclave_and_proxy(d: &Path) -> (Child, Child, SocketAddr) {
     let (policy, _, _) = sim_policy(d);
-    let mut enclave = Command::new(bin("silk-enclave"));
-    enclave
-        .arg("--model")
-        .arg(common::default_model())
-        .args(["--model-name", "smollm2", "--evidence", "simulated"])
-        .arg("--sim-chain")
-        .arg(d.join("chain.pem"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--image-digest",
-            &"07".repeat(32),
-        ]);
-    let (enclave, enclave_addr) = spawn(enclave, "https").await;
-    let mut proxy = Command::new(bin("silk"))
+    let (enclave, enclave_addr) = spawn(sim_enclave(d), "https").await;
+    let mut proxy = Command::new(bin("silk"));
+    proxy
         .args(["proxy", "--listen", "127.0.0.1:0", "--endpoint"])
         .arg(format!("https://{enclave_addr}"))
         .arg("--policy")
         .arg(&policy)
-        .env("XDG_CONFIG_HOME", d)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(proxy.stdout.take().unwrap()).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(120), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.split("OpenAI API at http://").nth(1) {
-                return rest
-                    .split('/')
-                    .next()
-                    .unwrap()
-                    .parse::<SocketAddr>()
-                    .unwrap();
-            }
-        }
-        panic!("silk proxy ended before listening");
-    })
-    .await
-    .expect("silk proxy listens");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        .env("XDG_CONFIG_HOME", d);
+    let (proxy, addr) = spawn_proxy(proxy).await;
     (enclave, proxy, addr)
 }
 

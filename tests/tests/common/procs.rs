@@ -75,9 +75,8 @@ pub fn sim_policy(d: &Path) -> (PathBuf, [u8; 32], [u8; 48]) {
 }
 
 /// The built `silk-enclave` on the default model with simulated evidence (the chain
-/// [`sim_policy`] wrote into `d`), registering with `router` and paid at `payout` at
-/// these prices (nanotons per million prompt and completion tokens).
-pub fn worker(d: &Path, router: SocketAddr, payout: &str, prices: (u64, u64)) -> Command {
+/// [`sim_policy`] wrote into `d`), listening on a free loopback port.
+pub fn sim_enclave(d: &Path) -> Command {
     let mut c = Command::new(bin("silk-enclave"));
     c.arg("--model")
         .arg(super::default_model())
@@ -89,10 +88,46 @@ pub fn worker(d: &Path, router: SocketAddr, payout: &str, prices: (u64, u64)) ->
             "127.0.0.1:0",
             "--image-digest",
             &"07".repeat(32),
-        ])
-        .args(["--register", &format!("http://{router}")])
+        ]);
+    c
+}
+
+/// [`sim_enclave`] registering with `router` and paid at `payout` at these prices
+/// (nanotons per million prompt and completion tokens).
+pub fn worker(d: &Path, router: SocketAddr, payout: &str, prices: (u64, u64)) -> Command {
+    let mut c = sim_enclave(d);
+    c.args(["--register", &format!("http://{router}")])
         .args(["--payout-address", payout])
         .args(["--price-prompt", &prices.0.to_string()])
         .args(["--price-completion", &prices.1.to_string()]);
     c
+}
+
+/// Starts `silk proxy` and waits for the OpenAI address it announces; its later output is
+/// drained so that it never blocks on a full pipe.
+pub async fn spawn_proxy(mut cmd: Command) -> (Child, SocketAddr) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.split("OpenAI API at http://").nth(1) {
+                return rest
+                    .split('/')
+                    .next()
+                    .unwrap()
+                    .parse::<SocketAddr>()
+                    .unwrap();
+            }
+        }
+        panic!("silk proxy ended before listening");
+    })
+    .await
+    .expect("silk proxy listens");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
 }
