@@ -16,10 +16,12 @@ use std::io::{self, Read, Write};
 
 pub mod cmdline;
 mod disk;
+mod served;
 pub use cmdline::ModelVerity;
 pub use disk::{
     build_model_disk, build_model_disk_with_progress, derived_params, ModelDisk, ModelDiskOptions,
 };
+pub use served::{build_served_disk, served_model_name, ServedDiskError};
 
 /// Data and hash block size.
 pub const BLOCK_SIZE: usize = 4096;

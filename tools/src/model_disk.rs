@@ -4,18 +4,14 @@
 use std::io::Write;
 use std::path::Path;
 
-use silk_images::verity::cmdline::served_name;
-use silk_images::verity::{build_model_disk_with_progress, ModelDisk, ModelVerity, VerityError};
+use silk_images::verity::{build_served_disk, ModelDisk, ModelVerity, ServedDiskError};
 
 /// Why the disk could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelDiskError {
-    /// Reading the model or writing the disk failed, or the model is empty.
+    /// The model, the disk or the served name (`--name`) is at fault.
     #[error(transparent)]
-    Verity(#[from] VerityError),
-    /// The served name cannot go on a kernel command line.
-    #[error("--name {0:?}: use letters, digits, '.', '_' and '-' only (it goes on the kernel command line)")]
-    Name(String),
+    Build(#[from] ServedDiskError),
     /// Writing the report failed.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -28,31 +24,7 @@ pub fn run_model_disk(
     name: Option<&str>,
     out: &mut dyn Write,
 ) -> Result<(ModelDisk, ModelVerity), ModelDiskError> {
-    let name = match name {
-        Some(n) => Some(
-            served_name(&format!("{n}.x"))
-                .filter(|s| s == n)
-                .ok_or_else(|| ModelDiskError::Name(n.to_string()))?,
-        ),
-        None => model
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(served_name),
-    };
-    // Two passes over the model (digest, then copy and tree): a bar for twice its size.
-    let size = std::fs::metadata(model).map(|m| m.len()).unwrap_or(0);
-    let progress = silk_cli::progress::bytes(2 * size, "pass 1/2: the model's digest");
-    let mut copying = false;
-    let built = build_model_disk_with_progress(model, disk, &Default::default(), &mut |n| {
-        progress.inc(n);
-        if !copying && progress.position() >= size {
-            copying = true;
-            progress.set_message("pass 2/2: the disk and its hash tree");
-        }
-    });
-    progress.finish_and_clear();
-    let built = built?;
-    let v = ModelVerity::from_disk(&built, name);
+    let (built, v) = build_served_disk(model, disk, name)?;
     let info = &built.verity;
     let row = |out: &mut dyn Write, k: &str, val: &str| writeln!(out, "  {k:<12} {val}");
     writeln!(out, "silk image model-disk: {}", disk.display())?;

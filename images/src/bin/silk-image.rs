@@ -98,8 +98,8 @@ enum Error {
     Verity(#[from] silk_images::verity::VerityError),
     #[error(transparent)]
     Cmdline(#[from] silk_images::verity::cmdline::CmdlineError),
-    #[error("model name {0:?}: use letters, digits, '.', '_' and '-' only (it goes on the kernel command line)")]
-    ModelName(String),
+    #[error(transparent)]
+    ServedDisk(#[from] silk_images::verity::ServedDiskError),
 }
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
@@ -205,32 +205,7 @@ fn modules(moddir: &Path, root: &Path, want: &[String]) -> Result<(), Error> {
 
 /// Builds the disk; prints the command line fragment on stdout and the details on stderr.
 fn model_disk(model: &Path, out: &Path, name: Option<&str>) -> Result<(), Error> {
-    use silk_images::verity::{build_model_disk_with_progress, cmdline::served_name, ModelVerity};
-    let name = match name {
-        Some(n) => Some(
-            served_name(&format!("{n}.x"))
-                .filter(|s| s == n)
-                .ok_or_else(|| Error::ModelName(n.to_string()))?,
-        ),
-        None => model
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(served_name),
-    };
-    // Two passes over the model (digest, then copy and tree): a bar for twice its size.
-    let size = std::fs::metadata(model).map(|m| m.len()).unwrap_or(0);
-    let progress = silk_cli::progress::bytes(2 * size, "pass 1/2: the model's digest");
-    let mut copying = false;
-    let disk = build_model_disk_with_progress(model, out, &Default::default(), &mut |n| {
-        progress.inc(n);
-        if !copying && progress.position() >= size {
-            copying = true;
-            progress.set_message("pass 2/2: the disk and its hash tree");
-        }
-    });
-    progress.finish_and_clear();
-    let disk = disk?;
-    let v = ModelVerity::from_disk(&disk, name);
+    let (disk, v) = silk_images::verity::build_served_disk(model, out, name)?;
     eprintln!(
         "silk-image: model disk {}: root {}, {} data blocks, hash offset {}, model {} bytes",
         out.display(),
