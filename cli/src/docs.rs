@@ -33,12 +33,26 @@ pub enum DocsCommand {
 impl DocsCommand {
     /// Writes what was asked for `cmd` (the binary's whole command line) to `out`, or for
     /// `man --out DIR` into that directory, naming each file written on `out`.
-    pub fn run(&self, mut cmd: clap::Command, out: &mut dyn Write) -> io::Result<()> {
+    ///
+    /// A reader that stops early (`silk completions bash | head`) is not an error: the
+    /// broken pipe ends the output quietly, as it does for other Unix tools.
+    pub fn run(&self, cmd: clap::Command, out: &mut dyn Write) -> io::Result<()> {
+        match self.write(cmd, out) {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            r => r,
+        }
+    }
+
+    fn write(&self, mut cmd: clap::Command, out: &mut dyn Write) -> io::Result<()> {
         match self {
             Self::Completions { shell } => {
+                // clap_complete panics when its writer fails, so the script is built in
+                // memory and written here, where a failure is an error.
                 let name = cmd.get_name().to_owned();
-                clap_complete::generate(*shell, &mut cmd, name, out);
-                Ok(())
+                let mut script = Vec::new();
+                clap_complete::generate(*shell, &mut cmd, name, &mut script);
+                out.write_all(&script)?;
+                out.flush()
             }
             Self::Man { out: None } => clap_mangen::Man::new(cmd).render(out),
             Self::Man { out: Some(dir) } => {
@@ -101,6 +115,42 @@ mod tests {
                 run(&["demo-bin", "completions", shell]).contains("work"),
                 "{shell}"
             );
+        }
+    }
+
+    /// A writer whose reader has gone, after `room` bytes.
+    struct Closed {
+        room: usize,
+    }
+
+    impl Write for Closed {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_reader_that_stops_early_ends_the_output_quietly() {
+        for args in [
+            &["demo-bin", "completions", "bash"][..],
+            &["demo-bin", "man"],
+        ] {
+            let Cmd::Docs(d) = Cli::try_parse_from(args).unwrap().cmd else {
+                panic!("a docs command")
+            };
+            d.run(Cli::command(), &mut Closed { room: 10 }).unwrap();
+            let other = d
+                .write(Cli::command(), &mut Closed { room: 10 })
+                .unwrap_err();
+            assert_eq!(other.kind(), io::ErrorKind::BrokenPipe, "{args:?}");
         }
     }
 

@@ -390,6 +390,25 @@ fn completions_name_each_binarys_subcommands() {
     );
 }
 
+/// `silk completions bash | head -1`: the reader goes before the script is written, and the
+/// binary ends quietly (no panic, exit 0) as other Unix tools do.
+#[test]
+fn completions_into_a_closed_pipe_end_quietly() {
+    for name in ["silk", "silk-host", "silk-router"] {
+        let mut child = Command::new(bin(name))
+            .args(["completions", "bash"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{name}: {err}");
+    }
+}
+
 #[test]
 fn man_pages_are_roff_and_render() {
     let man_available = Command::new("man")
