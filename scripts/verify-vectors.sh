@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 vectors=vectors
 if [ ! -d "$vectors" ]; then
-  echo "error: $vectors (real vendor evidence) must sit beside this repository" >&2
+  echo "error: $vectors (real vendor evidence) is missing from this checkout" >&2
   exit 2
 fi
 cargo build --quiet -p silk-tools --bin silk
