@@ -22,6 +22,9 @@ pub enum Stage {
     Binding,
     /// Age of the evidence and its collateral.
     Freshness,
+    /// Not attestation: price offers, usage receipts and their acknowledgements (what an
+    /// answer cost, signed by the attested receipt key and by the client).
+    Usage,
 }
 
 impl std::fmt::Display for Stage {
@@ -32,6 +35,7 @@ impl std::fmt::Display for Stage {
             Stage::Measurement => "measurement",
             Stage::Binding => "binding",
             Stage::Freshness => "freshness",
+            Stage::Usage => "usage",
         })
     }
 }

@@ -29,6 +29,7 @@ use silk_protocol::{seal_request, Claims, EvidenceBundle, Expectations};
 
 use crate::receipts::{ReceiptExpect, SealedTo};
 use crate::session::{api_error, describe_hyper, describe_io, ClientError, Options, SealedAnswer};
+use silk_protocol::attestation::checks::offer;
 
 /// Largest worker list or evidence answer read from a router.
 const MAX_LISTING: usize = 16 << 20;
@@ -252,7 +253,7 @@ impl Network {
             if let Some(m) = &self.options.model {
                 if &offer.model != m {
                     dropped.push(refuse(
-                        "offer.model",
+                        offer::MODEL.name,
                         format!("offers {:?}, not {m:?}", offer.model),
                     ));
                     continue;
@@ -261,7 +262,7 @@ impl Network {
             if let Some(max) = self.options.max_price {
                 if offer.price_prompt > max || offer.price_completion > max {
                     dropped.push(refuse(
-                        "offer.price",
+                        offer::PRICE.name,
                         format!(
                             "{} / {} nanotons per million prompt / completion tokens, above --max-price {max}",
                             offer.price_prompt, offer.price_completion

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use silk_protocol::receipt::{Ack, Expected, Receipt, ReceiptError, SigningKeyPair};
 
 use crate::session::ClientError;
+use silk_protocol::attestation::checks::receipt;
 
 /// A worker a request was sealed to, as its receipt must name it.
 #[derive(Clone, Debug)]
@@ -116,7 +117,7 @@ impl UsageTally {
                 .map(|w| hex::encode(w.worker_id))
                 .collect();
             receipt_error(ReceiptError::Mismatch {
-                check: "receipt.worker",
+                check: &receipt::WORKER,
                 expected: format!("one of {}", ids.join(", ")),
                 found: named.map(hex::encode).unwrap_or_default(),
             })
@@ -133,7 +134,7 @@ impl UsageTally {
         .map_err(receipt_error)?;
         if clear.is_some_and(|c| c != signed) {
             return Err(ClientError::Integrity {
-                check: "receipt.clear_copy",
+                check: receipt::CLEAR_COPY.name,
                 detail: "the receipt's clear copy differs from the sealed one (altered on the way)"
                     .into(),
             });

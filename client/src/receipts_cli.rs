@@ -15,6 +15,7 @@ use silk_protocol::receipt::{Ack, Receipt, ReceiptError};
 use silk_protocol::{EvidenceBundle, Expectations};
 
 use crate::receipts::ReceiptLine;
+use silk_protocol::attestation::checks::{ack, receipt};
 
 /// One receipt's result.
 #[derive(Debug, serde::Serialize)]
@@ -116,7 +117,7 @@ pub fn check_lines(text: &str, claims: &silk_protocol::Claims) -> Result<Report,
         };
         let checked = (|| -> Result<(), ReceiptError> {
             let fmt = |detail: String| ReceiptError::Format {
-                check: "receipt.format",
+                check: &receipt::FORMAT,
                 detail,
             };
             let line: ReceiptLine =
@@ -127,14 +128,14 @@ pub fn check_lines(text: &str, claims: &silk_protocol::Claims) -> Result<Report,
             result.counter = Some(r.counter);
             if r.worker_id != worker {
                 return Err(ReceiptError::Mismatch {
-                    check: "receipt.worker",
+                    check: &receipt::WORKER,
                     expected: hex::encode(worker),
                     found: hex::encode(r.worker_id),
                 });
             }
             if let Some(ack) = &line.ack {
                 let ack = hex::decode(ack).map_err(|e| ReceiptError::Format {
-                    check: "ack.format",
+                    check: &ack::FORMAT,
                     detail: format!("ack hex: {e}"),
                 })?;
                 result.acked_by = Some(hex::encode(Ack::verify(&ack, &signed)?.client_key));

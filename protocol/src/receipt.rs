@@ -18,6 +18,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
 use crate::canon;
 use sha2::{Digest, Sha256};
+use silk_attestation::checks::{ack, offer, receipt, CheckId};
 
 /// Magic and version of an offer's body.
 pub const OFFER_MAGIC: &[u8; 8] = b"SILKOFR1";
@@ -34,13 +35,13 @@ pub const MAX_SIGNED: usize = 1024;
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ReceiptError {
     /// The sealed answer ended without a receipt.
-    #[error("receipt.missing: the answer ended without a usage receipt")]
+    #[error("{}: the answer ended without a usage receipt", receipt::MISSING)]
     Missing,
     /// Not a canonical encoding.
     #[error("{check}: {detail}")]
     Format {
         /// `receipt.format`, `offer.format` or `ack.format`.
-        check: &'static str,
+        check: &'static CheckId,
         /// What is wrong.
         detail: String,
     },
@@ -48,7 +49,7 @@ pub enum ReceiptError {
     #[error("{check}: the signature does not verify under the {key}")]
     Signature {
         /// `receipt.signature`, `offer.signature` or `ack.signature`.
-        check: &'static str,
+        check: &'static CheckId,
         /// Whose key.
         key: &'static str,
     },
@@ -56,14 +57,17 @@ pub enum ReceiptError {
     #[error("{check}: expected {expected}, found {found}")]
     Mismatch {
         /// The check, e.g. `receipt.request_digest`, `offer.payout`.
-        check: &'static str,
+        check: &'static CheckId,
         /// What it should be.
         expected: String,
         /// What it is.
         found: String,
     },
     /// The offer's expiry has passed.
-    #[error("offer.expired: the offer expired at {expires_at}, it is now {now} (Unix seconds)")]
+    #[error(
+        "{}: the offer expired at {expires_at}, it is now {now} (Unix seconds)",
+        offer::EXPIRED
+    )]
     Expired {
         /// Its expiry.
         expires_at: u64,
@@ -71,7 +75,7 @@ pub enum ReceiptError {
         now: u64,
     },
     /// The same receipt (or another for the same request) was seen before.
-    #[error("receipt.duplicate: {0}")]
+    #[error("{check}: {0}", check = receipt::DUPLICATE)]
     Duplicate(String),
 }
 
@@ -79,16 +83,16 @@ impl ReceiptError {
     /// The name of the failed check.
     pub fn check(&self) -> &'static str {
         match self {
-            ReceiptError::Missing => "receipt.missing",
+            ReceiptError::Missing => receipt::MISSING.name,
             ReceiptError::Format { check, .. }
             | ReceiptError::Signature { check, .. }
-            | ReceiptError::Mismatch { check, .. } => check,
-            ReceiptError::Expired { .. } => "offer.expired",
-            ReceiptError::Duplicate(_) => "receipt.duplicate",
+            | ReceiptError::Mismatch { check, .. } => check.name,
+            ReceiptError::Expired { .. } => offer::EXPIRED.name,
+            ReceiptError::Duplicate(_) => receipt::DUPLICATE.name,
         }
     }
 
-    fn mismatch(check: &'static str, expected: impl ToString, found: impl ToString) -> Self {
+    fn mismatch(check: &'static CheckId, expected: impl ToString, found: impl ToString) -> Self {
         ReceiptError::Mismatch {
             check,
             expected: expected.to_string(),
@@ -134,7 +138,7 @@ fn verify_sig(
     key: &[u8; 32],
     body: &[u8],
     sig: &[u8],
-    check: &'static str,
+    check: &'static CheckId,
     whose: &'static str,
 ) -> Result<(), ReceiptError> {
     let bad = || ReceiptError::Signature { check, key: whose };
@@ -146,7 +150,7 @@ fn verify_sig(
 /// Splits signed bytes into body and signature, within [`MAX_SIGNED`].
 fn split_signed<'a>(
     bytes: &'a [u8],
-    check: &'static str,
+    check: &'static CheckId,
 ) -> Result<(&'a [u8], &'a [u8]), ReceiptError> {
     if bytes.len() > MAX_SIGNED || bytes.len() < 8 + SIGNATURE {
         return Err(ReceiptError::Format {
@@ -181,7 +185,7 @@ pub struct Offer {
 impl Offer {
     /// The canonical body.
     pub fn encode(&self) -> Result<Vec<u8>, ReceiptError> {
-        let mut w = Writer::new(OFFER_MAGIC, "offer.format");
+        let mut w = Writer::new(OFFER_MAGIC, &offer::FORMAT);
         w.bytes(&self.worker_id);
         w.text(&self.model)?;
         w.u64(self.price_prompt);
@@ -193,7 +197,7 @@ impl Offer {
 
     /// Decodes a canonical body.
     pub fn decode(body: &[u8]) -> Result<Self, ReceiptError> {
-        let mut r = Reader::new(body, OFFER_MAGIC, "offer.format")?;
+        let mut r = Reader::new(body, OFFER_MAGIC, &offer::FORMAT)?;
         let offer = Offer {
             worker_id: r.array("worker_id")?,
             model: r.text("model")?,
@@ -252,7 +256,7 @@ impl SignedOffer {
     ) -> Result<Offer, ReceiptError> {
         if self.body.0.len() > MAX_SIGNED {
             return Err(ReceiptError::Format {
-                check: "offer.format",
+                check: &offer::FORMAT,
                 detail: format!("{} bytes, more than {MAX_SIGNED}", self.body.0.len()),
             });
         }
@@ -260,20 +264,20 @@ impl SignedOffer {
             &claims.receipt_public_key,
             &self.body.0,
             &self.signature.0,
-            "offer.signature",
+            &offer::SIGNATURE,
             "receipt key in the worker's claims",
         )?;
         let offer = Offer::decode(&self.body.0)?;
         if &offer.worker_id != worker_id {
             return Err(ReceiptError::mismatch(
-                "offer.worker",
+                &offer::WORKER,
                 hex::encode(worker_id),
                 hex::encode(offer.worker_id),
             ));
         }
         if offer.payout_address != claims.payout_address {
             return Err(ReceiptError::mismatch(
-                "offer.payout",
+                &offer::PAYOUT,
                 &claims.payout_address,
                 &offer.payout_address,
             ));
@@ -314,7 +318,7 @@ pub struct Receipt {
 impl Receipt {
     /// The canonical body.
     pub fn encode(&self) -> Result<Vec<u8>, ReceiptError> {
-        let mut w = Writer::new(RECEIPT_MAGIC, "receipt.format");
+        let mut w = Writer::new(RECEIPT_MAGIC, &receipt::FORMAT);
         w.bytes(&self.worker_id);
         w.bytes(&self.request_digest);
         w.text(&self.model)?;
@@ -329,7 +333,7 @@ impl Receipt {
 
     /// Decodes a canonical body.
     pub fn decode(body: &[u8]) -> Result<Self, ReceiptError> {
-        let mut r = Reader::new(body, RECEIPT_MAGIC, "receipt.format")?;
+        let mut r = Reader::new(body, RECEIPT_MAGIC, &receipt::FORMAT)?;
         let receipt = Receipt {
             worker_id: r.array("worker_id")?,
             request_digest: r.array("request_digest")?,
@@ -355,18 +359,18 @@ impl Receipt {
 
     /// Checks signed receipt bytes under `receipt_key` and decodes them.
     pub fn verify(signed: &[u8], receipt_key: &[u8; 32]) -> Result<Self, ReceiptError> {
-        let (body, sig) = split_signed(signed, "receipt.format")?;
+        let (body, sig) = split_signed(signed, &receipt::FORMAT)?;
         verify_sig(
             receipt_key,
             body,
             sig,
-            "receipt.signature",
+            &receipt::SIGNATURE,
             "receipt key in the worker's claims",
         )?;
         let r = Self::decode(body)?;
         if r.ended_at_ms < r.started_at_ms {
             return Err(ReceiptError::mismatch(
-                "receipt.time",
+                &receipt::TIME,
                 format!("an end at or after {}", r.started_at_ms),
                 r.ended_at_ms,
             ));
@@ -400,14 +404,14 @@ impl Expected {
     pub fn check(&self, r: &Receipt) -> Result<(), ReceiptError> {
         if r.worker_id != self.worker_id {
             return Err(ReceiptError::mismatch(
-                "receipt.worker",
+                &receipt::WORKER,
                 hex::encode(self.worker_id),
                 hex::encode(r.worker_id),
             ));
         }
         if r.request_digest != self.request_digest {
             return Err(ReceiptError::mismatch(
-                "receipt.request_digest",
+                &receipt::REQUEST_DIGEST,
                 hex::encode(self.request_digest),
                 hex::encode(r.request_digest),
             ));
@@ -415,7 +419,7 @@ impl Expected {
         if let Some(offer) = self.offer_digest {
             if r.offer_digest != offer {
                 return Err(ReceiptError::mismatch(
-                    "receipt.offer",
+                    &receipt::OFFER,
                     hex::encode(offer),
                     hex::encode(r.offer_digest),
                 ));
@@ -424,14 +428,14 @@ impl Expected {
         if let Some((prompt, completion)) = self.usage {
             if r.prompt_tokens != prompt {
                 return Err(ReceiptError::mismatch(
-                    "receipt.prompt_tokens",
+                    &receipt::PROMPT_TOKENS,
                     prompt,
                     r.prompt_tokens,
                 ));
             }
             if r.completion_tokens != completion {
                 return Err(ReceiptError::mismatch(
-                    "receipt.completion_tokens",
+                    &receipt::COMPLETION_TOKENS,
                     completion,
                     r.completion_tokens,
                 ));
@@ -439,7 +443,7 @@ impl Expected {
         }
         if r.completion_tokens < self.content_events {
             return Err(ReceiptError::mismatch(
-                "receipt.completion_tokens",
+                &receipt::COMPLETION_TOKENS,
                 format!("at least {} (content events received)", self.content_events),
                 r.completion_tokens,
             ));
@@ -474,7 +478,7 @@ impl Ack {
     }
 
     fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new(ACK_MAGIC, "ack.format");
+        let mut w = Writer::new(ACK_MAGIC, &ack::FORMAT);
         w.bytes(&self.receipt_digest);
         w.bytes(&self.client_key);
         w.u64(self.acked_at);
@@ -483,8 +487,8 @@ impl Ack {
 
     /// Checks an acknowledgement (signed by the key it names) of `signed_receipt`.
     pub fn verify(signed_ack: &[u8], signed_receipt: &[u8]) -> Result<Self, ReceiptError> {
-        let (body, sig) = split_signed(signed_ack, "ack.format")?;
-        let mut r = Reader::new(body, ACK_MAGIC, "ack.format")?;
+        let (body, sig) = split_signed(signed_ack, &ack::FORMAT)?;
+        let mut r = Reader::new(body, ACK_MAGIC, &ack::FORMAT)?;
         let ack = Ack {
             receipt_digest: r.array("receipt_digest")?,
             client_key: r.array("client_key")?,
@@ -495,13 +499,13 @@ impl Ack {
             &ack.client_key,
             body,
             sig,
-            "ack.signature",
+            &ack::SIGNATURE,
             "client key it names",
         )?;
         let digest = Receipt::digest_of(signed_receipt);
         if ack.receipt_digest != digest {
             return Err(ReceiptError::mismatch(
-                "ack.receipt",
+                &ack::RECEIPT,
                 hex::encode(digest),
                 hex::encode(ack.receipt_digest),
             ));
@@ -513,11 +517,11 @@ impl Ack {
 /// Canonical writer ([`crate::canon`]): magic, then fields.
 struct Writer {
     out: Vec<u8>,
-    check: &'static str,
+    check: &'static CheckId,
 }
 
 impl Writer {
-    fn new(magic: &[u8; 8], check: &'static str) -> Self {
+    fn new(magic: &[u8; 8], check: &'static CheckId) -> Self {
         Self {
             out: magic.to_vec(),
             check,
@@ -543,11 +547,15 @@ impl Writer {
 /// The strict reader of [`crate::canon`], past a magic, with failures named `check`.
 struct Reader<'a> {
     inner: canon::Reader<'a>,
-    check: &'static str,
+    check: &'static CheckId,
 }
 
 impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8], magic: &[u8; 8], check: &'static str) -> Result<Self, ReceiptError> {
+    fn new(
+        bytes: &'a [u8],
+        magic: &[u8; 8],
+        check: &'static CheckId,
+    ) -> Result<Self, ReceiptError> {
         if bytes.get(..8) != Some(magic.as_slice()) {
             return Err(ReceiptError::Format {
                 check,

@@ -1,5 +1,6 @@
 use super::*;
 use crate::claims::Claims;
+use silk_attestation::checks::{ack, offer, receipt};
 
 fn claims(key: &SigningKeyPair) -> Claims {
     Claims {
@@ -53,12 +54,12 @@ fn offer_verifies_through_the_claims_receipt_key() {
     let forged = offer(id).sign(&other).unwrap();
     assert_eq!(
         forged.verify(&c, &id, 1_000).unwrap_err().check(),
-        "offer.signature"
+        offer::SIGNATURE.name
     );
     let wrong_worker = offer([0; 32]).sign(&key).unwrap();
     assert_eq!(
         wrong_worker.verify(&c, &id, 1_000).unwrap_err().check(),
-        "offer.worker"
+        offer::WORKER.name
     );
     let mut o = offer(id);
     o.payout_address = "EQthief".into();
@@ -68,11 +69,11 @@ fn offer_verifies_through_the_claims_receipt_key() {
             .verify(&c, &id, 1_000)
             .unwrap_err()
             .check(),
-        "offer.payout"
+        offer::PAYOUT.name
     );
     assert_eq!(
         signed.verify(&c, &id, 2_000).unwrap_err().check(),
-        "offer.expired"
+        offer::EXPIRED.name
     );
 }
 
@@ -108,7 +109,7 @@ fn receipt_round_trips_and_every_byte_matters() {
         assert!(Receipt::verify(&signed[..n], &key.public_key()).is_err());
     }
     let err = Receipt::verify(&signed, &SigningKeyPair::generate().public_key()).unwrap_err();
-    assert_eq!(err.check(), "receipt.signature");
+    assert_eq!(err.check(), receipt::SIGNATURE.name);
 }
 
 #[test]
@@ -133,7 +134,7 @@ fn a_receipt_ending_before_it_started_is_refused() {
     let mut r = receipt([5; 32]);
     r.ended_at_ms = 5;
     let err = Receipt::verify(&r.sign(&key).unwrap(), &key.public_key()).unwrap_err();
-    assert_eq!(err.check(), "receipt.time");
+    assert_eq!(err.check(), receipt::TIME.name);
 }
 
 #[test]
@@ -149,29 +150,29 @@ fn expected_names_what_differs() {
     ok.check(&r).unwrap();
     type Change = Box<dyn Fn(&mut Expected)>;
     let cases: [(Change, &str); 6] = [
-        (Box::new(|e| e.worker_id = [0; 32]), "receipt.worker"),
+        (Box::new(|e| e.worker_id = [0; 32]), receipt::WORKER.name),
         (
             Box::new(|e| e.request_digest = [0; 32]),
-            "receipt.request_digest",
+            receipt::REQUEST_DIGEST.name,
         ),
         (
             Box::new(|e| e.offer_digest = Some([0; 32])),
-            "receipt.offer",
+            receipt::OFFER.name,
         ),
         (
             Box::new(|e| e.usage = Some((11, 30))),
-            "receipt.prompt_tokens",
+            receipt::PROMPT_TOKENS.name,
         ),
         (
             Box::new(|e| e.usage = Some((12, 29))),
-            "receipt.completion_tokens",
+            receipt::COMPLETION_TOKENS.name,
         ),
         (
             Box::new(|e| {
                 e.usage = None;
                 e.content_events = 31
             }),
-            "receipt.completion_tokens",
+            receipt::COMPLETION_TOKENS.name,
         ),
     ];
     for (change, check) in cases {
@@ -193,14 +194,14 @@ fn ack_binds_the_receipt_and_the_client_key() {
     let other = receipt([6; 32]).sign(&worker).unwrap();
     assert_eq!(
         Ack::verify(&ack, &other).unwrap_err().check(),
-        "ack.receipt"
+        ack::RECEIPT.name
     );
     let mut bad = ack.clone();
     let last = bad.len() - 1;
     bad[last] ^= 1;
     assert_eq!(
         Ack::verify(&bad, &signed).unwrap_err().check(),
-        "ack.signature"
+        ack::SIGNATURE.name
     );
 }
 

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 
 use crate::error::ApiError;
 use crate::registry::Listing;
+use silk_protocol::attestation::checks::offer;
 
 /// The oldest fresh evidence accepted, in seconds (the challenge itself lives 60 s).
 pub const MAX_FRESH_AGE_SECS: u64 = 120;
@@ -131,7 +132,7 @@ pub fn check(
         })?;
     if offer.model != reg.model {
         return Err(Refusal::Offer {
-            check: "offer.model",
+            check: offer::MODEL.name,
             detail: format!(
                 "the offer is for model `{}`, the registration for `{}`",
                 offer.model, reg.model

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use common::*;
 use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;
+use silk_protocol::attestation::checks::offer;
 use silk_protocol::network::{self, Registered, Registration, WorkerList};
 use silk_protocol::receipt::{Receipt, SignedOffer};
 use silk_protocol::{seal_request, wire, Claims, EvidenceBundle, StreamOpener};
@@ -269,11 +270,17 @@ async fn registrations_that_fail_a_check_are_refused_naming_it() {
     // An offer signed by another worker's key.
     let mut reg = gather(r.addr, &a).await;
     reg.offer = gather(r.addr, &b).await.offer;
-    refused(reg, StatusCode::BAD_REQUEST, "bad_offer", "offer.signature").await;
+    refused(
+        reg,
+        StatusCode::BAD_REQUEST,
+        "bad_offer",
+        offer::SIGNATURE.name,
+    )
+    .await;
     // The offer is for another model than the registration names.
     let mut reg = gather(r.addr, &a).await;
     reg.model = "another-model".into();
-    refused(reg, StatusCode::BAD_REQUEST, "bad_offer", "offer.model").await;
+    refused(reg, StatusCode::BAD_REQUEST, "bad_offer", offer::MODEL.name).await;
     // Fresh evidence of one enclave, base of another.
     let mut reg = gather(r.addr, &a).await;
     reg.base = gather(r.addr, &b).await.base;

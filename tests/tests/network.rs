@@ -15,6 +15,7 @@ use common::{chat_body, dev_chain, Local};
 use silk_client::network::{Network, NetworkOptions};
 use silk_client::ClientError;
 use silk_enclave::worker::WorkerConfig;
+use silk_protocol::attestation::checks::receipt;
 use silk_protocol::attestation::Policy;
 use silk_protocol::network::WorkerList;
 
@@ -240,8 +241,8 @@ async fn a_malicious_router_is_caught_by_named_checks() {
 
     // Everything it does to the answer is caught, and named.
     let cases = [
-        (Evil::AlterClearReceipt, "receipt.clear_copy"),
-        (Evil::InflateClearReceipt, "receipt.clear_copy"),
+        (Evil::AlterClearReceipt, receipt::CLEAR_COPY.name),
+        (Evil::InflateClearReceipt, receipt::CLEAR_COPY.name),
         (Evil::DropReceipt, "seal.stream_complete"),
         (Evil::DuplicateReceipt, "seal.nothing_after_last"),
         (Evil::Reorder, "seal.chunk_authentic"),

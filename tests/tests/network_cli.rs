@@ -13,6 +13,7 @@ use common::evil::{evil_router, Evil};
 use common::procs::{bin, silk, sim_policy, spawn, spawn_proxy, worker};
 use common::relay::http_get;
 use silk_client::network::{Network, NetworkOptions};
+use silk_protocol::attestation::checks::receipt;
 use silk_protocol::network::WorkerList;
 use tokio::process::Command;
 
@@ -137,7 +138,7 @@ async fn routers_and_workers_as_processes_and_a_worker_killed_mid_answer() {
     std::fs::write(&doubled, format!("{one}{one}")).unwrap();
     let bad = verify(doubled).await;
     assert_eq!(bad.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&bad.stdout).contains("receipt.duplicate"));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains(receipt::DUPLICATE.name));
     // The router logged the same receipt in clear, and it verifies too.
     let router_log = std::fs::read_to_string(d.join("router-receipts.jsonl")).unwrap();
     assert!(router_log.contains(line["receipt"].as_str().unwrap()));

@@ -23,6 +23,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::procs::{bin, silk, sim_policy, spawn, worker};
+use silk_protocol::attestation::checks::ack;
 use silk_protocol::receipt::{Offer, Receipt};
 use tokio::process::{Child, Command};
 
@@ -355,10 +356,10 @@ async fn fifty_requests_paid_through_channels_settled_on_the_sandbox() {
             .await
         }
     };
-    refused(&try_pay(&tampered).await, "ack.receipt");
+    refused(&try_pay(&tampered).await, ack::RECEIPT.name);
     lines[0]["ack"] = serde_json::Value::Null;
     std::fs::write(&tampered, join(&lines)).unwrap();
-    refused(&try_pay(&tampered).await, "ack.missing");
+    refused(&try_pay(&tampered).await, ack::MISSING.name);
     assert!(!d.join("never.boc").exists(), "no promise written");
 
     // A forged promise (amount raised) is refused by the owner's endpoint and by the CLI.

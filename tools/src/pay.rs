@@ -12,6 +12,7 @@ use silk_protocol::receipt::{Ack, SignedOffer};
 
 use crate::pay_channel::{channel_id, ChannelRecord, OpenArgs, Shown};
 use silk_client::receipts::ReceiptLine;
+use silk_protocol::attestation::checks::ack;
 
 /// `silk pay` subcommands.
 #[derive(clap::Subcommand, Debug)]
@@ -169,7 +170,12 @@ fn priced_lines(
         let ack = l
             .ack
             .as_deref()
-            .ok_or_else(|| at(&"ack.missing: the receipt was never acknowledged by this client"))
+            .ok_or_else(|| {
+                at(&format!(
+                    "{}: the receipt was never acknowledged by this client",
+                    ack::MISSING
+                ))
+            })
             .and_then(|a| hex::decode(a).map_err(|e| at(&e)))?;
         let ack = Ack::verify(&ack, &signed).map_err(|e| at(&e))?;
         if &ack.client_key != client_key {

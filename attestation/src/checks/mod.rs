@@ -12,8 +12,10 @@
 //! family `F` names ([`Family::paths`]): `snp.*` in `attestation/src/snp/`, `tdx.*` and
 //! `sgx.*` in `attestation/src/tdx/` (SGX quotes are DCAP quotes, verified by the same
 //! code), `gpu.*` in `attestation/src/gpu/`, `sim.*` in `attestation/src/snp/simulated.rs`,
-//! `policy.*` in `attestation/src/policy/`, and `claims.*` where silk's claims are bound and
-//! compared (`protocol/src/`, and the session in `client/src/`). Each entry records the
+//! `policy.*` in `attestation/src/policy/`, `claims.*` where silk's claims are bound and
+//! compared (`protocol/src/`, and the session in `client/src/`), and the usage checks
+//! (`offer.*`, `receipt.*`, `ack.*`) in `protocol/src/receipt.rs` and where the router, the
+//! client and `silk pay` apply them. Each entry records the
 //! exact file ([`CheckId::source`]), and a test checks that the file lies under its
 //! family's directories and names the constant as `family::CONSTANT`.
 
@@ -28,6 +30,9 @@ pub mod sgx;
 pub mod sim;
 pub mod snp;
 pub mod tdx;
+mod usage;
+
+pub use usage::{ack, offer, receipt};
 
 /// One check: everything a reader of a verdict, of the docs or of the code needs to find
 /// it. Only this registry makes them.
@@ -90,6 +95,12 @@ macro_rules! family {
 }
 pub(crate) use family;
 
+impl std::fmt::Display for CheckId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
 /// Every family, in the order the docs list them.
 pub const FAMILIES: &[Family] = &[
     snp::FAMILY,
@@ -99,6 +110,9 @@ pub const FAMILIES: &[Family] = &[
     gpu::FAMILY,
     policy::FAMILY,
     claims::FAMILY,
+    offer::FAMILY,
+    receipt::FAMILY,
+    ack::FAMILY,
 ];
 
 /// Every check, family by family.
