@@ -180,7 +180,8 @@ fn priced_lines(
         let ack = Ack::verify(&ack, &signed).map_err(|e| at(&e))?;
         if &ack.client_key != client_key {
             return Err(at(&format!(
-                "ack.client: acknowledged by {}, not this client's key {}",
+                "{}: acknowledged by {}, not this client's key {}",
+                ack::CLIENT,
                 hex::encode(ack.client_key),
                 hex::encode(client_key)
             )));

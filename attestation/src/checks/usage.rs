@@ -77,5 +77,7 @@ pub mod ack {
             "The acknowledgement covers these exact receipt bytes.";
         MISSING = "ack.missing", Usage, "tools/src/pay.rs", [],
             "The receipt was acknowledged by this client (only those are paid).";
+        CLIENT = "ack.client", Usage, "tools/src/pay.rs", [],
+            "The acknowledgement was made with this client's own key.";
     }
 }
