@@ -15,8 +15,9 @@ pub enum ServedDiskError {
     /// Reading the model or writing the disk failed, or the model is empty.
     #[error(transparent)]
     Verity(#[from] VerityError),
-    /// The served name cannot go on a kernel command line.
-    #[error("model name {0:?}: use letters, digits, '.', '_' and '-' only (it goes on the kernel command line)")]
+    /// The served name (`--name` of both model-disk commands) cannot go on a kernel
+    /// command line.
+    #[error("--name {0:?}: use letters, digits, '.', '_' and '-' only (it goes on the kernel command line)")]
     Name(String),
 }
 
