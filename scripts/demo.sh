@@ -16,8 +16,9 @@ say() { printf '[demo] %s\n' "$*" >&2; }
 if [ -x target/debug/silk ] && [ -x target/debug/silk-enclave ]; then
   say "building silk and silk-enclave (only what changed since the last build)"
 else
-  say "building silk and silk-enclave: the first time compiles about 440 crates" \
-    "(the inference engine, TLS, HPKE, attestation), the longest part of a first run;" \
+  say "building silk and silk-enclave: the first time compiles about 380 crates" \
+    "(the inference engine, TLS, HPKE, attestation; ~8 minutes on 2 cores), the longest" \
+    "part of a first run;" \
     "later runs and scripts/test.sh reuse this build"
 fi
 cargo build -p silk-tools -p silk-enclave --bin silk --bin silk-enclave
