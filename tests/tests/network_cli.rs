@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::evil::{evil_router, Evil};
-use common::procs::{bin, silk, sim_policy, spawn, spawn_proxy, worker};
+use common::procs::{bin, router_chat, silk, sim_policy, spawn, spawn_proxy, worker};
 use common::relay::http_get;
 use silk_client::network::{Network, NetworkOptions};
 use silk_protocol::attestation::checks::receipt;
@@ -67,21 +67,12 @@ async fn routers_and_workers_as_processes_and_a_worker_killed_mid_answer() {
     // A user through the router, with the built client.
     let url = format!("http://{router}");
     let receipts = d.join("receipts.jsonl");
-    let out = silk(
-        &[
-            "chat",
-            "--router",
-            &url,
-            "--model",
-            "smollm2",
-            "--policy",
-            policy_file.to_str().unwrap(),
-            "--receipts",
-            receipts.to_str().unwrap(),
-            "--max-tokens",
-            "12",
-            "What is the capital of France? Answer in one sentence.",
-        ],
+    let out = router_chat(
+        &url,
+        &policy_file,
+        &receipts,
+        12,
+        "What is the capital of France? Answer in one sentence.",
         d,
     )
     .await;

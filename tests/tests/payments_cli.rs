@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use common::procs::{bin, silk, sim_policy, spawn, worker};
+use common::procs::{bin, router_chat, silk, sim_policy, spawn, worker};
 use silk_protocol::attestation::checks::ack;
 use silk_protocol::receipt::{Offer, Receipt};
 use tokio::process::{Child, Command};
@@ -203,24 +203,7 @@ async fn fifty_requests_paid_through_channels_settled_on_the_sandbox() {
                 (url.clone(), policy.clone(), receipts.clone(), d.to_owned());
             chats.spawn(async move {
                 let prompt = format!("Count from {n} to {}.", n + 3);
-                let out = silk(
-                    &[
-                        "chat",
-                        "--router",
-                        &url,
-                        "--model",
-                        "smollm2",
-                        "--policy",
-                        policy.to_str().unwrap(),
-                        "--receipts",
-                        receipts.to_str().unwrap(),
-                        "--max-tokens",
-                        "4",
-                        &prompt,
-                    ],
-                    &d,
-                )
-                .await;
+                let out = router_chat(&url, &policy, &receipts, 4, &prompt, &d).await;
                 ok(&out, "silk chat");
             });
         }

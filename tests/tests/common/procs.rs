@@ -54,6 +54,36 @@ pub async fn silk(args: &[&str], home: &Path) -> std::process::Output {
         .unwrap()
 }
 
+/// `silk chat --router URL --model smollm2` under `policy`, keeping its receipts in
+/// `receipts` and answering in at most `max_tokens` tokens.
+pub async fn router_chat(
+    url: &str,
+    policy: &Path,
+    receipts: &Path,
+    max_tokens: u32,
+    prompt: &str,
+    home: &Path,
+) -> std::process::Output {
+    silk(
+        &[
+            "chat",
+            "--router",
+            url,
+            "--model",
+            "smollm2",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--receipts",
+            receipts.to_str().unwrap(),
+            "--max-tokens",
+            &max_tokens.to_string(),
+            prompt,
+        ],
+        home,
+    )
+    .await
+}
+
 /// Writes the simulated TEE's development chain (`chain.pem`) and a policy pinning the
 /// built `silk-enclave` (`policy.toml`) into `d`; returns the policy file, the chain's root
 /// digest and the enclave's measurement.
