@@ -1,0 +1,319 @@
+//! The verification core: evidence, collateral and policy as bytes in, one verdict out.
+//!
+//! `silk verify` (which reads files), the WebAssembly build (which runs in a browser) and
+//! the Python wheel all call [`verify`] and [`verdict_json`], so the same inputs give the
+//! same JSON, byte for byte, wherever they are checked. Nothing here reads a file, starts
+//! a thread or reads the clock: the caller passes the time in [`Inputs::now`].
+
+mod gpu;
+mod inputs;
+
+use serde::Serialize;
+use silk_attestation::tdx::{TdxCollateral, TeeType};
+use silk_attestation::{
+    format_time, verify_quote, verify_snp, Evidence, EvidenceError, EvidenceKind, Policy, Verdict,
+};
+use silk_protocol::{Claims, EvidenceBundle, Expectations, PlatformEvidence};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+pub use inputs::{GpuNonce, Inputs, SnpCerts};
+
+/// What the caller says the evidence is, when it says (`silk verify gpu REPORT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// An AMD SEV-SNP attestation report.
+    Snp,
+    /// An Intel DCAP quote (TDX or SGX).
+    Tdx,
+    /// NVIDIA GPU evidence: a report with its device chain, or NRAS-style JSON.
+    Gpu,
+    /// A silk evidence bundle (`GET /v1/attestation`).
+    Bundle,
+}
+
+impl Format {
+    /// Reads `snp`, `tdx` (or `sgx`), `gpu`, `bundle`, in any case.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "snp" => Some(Format::Snp),
+            "tdx" | "sgx" => Some(Format::Tdx),
+            "gpu" => Some(Format::Gpu),
+            "bundle" => Some(Format::Bundle),
+            _ => None,
+        }
+    }
+}
+
+/// Why the inputs could not be used at all. A refused verdict is not an error: evidence
+/// that does not parse is refused at its format's check, in a verdict.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    /// The policy is not valid TOML for a silk policy.
+    #[error("policy: {0}")]
+    Policy(#[from] silk_attestation::policy::PolicyError),
+    /// The verification time is not RFC 3339.
+    #[error("{0:?} is not an RFC 3339 time (e.g. 2025-06-19T10:16:03Z)")]
+    Time(String),
+    /// The evidence is empty or of no format silk knows.
+    #[error(transparent)]
+    Evidence(EvidenceError),
+    /// A certificate could not be read.
+    #[error("{what}: {reason}")]
+    Certificate {
+        /// Which certificate.
+        what: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Collateral (Intel PCS JSON, NVIDIA RIMs, OCSP) could not be read.
+    #[error("{what}: {reason}")]
+    Collateral {
+        /// Which collateral.
+        what: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An input the evidence needs was not given.
+    #[error("{0}")]
+    Missing(String),
+    /// The evidence bundle is not one silk can read.
+    #[error("evidence bundle: {0}")]
+    Bundle(String),
+}
+
+/// A verdict and what it was about.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Every check, passed or failed.
+    pub verdict: Verdict,
+    /// The kind of evidence the verdict is about.
+    pub kind: EvidenceKind,
+    /// Remarks for a person reading the verdict (what was assumed, what was not given).
+    pub notes: Vec<String>,
+    /// For a bundle: the claims its evidence binds (keys, model, image), even when refused.
+    pub claims: Option<Claims>,
+}
+
+/// Parses a policy (TOML, see docs/policy.md).
+pub fn parse_policy(toml: &str) -> Result<Policy, InputError> {
+    Ok(Policy::from_toml(toml)?)
+}
+
+/// Parses an RFC 3339 time.
+pub fn parse_time(text: &str) -> Result<OffsetDateTime, InputError> {
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|_| InputError::Time(text.to_owned()))
+}
+
+/// The kind of evidence `raw` holds, as [`verify`] will treat it: `None` when it is none
+/// silk knows (then [`verify`] says why). Callers that adjust the policy by platform
+/// (`silk verify --image`) ask first.
+pub fn detect(raw: &[u8], format: Option<Format>) -> Option<EvidenceKind> {
+    match classify(raw, format) {
+        Class::Gpu => Some(EvidenceKind::GpuReport),
+        Class::Bundle => EvidenceBundle::from_json(raw).ok().map(|b| bundle_kind(&b)),
+        Class::Platform(named) => platform_evidence(raw, named).ok().map(|e| e.kind),
+    }
+}
+
+enum Class {
+    Gpu,
+    Bundle,
+    Platform(Option<Format>),
+}
+
+fn classify(raw: &[u8], format: Option<Format>) -> Class {
+    let first = raw.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    match format {
+        Some(Format::Bundle) => Class::Bundle,
+        Some(Format::Gpu) => Class::Gpu,
+        None if first == Some(b'[') => Class::Gpu,
+        None if first == Some(b'{') => {
+            if gpu::is_nras_json(raw) {
+                Class::Gpu
+            } else {
+                Class::Bundle
+            }
+        }
+        named => Class::Platform(named),
+    }
+}
+
+fn bundle_kind(bundle: &EvidenceBundle) -> EvidenceKind {
+    match bundle.platform {
+        PlatformEvidence::SevSnp { .. } => EvidenceKind::SnpReport,
+        PlatformEvidence::Tdx { .. } => EvidenceKind::DcapQuote(TeeType::Tdx),
+    }
+}
+
+/// Verifies `raw` (an SNP report, a DCAP quote, NVIDIA GPU evidence or a silk bundle;
+/// binary or hex text; detected unless `format` says) under `inputs`.
+pub fn verify(raw: &[u8], format: Option<Format>, inputs: &Inputs) -> Result<Outcome, InputError> {
+    let mut notes = Vec::new();
+    let kind_known = match classify(raw, format) {
+        Class::Gpu => return gpu::verify(raw, inputs, notes),
+        Class::Bundle => return verify_bundle(raw, inputs, notes),
+        Class::Platform(named) => named,
+    };
+    let evidence = match platform_evidence(raw, kind_known) {
+        Ok(e) if e.kind == EvidenceKind::GpuReport => return gpu::verify(raw, inputs, notes),
+        Ok(e) => e,
+        Err(e) => return rejected(e, None, notes),
+    };
+    let result = match evidence.kind {
+        EvidenceKind::SnpReport => {
+            let certs = inputs.snp.certificates(&mut notes)?;
+            verify_snp(&evidence.bytes, &certs, &inputs.policy, inputs.now).map(|(_, v)| v)
+        }
+        EvidenceKind::DcapQuote(_) => {
+            let json = inputs.tdx_collateral.as_deref().ok_or_else(|| {
+                InputError::Missing(
+                    "a DCAP quote needs its collateral (Intel PCS JSON), which was not given"
+                        .into(),
+                )
+            })?;
+            let collateral = tdx_collateral(json)?;
+            verify_quote(&evidence.bytes, &collateral, &inputs.policy, inputs.now).map(|(_, v)| v)
+        }
+        EvidenceKind::GpuReport => unreachable!("GPU reports are verified above"),
+    };
+    match result {
+        Ok(verdict) => Ok(Outcome {
+            verdict,
+            kind: evidence.kind,
+            notes,
+            claims: None,
+        }),
+        Err(e) => rejected(e, Some(evidence.kind), notes),
+    }
+}
+
+/// The evidence's bytes and kind. When the caller named the format it is trusted, so that
+/// damaged evidence is refused at that format's check instead of being called unknown.
+fn platform_evidence(raw: &[u8], named: Option<Format>) -> Result<Evidence, EvidenceError> {
+    let Some(named) = named else {
+        return Evidence::detect(raw);
+    };
+    // SNP, or a quote: TDX unless its header says SGX.
+    let default = match named {
+        Format::Tdx => EvidenceKind::DcapQuote(TeeType::Tdx),
+        _ => EvidenceKind::SnpReport,
+    };
+    match silk_attestation::evidence::decode_text(raw) {
+        Ok(bytes) => {
+            let kind = match Evidence::detect(&bytes) {
+                Ok(Evidence {
+                    kind: k @ EvidenceKind::DcapQuote(_),
+                    ..
+                }) if named == Format::Tdx => k,
+                _ => default,
+            };
+            Ok(Evidence { kind, bytes })
+        }
+        Err(EvidenceError::BadHex { reason, kind }) => Err(EvidenceError::BadHex {
+            reason,
+            kind: kind.or(Some(default)),
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// Evidence that does not parse is refused evidence (a verdict naming its format's
+/// check), unless the error is the caller's to fix (no evidence, an unknown format).
+fn rejected(
+    error: EvidenceError,
+    kind: Option<EvidenceKind>,
+    notes: Vec<String>,
+) -> Result<Outcome, InputError> {
+    match error.as_rejection(kind) {
+        Some((kind, verdict)) => Ok(Outcome {
+            verdict,
+            kind,
+            notes,
+            claims: None,
+        }),
+        None => Err(InputError::Evidence(error)),
+    }
+}
+
+fn tdx_collateral(json: &[u8]) -> Result<TdxCollateral, InputError> {
+    TdxCollateral::from_json(json).map_err(|e| InputError::Collateral {
+        what: "TDX collateral",
+        reason: e.to_string(),
+    })
+}
+
+/// An evidence bundle as an enclave serves it: the platform evidence with its
+/// certificates, the claims its REPORT_DATA must bind, and any GPU reports.
+fn verify_bundle(
+    raw: &[u8],
+    inputs: &Inputs,
+    mut notes: Vec<String>,
+) -> Result<Outcome, InputError> {
+    let bundle = EvidenceBundle::from_json(raw).map_err(|e| InputError::Bundle(e.to_string()))?;
+    let mut expect = Expectations {
+        challenge: inputs.challenge.clone(),
+        max_age_secs: inputs.max_age_secs,
+        collateral: None,
+        gpu: Default::default(),
+    };
+    if !inputs.gpu_rims.is_empty() {
+        expect.gpu.rims = gpu::rim_store(&inputs.gpu_rims)?;
+    }
+    if !inputs.ocsp.is_empty() {
+        expect.gpu.revocation =
+            silk_attestation::gpu::Revocation::OcspResponses(inputs.ocsp.clone());
+    }
+    if let Some(json) = &inputs.tdx_collateral {
+        expect.collateral = Some(tdx_collateral(json)?);
+    }
+    let kind = bundle_kind(&bundle);
+    let (claims, verdict) = bundle
+        .verify(&inputs.policy, &expect, inputs.now)
+        .map_err(|e| InputError::Bundle(e.to_string()))?;
+    notes.push("an evidence bundle: REPORT_DATA must be SHA-512 of its claims".into());
+    if !bundle.gpus.is_empty() {
+        notes.push(format!(
+            "{} GPU report(s), checked with the CVM's evidence in one verdict",
+            bundle.gpus.len()
+        ));
+    }
+    Ok(Outcome {
+        verdict,
+        kind,
+        notes,
+        claims: Some(claims),
+    })
+}
+
+#[derive(Serialize)]
+struct JsonVerdict<'a> {
+    evidence: String,
+    source: &'a str,
+    verified_at: String,
+    accepted: bool,
+    #[serde(flatten)]
+    verdict: &'a Verdict,
+}
+
+/// The verdict as `silk verify --json` prints it: one pretty-printed JSON object and a
+/// newline. `source` names the evidence (the CLI prints the path it was given).
+pub fn verdict_json(
+    verdict: &Verdict,
+    kind: EvidenceKind,
+    source: &str,
+    now: OffsetDateTime,
+) -> String {
+    let doc = JsonVerdict {
+        evidence: kind.to_string(),
+        source,
+        verified_at: format_time(now),
+        accepted: verdict.accepted(),
+        verdict,
+    };
+    // Plain data with string keys always serialises.
+    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    text.push('\n');
+    text
+}
