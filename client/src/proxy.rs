@@ -41,7 +41,7 @@ async fn not_found(uri: axum::http::Uri) -> Response {
         ErrorBody::new(
             "invalid_request_error",
             "unknown_url",
-            format!("unknown path {}: silk proxy serves /v1/chat/completions, /v1/completions, /v1/models and /healthz", uri.path()),
+            format!("unknown path {}: silk proxy serves /v1/chat/completions, /v1/completions, /v1/models, /healthz and the verification page /verify", uri.path()),
         )
         .to_json(),
     )
@@ -90,9 +90,46 @@ async fn read_body(body: Body) -> Result<Bytes, Response> {
 /// requests, before the proxy closes its connection.
 pub const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// The proxy's router over a verified session, with the verification page at `/verify`.
+pub fn router_with_page(session: Arc<Upstream>, page: Arc<crate::verify_page::Page>) -> Router {
+    router(session).merge(crate::verify_page::routes(page))
+}
+
+/// The router of a proxy that refused its enclave at start (`--serve-on-refusal`): every
+/// OpenAI route and `/healthz` answer 502 naming the failed checks — nothing falls back —
+/// while `/verify` shows the browser's own verdict of the same enclave.
+pub fn refused_router(summary: String, page: Arc<crate::verify_page::Page>) -> Router {
+    let refused = Arc::new(summary);
+    let answer = |refused: Arc<String>| {
+        move || async move {
+            json(
+                StatusCode::BAD_GATEWAY,
+                ErrorBody::new(
+                    "attestation_error",
+                    "attestation",
+                    format!(
+                        "attestation refused: {refused}; this proxy serves only /verify, which shows why"
+                    ),
+                )
+                .to_json(),
+            )
+        }
+    };
+    Router::new()
+        .route("/v1/{*rest}", axum::routing::any(answer(refused.clone())))
+        .route("/healthz", get(answer(refused)))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .merge(crate::verify_page::routes(page))
+}
+
 /// Serves the proxy on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, session: Arc<Upstream>) {
-    let app = router(session);
+    serve_router(listener, router(session)).await
+}
+
+/// Serves `app` (a router of this module) on `listener` until the process ends.
+pub async fn serve_router(listener: tokio::net::TcpListener, app: Router) {
     let mut backoff = std::time::Duration::from_millis(5);
     loop {
         let (tcp, peer) = match listener.accept().await {

@@ -157,13 +157,19 @@ pub(crate) enum Command {
         /// The prompt; without one, read prompts from stdin.
         prompt: Option<String>,
     },
-    /// Serve the OpenAI API on localhost, sealing every request to the verified enclave.
+    /// Serve the OpenAI API on localhost, sealing every request to the verified enclave,
+    /// and a page at /verify where a browser verifies the enclave and seals prompts itself.
     Proxy {
         /// Where to listen (keep it on loopback: requests arrive here in the clear).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
         #[command(flatten)]
         target: TargetArgs,
+        /// When the policy refuses the enclave, keep serving instead of exiting: the
+        /// OpenAI routes answer 502 naming the failed checks (nothing falls back) and the
+        /// page at /verify shows the browser's own verdict.
+        #[arg(long)]
+        serve_on_refusal: bool,
     },
     /// Pay for acknowledged receipts through a TON payment channel (offline: writes the
     /// signed promise as a bag of cells). Exit 2 when the inputs cannot be used.

@@ -9,8 +9,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use std::sync::Arc;
-
 use clap::{CommandFactory, Parser};
 use silk_cli::Style;
 use silk_client::chat::{print_verification, run_chat, ChatSettings};
@@ -128,22 +126,14 @@ fn main() -> ExitCode {
                 Err(e) => client_exit("chat", &e),
             }
         }
-        Command::Proxy { listen, target } => {
+        Command::Proxy {
+            listen,
+            target,
+            serve_on_refusal,
+        } => {
             let result = runtime().block_on(async {
                 let options = session_options(target.gpu_rims.as_deref())?;
-                let (upstream, name) = target.connect(options).await?;
-                let mut out = std::io::stdout();
-                if let Some(session) = upstream.session() {
-                    let _ = print_verification(session, &name, Style::stdout(), &mut out);
-                }
-                // Bound before it is announced, so that whoever reads the line can connect.
-                let listener = tokio::net::TcpListener::bind(listen)
-                    .await
-                    .map_err(|e| ClientError::Config(format!("listening on {listen}: {e}")))?;
-                let bound = listener.local_addr().unwrap_or(listen);
-                println!("silk proxy: OpenAI API at http://{bound}/v1 (sealed to {name})");
-                silk_client::proxy::serve(listener, Arc::new(upstream)).await;
-                Ok(())
+                silk_client::proxy_start::run(listen, &target, options, serve_on_refusal).await
             });
             match result {
                 Ok(()) => ExitCode::SUCCESS,
