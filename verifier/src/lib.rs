@@ -106,14 +106,39 @@ pub fn parse_time(text: &str) -> Result<OffsetDateTime, InputError> {
     OffsetDateTime::parse(text, &Rfc3339).map_err(|_| InputError::Time(text.to_owned()))
 }
 
-/// The kind of evidence `raw` holds, as [`verify`] will treat it: `None` when it is none
-/// silk knows (then [`verify`] says why). Callers that adjust the policy by platform
-/// (`silk verify --image`) ask first.
-pub fn detect(raw: &[u8], format: Option<Format>) -> Option<EvidenceKind> {
+/// What `raw` is, as [`verify`] will treat it. Callers that load inputs or adjust the
+/// policy by platform (`silk verify --image`) ask first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// A silk evidence bundle (JSON).
+    Bundle,
+    /// Standalone NVIDIA GPU evidence: a report, or NRAS-style JSON.
+    Gpu,
+    /// An SNP report or a DCAP quote; `None` when it is neither (then [`verify`] says why).
+    Platform(Option<EvidenceKind>),
+}
+
+impl Shape {
+    /// The kind of evidence the verdict will be about, when known before verifying.
+    pub fn kind(&self, raw: &[u8]) -> Option<EvidenceKind> {
+        match self {
+            Shape::Gpu => Some(EvidenceKind::GpuReport),
+            Shape::Bundle => EvidenceBundle::from_json(raw).ok().map(|b| bundle_kind(&b)),
+            Shape::Platform(kind) => *kind,
+        }
+    }
+}
+
+/// Tells what `raw` is (binary or hex text; detected unless `format` says).
+pub fn shape(raw: &[u8], format: Option<Format>) -> Shape {
     match classify(raw, format) {
-        Class::Gpu => Some(EvidenceKind::GpuReport),
-        Class::Bundle => EvidenceBundle::from_json(raw).ok().map(|b| bundle_kind(&b)),
-        Class::Platform(named) => platform_evidence(raw, named).ok().map(|e| e.kind),
+        Class::Gpu => Shape::Gpu,
+        Class::Bundle => Shape::Bundle,
+        Class::Platform(named) => match platform_evidence(raw, named) {
+            Ok(e) if e.kind == EvidenceKind::GpuReport => Shape::Gpu,
+            Ok(e) => Shape::Platform(Some(e.kind)),
+            Err(_) => Shape::Platform(None),
+        },
     }
 }
 
@@ -316,4 +341,58 @@ pub fn verdict_json(
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     text.push('\n');
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use silk_attestation::checks::snp;
+    use silk_attestation::{Check, Platform};
+
+    #[test]
+    fn json_carries_acceptance_and_checks() {
+        let mut v = Verdict::new(Platform::Tdx);
+        v.push(Check::pass(&snp::REPORT_SIGNATURE, "x", "x"));
+        let text = verdict_json(&v, EvidenceKind::SnpReport, "q", OffsetDateTime::UNIX_EPOCH);
+        assert!(text.ends_with("}\n"), "{text}");
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["accepted"], true);
+        assert_eq!(value["source"], "q");
+        assert_eq!(value["verified_at"], "1970-01-01T00:00:00Z");
+        assert_eq!(value["checks"][0]["name"], snp::REPORT_SIGNATURE.name);
+        assert_eq!(value["checks"][0]["outcome"]["status"], "pass");
+    }
+
+    #[test]
+    fn inputs_the_evidence_needs_are_named_when_missing() {
+        let inputs = Inputs::new(Policy::default(), OffsetDateTime::UNIX_EPOCH);
+        // A GPU report: no chain, then no nonce decision.
+        let err = verify(b"00", Some(Format::Gpu), &inputs).unwrap_err();
+        assert!(err.to_string().contains("nonce"), "{err}");
+        let mut with_nonce = inputs.clone();
+        with_nonce.gpu_nonce = GpuNonce::AcceptReplay;
+        let err = verify(b"00", Some(Format::Gpu), &with_nonce).unwrap_err();
+        assert!(err.to_string().contains("certificate chain"), "{err}");
+        // An SNP report (any 1184 bytes with version 2 parse far enough to need its VCEK).
+        let mut report = vec![0u8; 1184];
+        report[0] = 2;
+        let err = verify(&report, Some(Format::Snp), &inputs).unwrap_err();
+        assert!(err.to_string().contains("VCEK"), "{err}");
+        // Nothing at all is the caller's to fix, not a verdict.
+        assert!(matches!(
+            verify(b"", None, &inputs),
+            Err(InputError::Evidence(_))
+        ));
+    }
+
+    #[test]
+    fn shapes_follow_the_first_byte_unless_named() {
+        assert_eq!(shape(b"[]", None), Shape::Gpu);
+        assert_eq!(shape(br#"{"evidence_list": []}"#, None), Shape::Gpu);
+        assert_eq!(shape(br#"{"version": 1}"#, None), Shape::Bundle);
+        assert_eq!(shape(b"zz", None), Shape::Platform(None));
+        assert_eq!(shape(b"zz", Some(Format::Bundle)), Shape::Bundle);
+        assert_eq!(Format::from_name("SGX"), Some(Format::Tdx));
+        assert_eq!(Format::from_name("pdf"), None);
+    }
 }
