@@ -1,8 +1,7 @@
-//! Verdicts for people (a table) and for programs (JSON).
+//! Verdicts for people: a table. (For programs, the JSON is `silk_verifier::verdict_json`.)
 
 use std::io::{self, Write};
 
-use serde::Serialize;
 use silk_attestation::{format_time as fmt_time, Check, EvidenceKind, Outcome, Verdict};
 pub use silk_cli::Style;
 use time::OffsetDateTime;
@@ -142,35 +141,6 @@ pub fn table(
     Ok(())
 }
 
-#[derive(Serialize)]
-struct JsonVerdict<'a> {
-    evidence: String,
-    source: &'a str,
-    verified_at: String,
-    accepted: bool,
-    #[serde(flatten)]
-    verdict: &'a Verdict,
-}
-
-/// Writes the verdict as one JSON object.
-pub fn json(
-    verdict: &Verdict,
-    kind: EvidenceKind,
-    source: &str,
-    now: OffsetDateTime,
-    out: &mut dyn Write,
-) -> io::Result<()> {
-    let doc = JsonVerdict {
-        evidence: kind.to_string(),
-        source,
-        verified_at: fmt_time(now),
-        accepted: verdict.accepted(),
-        verdict,
-    };
-    serde_json::to_writer_pretty(&mut *out, &doc)?;
-    writeln!(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,24 +198,5 @@ mod tests {
                 .count(),
             text.lines().count()
         );
-    }
-
-    #[test]
-    fn json_carries_acceptance_and_checks() {
-        let mut v = Verdict::new(Platform::Tdx);
-        v.push(Check::pass(&snp::REPORT_SIGNATURE, "x", "x"));
-        let mut out = Vec::new();
-        json(
-            &v,
-            EvidenceKind::SnpReport,
-            "q",
-            OffsetDateTime::UNIX_EPOCH,
-            &mut out,
-        )
-        .unwrap();
-        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(value["accepted"], true);
-        assert_eq!(value["checks"][0]["name"], snp::REPORT_SIGNATURE.name);
-        assert_eq!(value["checks"][0]["outcome"]["status"], "pass");
     }
 }

@@ -5,39 +5,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use silk_attestation::snp::certs::SnpCertificates;
-use silk_attestation::tdx::TdxCollateral;
-use silk_attestation::{verify_quote, verify_snp, Evidence, EvidenceKind, Policy, Verdict};
+use silk_attestation::{EvidenceKind, Policy};
+use silk_verifier::{InputError, Inputs, Shape, SnpCerts};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::measure::{self, LaunchOptions, MeasureError, Tee};
 use silk_client::render;
 
-/// What the user says the evidence is, when they say it (`silk verify gpu REPORT`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    /// An AMD SEV-SNP attestation report.
-    Snp,
-    /// An Intel DCAP quote (TDX or SGX).
-    Tdx,
-    /// NVIDIA GPU evidence: a report with `--certs CHAIN`, or NRAS-style JSON.
-    Gpu,
-    /// A silk evidence bundle (`GET /v1/attestation`).
-    Bundle,
-}
-
-impl Format {
-    /// Reads `snp`, `tdx` (or `sgx`), `gpu`, `bundle`.
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name.to_ascii_lowercase().as_str() {
-            "snp" => Some(Format::Snp),
-            "tdx" | "sgx" => Some(Format::Tdx),
-            "gpu" => Some(Format::Gpu),
-            "bundle" => Some(Format::Bundle),
-            _ => None,
-        }
-    }
-}
+pub use silk_verifier::Format;
 
 /// The command's inputs, as paths and flags.
 #[derive(Clone, Debug, Default)]
@@ -144,6 +120,10 @@ pub(crate) fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, VerifyCmd
 }
 
 /// Runs `silk verify`, writing the verdict to `out`. Returns whether it was accepted.
+///
+/// This reads the files the flags name and checks the flags make sense together; the
+/// verification itself is [`silk_verifier::verify`], the same function the WASM and
+/// Python builds call.
 pub fn run_verify(args: &VerifyArgs, out: &mut dyn Write) -> Result<bool, VerifyCmdError> {
     let now = match &args.now {
         Some(text) => {
@@ -151,7 +131,7 @@ pub fn run_verify(args: &VerifyArgs, out: &mut dyn Write) -> Result<bool, Verify
         }
         None => OffsetDateTime::now_utc(),
     };
-    let mut policy = match &args.policy {
+    let policy = match &args.policy {
         Some(path) => {
             let text = read("policy", path)?;
             let text = String::from_utf8_lossy(&text);
@@ -167,91 +147,49 @@ pub fn run_verify(args: &VerifyArgs, out: &mut dyn Write) -> Result<bool, Verify
     if args.policy.is_none() {
         notes.push("no --policy given: the empty policy rejects everything".to_owned());
     }
-    let first = raw.iter().find(|b| !b.is_ascii_whitespace()).copied();
-    let format = match args.format {
-        Some(f) => Some(f),
-        None if first == Some(b'[') => Some(Format::Gpu),
-        None if first == Some(b'{') => Some(if crate::verify_gpu::is_nras_json(&raw) {
-            Format::Gpu
-        } else {
-            Format::Bundle
-        }),
-        None => None,
-    };
-    match format {
-        Some(Format::Bundle) => return verify_bundle(args, &raw, policy, now, notes, out),
-        Some(Format::Gpu) => {
-            return crate::verify_gpu::run(args, &raw, &policy, now, notes, out);
-        }
-        _ => {}
-    }
-    let detected = match format {
-        // The user named the format: trust it, so damaged evidence is rejected at that
-        // format's check instead of being called unknown.
-        Some(named) => {
-            // SNP, or a quote: TDX unless its header says SGX.
-            let default = match named {
-                Format::Tdx => EvidenceKind::DcapQuote(silk_attestation::tdx::TeeType::Tdx),
-                _ => EvidenceKind::SnpReport,
-            };
-            match silk_attestation::evidence::decode_text(&raw) {
-                Ok(bytes) => {
-                    let kind = match Evidence::detect(&bytes) {
-                        Ok(Evidence {
-                            kind: k @ EvidenceKind::DcapQuote(_),
-                            ..
-                        }) if named == Format::Tdx => k,
-                        _ => default,
-                    };
-                    Ok(Evidence { kind, bytes })
-                }
-                Err(silk_attestation::EvidenceError::BadHex { reason, kind }) => {
-                    Err(silk_attestation::EvidenceError::BadHex {
-                        reason,
-                        kind: kind.or(Some(default)),
-                    })
-                }
-                Err(e) => Err(e),
+    let mut inputs = Inputs::new(policy, now);
+    let shape = silk_verifier::shape(&raw, args.format);
+    match shape {
+        Shape::Gpu => crate::verify_gpu::load(args, &raw, &mut inputs, &mut notes)?,
+        Shape::Bundle => {
+            if let Some(dir) = &args.gpu_rims {
+                inputs.gpu_rims = crate::verify_gpu::rims_from_dir(dir)?;
+            }
+            if let Some(path) = &args.collateral {
+                inputs.tdx_collateral = Some(read_collateral(path)?);
             }
         }
-        None => Evidence::detect(&raw),
-    };
-    let evidence = match detected {
-        Ok(e) => e,
-        Err(e) => return reject_malformed(args, e, None, now, &notes, out),
-    };
-    if evidence.kind == EvidenceKind::GpuReport {
-        return crate::verify_gpu::run(args, &raw, &policy, now, notes, out);
-    }
-    pin_to_image(args, &mut policy, evidence.kind, &mut notes)?;
-    let result = match evidence.kind {
-        EvidenceKind::SnpReport => {
+        Shape::Platform(Some(EvidenceKind::SnpReport)) => {
             let certs = load_snp_certs(args, &mut notes)?;
-            verify_snp(&evidence.bytes, &certs, &policy, now).map(|(_, v)| v)
+            inputs.snp = SnpCerts {
+                vek: Some(certs.vek),
+                ask: certs.ask,
+                ark: certs.ark,
+                chain: None,
+            };
         }
-        EvidenceKind::DcapQuote(_) => {
+        Shape::Platform(Some(EvidenceKind::DcapQuote(_))) => {
             let path = collateral_path(args, &mut notes)?;
-            let json = read("collateral", &path)?;
-            let collateral =
-                TdxCollateral::from_json(&json).map_err(|e| VerifyCmdError::Collateral {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
-            verify_quote(&evidence.bytes, &collateral, &policy, now).map(|(_, v)| v)
+            inputs.tdx_collateral = Some(read_collateral(&path)?);
         }
-        EvidenceKind::GpuReport => unreachable!("GPU reports are verified above"),
-    };
-    let verdict: Verdict = match result {
-        Ok(v) => v,
-        Err(e) => return reject_malformed(args, e, Some(evidence.kind), now, &notes, out),
-    };
+        // Evidence that does not parse is refused by the verifier, at its format's check.
+        Shape::Platform(_) => {}
+    }
+    if let Some(kind) = shape.kind(&raw) {
+        pin_to_image(args, &mut inputs.policy, kind, &mut notes)?;
+    }
+    let outcome =
+        silk_verifier::verify(&raw, args.format, &inputs).map_err(|e| input_error(args, e))?;
+    notes.extend(outcome.notes);
     let source = args.evidence.display().to_string();
     if args.json {
-        render::json(&verdict, evidence.kind, &source, now, out)?;
+        out.write_all(
+            silk_verifier::verdict_json(&outcome.verdict, outcome.kind, &source, now).as_bytes(),
+        )?;
     } else {
         render::table(
-            &verdict,
-            evidence.kind,
+            &outcome.verdict,
+            outcome.kind,
             &source,
             now,
             &notes,
@@ -259,93 +197,41 @@ pub fn run_verify(args: &VerifyArgs, out: &mut dyn Write) -> Result<bool, Verify
             out,
         )?;
     }
-    Ok(verdict.accepted())
+    Ok(outcome.verdict.accepted())
 }
 
-/// Evidence that does not parse is rejected evidence (exit 1, at its format check), unless
-/// the error is the user's to fix (no evidence, an unknown format): then exit 2.
-fn reject_malformed(
-    args: &VerifyArgs,
-    error: silk_attestation::EvidenceError,
-    kind: Option<EvidenceKind>,
-    now: OffsetDateTime,
-    notes: &[String],
-    out: &mut dyn Write,
-) -> Result<bool, VerifyCmdError> {
-    let Some((kind, verdict)) = error.as_rejection(kind) else {
-        return Err(VerifyCmdError::Evidence {
-            path: args.evidence.clone(),
-            source: error,
-        });
-    };
-    let source = args.evidence.display().to_string();
-    if args.json {
-        render::json(&verdict, kind, &source, now, out)?;
-    } else {
-        render::table(&verdict, kind, &source, now, notes, args.style, out)?;
-    }
-    Ok(false)
-}
-
-/// An evidence bundle as an enclave serves it (`GET /v1/attestation`): the platform
-/// evidence with its certificates, and the claims its REPORT_DATA must bind.
-fn verify_bundle(
-    args: &VerifyArgs,
-    raw: &[u8],
-    mut policy: Policy,
-    now: OffsetDateTime,
-    mut notes: Vec<String>,
-    out: &mut dyn Write,
-) -> Result<bool, VerifyCmdError> {
-    use silk_protocol::{EvidenceBundle, Expectations, PlatformEvidence};
-    let bad = |reason: String| VerifyCmdError::Collateral {
-        path: args.evidence.clone(),
-        reason,
-    };
-    let bundle = EvidenceBundle::from_json(raw).map_err(|e| bad(e.to_string()))?;
-    let mut expect = Expectations::default();
-    if let Some(dir) = &args.gpu_rims {
-        expect.gpu.rims = silk_protocol::gpu::rims_from_dir(dir).map_err(|reason| {
-            VerifyCmdError::Collateral {
-                path: dir.clone(),
-                reason,
-            }
-        })?;
-    }
-    if let Some(path) = &args.collateral {
-        let json = read("collateral", path)?;
-        expect.collateral =
-            Some(
-                TdxCollateral::from_json(&json).map_err(|e| VerifyCmdError::Collateral {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?,
-            );
-    }
-    let kind = match bundle.platform {
-        PlatformEvidence::SevSnp { .. } => EvidenceKind::SnpReport,
-        PlatformEvidence::Tdx { .. } => {
-            EvidenceKind::DcapQuote(silk_attestation::tdx::TeeType::Tdx)
+/// Reads Intel PCS collateral, refusing JSON that is not collateral with the file's name.
+fn read_collateral(path: &Path) -> Result<Vec<u8>, VerifyCmdError> {
+    let json = read("collateral", path)?;
+    silk_attestation::tdx::TdxCollateral::from_json(&json).map_err(|e| {
+        VerifyCmdError::Collateral {
+            path: path.to_owned(),
+            reason: e.to_string(),
         }
+    })?;
+    Ok(json)
+}
+
+/// The core's refusal to start, with the file it concerns.
+fn input_error(args: &VerifyArgs, e: InputError) -> VerifyCmdError {
+    let path = match &e {
+        InputError::Collateral { what: "RIM", .. } => args
+            .gpu_rims
+            .clone()
+            .unwrap_or_else(|| args.evidence.clone()),
+        _ => args.evidence.clone(),
     };
-    pin_to_image(args, &mut policy, kind, &mut notes)?;
-    let (_, verdict) = bundle
-        .verify(&policy, &expect, now)
-        .map_err(|e| bad(e.to_string()))?;
-    notes.push("an evidence bundle: REPORT_DATA must be SHA-512 of its claims".into());
-    if !bundle.gpus.is_empty() {
-        notes.push(format!(
-            "{} GPU report(s), checked with the CVM's evidence in one verdict",
-            bundle.gpus.len()
-        ));
+    match e {
+        InputError::Evidence(source) => VerifyCmdError::Evidence { path, source },
+        InputError::Collateral { reason, .. } | InputError::Bundle(reason) => {
+            VerifyCmdError::Collateral { path, reason }
+        }
+        InputError::Certificate { what, reason } => VerifyCmdError::Certificate {
+            path,
+            reason: format!("{what}: {reason}"),
+        },
+        other => VerifyCmdError::Missing(other.to_string()),
     }
-    let source = args.evidence.display().to_string();
-    if args.json {
-        render::json(&verdict, kind, &source, now, out)?;
-    } else {
-        render::table(&verdict, kind, &source, now, &notes, args.style, out)?;
-    }
-    Ok(verdict.accepted())
 }
 
 /// `--image`: replaces the policy's measurement rule with the value computed from the

@@ -70,29 +70,27 @@ pub(crate) fn verify(
     inputs: &Inputs,
     mut notes: Vec<String>,
 ) -> Result<Outcome, InputError> {
-    let rule = match &inputs.gpu_nonce {
-        GpuNonce::Expect(n) => NonceRule::Expect(n),
-        GpuNonce::AcceptReplay => {
-            notes.push(
+    let rule =
+        match &inputs.gpu_nonce {
+            GpuNonce::Expect(n) => NonceRule::Expect(n),
+            GpuNonce::AcceptReplay => {
+                notes.push(
                 "the report's nonce is not checked, so an old report replayed would be accepted"
                     .into(),
             );
-            NonceRule::AcceptReplay
-        }
-        GpuNonce::Unset => {
-            return Err(InputError::Missing(
+                NonceRule::AcceptReplay
+            }
+            GpuNonce::Unset => return Err(InputError::Missing(
                 "a GPU report must answer a nonce the verifier chose: give the 32 bytes it was \
                  requested with, or say explicitly that a replay is acceptable"
                     .into(),
-            ))
-        }
-    };
+            )),
+        };
     let first = raw.iter().find(|b| !b.is_ascii_whitespace()).copied();
     let items = if matches!(first, Some(b'[' | b'{')) {
         if inputs.gpu_chain.is_some() {
-            notes.push(
-                "the certificate chain given is ignored: the JSON carries each GPU's".into(),
-            );
+            notes
+                .push("the certificate chain given is ignored: the JSON carries each GPU's".into());
         }
         from_json(raw)?
     } else {
@@ -121,7 +119,14 @@ pub(crate) fn verify(
             report: item.report.clone(),
             cert_chain_pem: item.chain_pem.clone(),
         };
-        gpu::verify_with(&evidence, &inputs.policy, rule, &rims, &revocation, inputs.now)
+        gpu::verify_with(
+            &evidence,
+            &inputs.policy,
+            rule,
+            &rims,
+            &revocation,
+            inputs.now,
+        )
     };
     let verdict = if let [item] = items.as_slice() {
         one(item)
