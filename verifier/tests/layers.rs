@@ -9,14 +9,7 @@ fn packages(target: &str) -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let out = Command::new(env!("CARGO"))
         .current_dir(&root)
-        .args([
-            "tree",
-            "--offline",
-            "-p",
-            "silk-verifier",
-            "--edges",
-            "normal",
-        ])
+        .args(["tree", "-p", "silk-verifier", "--edges", "normal"])
         .args(["--prefix", "none", "--format", "{p}", "--target", target])
         .output()
         .expect("run cargo tree");
