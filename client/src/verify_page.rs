@@ -6,12 +6,14 @@
 //!
 //! Routes (all under `/verify`, every answer with a strict Content-Security-Policy):
 //! - `GET /verify`, `/verify/`: the page; `GET /verify/verify.js`, `/verify/verify.css`,
-//!   `/verify/pkg/silk_verifier_wasm.js`, `/verify/pkg/silk_verifier_wasm_bg.wasm`: its
+//!   `/verify/favicon.svg`, `/verify/pkg/silk_verifier_wasm.js`,
+//!   `/verify/pkg/silk_verifier_wasm_bg.wasm`: its
 //!   files, embedded in the binary.
 //! - `GET /verify/api/info`: the policy (TOML text), the WASM's SHA-256, the target and
 //!   whether the proxy's own check accepted it; `GET /verify/api/policy.toml`: the policy.
 //! - `GET /verify/api/attestation?nonce=HEX`: the enclave's `/v1/attestation` answer to
-//!   the browser's nonce, unchanged.
+//!   the browser's nonce, unchanged; without `nonce`, its base evidence (the claims a
+//!   sealed request is bound to), unchanged.
 //! - `POST /verify/api/sealed`: a request the browser sealed, to the enclave's
 //!   `/v1/sealed`; its sealed answer streamed back unchanged as it arrives.
 
@@ -40,6 +42,7 @@ pub const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval';
 const INDEX_HTML: &str = include_str!("../web/verify/index.html");
 const VERIFY_JS: &str = include_str!("../web/verify/verify.js");
 const VERIFY_CSS: &str = include_str!("../web/verify/verify.css");
+const FAVICON: &str = include_str!("../web/verify/favicon.svg");
 /// The verifier's JS glue and WebAssembly, as built by `verifier/wasm` (`wasm-bindgen
 /// --target web`).
 const WASM_JS: &str = include_str!("../../verifier/wasm/pkg/silk_verifier_wasm.js");
@@ -113,6 +116,10 @@ pub fn routes(page: Arc<Page>) -> Router {
         .route(
             "/verify/pkg/silk_verifier_wasm_bg.wasm",
             get(|| asset("application/wasm", WASM)),
+        )
+        .route(
+            "/verify/favicon.svg",
+            get(|| asset("image/svg+xml", FAVICON.as_bytes())),
         )
         .route("/verify/api/info", get(info))
         .route("/verify/api/policy.toml", get(policy))
@@ -230,25 +237,20 @@ async fn attestation(State(page): State<Arc<Page>>, Query(q): Query<NonceQuery>)
         Ok(r) => r,
         Err(why) => return unsupported(why),
     };
-    let Some(nonce) = q.nonce else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_nonce",
-            "the page must send its own nonce: ?nonce=HEX".into(),
-        );
-    };
-    let ok = !nonce.is_empty()
-        && nonce.len() <= 2 * wire::MAX_NONCE
-        && nonce.len() % 2 == 0
-        && nonce.bytes().all(|b| b.is_ascii_hexdigit());
-    if !ok {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_nonce",
-            format!("the nonce must be 1 to {} bytes of hex", wire::MAX_NONCE),
-        );
+    if let Some(nonce) = &q.nonce {
+        let ok = !nonce.is_empty()
+            && nonce.len() <= 2 * wire::MAX_NONCE
+            && nonce.len() % 2 == 0
+            && nonce.bytes().all(|b| b.is_ascii_hexdigit());
+        if !ok {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_nonce",
+                format!("the nonce must be 1 to {} bytes of hex", wire::MAX_NONCE),
+            );
+        }
     }
-    match relay.attestation(&nonce).await {
+    match relay.attestation(q.nonce.as_deref()).await {
         Ok((status, kind, body)) => {
             let mut r = (status, body).into_response();
             if let Some(kind) = kind {

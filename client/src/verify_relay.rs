@@ -136,13 +136,17 @@ impl Relay {
         })
     }
 
-    /// `GET /v1/attestation?nonce=HEX` on the enclave: its status, content type and body,
-    /// unchanged. `nonce_hex` must be 1 to [`wire::MAX_NONCE`] bytes of hex.
+    /// `GET /v1/attestation?nonce=HEX` on the enclave (without a nonce: its base
+    /// evidence, whose claims sealed requests are bound to): its status, content type and
+    /// body, unchanged. `nonce_hex` must be 1 to [`wire::MAX_NONCE`] bytes of hex.
     pub async fn attestation(
         &self,
-        nonce_hex: &str,
+        nonce_hex: Option<&str>,
     ) -> Result<(StatusCode, Option<hyper::header::HeaderValue>, Bytes), RelayError> {
-        let path = format!("{}?nonce={nonce_hex}", wire::PATH_ATTESTATION);
+        let path = match nonce_hex {
+            Some(n) => format!("{}?nonce={n}", wire::PATH_ATTESTATION),
+            None => wire::PATH_ATTESTATION.to_owned(),
+        };
         let response = self.send(Request::get(path), Bytes::new()).await?;
         let status = response.status();
         let kind = response.headers().get(hyper::header::CONTENT_TYPE).cloned();

@@ -6,7 +6,9 @@
 // The page's state is mirrored on <body data-state="verifying|accepted|refused|error">
 // and <body data-answer="sending|streaming|done|error"> for tests and scripts.
 
-import init, { attest, SealedRequest, version } from '/verify/pkg/silk_verifier_wasm.js';
+// The verifier is imported when the page runs, so that a failure to load it is shown
+// on the page rather than stopping this script.
+let wasm = null;
 
 const WASM_URL = '/verify/pkg/silk_verifier_wasm_bg.wasm';
 const $ = (id) => document.getElementById(id);
@@ -121,13 +123,16 @@ function renderFacts(result) {
 let session = null; // { hpkePublicKey, claimsDigest } once accepted
 
 async function loadVerifier(info) {
-  const wasm = new Uint8Array(await (await fetch(WASM_URL)).arrayBuffer());
-  const digest = await sha256Hex(wasm);
+  const fetched = await fetch(WASM_URL);
+  if (!fetched.ok) throw new Error(`loading the verifier: HTTP ${fetched.status}`);
+  const bytes = new Uint8Array(await fetched.arrayBuffer());
+  const digest = await sha256Hex(bytes);
   $('wasm-sha256').textContent = digest;
   $('wasm-sha256-proxy').textContent = info.wasm_sha256 === digest
     ? `${info.wasm_sha256} (same)` : `${info.wasm_sha256} (DIFFERENT from what your browser loaded)`;
-  await init({ module_or_path: wasm });
-  $('wasm-version').textContent = version();
+  wasm = await import('/verify/pkg/silk_verifier_wasm.js');
+  await wasm.default({ module_or_path: bytes });
+  $('wasm-version').textContent = wasm.version();
 }
 
 async function verify() {
@@ -153,7 +158,7 @@ async function verify() {
   const now = new Date().toISOString();
   $('verified-at').textContent = now;
 
-  const result = attest(bundle, info.policy, nonceHex, now);
+  const result = wasm.attest(bundle, info.policy, nonceHex, now);
   const verdict = result.verdict || {};
   renderChecks(verdict);
   renderFacts(result);
@@ -162,13 +167,21 @@ async function verify() {
 
   const checks = verdict.checks || [];
   const failed = checks.filter((c) => !(c.outcome && c.outcome.status === 'pass'));
+  let refusal = null;
   if (result.accepted) {
+    // A sealed request is bound to the enclave's base claims (those without a challenge):
+    // fetch and verify them too, and check that they are the same enclave's.
+    refusal = await verifyBase(info.policy, result.claims);
+  }
+  if (result.accepted && !refusal) {
     const sim = result.simulated ? ' SIMULATED evidence: not hardware.' : '';
     setSummary('accepted', result.simulated ? 'Accepted (SIMULATED)' : 'Accepted',
-      `All ${checks.length} checks passed under the policy below: the enclave runs the ` +
-      `image and model shown, and holds the key your prompt will be sealed to.${sim}`);
-    session = { hpkePublicKey: result.hpkePublicKey, claimsDigest: result.claimsDigest };
+      `All ${checks.length} checks of the evidence passed under the policy below, and its ` +
+      `base claims are the same enclave's: it runs the image and model shown, and holds ` +
+      `the key your prompt will be sealed to.${sim}`);
     $('send').disabled = false;
+  } else if (refusal) {
+    setSummary('refused', 'Refused: do not send this enclave anything', refusal);
   } else {
     const names = failed.map((c) => c.name).join(', ');
     setSummary('refused', 'Refused: do not send this enclave anything',
@@ -176,6 +189,40 @@ async function verify() {
       (info.proxy_check && !info.proxy_check.accepted
         ? ' The proxy refused it too and relays no prompt.' : ''));
   }
+}
+
+/// Verifies the enclave's base evidence and keeps its key and claims digest for sealing;
+/// returns why it is refused, or null.
+async function verifyBase(policy, fresh) {
+  const response = await fetch('/verify/api/attestation', { cache: 'no-store' });
+  if (!response.ok) return `fetching the base evidence: ${await errorText(response)}`;
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  const base = wasm.attest(bytes, policy, '', new Date().toISOString());
+  if (!base.accepted) {
+    const names = (base.verdict.checks || [])
+      .filter((c) => !(c.outcome && c.outcome.status === 'pass')).map((c) => c.name);
+    return `the base evidence (the claims prompts are sealed to) fails: ${names.join(', ')}`;
+  }
+  const same = ['hpke_public_key', 'tls_spki_sha256', 'image_digest', 'model']
+    .every((k) => base.claims && fresh && base.claims[k] === fresh[k]);
+  if (!same) {
+    addRow('claims.same_enclave', 'the base evidence comes from the enclave that answered the nonce',
+      'another enclave', 'base and fresh evidence come from different enclaves');
+    return 'claims.same_enclave failed: the base and fresh evidence come from different enclaves';
+  }
+  addRow('claims.same_enclave', 'the base evidence comes from the enclave that answered the nonce',
+    'same HPKE key, TLS key, image and model', null);
+  session = { hpkePublicKey: base.hpkePublicKey, claimsDigest: base.claimsDigest };
+  return null;
+}
+
+/// A check the page makes itself (beside the verifier's), as a row.
+function addRow(name, expected, found, failure) {
+  const result = el('td', { class: 'result' }, failure ? '✗ FAIL' : '✔ pass');
+  if (failure) result.append(el('span', { class: 'reason' }, failure));
+  $('checks').tBodies[0].append(el('tr', { class: failure ? 'check fail' : 'check pass', 'data-check': name },
+    el('td', { class: 'name' }, name), el('td', { class: 'mono' }, expected),
+    el('td', { class: 'mono' }, found), result));
 }
 
 // ---- a sealed prompt --------------------------------------------------------------
@@ -206,7 +253,7 @@ async function send(prompt, maxTokens) {
     max_tokens: maxTokens,
     stream: true,
   }));
-  const sealed = new SealedRequest(session.hpkePublicKey, session.claimsDigest, body);
+  const sealed = new wasm.SealedRequest(session.hpkePublicKey, session.claimsDigest, body);
   body.fill(0);
   const response = await fetch('/verify/api/sealed', {
     method: 'POST',
