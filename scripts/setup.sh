@@ -21,10 +21,11 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 # rustup on machines that have no Rust yet. For the tests also cryptsetup-bin for
 # veritysetup, which the dm-verity tests compare model disks against, ovmf, a real
 # firmware (SEV and TDVF metadata) for the measurement tests, and libxml2-utils, whose
-# xmllint --c14n11 the RIM canonicalization is compared against.
+# xmllint --c14n11 the RIM canonicalization is compared against, and chromium, the real
+# browser the /verify page's test drives headless (tests/tests/verify_page.rs).
 need_pkgs=()
 want_pkgs=(build-essential pkg-config ca-certificates curl git)
-[ "$scope" = all ] && want_pkgs+=(cryptsetup-bin ovmf libxml2-utils)
+[ "$scope" = all ] && want_pkgs+=(cryptsetup-bin ovmf libxml2-utils chromium)
 for p in "${want_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need_pkgs+=("$p")
 done

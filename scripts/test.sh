@@ -11,6 +11,9 @@ profile=default
 # The TON sandbox's packages first: the payments end-to-end test (tests/payments_cli.rs)
 # executes the messages the built binaries wrote on it.
 (cd ledger/ton && npm ci --no-audit --no-fund --loglevel=error)
+# playwright-core for the /verify page's test (tests/tests/verify_page.rs), which drives
+# Debian's chromium: no browser is downloaded.
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 # The process-level tests (tests/tests/*_cli.rs) start the workspace's binaries from
 # target/debug. Cargo builds a package's binaries for tests only when that package has
 # integration tests of its own (silk-host has none), so build them all explicitly.
