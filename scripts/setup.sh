@@ -101,3 +101,9 @@ fi
 if [ "$scope" = all ]; then
   "$(dirname "$0")/setup-python.sh"
 fi
+
+# The CUDA toolkit for building the GPU engine (`--features cuda`), only when asked
+# (SILK_CUDA=1): ~680 MB of hash-pinned PyPI wheels, assembled in a cache outside the repo.
+if [ "${SILK_CUDA:-}" = 1 ]; then
+  "$(dirname "$0")/cuda-toolkit.sh" install >/dev/null
+fi
