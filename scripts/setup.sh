@@ -100,6 +100,9 @@ fi
 # The official OpenAI SDK in .venv, for the test that points it at `silk proxy`.
 if [ "$scope" = all ]; then
   "$(dirname "$0")/setup-python.sh"
+  # maturin for the Python verifier's wheel and pytest's wheels for its tests, pinned,
+  # under target/python (scripts/build-python.sh).
+  "$(dirname "$0")/build-python.sh" --setup
 fi
 
 # The CUDA toolkit for building the GPU engine (`--features cuda`), only when asked

@@ -23,4 +23,6 @@ cargo nextest run --workspace --profile "$profile" "$@"
 # (ledger/ton/fixtures/*-rust*). Only for a whole run: arguments filter nextest.
 if [ $# -eq 0 ]; then
   (cd ledger/ton && npm test)
+  # The Python verifier's wheel, pip-installed in a fresh venv, against target/debug/silk.
+  ./scripts/test-python.sh
 fi
