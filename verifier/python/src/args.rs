@@ -78,7 +78,8 @@ pub(crate) struct Collateral {
 }
 
 /// The keys `collateral` may have.
-const KEYS: &str = "vcek, ask, ark, cert_chain, tdx, gpu_chain, gpu_rims, ocsp, gpu_nonce, no_nonce";
+const KEYS: &str =
+    "vcek, ask, ark, cert_chain, tdx, gpu_chain, gpu_rims, ocsp, gpu_nonce, no_nonce";
 
 impl Collateral {
     /// Reads the dictionary (`None`: nothing given).
@@ -90,7 +91,11 @@ impl Collateral {
         let dict = value.cast::<PyDict>().map_err(|_| {
             PyTypeError::new_err(format!(
                 "collateral: expected a dict, got {}",
-                value.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                value
+                    .get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
             ))
         })?;
         for (key, value) in dict.iter() {
