@@ -41,7 +41,7 @@ fi
 profile=()
 case "${1:-}" in
   --setup) exit 0 ;;
-  --release) profile=(--release) ;;
+  --release) profile=(--release --strip) ;;
   "") ;;
   *) printf 'usage: %s [--release|--setup]\n' "$0" >&2; exit 2 ;;
 esac
