@@ -224,6 +224,10 @@ pub(crate) enum BenchWhat {
         /// Compute threads for both engines (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
+        /// Where silk runs the model: cpu, cuda or cuda:N (CUDA needs `silk` built with
+        /// `--features cuda`); on a GPU the table adds decode's bandwidth roofline.
+        #[arg(long, default_value = "cpu")]
+        device: silk_engine::DeviceSpec,
         /// Prompt tokens.
         #[arg(long, default_value_t = 64)]
         prompt: usize,

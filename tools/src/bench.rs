@@ -5,16 +5,22 @@
 //! sequences at once. llama.cpp's come from `scripts/reference/llama_cpp_bench.py`
 //! (llama-cpp-python) with the same thread count, prompt and step counts and an f32 KV
 //! cache. Each figure is the best of a few repetitions.
+//!
+//! With `--device cuda` the model runs on the GPU (a build with the `cuda` feature); each
+//! timing waits for the GPU to finish, llama.cpp (measured on the CPU) is left out, and
+//! the table adds the fraction of the card's memory-bandwidth roofline that
+//! one-sequence decode reaches ([`crate::bench_gpu`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use candle_core::Device;
 use serde::Serialize;
 use silk_cli::progress::ProgressBar;
-use silk_engine::{load, Model, SeqStep};
+use silk_engine::{load, DeviceSpec, Model, SeqStep};
+
+use crate::bench_gpu::{weight_bytes_per_token, GpuInfo, Roofline};
 
 /// What to measure.
 #[derive(Clone, Debug)]
@@ -23,6 +29,8 @@ pub struct EngineBenchArgs {
     pub models: Vec<PathBuf>,
     /// Compute threads for both engines.
     pub threads: usize,
+    /// Where silk runs the model.
+    pub device: DeviceSpec,
     /// Prompt length in tokens.
     pub prompt: usize,
     /// Decode steps measured.
@@ -78,6 +86,9 @@ pub enum BenchError {
     /// The model failed while running.
     #[error("{0}")]
     Run(#[from] silk_engine::RunError),
+    /// The device could not be opened.
+    #[error("{0}")]
+    Device(#[from] silk_engine::DeviceError),
     /// Writing the table failed.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -104,6 +115,13 @@ pub fn measure_silk(
 ) -> Result<Figures, BenchError> {
     let vocab = model.config().vocab_size;
     let prompt = prompt_tokens(args.prompt, vocab);
+    // A GPU runs asynchronously: a timing ends when it has finished.
+    let sync = || {
+        model
+            .device()
+            .synchronize()
+            .map_err(silk_engine::RunError::from)
+    };
     let mut figures = Figures::default();
     for _ in 0..args.reps.max(1) {
         let mut cache = model.new_cache();
@@ -112,6 +130,7 @@ pub fn measure_silk(
             tokens: &prompt,
             cache: &mut cache,
         }])?;
+        sync()?;
         figures.prefill = figures
             .prefill
             .max(args.prompt as f64 / t0.elapsed().as_secs_f64());
@@ -129,6 +148,7 @@ pub fn measure_silk(
                     cache: c,
                 }])?;
             }
+            sync()?;
             let next = [42u32];
             let t0 = Instant::now();
             for _ in 0..args.decode {
@@ -141,6 +161,7 @@ pub fn measure_silk(
                     .collect();
                 model.forward(&mut steps)?;
             }
+            sync()?;
             best = best.max((args.decode * n) as f64 / t0.elapsed().as_secs_f64());
             progress.inc(1);
         }
@@ -196,6 +217,9 @@ pub struct ModelRow {
     /// Why llama.cpp was not measured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub llama_cpp_error: Option<String>,
+    /// One-sequence decode against the GPU's memory bandwidth (GPU runs on known cards).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roofline: Option<Roofline>,
 }
 
 /// `silk bench engine --json`: the settings, then one row per model.
@@ -203,6 +227,9 @@ pub struct ModelRow {
 struct Report<'a> {
     bench: &'static str,
     threads: usize,
+    device: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gpu: Option<&'a GpuInfo>,
     prompt_tokens: usize,
     decode_steps: usize,
     reps: usize,
@@ -217,6 +244,11 @@ pub fn run_engine_bench(args: &EngineBenchArgs, out: &mut dyn Write) -> Result<(
         silk_steps(args) * args.models.len() as u64,
         "silk bench engine",
     );
+    let device = args.device.open()?;
+    let gpu = match args.device {
+        DeviceSpec::Cuda(n) => GpuInfo::query(n),
+        DeviceSpec::Cpu => None,
+    };
     let mut rows = Vec::new();
     for path in &args.models {
         let name = path
@@ -224,7 +256,7 @@ pub fn run_engine_bench(args: &EngineBenchArgs, out: &mut dyn Write) -> Result<(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| path.display().to_string());
         progress.set_message(format!("silk bench engine: {name}"));
-        let model = load(path, &Device::Cpu)
+        let model = load(path, &device)
             .map_err(|source| BenchError::Load {
                 path: path.clone(),
                 source,
@@ -233,15 +265,20 @@ pub fn run_engine_bench(args: &EngineBenchArgs, out: &mut dyn Write) -> Result<(
         let silk = measure_silk(&model, args, &progress)?;
         drop(model);
         progress.set_message(format!("silk bench engine: {name} (llama.cpp)"));
-        let (llama_cpp, llama_cpp_error) = match measure_llama_cpp(path, args) {
-            Ok(l) => (Some(l), None),
-            Err(why) => (None, Some(why)),
+        let (llama_cpp, llama_cpp_error) = match args.device {
+            DeviceSpec::Cuda(_) => (None, Some("compared on the CPU only".to_owned())),
+            DeviceSpec::Cpu => match measure_llama_cpp(path, args) {
+                Ok(l) => (Some(l), None),
+                Err(why) => (None, Some(why)),
+            },
         };
+        let roofline = Roofline::of(weight_bytes_per_token(path), silk.decode, gpu.as_ref());
         rows.push(ModelRow {
             model: name,
             silk,
             llama_cpp,
             llama_cpp_error,
+            roofline,
         });
     }
     progress.finish_and_clear();
@@ -251,6 +288,8 @@ pub fn run_engine_bench(args: &EngineBenchArgs, out: &mut dyn Write) -> Result<(
             &Report {
                 bench: "engine",
                 threads: args.threads,
+                device: args.device.to_string(),
+                gpu: gpu.as_ref(),
                 prompt_tokens: args.prompt,
                 decode_steps: args.decode,
                 reps: args.reps,
@@ -259,16 +298,26 @@ pub fn run_engine_bench(args: &EngineBenchArgs, out: &mut dyn Write) -> Result<(
         )?;
         return Ok(());
     }
-    table(args, &rows, out)?;
+    table(args, gpu.as_ref(), &rows, out)?;
     Ok(())
 }
 
 /// The table: one block of lines per model.
-fn table(args: &EngineBenchArgs, rows: &[ModelRow], out: &mut dyn Write) -> std::io::Result<()> {
+fn table(
+    args: &EngineBenchArgs,
+    gpu: Option<&GpuInfo>,
+    rows: &[ModelRow],
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let on = match (args.device, gpu) {
+        (DeviceSpec::Cpu, _) => format!("{} threads", args.threads),
+        (d, Some(g)) => format!("{d} ({})", g.name),
+        (d, None) => d.to_string(),
+    };
     writeln!(
         out,
-        "silk bench engine: {} threads, {}-token prompt, {} decode steps, best of {}",
-        args.threads, args.prompt, args.decode, args.reps
+        "silk bench engine: {on}, {}-token prompt, {} decode steps, best of {}",
+        args.prompt, args.decode, args.reps
     )?;
     let agg_head: Vec<String> = args
         .concurrency
@@ -332,6 +381,25 @@ fn table(args: &EngineBenchArgs, rows: &[ModelRow], out: &mut dyn Write) -> std:
                 "scaling",
                 v / silk.decode
             )?;
+        }
+        match (&row.roofline, args.device) {
+            (Some(r), _) => writeln!(
+                out,
+                "{:<34} {:<10} decode x1 reads {:.1} MB/token: {:.0} of {:.0} GB/s = {:.1}%",
+                "",
+                "roofline",
+                r.weight_bytes_per_token as f64 / 1e6,
+                r.achieved_gbs,
+                r.peak_gbs,
+                r.fraction * 100.0
+            )?,
+            (None, DeviceSpec::Cuda(_)) => writeln!(
+                out,
+                "{:<34} {:<10} unknown: not a GGUF, or a card without a bandwidth \
+                 (set SILK_GPU_BANDWIDTH_GBS)",
+                "", "roofline"
+            )?,
+            (None, DeviceSpec::Cpu) => {}
         }
     }
     Ok(())

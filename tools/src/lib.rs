@@ -17,6 +17,7 @@
 //!   `silk-ledger`.
 
 pub mod bench;
+pub mod bench_gpu;
 pub mod bench_router;
 pub mod bench_sealed;
 pub mod demo;

@@ -237,6 +237,7 @@ fn main() -> ExitCode {
                 BenchWhat::Engine {
                     models,
                     threads,
+                    device,
                     prompt,
                     decode,
                     concurrency,
@@ -253,6 +254,7 @@ fn main() -> ExitCode {
                 },
                 threads: threads
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+                device,
                 prompt,
                 decode,
                 concurrency,
