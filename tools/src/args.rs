@@ -130,6 +130,10 @@ pub(crate) enum Command {
         /// The silk-enclave binary (default: beside this one).
         #[arg(long)]
         enclave: Option<PathBuf>,
+        /// Where the enclave runs the model: cpu, cuda or cuda:N (a silk-enclave built
+        /// with `--features cuda`).
+        #[arg(long, default_value = "cpu")]
+        device: silk_engine::DeviceSpec,
         /// Most tokens in the answer.
         #[arg(long, default_value_t = 96)]
         max_tokens: usize,

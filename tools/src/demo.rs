@@ -27,6 +27,8 @@ pub struct DemoArgs {
     pub model: PathBuf,
     /// The `silk-enclave` binary (default: beside this executable).
     pub enclave: Option<PathBuf>,
+    /// Where the enclave runs the model.
+    pub device: silk_engine::DeviceSpec,
     /// The question.
     pub prompt: String,
     /// Most tokens in the answer.
@@ -207,7 +209,9 @@ pub async fn run_demo(args: &DemoArgs, out: &mut dyn Write) -> Result<(), DemoEr
         args.model.display()
     );
     let started = Instant::now();
-    let local = LocalEnclave::spawn(&args.model, args.enclave.as_deref(), &[]).await?;
+    let device = args.device.to_string();
+    let local =
+        LocalEnclave::spawn(&args.model, args.enclave.as_deref(), &["--device", &device]).await?;
     let endpoint = local.endpoint.clone();
     let _ = writeln!(
         out,

@@ -79,12 +79,14 @@ fn main() -> ExitCode {
         Command::Demo {
             model,
             enclave,
+            device,
             max_tokens,
             prompt,
         } => {
             let args = DemoArgs {
                 model,
                 enclave,
+                device,
                 prompt,
                 max_tokens,
                 style: Style::stdout(),
