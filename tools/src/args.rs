@@ -78,9 +78,13 @@ pub(crate) enum Command {
         /// is matched with the RIMs that describe its driver and VBIOS versions.
         #[arg(long, value_name = "DIR")]
         gpu_rims: Option<PathBuf>,
-        /// GPU: the nonce (64 hex digits) the report was requested with.
+        /// GPU: the nonce (64 hex digits) the report was requested with. Bundle: the
+        /// challenge sent (`GET /v1/attestation?nonce=HEX`), which its claims must carry.
         #[arg(long, value_name = "HEX", conflicts_with = "no_nonce")]
         nonce: Option<String>,
+        /// Bundle: the oldest acceptable claims, in seconds before --now.
+        #[arg(long, value_name = "SECS")]
+        max_age: Option<u64>,
         /// GPU: accept the report whatever its nonce (it may be a replay; warned).
         #[arg(long)]
         no_nonce: bool,

@@ -303,6 +303,7 @@ fn main() -> ExitCode {
             gpu_rims,
             nonce,
             no_nonce,
+            max_age,
             ocsp,
             image,
             tee,
@@ -339,6 +340,7 @@ fn main() -> ExitCode {
                 launch,
                 nonce,
                 no_nonce,
+                max_age,
                 ocsp,
                 style: Style::stdout(),
             };

@@ -48,6 +48,8 @@ pub struct VerifyArgs {
     pub nonce: Option<String>,
     /// Accept a standalone GPU report whatever its nonce (a possible replay).
     pub no_nonce: bool,
+    /// A bundle's oldest acceptable claims, in seconds before `now`.
+    pub max_age: Option<u64>,
     /// Saved DER OCSP responses for GPU device chains.
     pub ocsp: Vec<PathBuf>,
 }
@@ -152,6 +154,21 @@ pub fn run_verify(args: &VerifyArgs, out: &mut dyn Write) -> Result<bool, Verify
     match shape {
         Shape::Gpu => crate::verify_gpu::load(args, &raw, &mut inputs, &mut notes)?,
         Shape::Bundle => {
+            if args.no_nonce {
+                return Err(VerifyCmdError::Missing(
+                    "--no-nonce is for a standalone GPU report; a bundle's challenge is \
+                     checked only when --nonce gives it"
+                        .into(),
+                ));
+            }
+            if let Some(text) = &args.nonce {
+                let text = text.trim();
+                let challenge = hex::decode(text).map_err(|e| {
+                    VerifyCmdError::Missing(format!("--nonce {text:?} is not hex: {e}"))
+                })?;
+                inputs.challenge = Some(challenge);
+            }
+            inputs.max_age_secs = args.max_age;
             if let Some(dir) = &args.gpu_rims {
                 inputs.gpu_rims = crate::verify_gpu::rims_from_dir(dir)?;
             }
