@@ -101,12 +101,17 @@ function renderFacts(result) {
   add('Hardware', 'platform', v.platform);
   add('Hardware', 'evidence', v.evidence);
   add('Hardware', 'simulated', v.simulated ? 'yes: silk\'s simulated platform, not hardware' : 'no');
+  const shown = new Set();
   for (const f of v.facts || []) {
-    const group = (FACT_GROUPS.find(([, test]) => test(f.name)) || ['Hardware'])[0];
+    const claim = f.name.startsWith('claims.') ? f.name.slice(7) : null;
+    const group = claim !== null
+      ? CLAIM_GROUP[claim] || 'Claims'
+      : (FACT_GROUPS.find(([, test]) => test(f.name)) || ['Hardware'])[0];
     add(group, f.name, f.value);
+    shown.add(f.name);
   }
   for (const [name, value] of Object.entries(result.claims || {})) {
-    add(CLAIM_GROUP[name] || 'Claims', `claims.${name}`, value);
+    if (!shown.has(`claims.${name}`)) add(CLAIM_GROUP[name] || 'Claims', `claims.${name}`, value);
   }
   if (!groups.has('GPU')) add('GPU', 'GPUs', 'none in this evidence');
   const box = $('facts');
@@ -241,7 +246,7 @@ function takeEvents(buffer) {
   return [events, buffer];
 }
 
-async function send(prompt, maxTokens) {
+async function send(prompt, maxTokens, temperature) {
   const out = $('answer');
   const status = $('answer-status');
   out.replaceChildren();
@@ -251,6 +256,7 @@ async function send(prompt, maxTokens) {
   const body = new TextEncoder().encode(JSON.stringify({
     messages: [{ role: 'user', content: prompt }],
     max_tokens: maxTokens,
+    temperature,
     stream: true,
   }));
   const sealed = new wasm.SealedRequest(session.hpkePublicKey, session.claimsDigest, body);
@@ -302,9 +308,10 @@ $('prompt-form').addEventListener('submit', (event) => {
   event.preventDefault();
   const prompt = $('prompt').value;
   const maxTokens = Math.max(1, Math.min(4096, parseInt($('max-tokens').value, 10) || 64));
+  const temperature = Math.max(0, Math.min(2, parseFloat($('temperature').value) || 0));
   if (!session || !prompt) return;
   $('send').disabled = true;
-  send(prompt, maxTokens).catch((e) => {
+  send(prompt, maxTokens, temperature).catch((e) => {
     $('answer-status').textContent = '';
     $('answer').append(el('span', { class: 'error' }, `\n${e.message || e}`));
     document.body.dataset.answer = 'error';
