@@ -26,7 +26,7 @@ pub async fn run(
     let policy_toml = std::fs::read_to_string(&target.policy)
         .map_err(|e| ClientError::Config(format!("policy {}: {e}", target.policy.display())))?;
     let relay = page_relay(target);
-    let (app, name) = match target.connect(options).await {
+    let (app, name, refused) = match target.connect(options).await {
         Ok((upstream, name)) => {
             let mut out = std::io::stdout();
             if let Some(session) = upstream.session() {
@@ -36,6 +36,7 @@ pub async fn run(
             (
                 crate::proxy::router_with_page(Arc::new(upstream), Arc::new(page)),
                 name,
+                false,
             )
         }
         Err(e) if serve_on_refusal && e.kind() == ErrorKind::Attestation => {
@@ -51,7 +52,11 @@ pub async fn run(
                 failed: failed.into_iter().map(|(n, _)| n).collect(),
             };
             let page = Arc::new(Page::new(policy_toml, name.clone(), relay, check));
-            (crate::proxy::refused_router(e.to_string(), page), name)
+            (
+                crate::proxy::refused_router(e.to_string(), page),
+                name,
+                true,
+            )
         }
         Err(e) => return Err(e),
     };
@@ -60,7 +65,13 @@ pub async fn run(
         .await
         .map_err(|e| ClientError::Config(format!("listening on {listen}: {e}")))?;
     let bound = listener.local_addr().unwrap_or(listen);
-    println!("silk proxy: OpenAI API at http://{bound}/v1 (sealed to {name})");
+    if refused {
+        println!(
+            "silk proxy: OpenAI API at http://{bound}/v1 answers 502: the policy refused {name}"
+        );
+    } else {
+        println!("silk proxy: OpenAI API at http://{bound}/v1 (sealed to {name})");
+    }
     println!("silk proxy: verification page at http://{bound}/verify");
     crate::proxy::serve_router(listener, app).await;
     Ok(())
