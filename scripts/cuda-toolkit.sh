@@ -23,11 +23,11 @@
 #                        to the driver's own libcuda.so.1.
 #
 # CUDA_COMPUTE_CAP (default 90) picks the GPU that candle's kernels are compiled for, by
-# cudaforge: 80 -> sm_80 (A100; the PTX also JIT-compiles for newer GPUs), 89 -> sm_89
-# (L4, L40S), 90 -> sm_90a (H100, H200: Hopper only), 100 -> sm_100a (B200, GB200: that
-# family only), 120 -> sm_120a (RTX 50xx, RTX PRO 6000 Blackwell). Suffixed ("a") targets
-# use architecture-specific instructions and run on that architecture only; to build one
-# binary that loads on 80 and newer, set CUDA_COMPUTE_CAP=80 (slower kernels on Hopper).
+# cudaforge: 80 -> sm_80 (A100, A30; runs on 8.x), 89 -> sm_89 (L4, L40S), 90 -> sm_90a
+# (H100, H200: Hopper only), 100 -> sm_100a (B200, GB200: that family only), 120 ->
+# sm_120a (RTX 50xx, RTX PRO 6000 Blackwell). candle's quantised products (libmoe.a) are
+# machine code for that one target, so a binary serves one kind of GPU: build one per
+# kind, each with its own number (docs/engine.md, "Which GPU").
 # Changing it rebuilds candle-kernels (cudaforge watches the variable).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
