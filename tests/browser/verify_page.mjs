@@ -44,12 +44,14 @@ try {
     });
   });
 
+  const started = Date.now();
   const response = await page.goto(opts.url, { waitUntil: 'load' });
   report.status = response.status();
   report.csp = response.headers()['content-security-policy'] || null;
   await page.waitForFunction(
     () => ['accepted', 'refused', 'error'].includes(document.body.dataset.state),
     null, { timeout: 60000 }).catch((e) => { report.waitError = String(e); });
+  report.verifiedMs = Date.now() - started;
 
   Object.assign(report, await page.evaluate(() => {
     const text = (id) => document.getElementById(id).textContent;
@@ -93,10 +95,15 @@ try {
         window.__lengths.push(document.getElementById('answer').textContent.length);
       }).observe(document.getElementById('answer'), { childList: true, characterData: true, subtree: true });
     });
+    const sent = Date.now();
     await page.click('#send');
+    await page.waitForFunction(() => document.getElementById('answer').textContent.length > 0,
+      null, { timeout: 240000 }).catch(() => {});
+    report.firstTextMs = Date.now() - sent;
     await page.waitForFunction(
       () => ['done', 'error'].includes(document.body.dataset.answer), null, { timeout: 240000 })
       .catch((e) => { report.waitError = String(e); });
+    report.answerMs = Date.now() - sent;
     Object.assign(report, await page.evaluate(() => ({
       answerState: document.body.dataset.answer,
       answer: document.getElementById('answer').textContent,
