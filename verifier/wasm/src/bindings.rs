@@ -6,6 +6,110 @@ use wasm_bindgen::prelude::*;
 use crate::js;
 use crate::session::{self, Sealed};
 
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &str = r#"
+/** A certificate, collateral or RIM: bytes, or text (PEM, JSON, XML). */
+export type Bytes = Uint8Array | string;
+
+/** What a verification is given besides the evidence and the policy. */
+export interface Collateral {
+  /** SNP: the VCEK or VLEK that signed the report (PEM or DER). */
+  vcek?: Bytes;
+  /** SNP: the ASK or ASVK; AMD's pinned one when absent. */
+  ask?: Bytes;
+  /** SNP: the ARK; AMD's pinned one when absent. */
+  ark?: Bytes;
+  /** SNP: AMD's cert_chain PEM (ASK then ARK), as KDS serves it. */
+  certChain?: Bytes;
+  /** TDX/SGX: Intel PCS collateral JSON. */
+  tdx?: Bytes;
+  /** GPU: the device certificate chain (PEM, leaf first). */
+  gpuChain?: Bytes;
+  /** GPU: NVIDIA's driver and VBIOS RIMs; `name` is shown in verdicts. */
+  gpuRims?: Array<{ name: string; xml: Bytes }>;
+  /** GPU: DER OCSP responses for the device chain. */
+  ocsp?: Uint8Array[];
+  /** GPU: the nonce (hex, 32 bytes) a standalone report must answer. */
+  gpuNonce?: string;
+  /** GPU: accept a standalone report whatever its nonce (a possible replay). */
+  noNonce?: boolean;
+}
+
+/** Options of verifyEvidence. */
+export interface VerifyOptions {
+  /** The policy, TOML (docs/policy.md). */
+  policy: string;
+  /** The time to verify at, RFC 3339; Date.now() when absent. */
+  now?: string;
+  /** What the evidence is; detected when absent. */
+  format?: "snp" | "tdx" | "sgx" | "gpu" | "bundle";
+  /** The evidence's name in the verdict JSON ("evidence" when absent). */
+  source?: string;
+  collateral?: Collateral;
+}
+
+/** Options of verifyBundle. */
+export interface BundleOptions {
+  now?: string;
+  source?: string;
+  /** The challenge (hex) the bundle's claims must carry. */
+  nonce?: string;
+  /** The oldest acceptable claims, in seconds before `now`. */
+  maxAgeSecs?: number;
+  collateral?: Collateral;
+}
+
+/** The claims an enclave's evidence binds; bytes in hex. */
+export interface Claims {
+  hpke_public_key: string;
+  tls_spki_sha256: string;
+  image_digest: string;
+  model: string;
+  gpu_nonce: string;
+  challenge: string;
+  created_at: number;
+  software_version: string;
+  receipt_public_key: string;
+  payout_address: string;
+}
+
+/** One check of a verdict. */
+export interface Check {
+  /** Stable name, e.g. "snp.report_signature". */
+  name: string;
+  /** The family it belongs to, e.g. "signature". */
+  stage: string;
+  expected: string;
+  found: string;
+  outcome: { status: "pass" } | { status: "fail"; reason: string };
+}
+
+/** The verdict, as `silk verify --json` prints it. */
+export interface Verdict {
+  evidence: string;
+  source: string;
+  verified_at: string;
+  accepted: boolean;
+  platform: string;
+  checks: Check[];
+  warnings: string[];
+  facts: Array<{ name: string; value: string }>;
+  simulated: boolean;
+}
+
+/** What attest returns. */
+export interface Attestation {
+  accepted: boolean;
+  verdict: Verdict;
+  claims: Claims | null;
+  /** The key to seal requests to (hex). */
+  hpkePublicKey: string | null;
+  /** SHA-256 of the claims' encoding (hex): what sealed requests are bound to. */
+  claimsDigest: string | null;
+  simulated: boolean;
+}
+"#;
+
 fn thrown(message: String) -> JsError {
     JsError::new(&message)
 }
@@ -29,7 +133,10 @@ pub fn version() -> String {
 /// 'bundle', source?: string, collateral?: {...} }`. Throws an `Error` when the inputs
 /// cannot be used (the CLI's exit status 2); a refused verdict is not an error.
 #[wasm_bindgen(js_name = verifyEvidence)]
-pub fn verify_evidence(bytes: &[u8], opts: JsValue) -> Result<String, JsError> {
+pub fn verify_evidence(
+    bytes: &[u8],
+    #[wasm_bindgen(unchecked_param_type = "VerifyOptions")] opts: JsValue,
+) -> Result<String, JsError> {
     let request = js::evidence_request(&opts).map_err(thrown)?;
     request.verdict_json(bytes, js::host_now).map_err(thrown)
 }
@@ -40,7 +147,11 @@ pub fn verify_evidence(bytes: &[u8], opts: JsValue) -> Result<String, JsError> {
 /// `json`: the bundle, as a string or bytes. `opts`: `{ now?, source?, nonce?: hex (the
 /// challenge its claims must carry), maxAgeSecs?: number, collateral?: {...} }`.
 #[wasm_bindgen(js_name = verifyBundle)]
-pub fn verify_bundle(json: JsValue, policy: String, opts: JsValue) -> Result<String, JsError> {
+pub fn verify_bundle(
+    #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] json: JsValue,
+    policy: String,
+    #[wasm_bindgen(unchecked_param_type = "BundleOptions")] opts: JsValue,
+) -> Result<String, JsError> {
     let bytes = bundle_bytes(&json)?;
     let request = js::bundle_request(policy, &opts).map_err(thrown)?;
     request.verdict_json(&bytes, js::host_now).map_err(thrown)
@@ -50,9 +161,9 @@ pub fn verify_bundle(json: JsValue, policy: String, opts: JsValue) -> Result<Str
 /// verdict, claims, hpkePublicKey, claimsDigest, simulated }`. `nonceHex`: the challenge
 /// the page made (the claims then at most 300 s old), or empty/null for the enclave's
 /// base bundle. `now`: RFC 3339, or `Date.now()`.
-#[wasm_bindgen]
+#[wasm_bindgen(unchecked_return_type = "Attestation")]
 pub fn attest(
-    json: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] json: JsValue,
     policy: String,
     #[wasm_bindgen(js_name = nonceHex)] nonce_hex: Option<String>,
     now: Option<String>,
