@@ -26,6 +26,8 @@ if [ $# -eq 0 ]; then
   # The Python verifier's wheel, pip-installed in a fresh venv, against target/debug/silk.
   ./scripts/test-python.sh
   # The WebAssembly verifier (the committed verifier/wasm/pkg/) in Node against
-  # target/debug/silk: the same verdict JSON on every vector. No npm packages.
+  # target/debug/silk: the same verdict JSON on every vector; its sealed requests against
+  # the enclave's side, natively (the seal_peer example). No npm packages.
+  cargo build -p silk-verifier-wasm --example seal_peer
   node --test verifier/wasm/test/verifier.test.mjs
 fi

@@ -8,7 +8,7 @@
 
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -160,4 +160,55 @@ test('SealedRequest seals to the attested key and refuses what it cannot open', 
   assert.throws(() => r.push(forged), /sealed answer/);
   assert.throws(() => new SealedRequest('00', a.claimsDigest, body), /hpkePublicKeyHex/);
   assert.throws(() => new SealedRequest(a.hpkePublicKey, 'zz', body), /claimsDigestHex/);
+});
+
+// The enclave's side, natively (verifier/wasm/examples/seal_peer.rs): what the wasm seals
+// opens there, and the answer sealed there opens here, text split inside UTF-8
+// characters included.
+function sealPeer(seal) {
+  const bin = process.env.SEAL_PEER ?? join('target', 'debug', 'examples', 'seal_peer');
+  return new Promise((resolvePeer, reject) => {
+    const peer = spawn(bin, [], { stdio: ['pipe', 'pipe', 'ignore'] });
+    peer.on('error', (e) => reject(new Error(`cannot run ${bin} (cargo build -p silk-verifier-wasm --example seal_peer): ${e.message}`)));
+    const chunks = [];
+    let header = null;
+    let sealed = null;
+    peer.stdout.on('data', (data) => {
+      chunks.push(data);
+      const all = Buffer.concat(chunks);
+      const nl = all.indexOf(0x0a);
+      if (header === null && nl >= 0) {
+        header = JSON.parse(all.subarray(0, nl).toString('utf8'));
+        sealed = seal(header);
+        peer.stdin.end(Buffer.from(sealed.bytes()));
+      }
+    });
+    peer.on('close', (code) => {
+      const all = Buffer.concat(chunks);
+      resolvePeer({ code, sealed, answer: all.subarray(all.indexOf(0x0a) + 1) });
+    });
+  });
+}
+
+test('a request sealed in wasm opens natively, and the sealed answer opens in wasm', async () => {
+  const prompt = 'héllo ✓ wörld, 雪';
+  const { code, sealed, answer } = await sealPeer((h) => new SealedRequest(h.hpkePublicKey, h.claimsDigest, new TextEncoder().encode(prompt)));
+  assert.equal(code, 0);
+  assert.ok(!answer.includes(Buffer.from('wörld')), 'the answer is in clear');
+  const texts = [];
+  for (let i = 0; i < answer.length; i += 5) texts.push(...sealed.push(answer.subarray(i, i + 5)));
+  assert.equal(texts.join(''), `you said: ${prompt}`);
+  assert.ok(texts.length > 3 && texts.every((t) => !t.includes('\ufffd')), JSON.stringify(texts));
+  assert.equal(sealed.finished(), true);
+  sealed.finish();
+  assert.throws(() => sealed.push(new Uint8Array([1])), /sealed answer/);
+
+  // Any byte of the answer changed: refused, and nothing after it is given out.
+  const { answer: second, sealed: again } = await sealPeer((h) => new SealedRequest(h.hpkePublicKey, h.claimsDigest, new TextEncoder().encode(prompt)));
+  const altered = Buffer.from(second);
+  altered[altered.length - 3] ^= 0x01;
+  assert.throws(() => again.push(altered), /sealed answer/);
+  // Sealed to other claims: the peer refuses to open it.
+  const { code: refused } = await sealPeer((h) => new SealedRequest(h.hpkePublicKey, '00'.repeat(32), new TextEncoder().encode(prompt)));
+  assert.equal(refused, 1);
 });
