@@ -1,9 +1,10 @@
 // Time to verify each vector: the WebAssembly build in Node against the native build of
 // the same function, in one table.
 //
-//   node verifier/wasm/test/bench.mjs [--runs N] [--native BIN]
+//   node verifier/wasm/test/bench.mjs [--runs N] [--native BIN] [--pkg DIR]
 //
-// wasm: verifyEvidence from verifier/wasm/pkg/, median of N runs after one warm-up run.
+// wasm: verifyEvidence from verifier/wasm/pkg/ (or DIR), median of N runs after one
+// warm-up run.
 // native: verifier/wasm/examples/native_timing.rs (Request::verdict_json, the function
 // the wasm build runs, in-process: no process start counted), median of N runs after one
 // warm-up. BIN defaults to target/release/examples/native_timing; when it is missing the
@@ -14,10 +15,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 
-import { initSync, verifyEvidence, attest } from '../pkg/silk_verifier_wasm.js';
 import { cases, wasmInputs, scratch, bundleNow } from './cases.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -27,9 +27,12 @@ const arg = (name, fallback) => {
   return i > 0 ? process.argv[i + 1] : fallback;
 };
 const runs = Number(arg('--runs', 20));
+// Another build of the package to time (e.g. one made with `scripts/build-wasm.sh --out`).
+const pkg = resolve(arg('--pkg', 'verifier/wasm/pkg'));
+const { initSync, verifyEvidence, attest } = await import(pathToFileURL(join(pkg, 'silk_verifier_wasm.js')).href);
 const nativeBin = arg('--native', join('target', 'release', 'examples', 'native_timing'));
 
-const wasmBytes = readFileSync('verifier/wasm/pkg/silk_verifier_wasm_bg.wasm');
+const wasmBytes = readFileSync(join(pkg, 'silk_verifier_wasm_bg.wasm'));
 let t = performance.now();
 initSync({ module: wasmBytes });
 const initMs = performance.now() - t;
