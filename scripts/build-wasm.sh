@@ -8,9 +8,10 @@
 #                                    files, unless it equals verifier/wasm/pkg/ byte for byte
 #   scripts/build-wasm.sh --out DIR  build into DIR
 #
-# The build is reproducible: the same source, Cargo.lock, Rust toolchain (the one
-# rustup resolves here) and wasm-bindgen-cli (Cargo.lock's wasm-bindgen version) give
-# the same bytes, wherever the checkout and CARGO_HOME are and whenever it runs. So
+# The build is reproducible: the same source, Cargo.lock, Rust toolchain (the one rustup
+# resolves here; pkg/package.json's silkBuild records which) and wasm-bindgen-cli
+# (Cargo.lock's wasm-bindgen version) give the same bytes, wherever the checkout and
+# CARGO_HOME are and whenever it runs (checked from two clones). So
 # anyone can check that the .wasm the /verify page serves (embedded from pkg/) is the one
 # this source builds: `--check`, or compare the printed SHA-256 with the page's.
 # Needs: rustup's wasm32-unknown-unknown target, clang (ring's C) and wasm-bindgen-cli;
@@ -88,6 +89,9 @@ for f in "$name.js" "$name.d.ts" "${name}_bg.wasm.d.ts"; do
 done
 cp verifier/wasm/README.md "$dest/README.md"
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
+# What the bytes depend on beside the source: recorded, so that a rebuild that differs
+# says whether the toolchain did.
+rustc_version=$(rustc -V)
 cat >"$dest/package.json" <<EOF
 {
   "name": "@silk/verifier",
@@ -105,6 +109,12 @@ cat >"$dest/package.json" <<EOF
     },
     "./${name}_bg.wasm": "./${name}_bg.wasm"
   },
+  "silkBuild": {
+    "rustc": "$rustc_version",
+    "wasmBindgen": "$want_bindgen",
+    "cargoProfile": "wasm",
+    "target": "wasm32-unknown-unknown"
+  },
   "files": [
     "${name}_bg.wasm",
     "${name}_bg.wasm.d.ts",
@@ -121,7 +131,8 @@ digest=$(sha256sum "$wasm" | cut -d' ' -f1)
 bytes=$(wc -c <"$wasm")
 gz=$(gzip -9 -n -c "$wasm" | wc -c)
 printf 'build-wasm: %s_bg.wasm sha256 %s\n' "$name" "$digest"
-printf 'build-wasm: %s bytes, %s gzipped (gzip -9); built in %ss\n' "$bytes" "$gz" "$(($(date +%s) - started))"
+printf 'build-wasm: %s bytes, %s gzipped (gzip -9); built in %ss with %s, wasm-bindgen %s\n' \
+  "$bytes" "$gz" "$(($(date +%s) - started))" "$rustc_version" "$want_bindgen"
 
 if [ "$mode" = check ]; then
   differ=()
@@ -132,6 +143,10 @@ if [ "$mode" = check ]; then
   if [ ${#differ[@]} -gt 0 ]; then
     printf 'build-wasm: the committed package differs from this source'"'"'s build:\n' >&2
     printf '  %s\n' $(printf '%s\n' "${differ[@]}" | LC_ALL=C sort -u) >&2
+    was=$(sed -n 's/.*"rustc": "\(.*\)",$/\1/p' "$committed/package.json" 2>/dev/null || true)
+    if [ -n "$was" ] && [ "$was" != "$rustc_version" ]; then
+      printf 'build-wasm: the package was built with %s, this is %s\n' "$was" "$rustc_version" >&2
+    fi
     printf 'build-wasm: rebuild with scripts/build-wasm.sh and commit %s/\n' "$committed" >&2
     exit 1
   fi
