@@ -68,11 +68,14 @@ fi
 export CARGO_TARGET_DIR="$root/target/cuda" CARGO_TERM_COLOR=never
 export CUDAFORGE_THREADS="${CUDAFORGE_THREADS:-$(nproc)}"
 bin="$CARGO_TARGET_DIR/release"
+# Every cargo call below selects the same packages and features: another selection unifies
+# other features into candle-kernels' (build) dependencies and compiles all of its CUDA
+# kernels again (seen here: `-p silk-engine` alone after `-p silk-engine -p silk-enclave`).
+sel=(-p silk-enclave -p silk-engine -p silk-tools
+  --features "silk-enclave/cuda,silk-engine/cuda,silk-tools/cuda")
 scripts/fetch-model.sh >"$work/model.log" 2>&1 || row model FAIL "scripts/fetch-model.sh failed"
-if cargo build --release -p silk-enclave -p silk-tools --features silk-enclave/cuda,silk-tools/cuda \
-  --bin silk --bin silk-enclave >"$work/build.log" 2>&1 &&
-  cargo test --release --no-run -p silk-engine -p silk-enclave --features silk-engine/cuda,silk-enclave/cuda \
-    --test gpu --test gpu_evidence >>"$work/build.log" 2>&1; then
+if cargo build --release "${sel[@]}" --bin silk --bin silk-enclave >"$work/build.log" 2>&1 &&
+  cargo test --release --no-run "${sel[@]}" --test gpu --test gpu_evidence >>"$work/build.log" 2>&1; then
   row build ok "silk, silk-enclave and the GPU tests (release, sm_$CUDA_COMPUTE_CAP)"
 else
   section "build" "$work/build.log"
@@ -80,8 +83,8 @@ else
 fi
 
 # --- the GPU tests: logits against llama.cpp and the CPU, batches, cancellation, OOM
-SILK_REQUIRE_GPU=1 timeout 300 cargo test --release -p silk-engine --features cuda \
-  --test gpu -- --test-threads=1 --nocapture >"$work/tests.log" 2>&1
+SILK_REQUIRE_GPU=1 timeout 300 cargo test --release "${sel[@]}" --test gpu -- \
+  --test-threads=1 --nocapture >"$work/tests.log" 2>&1
 rc=$?
 section "GPU tests (enclave/engine/tests/gpu.rs)" "$work/tests.log"
 summary="$(grep -m1 '^test result' "$work/tests.log")"
@@ -119,7 +122,7 @@ done >"$work/conf-compute.txt"
 section "nvidia-smi conf-compute" "$work/conf-compute.txt"
 row conf-compute info "$(grep -m1 -i 'CC status\|CC feature' "$work/conf-compute.txt" || echo 'no CC status line')"
 SILK_REQUIRE_GPU=1 SILK_GPU_EVIDENCE_DIR="$work/evidence" timeout 120 cargo test --release \
-  -p silk-enclave --features cuda --test gpu_evidence -- --nocapture >"$work/evidence.log" 2>&1
+  "${sel[@]}" --test gpu_evidence -- --nocapture >"$work/evidence.log" 2>&1
 rc=$?
 section "GPU evidence over a fresh nonce (enclave/tests/gpu_evidence.rs)" "$work/evidence.log"
 if [ $rc != 0 ]; then

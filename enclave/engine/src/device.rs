@@ -69,7 +69,8 @@ impl DeviceSpec {
             Self::Cuda(_) if !cfg!(feature = "cuda") => Err(DeviceError::NoCudaSupport(self)),
             Self::Cuda(n) => Device::new_cuda(n).map_err(|e| DeviceError::Open {
                 spec: self,
-                reason: e.to_string(),
+                // candle appends a backtrace (under RUST_BACKTRACE): the first line says it.
+                reason: e.to_string().lines().next().unwrap_or_default().to_owned(),
             }),
         }
     }
