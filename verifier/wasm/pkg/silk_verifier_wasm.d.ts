@@ -177,7 +177,7 @@ export interface InitOutput {
     readonly sealedrequest_finish: (a: number) => [number, number];
     readonly sealedrequest_finished: (a: number) => number;
     readonly sealedrequest_new: (a: number, b: number, c: number, d: number, e: number, f: number) => [number, number, number];
-    readonly sealedrequest_push: (a: number, b: number, c: number) => [number, number, number, number];
+    readonly sealedrequest_push: (a: number, b: number, c: number) => [number, number, number];
     readonly verifyBundle: (a: any, b: number, c: number, d: any) => [number, number, number, number];
     readonly verifyEvidence: (a: number, b: number, c: any) => [number, number, number, number];
     readonly version: () => [number, number];
@@ -189,7 +189,6 @@ export interface InitOutput {
     readonly __externref_table_alloc: () => number;
     readonly __wbindgen_externrefs: WebAssembly.Table;
     readonly __externref_table_dealloc: (a: number) => void;
-    readonly __externref_drop_slice: (a: number, b: number) => void;
     readonly __wbindgen_start: () => void;
 }
 

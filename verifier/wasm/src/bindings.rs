@@ -5,6 +5,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::js;
 use crate::session::{self, Sealed};
+use zeroize::Zeroizing;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &str = r#"
@@ -186,9 +187,12 @@ impl SealedRequest {
     pub fn new(
         #[wasm_bindgen(js_name = hpkePublicKeyHex)] hpke_public_key_hex: &str,
         #[wasm_bindgen(js_name = claimsDigestHex)] claims_digest_hex: &str,
-        body: &[u8],
+        body: Vec<u8>,
     ) -> Result<SealedRequest, JsError> {
-        Sealed::seal(hpke_public_key_hex, claims_digest_hex, body)
+        // Owned, so that this copy of the prompt in the module's memory is wiped once it
+        // is sealed (a borrowed slice would be freed as it is).
+        let body = Zeroizing::new(body);
+        Sealed::seal(hpke_public_key_hex, claims_digest_hex, &body)
             .map(SealedRequest)
             .map_err(thrown)
     }
@@ -200,8 +204,14 @@ impl SealedRequest {
 
     /// Feeds answer bytes as they arrive; returns the text of the chunks they completed.
     /// Throws when the stream fails its integrity check; nothing after that may be used.
-    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<String>, JsError> {
-        self.0.open(chunk).map_err(thrown)
+    #[wasm_bindgen(unchecked_return_type = "string[]")]
+    pub fn push(&mut self, chunk: &[u8]) -> Result<js_sys::Array, JsError> {
+        let pieces = self.0.open(chunk).map_err(thrown)?;
+        // Each piece is copied into a JS string here and wiped on the Rust side as it drops.
+        Ok(pieces
+            .iter()
+            .map(|piece| JsValue::from_str(piece))
+            .collect())
     }
 
     /// Whether the final chunk has arrived.

@@ -121,8 +121,9 @@ impl Sealed {
 
     /// Opens `bytes` of the answer. Text split inside a UTF-8
     /// character is held until the rest arrives; at the end of the stream what is held
-    /// is given out, invalid bytes replaced.
-    pub fn open(&mut self, bytes: &[u8]) -> Result<Vec<String>, String> {
+    /// is given out, invalid bytes replaced. The pieces are wiped when dropped: the
+    /// answer is a secret of the page's.
+    pub fn open(&mut self, bytes: &[u8]) -> Result<Vec<Zeroizing<String>>, String> {
         let pieces = self
             .opener
             .push(bytes)
@@ -137,14 +138,16 @@ impl Sealed {
                 // Not UTF-8 at all: give it out as best it reads.
                 Err(_) => self.carry.len(),
             };
-            let text = String::from_utf8_lossy(&self.carry[..valid]).into_owned();
+            let text = Zeroizing::new(String::from_utf8_lossy(&self.carry[..valid]).into_owned());
             self.carry.drain(..valid);
             if !text.is_empty() {
                 out.push(text);
             }
         }
         if self.opener.is_finished() && !self.carry.is_empty() {
-            out.push(String::from_utf8_lossy(&self.carry).into_owned());
+            out.push(Zeroizing::new(
+                String::from_utf8_lossy(&self.carry).into_owned(),
+            ));
             self.carry.clear();
         }
         Ok(out)
@@ -192,7 +195,7 @@ mod tests {
         let mut text = req.open(&stream).expect("first bytes");
         assert!(!req.is_finished());
         text.extend(req.open(&tail).expect("the rest"));
-        assert_eq!(text.concat(), "café ok");
+        let text: Vec<&str> = text.iter().map(|t| t.as_str()).collect();
         assert_eq!(text, ["caf", "é ok"]);
         assert!(req.is_finished());
         assert!(req.finish().is_ok());
@@ -224,7 +227,11 @@ mod tests {
             .expect("sealed");
         let (_, mut sealer) = open_request(&keys, &digest, req.wire()).expect("opened");
         let chunk = sealer.seal(b"half an answer", false).expect("chunk");
-        assert_eq!(req.open(&chunk).expect("opened"), ["half an answer"]);
+        let text = req.open(&chunk).expect("opened");
+        assert_eq!(
+            text.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+            ["half an answer"]
+        );
         assert!(req.finish().is_err());
     }
 
