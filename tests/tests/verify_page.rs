@@ -414,13 +414,14 @@ async fn the_verify_routes_relay_evidence_and_sealed_answers_unchanged() {
 
     // A refused proxy: /v1 502 naming the checks; /verify relays still, sealed requests not.
     let dead = Relay::new("http://127.0.0.1:1", RelayLimits::default()).unwrap();
+    let measurement = silk_protocol::attestation::checks::snp::MEASUREMENT.name;
     let check = ProxyCheck::Refused {
-        summary: "failed checks: snp.measurement".into(),
-        failed: vec!["snp.measurement".into()],
+        summary: format!("failed checks: {measurement}"),
+        failed: vec![measurement.into()],
     };
     let page = Arc::new(Page::new(String::new(), "x".into(), Ok(dead), check));
     let refused = serve(silk_client::proxy::refused_router(
-        "failed checks: snp.measurement".into(),
+        format!("failed checks: {measurement}"),
         page,
     ))
     .await;
@@ -428,7 +429,7 @@ async fn the_verify_routes_relay_evidence_and_sealed_answers_unchanged() {
         let (status, _, body) = exchange(refused, hyper::Request::get(path), vec![]).await;
         assert_eq!(status, 502, "{path}");
         assert!(
-            String::from_utf8_lossy(&body).contains("snp.measurement"),
+            String::from_utf8_lossy(&body).contains(measurement),
             "{path}"
         );
     }

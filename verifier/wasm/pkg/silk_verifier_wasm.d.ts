@@ -68,7 +68,7 @@ export interface Claims {
 
 /** One check of a verdict. */
 export interface Check {
-    /** Stable name, e.g. "snp.report_signature". */
+    /** Stable name, e.g. `snp.report_signature`. */
     name: string;
     /** The family it belongs to, e.g. "signature". */
     stage: string;
