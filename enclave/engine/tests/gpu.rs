@@ -17,6 +17,7 @@ mod common;
 
 use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device, Tensor};
+use common::{argmax, step};
 use serde_json::Value;
 use silk_engine::scheduler::{
     Engine, EngineConfig, Event, FinishReason, GenerateRequest, Generation, Prompt, ResponseFormat,
@@ -51,23 +52,6 @@ fn tolerance(ty: &str) -> f32 {
         "smollm2" => 1.0,
         other => panic!("no tolerance for {other}"),
     }
-}
-
-fn step(m: &Model, cache: &mut KvCache, tokens: &[u32]) -> Vec<f32> {
-    let logits = m
-        .forward(&mut [SeqStep { tokens, cache }])
-        .expect("forward");
-    logits.to_vec2::<f32>().expect("2d").remove(0)
-}
-
-fn argmax(v: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, x) in v.iter().enumerate() {
-        if *x > v[best] {
-            best = i;
-        }
-    }
-    best as u32
 }
 
 /// Teacher-forced greedy check against llama.cpp's 24 tokens (as the CPU test does): the

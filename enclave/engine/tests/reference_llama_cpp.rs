@@ -12,9 +12,11 @@
 
 mod common;
 
+use common::{argmax, step};
+
 use candle_core::Device;
 use serde_json::Value;
-use silk_engine::{load, Model, SeqStep};
+use silk_engine::{load, Model};
 
 /// Max |silk - llama.cpp| allowed on a logit, by weight type (observed maximum in the
 /// comment; logits of the tiny models reach about 16, SmolLM2's about 37).
@@ -42,23 +44,6 @@ fn tolerance(ty: &str) -> f32 {
         "smollm2" => 0.8,
         other => panic!("no tolerance for {other}"),
     }
-}
-
-fn step(m: &Model, cache: &mut silk_engine::KvCache, tokens: &[u32]) -> Vec<f32> {
-    let logits = m
-        .forward(&mut [SeqStep { tokens, cache }])
-        .expect("forward");
-    logits.to_vec2::<f32>().expect("2d").remove(0)
-}
-
-fn argmax(v: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, x) in v.iter().enumerate() {
-        if *x > v[best] {
-            best = i;
-        }
-    }
-    best as u32
 }
 
 /// Feeds llama.cpp's greedy tokens one by one after `last` (the prompt's logits) and

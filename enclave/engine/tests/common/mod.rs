@@ -320,3 +320,22 @@ pub fn u32s(v: &serde_json::Value) -> Vec<u32> {
         .map(|x| u32::try_from(x.as_u64().expect("integer")).expect("u32"))
         .collect()
 }
+
+/// One forward step of one sequence: the logits of its last position.
+pub fn step(m: &silk_engine::Model, cache: &mut silk_engine::KvCache, tokens: &[u32]) -> Vec<f32> {
+    let logits = m
+        .forward(&mut [silk_engine::SeqStep { tokens, cache }])
+        .expect("forward");
+    logits.to_vec2::<f32>().expect("2d").remove(0)
+}
+
+/// The index of the largest logit (the first, on ties).
+pub fn argmax(v: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, x) in v.iter().enumerate() {
+        if *x > v[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
