@@ -192,8 +192,11 @@ pub fn run_verify(args: &VerifyArgs, out: &mut dyn Write) -> Result<bool, Verify
         // Evidence that does not parse is refused by the verifier, at its format's check.
         Shape::Platform(_) => {}
     }
-    if let Some(kind) = shape.kind(&raw) {
-        pin_to_image(args, &mut inputs.policy, kind, &mut notes)?;
+    // Only --image needs the kind before verifying (a bundle's means parsing it twice).
+    if args.image.is_some() {
+        if let Some(kind) = shape.kind(&raw) {
+            pin_to_image(args, &mut inputs.policy, kind, &mut notes)?;
+        }
     }
     let outcome =
         silk_verifier::verify(&raw, args.format, &inputs).map_err(|e| input_error(args, e))?;
