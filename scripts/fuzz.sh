@@ -3,7 +3,7 @@
 #   scripts/fuzz.sh build                 build every target (CI does this)
 #   scripts/fuzz.sh seed                  rewrite fuzz/corpus/ from vectors/ (committed)
 #   scripts/fuzz.sh run TARGET [SECONDS]  fuzz one target from its committed corpus
-# Targets: snp_report, dcap_quote, policy, gpu_report, sealed_input.
+# Targets: snp_report, dcap_quote, policy, gpu_report, sealed_input, tdx_event_log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 # the fuzzer starts from inputs that pass every parser instead of finding them by chance.
 seed() {
   rm -rf fuzz/corpus
-  mkdir -p fuzz/corpus/{snp_report,dcap_quote,policy,gpu_report,sealed_input}
+  mkdir -p fuzz/corpus/{snp_report,dcap_quote,policy,gpu_report,sealed_input,tdx_event_log}
   python3 - <<'PY'
 import pathlib
 v = pathlib.Path('vectors')
@@ -32,6 +32,14 @@ put('gpu_report', 'driver_rim', (v / 'gpu/nvidia-attestation-sdk/testdata/NV_GPU
 # sealed_input: the first byte picks the decoder (0 claims, 1 bundle, 2 sealed request).
 put('sealed_input', 'claims', b'\x00SILKCLM1')
 put('sealed_input', 'bundle', b'\x01{"version":1}')
+# tdx_event_log: a header listing SHA-384 and two events (RTMR1, RTMR2), as LogWriter
+# writes them, then 0xFF padding as in the CCEL log area.
+import struct
+spec = b'Spec ID Event03\0' + bytes([0, 0, 0, 0, 0, 2, 0, 2]) + struct.pack('<IHH', 1, 0x0c, 48) + b'\0'
+log = struct.pack('<II', 0, 3) + bytes(20) + struct.pack('<I', len(spec)) + spec
+for index, data in ((2, b'kernel'), (3, b'initrd')):
+    log += struct.pack('<IIIH', index, 6, 1, 0x0c) + bytes(48) + struct.pack('<I', len(data)) + data
+put('tdx_event_log', 'two_events', log + b'\xff' * 64)
 PY
 }
 

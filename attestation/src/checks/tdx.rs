@@ -48,6 +48,16 @@ family! {
         [key::TDX_MEASUREMENTS, key::TDX_ALLOW_ANY_MEASUREMENT],
         "MRTD and the RTMRs an allowlist entry names match it (or any is allowed, with a \
          warning); a failure names the register that differs.";
+    EVENT_LOG = "tdx.event_log", Measurement, "attestation/src/tdx/replay.rs", [],
+        "Runs when the evidence carries the TD's event log (the CCEL log area): it parses as a \
+         TCG crypto-agile log and replaying its SHA-384 digests gives the quote's RTMR0-3; a \
+         failure names each register that differs, replayed and quoted, or why the log does \
+         not parse.";
+    IMAGE_EVENTS = "tdx.image_events", Measurement, "attestation/src/tdx/replay.rs", [],
+        "Runs with an event log and an image to compare with (`silk verify --image`): the \
+         logged RTMR1 and RTMR2 events are those the image predicts, in order; a failure \
+         names the first that differs (register, place in the log, component, expected and \
+         found digest).";
     MR_CONFIG_ID = "tdx.mr_config_id", Measurement, "attestation/src/tdx/rules.rs",
         [key::TDX_MR_CONFIG_ID],
         "Runs when `mr_config_id` is set: MRCONFIGID equals it.";

@@ -9,7 +9,9 @@
 
 mod collateral;
 mod dcap;
+pub mod event_log;
 mod quote;
+pub mod replay;
 mod rules;
 mod sgx;
 mod sigdata;
