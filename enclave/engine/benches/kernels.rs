@@ -1,6 +1,7 @@
 //! The default model's (SmolLM2-135M) matrix products at decode (m = 1), batched decode
 //! (m = 8) and prefill (m = 64) sizes: the native kernels against candle's `QMatMul`, and
-//! where the CPU has them, the tiled kernels (`tiles`) against the row kernels (`native`).
+//! where the CPU has them (AVX2 or AVX-512 VNNI), the tiled kernels (`tiles`) against the
+//! row kernels (`native`).
 //!
 //! `cargo bench -p silk-engine --bench kernels`; `SILK_THREADS=N` sets the threads.
 // criterion_group! generates an undocumented public function.
@@ -45,13 +46,15 @@ fn bench(c: &mut Criterion) {
         let w = Tensor::from_vec(data(n * k), (n, k), &Device::Cpu).expect("weights");
         let q = QTensor::quantize(&w, dtype).expect("quantize");
         let native = QWeight::from_qtensor(&q).expect("native");
-        // The row kernels the tiles replace where the CPU has VNNI.
+        // The row kernels the tiles replace.
         let rows_backend = match Backend::best() {
             Backend::VnniTiles => Backend::Avx2Vnni,
+            Backend::Avx2Tiles => Backend::Avx2,
             b => b,
         };
-        let tiled = (Backend::best() == Backend::VnniTiles)
-            .then(|| native.clone().prepared_for(Backend::VnniTiles));
+        let tiled = Backend::best()
+            .tiles()
+            .then(|| native.clone().prepared_for(Backend::best()));
         let candle = QMatMul::from_qtensor(q).expect("qmatmul");
         for m in [1usize, 8, 64] {
             let x = data(m * k);

@@ -12,9 +12,10 @@
 //!    with integer dot products (AVX2 when the CPU has it, else portable code that gives
 //!    the same bits), so a batch of sequences reads the weights once.
 //!
-//! On CPUs with AVX-512 VNNI, Q4_0, Q4_1, Q5_0 and Q8_0 weights are repacked when loaded
-//! into tiles of sixteen interleaved rows ([`tiles`]), whose 512-bit kernels ([`vnni`])
-//! need a small fraction of the row kernels' instructions per product.
+//! On CPUs with AVX2, Q4_0, Q4_1, Q5_0 and Q8_0 weights are repacked when loaded into
+//! tiles of sixteen interleaved rows ([`tiles`]), whose kernels need a small fraction of
+//! the row kernels' instructions per product: 512-bit `vpdpbusd` ones ([`vnni`]) where the
+//! CPU has AVX-512 VNNI, 256-bit `maddubs` ones ([`tiles_avx2`]) elsewhere.
 
 mod act;
 pub(crate) mod attention;
@@ -27,6 +28,8 @@ mod scalar;
 mod swiglu;
 mod threads;
 mod tiles;
+#[cfg(target_arch = "x86_64")]
+mod tiles_avx2;
 #[cfg(target_arch = "x86_64")]
 mod vnni;
 
@@ -120,12 +123,16 @@ pub enum Backend {
     /// converted whole rather than in eight lanes); the portable code reproduces them
     /// exactly.
     VnniTiles,
+    /// [`Backend::Avx2`], and the weights [`QWeight::prepared_for`] tiles in the layout of
+    /// [`Backend::VnniTiles`], with AVX2 kernels of their own (for CPUs with AVX2 and FMA
+    /// but not AVX-512 VNNI; the same results as [`Backend::VnniTiles`], bit for bit).
+    Avx2Tiles,
 }
 
 impl Backend {
     /// The fastest backend this CPU supports, unless `SILK_KERNELS` (`scalar`, `avx2`,
-    /// `avx2-vnni`, `vnni-tiles`) names another one it supports (for comparing them in
-    /// benchmarks).
+    /// `avx2-vnni`, `vnni-tiles`, `avx2-tiles`) names another one it supports (for
+    /// comparing them in benchmarks).
     pub fn best() -> Self {
         static CHOSEN: std::sync::OnceLock<Backend> = std::sync::OnceLock::new();
         *CHOSEN.get_or_init(|| {
@@ -134,6 +141,7 @@ impl Backend {
                 Ok("avx2") => Some(Self::Avx2),
                 Ok("avx2-vnni") => Some(Self::Avx2Vnni),
                 Ok("vnni-tiles") => Some(Self::VnniTiles),
+                Ok("avx2-tiles") => Some(Self::Avx2Tiles),
                 _ => None,
             };
             forced
@@ -145,11 +153,16 @@ impl Backend {
     fn fastest() -> Self {
         if Self::VnniTiles.is_available() {
             Self::VnniTiles
-        } else if Self::Avx2.is_available() {
-            Self::Avx2
+        } else if Self::Avx2Tiles.is_available() {
+            Self::Avx2Tiles
         } else {
             Self::Scalar
         }
+    }
+
+    /// Whether the backend has kernels of its own for tiled weights (and so wants them).
+    pub fn tiles(self) -> bool {
+        matches!(self, Self::VnniTiles | Self::Avx2Tiles)
     }
 
     /// Whether this CPU can run the backend.
@@ -162,8 +175,10 @@ impl Backend {
             Self::Avx2Vnni => avx2::vnni_available(),
             #[cfg(target_arch = "x86_64")]
             Self::VnniTiles => vnni::available(),
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2Tiles => tiles_avx2::available(),
             #[cfg(not(target_arch = "x86_64"))]
-            Self::Avx2 | Self::Avx2Vnni | Self::VnniTiles => false,
+            Self::Avx2 | Self::Avx2Vnni | Self::VnniTiles | Self::Avx2Tiles => false,
         }
     }
 
@@ -184,6 +199,8 @@ impl Backend {
                 match self {
                     #[cfg(target_arch = "x86_64")]
                     Self::VnniTiles => vnni::dot_tiles(w.ty, data, acts, nb, out),
+                    #[cfg(target_arch = "x86_64")]
+                    Self::Avx2Tiles => tiles_avx2::dot_tiles(w.ty, data, acts, nb, out),
                     _ => tiles::dot_tiles(w.ty, data, acts, nb, out),
                 }
             }
@@ -194,7 +211,7 @@ impl Backend {
     fn dot_rows(self, ty: QuantType, w: &[u8], acts: &[&[Q8Block]], nb: usize, out: &mut OutRows) {
         match self {
             #[cfg(target_arch = "x86_64")]
-            Self::Avx2 => avx2::dot_rows(ty, w, acts, nb, out, false),
+            Self::Avx2 | Self::Avx2Tiles => avx2::dot_rows(ty, w, acts, nb, out, false),
             #[cfg(target_arch = "x86_64")]
             Self::Avx2Vnni | Self::VnniTiles => avx2::dot_rows(ty, w, acts, nb, out, true),
             _ => {
@@ -238,7 +255,7 @@ pub enum KernelError {
 enum Layout {
     /// GGML's: row after row.
     Rows,
-    /// Eight rows interleaved ([`tiles`]).
+    /// Sixteen rows interleaved ([`tiles`]).
     Tiles,
 }
 
@@ -294,10 +311,11 @@ impl QWeight {
     }
 
     /// The layout `backend` runs fastest: tiles for Q4_0, Q4_1, Q5_0 and Q8_0 under
-    /// [`Backend::VnniTiles`], GGML's rows otherwise. Any backend can multiply either
-    /// layout (tiles without VNNI slowly, through the portable reference).
+    /// [`Backend::VnniTiles`] and [`Backend::Avx2Tiles`], GGML's rows otherwise. Any
+    /// backend can multiply either layout (tiles under another backend slowly, through the
+    /// portable reference).
     pub fn prepared_for(self, backend: Backend) -> Self {
-        if backend == Backend::VnniTiles {
+        if backend.tiles() {
             self.into_tiles()
         } else {
             self

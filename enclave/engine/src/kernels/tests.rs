@@ -112,12 +112,13 @@ fn simd_and_scalar_agree_bit_for_bit() {
             // Tiles (19 rows: the last tile is partly padding), SIMD against portable.
             let tiled = w.clone().into_tiles();
             tiled.matmul_with(&x, m, &mut a, Backend::Scalar).unwrap();
-            if Backend::VnniTiles.is_available() {
-                tiled
-                    .matmul_with(&x, m, &mut b, Backend::VnniTiles)
-                    .unwrap();
+            for backend in [Backend::VnniTiles, Backend::Avx2Tiles] {
+                if !backend.is_available() {
+                    continue;
+                }
+                tiled.matmul_with(&x, m, &mut b, backend).unwrap();
                 let same = a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits());
-                assert!(same, "{dtype:?} tiles m={m}: {a:?} vs {b:?}");
+                assert!(same, "{dtype:?} tiles {backend:?} m={m}: {a:?} vs {b:?}");
             }
         }
     }
@@ -163,4 +164,116 @@ fn bad_shapes_are_errors() {
         QWeight::from_qtensor(&f),
         Err(KernelError::Unsupported(_))
     ));
+}
+
+/// The AVX2 tile kernels against the portable reference, bit for bit, called directly on
+/// whole matrices (so one call runs many tiles): row counts around the tile size (the last
+/// tile partly padding), block counts around the prefetch distance, and activation row
+/// counts around the kernels' group of four (33: eight groups and one row left).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx2_tiles_match_the_portable_reference_bit_for_bit() {
+    if !Backend::Avx2Tiles.is_available() {
+        return;
+    }
+    for (ti, ty) in [
+        QuantType::Q4_0,
+        QuantType::Q4_1,
+        QuantType::Q5_0,
+        QuantType::Q8_0,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dtype = match ty {
+            QuantType::Q4_0 => GgmlDType::Q4_0,
+            QuantType::Q4_1 => GgmlDType::Q4_1,
+            QuantType::Q5_0 => GgmlDType::Q5_0,
+            _ => GgmlDType::Q8_0,
+        };
+        for (ri, n) in [1usize, 15, 16, 17, 40].into_iter().enumerate() {
+            for nb in [1usize, 2, 7, 8, 9, 17] {
+                let k = nb * QK;
+                let seed = (ti * 100 + ri * 10 + nb) as u64;
+                let (w, _) = weight(dtype, n, k, 300 + seed);
+                let tiled = w.into_tiles();
+                assert_eq!(tiled.layout, Layout::Tiles);
+                for m in [1usize, 2, 3, 8, 33] {
+                    let x = random(m * k, 400 + seed + m as u64);
+                    let mut q = vec![Q8Block::default(); m * nb];
+                    for (qr, xr) in q.chunks_mut(nb).zip(x.chunks(k)) {
+                        quantize_row(xr, qr, ty.act_format());
+                    }
+                    let acts: Vec<&[Q8Block]> = q.chunks(nb).collect();
+                    let (mut want, mut got) = (vec![0f32; m * n], vec![1f32; m * n]);
+                    for (o, simd) in [(&mut want, false), (&mut got, true)] {
+                        let mut bands = OutRows::split(o, m, n, n);
+                        if simd {
+                            tiles_avx2::dot_tiles(ty, &tiled.data, &acts, nb, &mut bands[0]);
+                        } else {
+                            tiles::dot_tiles(ty, &tiled.data, &acts, nb, &mut bands[0]);
+                        }
+                    }
+                    let same = want
+                        .iter()
+                        .zip(&got)
+                        .all(|(p, q)| p.to_bits() == q.to_bits());
+                    assert!(same, "{ty:?} n={n} nb={nb} m={m}: {want:?} vs {got:?}");
+                }
+            }
+        }
+    }
+}
+
+/// Weights that would saturate a careless kernel: Q8_0 values of ±127 and Q5_0/Q4 values
+/// at their extremes against activations of ±127 of one sign (every `maddubs` pair and
+/// every 16-bit partial sum at its bound), through the backend's whole path.
+#[test]
+fn avx2_tiles_are_exact_at_the_saturation_bounds() {
+    if !Backend::Avx2Tiles.is_available() {
+        return;
+    }
+    let (n, k, m) = (21, 4 * QK, 3);
+    // One value of each block the opposite of the others and as large: it sets the block's
+    // scale, and the others quantise to the largest unsigned value (15, 31; ±127 for Q8_0).
+    let w: Vec<f32> = (0..n * k)
+        .map(|i| {
+            let v = if i % QK == 0 { -1.0 } else { 1.0 };
+            if (i / k) % 2 == 0 {
+                v
+            } else {
+                -v
+            }
+        })
+        .collect();
+    let x: Vec<f32> = (0..m * k)
+        .map(|i| match i / k {
+            0 => 1.0,
+            1 => -1.0,
+            _ => {
+                if i % 2 == 0 {
+                    1.0
+                } else {
+                    -1.0
+                }
+            }
+        })
+        .collect();
+    let t = Tensor::from_vec(w, (n, k), &Device::Cpu).unwrap();
+    for dtype in [
+        GgmlDType::Q4_0,
+        GgmlDType::Q4_1,
+        GgmlDType::Q5_0,
+        GgmlDType::Q8_0,
+    ] {
+        let q = QTensor::quantize(&t, dtype).unwrap();
+        let tiled = QWeight::from_qtensor(&q).unwrap().into_tiles();
+        let (mut a, mut b) = (vec![0f32; m * n], vec![0f32; m * n]);
+        tiled.matmul_with(&x, m, &mut a, Backend::Scalar).unwrap();
+        tiled
+            .matmul_with(&x, m, &mut b, Backend::Avx2Tiles)
+            .unwrap();
+        let same = a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits());
+        assert!(same, "{dtype:?}: {a:?} vs {b:?}");
+    }
 }
