@@ -1,7 +1,7 @@
 //! `silk-host run`: ties the image, preflight, vfio, supervisor, relay and admin together.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::metrics::Metrics;
 use crate::pci::PciAddr;
-use crate::preflight::{self, HostRoot, Needs, Report};
+use crate::preflight::{HostRoot, Needs, Report};
 use crate::qemu::{
     self, Accel, BootFiles, PlanError, QemuVersion, Tee, VmPlan, MIN_QEMU_NONE, MIN_QEMU_SNP,
     MIN_QEMU_TDX,
@@ -112,11 +112,18 @@ pub struct Prepared {
     pub report: Report,
     /// The image digest (SHA-256 of the canonical manifest).
     pub image_digest: String,
-    /// Set when QEMU's version could not be read and a minimum was assumed (dry runs).
-    pub assumed_qemu: Option<String>,
+    /// What the command line assumes that the host does not provide: set when QEMU's
+    /// version could not be read, or is too old, and the plan was made for the oldest
+    /// QEMU that can run it (so a dry run still shows the command line it would need).
+    pub notes: Vec<String>,
 }
 
 /// Loads and verifies the image, runs preflight, and builds the QEMU arguments.
+///
+/// A host that is not ready is no error here: the report says what is missing, and the
+/// arguments are built anyway (for the oldest QEMU that can run them when the one found
+/// is missing or too old), so a dry run can show both. Errors are the inputs' own: an
+/// image that does not verify, an unreadable model, a plan QEMU cannot express.
 pub fn prepare(opts: &RunOptions) -> Result<Prepared, AppError> {
     let manifest = Manifest::load(&opts.image)?;
     manifest.verify_files(&opts.image)?;
@@ -138,18 +145,28 @@ pub fn prepare(opts: &RunOptions) -> Result<Prepared, AppError> {
     })?;
 
     let host = HostRoot::new(&opts.host_root);
-    let qemu_result = preflight::qemu_version(&opts.qemu);
-    let report = host.check(&Needs {
-        tee: &opts.tee,
-        gpus: opts.gpus.len(),
-        qemu: qemu_result.clone(),
-        firmware: Some(boot.firmware.clone()),
-    });
-    let (qemu_version, assumed_qemu) = match qemu_result {
-        Ok(v) => (v, None),
+    let needs = Needs::probe(
+        &opts.tee,
+        &opts.gpus,
+        &opts.qemu,
+        Path::new("nvidia-smi"),
+        Some(boot.firmware.clone()),
+    );
+    let report = host.check(&needs);
+    let qemu_result = needs.qemu;
+    let need = assumed_version(&opts.tee);
+    let mut notes = Vec::new();
+    let qemu_version = match qemu_result {
+        Ok(v) if v >= need => v,
+        Ok(v) => {
+            notes.push(format!(
+                "the command line below is for QEMU {need}; found {v}, which cannot run it"
+            ));
+            need
+        }
         Err(e) => {
-            let need = assumed_version(&opts.tee);
-            (need, Some(format!("{e}; planned for QEMU {need}")))
+            notes.push(format!("{e}; the command line below is for QEMU {need}"));
+            need
         }
     };
     let accel = match (opts.accel, &opts.tee) {
@@ -184,7 +201,7 @@ pub fn prepare(opts: &RunOptions) -> Result<Prepared, AppError> {
         args,
         report,
         image_digest: manifest.digest(),
-        assumed_qemu,
+        notes,
     })
 }
 

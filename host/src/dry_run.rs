@@ -7,7 +7,8 @@
 //! image          the image directory
 //! image_digest   SHA-256 of the canonical manifest
 //! preflight      {"ready": bool, "checks": [{"name", "status": ok|warn|missing, "detail"}]}
-//! notes          [string]: e.g. the QEMU version assumed when it could not be read
+//! notes          [string]: what the command line assumes that the host lacks, e.g. "the
+//!                command line below is for QEMU 9.1.0; found 7.2.22, which cannot run it"
 //! plan           {"tee": snp|tdx|none, "accelerator": kvm|tcg, "qemu_version", "vcpus",
 //!                 "memory_mib", "firmware", "kernel", "initrd", "cmdline", "model_disk",
 //!                 "guest_outbound", "gpus": [PCI address]}
@@ -18,6 +19,9 @@
 //! qemu           {"program", "args": [string]}
 //! command_line   the same, quoted for a POSIX shell
 //! ```
+//!
+//! Both forms are printed in full whatever preflight found; `silk-host` then exits 0 when
+//! nothing is missing and 1 when something is (the report's `MISSING` lines say what).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -72,6 +76,16 @@ pub fn vfio_moves(opts: &RunOptions) -> Vec<VfioMove> {
     moves
 }
 
+/// `ready`, or `NOT READY (missing: a, b)`: the report's last line.
+pub fn verdict(r: &Report) -> String {
+    if r.ok() {
+        "ready".to_owned()
+    } else {
+        let names: Vec<&str> = r.missing().map(|c| c.name).collect();
+        format!("NOT READY (missing: {})", names.join(", "))
+    }
+}
+
 /// The text: preflight, device plan, GPU groups, and the command line.
 pub fn text(opts: &RunOptions, p: &Prepared) -> String {
     let mut s = format!(
@@ -81,8 +95,10 @@ pub fn text(opts: &RunOptions, p: &Prepared) -> String {
     );
     s.push_str("\n# preflight\n");
     s.push_str(&p.report.to_string());
-    if let Some(a) = &p.assumed_qemu {
-        s.push_str(&format!("note: {a}\n"));
+    s.push_str(&verdict(&p.report));
+    s.push('\n');
+    for n in &p.notes {
+        s.push_str(&format!("note: {n}\n"));
     }
     s.push_str("\n# device plan\n");
     s.push_str(&p.plan.describe());
@@ -102,7 +118,10 @@ pub fn text(opts: &RunOptions, p: &Prepared) -> String {
             VfioMove::Unreadable { gpu, error } => s.push_str(&format!("vfio: {gpu}: {error}\n")),
         }
     }
-    s.push_str("\n# command line\n");
+    s.push_str(&format!(
+        "\n# command line (QEMU {})\n",
+        p.plan.qemu_version
+    ));
     s.push_str(&qemu::shell_join(&opts.qemu.to_string_lossy(), &p.args));
     s.push('\n');
     s
@@ -158,7 +177,7 @@ pub fn json<'a>(opts: &'a RunOptions, p: &'a Prepared) -> DryRun<'a> {
         image: &opts.image,
         image_digest: &p.image_digest,
         preflight: &p.report,
-        notes: p.assumed_qemu.as_deref().into_iter().collect(),
+        notes: p.notes.iter().map(String::as_str).collect(),
         plan: Plan {
             tee: plan.tee.name(),
             accelerator: match plan.accel {

@@ -10,7 +10,7 @@ use silk_cli::docs::DocsCommand;
 use silk_cli::log::LogArgs;
 use silk_host::app::{self, AccelChoice, AppError, RunOptions};
 use silk_host::pci::PciAddr;
-use silk_host::preflight::{self, HostRoot, Needs, Report};
+use silk_host::preflight::{HostRoot, Needs, Report};
 use silk_host::qemu::Tee;
 
 #[derive(Parser)]
@@ -39,9 +39,11 @@ enum Cmd {
         #[command(subcommand)]
         what: silk_host::settle::SettleCmd,
     },
-    /// Check that this host can launch a guest (KVM, SEV-SNP or TDX, IOMMU and vfio-pci
-    /// for GPUs, QEMU's version, the image's firmware), without launching one. Exit 0:
-    /// ready; 1: something is missing (each line says how to fix it); 2: bad input.
+    /// Check that this host can launch a guest, without launching one: KVM; for SEV-SNP
+    /// or TDX the CPU flags the BIOS settings leave, the host kernel's version, its
+    /// command line and KVM's parameters; for GPUs the IOMMU, vfio-pci, each GPU's IOMMU
+    /// group and its CC mode (nvidia-smi); QEMU's version and objects; the firmware.
+    /// Exit 0: ready; 1: something is missing (each line says how to fix it); 2: bad input.
     Doctor(DoctorArgs),
     #[command(flatten)]
     Docs(DocsCommand),
@@ -59,9 +61,13 @@ struct DoctorArgs {
     /// The image directory, whose firmware is then checked too.
     #[arg(long)]
     image: Option<PathBuf>,
-    /// The QEMU binary.
+    /// The QEMU binary (run with --version and -object help).
     #[arg(long, default_value = "qemu-system-x86_64")]
     qemu: PathBuf,
+    /// nvidia-smi, run as `nvidia-smi conf-compute -f` for the GPUs' CC mode when there is
+    /// a --gpu (a warning, not a failure, when it is not installed).
+    #[arg(long, default_value = "nvidia-smi")]
+    nvidia_smi: PathBuf,
     /// Print the report as one JSON document: {"tee", "ready", "checks": [{"name",
     /// "status": ok|warn|missing, "detail"}]}.
     #[arg(long)]
@@ -114,7 +120,10 @@ struct RunArgs {
     /// Where /healthz and /metrics are served.
     #[arg(long)]
     admin: Option<SocketAddr>,
-    /// Print the preflight report, device plan and QEMU command line, then exit.
+    /// Print the preflight report, device plan and QEMU command line, then exit: 0 when
+    /// the host is ready, 1 when something is missing (all of it is printed anyway, the
+    /// command line for the oldest QEMU that can run it), 2 when the image, model or
+    /// flags cannot make a plan. Without it, a host that is not ready exits 2.
     #[arg(long)]
     dry_run: bool,
     /// With --dry-run: print it as one JSON document (keys in docs/cli.md).
@@ -253,11 +262,15 @@ fn app_exit(e: &AppError) -> ExitCode {
     }
 }
 
-/// `run --dry-run`: the plan as text or JSON; the launch is not attempted.
+/// `run --dry-run`: the plan as text or JSON, printed in full whatever preflight found;
+/// the launch is not attempted. 0 ready, 1 something missing, 2 no plan can be made.
 fn dry_run(opts: &RunOptions, json: bool) -> ExitCode {
     let prepared = match app::prepare(opts) {
         Ok(p) => p,
-        Err(e) => return app_exit(&e),
+        Err(e) => {
+            eprintln!("silk-host: {e}");
+            return ExitCode::from(2);
+        }
     };
     let mut out = std::io::stdout();
     let written = if json {
@@ -269,10 +282,11 @@ fn dry_run(opts: &RunOptions, json: bool) -> ExitCode {
         )
     };
     match written {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) if prepared.report.ok() => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("silk-host: writing the dry run: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(2)
         }
     }
 }
@@ -290,12 +304,13 @@ fn doctor(a: &DoctorArgs) -> ExitCode {
         },
     };
     let tee = tee(a.tee, None, None);
-    let report = HostRoot::new(&a.host_root).check(&Needs {
-        tee: &tee,
-        gpus: a.gpus.len(),
-        qemu: preflight::qemu_version(&a.qemu),
+    let report = HostRoot::new(&a.host_root).check(&Needs::probe(
+        &tee,
+        &a.gpus,
+        &a.qemu,
+        &a.nvidia_smi,
         firmware,
-    });
+    ));
     #[derive(serde::Serialize)]
     struct Doctor<'a> {
         tee: &'static str,
@@ -312,12 +327,7 @@ fn doctor(a: &DoctorArgs) -> ExitCode {
             },
         )
     } else {
-        let verdict = if report.ok() {
-            "ready".to_owned()
-        } else {
-            let names: Vec<&str> = report.missing().map(|c| c.name).collect();
-            format!("NOT READY (missing: {})", names.join(", "))
-        };
+        let verdict = silk_host::dry_run::verdict(&report);
         write!(out, "{report}\n{}: {verdict}\n", tee.name())
     };
     if let Err(e) = written {

@@ -31,10 +31,13 @@ impl Fake {
         self.dir.path().join("img/OVMF.fd")
     }
     fn check(&self, tee: &Tee, gpus: usize, qemu: Result<QemuVersion, String>) -> Report {
+        let gpus = &[GPU_ADDR][..gpus.min(1)];
         self.root().check(&Needs {
             tee,
             gpus,
             qemu,
+            qemu_objects: None,
+            nvidia_smi: Some(Ok("CC status: ON\n".into())),
             firmware: Some(self.firmware()),
         })
     }
@@ -49,6 +52,12 @@ fn status(r: &Report, name: &str) -> Status {
 }
 
 const SVM: &str = "processor : 0\nflags : fpu vme svm sev sev_es\n";
+const GPU_ADDR: PciAddr = PciAddr {
+    domain: 0,
+    bus: 0x41,
+    device: 0,
+    function: 0,
+};
 
 #[test]
 fn snp_host_ready() {
@@ -59,12 +68,11 @@ fn snp_host_ready() {
         .file("/sys/module/kvm_amd/parameters/sev_snp", "Y\n")
         .dir("/sys/kernel/iommu_groups/3")
         .dir("/sys/bus/pci/drivers/vfio-pci");
-    let r = f.check(&Tee::snp(), 1, Ok(QemuVersion::new(9, 2, 0)));
-    assert!(r.ok(), "{r}");
+    let r = f.check(&Tee::snp(), 0, Ok(QemuVersion::new(9, 2, 0)));
     let names: Vec<_> = r.checks.iter().map(|c| c.name).collect();
     assert_eq!(
         names,
-        ["kvm", "sev", "sev-snp", "iommu", "vfio-pci", "qemu", "ovmf"]
+        ["kvm", "cpu", "kernel", "cmdline", "sev", "sev-snp", "iommu", "qemu", "ovmf"]
     );
 }
 
@@ -77,7 +85,17 @@ fn snp_host_missing_everything_says_what() {
     let missing: Vec<_> = r.missing().map(|c| c.name).collect();
     assert_eq!(
         missing,
-        ["kvm", "sev", "sev-snp", "iommu", "vfio-pci", "qemu"]
+        [
+            "kvm",
+            "cpu",
+            "sev",
+            "sev-snp",
+            "iommu",
+            "vfio-pci",
+            "iommu-group",
+            "qemu",
+            "ovmf"
+        ]
     );
     let text = r.to_string();
     assert!(text.contains("kvm_amd.sev_snp is off"), "{text}");
@@ -100,7 +118,7 @@ fn tdx_checks_the_kvm_intel_parameter() {
     assert!(r.to_string().contains("kvm_intel.tdx=1"));
     f.file("/sys/module/kvm_intel/parameters/tdx", "Y\n");
     let r = f.check(&Tee::tdx(), 0, Ok(QemuVersion::new(10, 1, 0)));
-    assert!(r.ok(), "{r}");
+    assert_eq!(status(&r, "tdx"), Status::Ok, "{r}");
     // No GPU: no IOMMU checks.
     assert!(r.checks.iter().all(|c| c.name != "iommu"));
 }
@@ -138,7 +156,7 @@ fn missing_qemu_and_firmware() {
         Err("cannot run qemu-system-x86_64: not found".into()),
     );
     let text = r.to_string();
-    assert!(text.contains("install qemu-system-x86"), "{text}");
+    assert!(text.contains("install QEMU 7.2.0 or newer"), "{text}");
     assert!(text.contains("rebuild the image"), "{text}");
     assert_eq!(r.missing().count(), 2);
 }
