@@ -313,9 +313,11 @@ fn host_dry_run_json_carries_the_plan_and_command_line() {
         ],
         &[],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    // No QEMU at that path: the host is not ready (exit 1), and the plan still comes out.
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
     assert_plain(&out);
     let v = json_doc(&out);
+    assert_eq!(v["preflight"]["ready"], false);
     assert_eq!(v["plan"]["tee"], "none");
     assert_eq!(v["relay"]["forward"], "127.0.0.1:40123");
     assert_eq!(v["qemu"]["program"], "/nonexistent/qemu");
