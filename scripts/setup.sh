@@ -157,3 +157,10 @@ fi
 if [ "${SILK_CUDA:-}" = 1 ]; then
   "$(dirname "$0")/cuda-toolkit.sh" install >/dev/null
 fi
+
+# llama.cpp's own benchmark tools (llama-bench, llama-batched-bench), which `silk bench
+# engine` compares against, only when asked (SILK_LLAMA_TOOLS=1): built from the pinned
+# llama-cpp-python sdist's llama.cpp with GGML_NATIVE=ON, in a cache outside the repo.
+if [ "${SILK_LLAMA_TOOLS:-}" = 1 ]; then
+  "$(dirname "$0")/llama-tools.sh" install >/dev/null
+fi
