@@ -179,7 +179,10 @@ fn bookworms_qemu_7_2_lacks_the_snp_object_and_cpu_model_and_tdx() {
     let snp = lacking(&q, &args(Tee::snp(), QemuVersion::new(11, 1, 3)));
     assert_eq!(
         snp,
-        ["-cpu EPYC-v4: no such model", "-object sev-snp-guest: no such type"]
+        [
+            "-cpu EPYC-v4: no such model",
+            "-object sev-snp-guest: no such type"
+        ]
     );
     let tdx = lacking(&q, &args(Tee::tdx(), QemuVersion::new(11, 1, 3)));
     assert_eq!(tdx, ["-object tdx-guest: no such type"]);
