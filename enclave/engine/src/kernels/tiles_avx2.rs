@@ -231,6 +231,8 @@ unsafe fn blocks<const R: usize, const KIND: u8>(
         for b in 0..nb {
             let tb = t.add(b * bb);
             prefetch_ahead(tb, bb);
+            // `h` picks the bytes, the scales and the accumulators alike: a range reads best.
+            #[allow(clippy::needless_range_loop)]
             for h in 0..2 {
                 // Half `h` of every group: bytes `32h..32h + 32`, rows `8h..8h + 8`.
                 let off = 32 * h;
