@@ -543,6 +543,7 @@ pub(crate) fn verify_fresh(
         max_age_secs: Some(options.max_evidence_age.as_secs()),
         collateral: None,
         gpu: options.gpu.clone(),
+        image_events: None,
     };
     let (fresh, verdict) = bundle
         .verify(policy, &expect, time::OffsetDateTime::now_utc())

@@ -39,6 +39,9 @@ pub struct Statement {
     pub software_version: String,
     /// Where the owner is paid (bound in the claims; empty when unpaid).
     pub payout_address: String,
+    /// The TDX event log (CCEL), served with every TDX quote so that a verifier can
+    /// replay it to the quote's RTMRs; `None` where the guest exports none.
+    pub tdx_event_log: Option<Vec<u8>>,
 }
 
 /// Why the identity could not be made.
@@ -106,7 +109,12 @@ impl Identity {
         }
         let base_claims = claims(&hpke, &tls, &receipt_key, &statement, Vec::new());
         let claims_digest = base_claims.digest()?;
-        let base_bundle = attest(provider.as_ref(), &base_claims, &gpus)?;
+        let base_bundle = attest(
+            provider.as_ref(),
+            &base_claims,
+            &gpus,
+            statement.tdx_event_log.as_deref(),
+        )?;
         Ok(Self {
             hpke,
             receipt_key,
@@ -140,7 +148,12 @@ impl Identity {
             &self.statement,
             nonce.to_vec(),
         );
-        attest(self.provider.as_ref(), &c, &self.gpus)
+        attest(
+            self.provider.as_ref(),
+            &c,
+            &self.gpus,
+            self.statement.tdx_event_log.as_deref(),
+        )
     }
 
     /// The worker id: SHA-256 of the base claims.
@@ -206,9 +219,13 @@ fn attest(
     provider: &dyn EvidenceProvider,
     claims: &Claims,
     gpus: &[GpuItem],
+    tdx_event_log: Option<&[u8]>,
 ) -> Result<EvidenceBundle, IdentityError> {
     let raw = provider.report(&claims.report_data()?)?;
-    let platform = platform_evidence(raw, provider.simulated_chain())?;
+    let mut platform = platform_evidence(raw, provider.simulated_chain())?;
+    if let PlatformEvidence::Tdx { event_log, .. } = &mut platform {
+        *event_log = tdx_event_log.map(|log| Bytes(log.to_vec()));
+    }
     Ok(EvidenceBundle {
         version: 1,
         platform,
@@ -264,6 +281,7 @@ pub fn platform_evidence(
         Platform::Tdx => Ok(PlatformEvidence::Tdx {
             quote: Bytes(raw.evidence),
             collateral: None,
+            event_log: None,
         }),
         Platform::TdxReport => Err(IdentityError::Bundle(
             "a TDREPORT is only verifiable on the same machine; use configfs-tsm for a quote"

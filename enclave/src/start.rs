@@ -241,6 +241,25 @@ fn provider(
     })
 }
 
+/// The TDX event log the kernel exports, when it does; a log that does not parse is not
+/// served (verifiers would refuse it at `tdx.event_log`), and the reason is logged.
+fn tdx_event_log() -> Option<Vec<u8>> {
+    match evidence::ccel::read(Path::new("/")) {
+        Ok(Some(log)) => {
+            tracing::info!(
+                bytes = log.len(),
+                "serving the TDX event log (CCEL) with the evidence"
+            );
+            Some(log)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!("not serving the TDX event log: {e}");
+            None
+        }
+    }
+}
+
 /// Raises the open-files limit as far as allowed and derives the per-listener connection
 /// cap from it, so that all listeners together stay below it.
 fn connection_cap(limits: &crate::conn::Limits, plain: bool) -> (usize, usize) {
@@ -332,6 +351,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             gpu_nonce: Vec::new(),
             software_version: format!("silk-enclave {}", env!("CARGO_PKG_VERSION")),
             payout_address: config.worker.payout_address.clone(),
+            tdx_event_log: tdx_event_log(),
         },
         config
             .gpu

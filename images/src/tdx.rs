@@ -296,28 +296,76 @@ pub struct RtmrEvents {
     pub rtmr2: Vec<Mr>,
 }
 
-/// Lists the RTMR1 and RTMR2 event digests of a direct kernel boot.
-pub fn direct_boot_events(boot: &DirectBoot<'_>) -> Result<RtmrEvents, TdxError> {
+/// One event a direct kernel boot extends into RTMR1 or RTMR2, with what it measures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedEvent {
+    /// The register: 1 or 2.
+    pub rtmr: usize,
+    /// What it measures (`kernel`, `initrd`, `command line`, or the firmware's action).
+    pub component: &'static str,
+    /// Its SHA-384 digest.
+    pub digest: Mr,
+}
+
+/// Lists the RTMR1 and RTMR2 events of a direct kernel boot with what each measures, in
+/// the order the firmware and the EFI stub extend them (see the module's docs).
+pub fn direct_boot_named_events(boot: &DirectBoot<'_>) -> Result<Vec<NamedEvent>, TdxError> {
     let initrd_size = boot.initrd.map(|i| i.len());
     let kernel = pe::qemu_patch_bzimage(boot.kernel, initrd_size, boot.cmdline, boot.memory)?;
     let kernel_hash = pe::authenticode_sha384(&kernel)?;
-    let rtmr1 = vec![
-        kernel_hash,
-        sha384(b"Calling EFI Application from Boot Option"),
-        sha384(&[0u8; 4]), // EV_SEPARATOR
-        sha384(b"Exit Boot Services Invocation"),
-        sha384(b"Exit Boot Services Returned with Success"),
+    let ev = |rtmr, component, digest| NamedEvent {
+        rtmr,
+        component,
+        digest,
+    };
+    let mut out = vec![
+        ev(1, "kernel", kernel_hash),
+        ev(
+            1,
+            "boot option action",
+            sha384(b"Calling EFI Application from Boot Option"),
+        ),
+        ev(1, "separator", sha384(&[0u8; 4])), // EV_SEPARATOR
+        ev(
+            1,
+            "exit boot services action",
+            sha384(b"Exit Boot Services Invocation"),
+        ),
+        ev(
+            1,
+            "exit boot services returned action",
+            sha384(b"Exit Boot Services Returned with Success"),
+        ),
     ];
     // OVMF passes no load options at all when there is neither a command line nor an
     // initrd, and the stub then measures none.
-    let mut rtmr2 = Vec::new();
     if !boot.cmdline.is_empty() || boot.initrd.is_some() {
-        rtmr2.push(sha384(&load_options(boot.cmdline, boot.initrd.is_some())));
+        out.push(ev(
+            2,
+            "command line",
+            sha384(&load_options(boot.cmdline, boot.initrd.is_some())),
+        ));
     }
     if let Some(initrd) = boot.initrd {
-        rtmr2.push(sha384(initrd));
+        out.push(ev(2, "initrd", sha384(initrd)));
     }
-    Ok(RtmrEvents { rtmr1, rtmr2 })
+    Ok(out)
+}
+
+/// Lists the RTMR1 and RTMR2 event digests of a direct kernel boot.
+pub fn direct_boot_events(boot: &DirectBoot<'_>) -> Result<RtmrEvents, TdxError> {
+    let named = direct_boot_named_events(boot)?;
+    let of = |r| {
+        named
+            .iter()
+            .filter(|e| e.rtmr == r)
+            .map(|e| e.digest)
+            .collect()
+    };
+    Ok(RtmrEvents {
+        rtmr1: of(1),
+        rtmr2: of(2),
+    })
 }
 
 /// The kernel's LoadOptions as OVMF's X86QemuLoadImageLib builds them: the command line

@@ -12,7 +12,8 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use silk_attestation::checks;
 use silk_attestation::snp::certs::SnpCertificates;
-use silk_attestation::tdx::TdxCollateral;
+use silk_attestation::tdx::replay::{self, Predicted};
+use silk_attestation::tdx::{QuoteBody, TdxCollateral};
 use silk_attestation::{verify_quote, verify_snp, Check, Policy, Verdict};
 use time::OffsetDateTime;
 
@@ -59,6 +60,11 @@ pub enum PlatformEvidence {
         quote: Bytes,
         /// Intel PCS collateral (JSON), when cached.
         collateral: Option<Bytes>,
+        /// The TD's event log (the ACPI CCEL log area, padding trimmed), whose replay
+        /// must give the quote's RTMR0-3 (`tdx.event_log`). Absent from enclaves that do
+        /// not read it, and then not checked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        event_log: Option<Bytes>,
     },
 }
 
@@ -111,6 +117,9 @@ pub struct Expectations {
     pub collateral: Option<TdxCollateral>,
     /// RIMs and revocation data for GPU evidence.
     pub gpu: crate::gpu::GpuInputs,
+    /// The events an image predicts (`silk verify --image`): a TDX bundle's event log must
+    /// hold exactly them in the registers predicted (`tdx.image_events`).
+    pub image_events: Option<Predicted>,
 }
 
 impl EvidenceBundle {
@@ -153,7 +162,11 @@ impl EvidenceBundle {
                 let (r, v) = verify_snp(&report.0, &certs, policy, now)?;
                 (r.report_data, v)
             }
-            PlatformEvidence::Tdx { quote, collateral } => {
+            PlatformEvidence::Tdx {
+                quote,
+                collateral,
+                event_log,
+            } => {
                 let parsed;
                 let coll = match (collateral, &expect.collateral) {
                     (Some(json), _) => {
@@ -164,7 +177,10 @@ impl EvidenceBundle {
                     (None, Some(c)) => c,
                     (None, None) => return Err(BundleError::NoCollateral),
                 };
-                let (q, v) = verify_quote(&quote.0, coll, policy, now)?;
+                let (q, mut v) = verify_quote(&quote.0, coll, policy, now)?;
+                if let (Some(log), QuoteBody::Td(td)) = (event_log, &q.body) {
+                    replay::verify(&log.0, &td.rtmr, expect.image_events.as_ref(), &mut v);
+                }
                 (*q.report_data(), v)
             }
         };

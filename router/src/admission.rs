@@ -96,6 +96,7 @@ pub fn check(
         max_age_secs: Some(MAX_FRESH_AGE_SECS),
         collateral: None,
         gpu: gpu.clone(),
+        image_events: None,
     };
     let bundle = |which| {
         move |e: silk_protocol::BundleError| Refusal::Bundle {

@@ -22,6 +22,7 @@ fn listing(n: u8, model: &str) -> Listing {
             platform: PlatformEvidence::Tdx {
                 quote: Bytes(vec![]),
                 collateral: None,
+                event_log: None,
             },
             claims: Bytes(vec![n]),
             gpus: vec![],

@@ -65,6 +65,11 @@ pub(crate) enum Command {
         /// beside the evidence when that exists.
         #[arg(long, value_name = "FILE")]
         collateral: Option<PathBuf>,
+        /// TDX: the TD's event log (the CCEL log area, e.g. a copy of the guest's
+        /// /sys/firmware/acpi/tables/data/CCEL) for a standalone quote; it must replay to
+        /// the quote's RTMR0-3. A bundle carries its own.
+        #[arg(long, value_name = "FILE")]
+        event_log: Option<PathBuf>,
         /// Policy (TOML, see docs/policy.md). Without one, everything is rejected.
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,

@@ -308,6 +308,7 @@ fn main() -> ExitCode {
             image,
             tee,
             launch,
+            event_log,
         } => {
             let (format, evidence) = match <[PathBuf; 2]>::try_from(evidence) {
                 Ok([name, file]) => {
@@ -342,6 +343,7 @@ fn main() -> ExitCode {
                 no_nonce,
                 max_age,
                 ocsp,
+                event_log,
                 style: Style::stdout(),
             };
             match run_verify(&args, &mut std::io::stdout()) {

@@ -12,6 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use silk_attestation::policy::{HexBytes, PolicyError, TdxMeasurement};
+use silk_attestation::tdx::replay::{Predicted, PredictedEvent};
 use silk_attestation::Policy;
 use silk_images::manifest::{Manifest, ManifestError};
 use silk_images::pe::QemuMemory;
@@ -191,6 +192,9 @@ pub struct Measurement {
     pub model: Option<ModelVerity>,
     /// What the measurement does not cover, said loudly.
     pub warnings: Vec<String>,
+    /// TDX: the RTMR1 and RTMR2 events predicted, each named by what it measures, for
+    /// comparing with a TD's event log.
+    pub events: Option<Predicted>,
 }
 
 fn read(
@@ -251,6 +255,7 @@ pub fn measure(dir: &Path, tee: Tee, launch: &LaunchOptions) -> Result<Measureme
     let (_, initrd) = read(dir, &manifest, "initrd")?;
     let cmdline = manifest.kernel_cmdline.as_str();
     let mut warnings = Vec::new();
+    let mut events = None;
     let (expected, line) = match tee {
         Tee::Snp => {
             let vcpu_type = VcpuType::from_name(&launch.vcpu_type).ok_or_else(|| {
@@ -311,7 +316,7 @@ pub fn measure(dir: &Path, tee: Tee, launch: &LaunchOptions) -> Result<Measureme
                 path: fw_path.clone(),
                 source,
             })?;
-            let (rtmr1, mut rtmr2) = tdx::rtmrs(&DirectBoot {
+            let named = tdx::direct_boot_named_events(&DirectBoot {
                 kernel: &kernel,
                 initrd: Some(&initrd),
                 cmdline,
@@ -321,11 +326,34 @@ pub fn measure(dir: &Path, tee: Tee, launch: &LaunchOptions) -> Result<Measureme
                 path: kernel_path.clone(),
                 source,
             })?;
+            let mut predicted = Predicted::default();
+            for r in [1, 2] {
+                predicted.rtmr[r] = Some(
+                    named
+                        .iter()
+                        .filter(|e| e.rtmr == r)
+                        .map(|e| PredictedEvent {
+                            component: e.component.to_owned(),
+                            digest: e.digest,
+                        })
+                        .collect(),
+                );
+            }
+            let replay = |r: usize| {
+                let digests: Vec<[u8; 48]> = predicted.rtmr[r]
+                    .iter()
+                    .flatten()
+                    .map(|e| e.digest)
+                    .collect();
+                tdx::replay(&digests)
+            };
+            let (rtmr1, mut rtmr2) = (replay(1), replay(2));
             // An older kernel's EFI stub measures nothing: RTMR2 stays zero, and neither
             // the command line (with the model's verity root) nor the initrd is measured.
             match kernel_release(&kernel) {
                 Some((major, minor, release)) if (major, minor) < RTMR2_FROM => {
                     rtmr2 = [0; 48];
+                    predicted.rtmr[2] = Some(Vec::new());
                     warnings.push(format!(
                         "kernel {release} predates Linux 6.9: under TDX its EFI stub does not \
                          measure the command line or the initrd, so RTMR2 is zero and NEITHER \
@@ -344,6 +372,7 @@ pub fn measure(dir: &Path, tee: Tee, launch: &LaunchOptions) -> Result<Measureme
                 "TDX, QEMU direct kernel boot, q35 with {} MiB, pages added {}",
                 launch.memory_mib, launch.tdx_page_order
             );
+            events = Some(predicted);
             (
                 Expected::Tdx {
                     mrtd,
@@ -362,6 +391,7 @@ pub fn measure(dir: &Path, tee: Tee, launch: &LaunchOptions) -> Result<Measureme
         launch: line,
         model,
         warnings,
+        events,
     })
 }
 

@@ -52,6 +52,8 @@ pub struct VerifyArgs {
     pub max_age: Option<u64>,
     /// Saved DER OCSP responses for GPU device chains.
     pub ocsp: Vec<PathBuf>,
+    /// The TD's event log (CCEL) for a standalone TDX quote.
+    pub event_log: Option<PathBuf>,
 }
 
 /// Why `silk verify` could not even start verifying. A rejected verdict is not an error.
@@ -151,6 +153,18 @@ pub fn run_verify(args: &VerifyArgs, out: &mut dyn Write) -> Result<bool, Verify
     }
     let mut inputs = Inputs::new(policy, now);
     let shape = silk_verifier::shape(&raw, args.format);
+    if let Some(path) = &args.event_log {
+        match shape {
+            Shape::Platform(Some(EvidenceKind::DcapQuote(_))) | Shape::Bundle => {
+                inputs.tdx_event_log = Some(read("event log", path)?);
+            }
+            _ => {
+                return Err(VerifyCmdError::Missing(
+                    "--event-log is for TDX evidence (a quote, or a bundle)".into(),
+                ))
+            }
+        }
+    }
     match shape {
         Shape::Gpu => crate::verify_gpu::load(args, &raw, &mut inputs, &mut notes)?,
         Shape::Bundle => {
@@ -195,7 +209,7 @@ pub fn run_verify(args: &VerifyArgs, out: &mut dyn Write) -> Result<bool, Verify
     // Only --image needs the kind before verifying (a bundle's means parsing it twice).
     if args.image.is_some() {
         if let Some(kind) = shape.kind(&raw) {
-            pin_to_image(args, &mut inputs.policy, kind, &mut notes)?;
+            pin_to_image(args, &mut inputs, kind, &mut notes)?;
         }
     }
     let outcome =
@@ -258,7 +272,7 @@ fn input_error(args: &VerifyArgs, e: InputError) -> VerifyCmdError {
 /// image, for the platform the evidence is from.
 fn pin_to_image(
     args: &VerifyArgs,
-    policy: &mut Policy,
+    inputs: &mut Inputs,
     kind: EvidenceKind,
     notes: &mut Vec<String>,
 ) -> Result<(), VerifyCmdError> {
@@ -290,7 +304,8 @@ fn pin_to_image(
         }
     }
     let m = measure::measure(dir, found, &args.launch)?;
-    notes.push(measure::pin_policy(policy, &m)?);
+    notes.push(measure::pin_policy(&mut inputs.policy, &m)?);
+    inputs.tdx_image_events = m.events.clone();
     Ok(())
 }
 

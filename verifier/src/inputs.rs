@@ -1,6 +1,7 @@
 //! What a verification is given besides the evidence, as bytes.
 
 use silk_attestation::snp::certs::{self, SnpCertificates};
+use silk_attestation::tdx::replay::Predicted;
 use silk_attestation::Policy;
 use time::OffsetDateTime;
 
@@ -101,6 +102,11 @@ pub struct Inputs {
     pub challenge: Option<Vec<u8>>,
     /// For a bundle: the oldest acceptable claims, in seconds before `now`.
     pub max_age_secs: Option<u64>,
+    /// The TD's event log (CCEL) for a standalone TDX quote; a bundle carries its own.
+    pub tdx_event_log: Option<Vec<u8>>,
+    /// The events an image predicts (`silk verify --image`), which a TDX event log must
+    /// hold (`tdx.image_events`).
+    pub tdx_image_events: Option<Predicted>,
 }
 
 impl Inputs {
@@ -117,6 +123,8 @@ impl Inputs {
             gpu_nonce: GpuNonce::Unset,
             challenge: None,
             max_age_secs: None,
+            tdx_event_log: None,
+            tdx_image_events: None,
         }
     }
 }

@@ -9,7 +9,8 @@ mod gpu;
 mod inputs;
 
 use serde::Serialize;
-use silk_attestation::tdx::{TdxCollateral, TeeType};
+use silk_attestation::tdx::replay;
+use silk_attestation::tdx::{QuoteBody, TdxCollateral, TeeType};
 use silk_attestation::{
     format_time, verify_quote, verify_snp, Evidence, EvidenceError, EvidenceKind, Policy, Verdict,
 };
@@ -199,7 +200,8 @@ pub fn verify(raw: &[u8], format: Option<Format>, inputs: &Inputs) -> Result<Out
                 )
             })?;
             let collateral = tdx_collateral(json)?;
-            verify_quote(&evidence.bytes, &collateral, &inputs.policy, inputs.now).map(|(_, v)| v)
+            verify_quote(&evidence.bytes, &collateral, &inputs.policy, inputs.now)
+                .map(|(q, v)| with_event_log(&q, v, inputs, &mut notes))
         }
         EvidenceKind::GpuReport => unreachable!("GPU reports are verified above"),
     };
@@ -213,6 +215,35 @@ pub fn verify(raw: &[u8], format: Option<Format>, inputs: &Inputs) -> Result<Out
         Err(e) => rejected(e, Some(evidence.kind), notes),
     }
 }
+
+/// A standalone quote's verdict with its event log's checks, when a log was given.
+fn with_event_log(
+    quote: &silk_attestation::tdx::Quote,
+    mut verdict: Verdict,
+    inputs: &Inputs,
+    notes: &mut Vec<String>,
+) -> Verdict {
+    match (&inputs.tdx_event_log, &quote.body) {
+        (Some(log), QuoteBody::Td(td)) => {
+            replay::verify(
+                log,
+                &td.rtmr,
+                inputs.tdx_image_events.as_ref(),
+                &mut verdict,
+            );
+        }
+        (None, QuoteBody::Td(_)) if inputs.tdx_image_events.is_some() => {
+            notes.push(NO_LOG_NOTE.into());
+        }
+        _ => {}
+    }
+    verdict
+}
+
+/// Said when `--image` could name the event that drifted but there is no log to read.
+const NO_LOG_NOTE: &str = "no TDX event log was given (a bundle from an enclave that serves \
+    none, or a quote without --event-log): the registers are compared as totals, and a \
+    difference cannot be traced to an event";
 
 /// The evidence's bytes and kind. When the caller named the format it is trusted, so that
 /// damaged evidence is refused at that format's check instead of being called unknown.
@@ -282,6 +313,7 @@ fn verify_bundle(
         max_age_secs: inputs.max_age_secs,
         collateral: None,
         gpu: Default::default(),
+        image_events: inputs.tdx_image_events.clone(),
     };
     if !inputs.gpu_rims.is_empty() {
         expect.gpu.rims = gpu::rim_store(&inputs.gpu_rims)?;
@@ -294,6 +326,17 @@ fn verify_bundle(
         expect.collateral = Some(tdx_collateral(json)?);
     }
     let kind = bundle_kind(&bundle);
+    if let PlatformEvidence::Tdx { event_log, .. } = &bundle.platform {
+        if event_log.is_none() && inputs.tdx_image_events.is_some() {
+            notes.push(NO_LOG_NOTE.into());
+        }
+        if inputs.tdx_event_log.is_some() {
+            notes.push(
+                "the bundle's own event log is checked; an event log given beside it is not used"
+                    .into(),
+            );
+        }
+    }
     let (claims, verdict) = bundle
         .verify(&inputs.policy, &expect, inputs.now)
         .map_err(|e| InputError::Bundle(e.to_string()))?;

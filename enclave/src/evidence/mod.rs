@@ -5,10 +5,12 @@
 //! - [`sev_guest`]: `/dev/sev-guest` SNP_GET_REPORT / SNP_GET_EXT_REPORT ioctls.
 //! - [`tdx_guest`]: `/dev/tdx_guest` TDX_CMD_GET_REPORT0 (a local TDREPORT, not a quote).
 //! - [`SimulatedProvider`]: silk's development platform, for machines without a TEE.
+//! - [`ccel`]: the TDX event log the kernel exports from the ACPI CCEL table.
 //! - [`gpu`]: NVIDIA GPU reports and certificate chains through NVML (loaded at run time).
 //!
 //! All sit behind [`EvidenceProvider`]; [`detect`] picks what the machine offers.
 
+pub mod ccel;
 pub mod configfs;
 pub mod gpu;
 pub mod sev_guest;
