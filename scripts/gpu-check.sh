@@ -92,7 +92,7 @@ if [ $rc = 0 ]; then row tests ok "${summary:-passed}"; else row tests FAIL "${s
 while IFS= read -r l; do row "  measured" "" "$l"; done < <(grep -E 'max \|' "$work/tests.log")
 
 # --- speed: prefill and decode tok/s at 1, 8, 32 sequences, and the roofline
-timeout 180 "$bin/silk" bench engine --device cuda --llama-cpp none --concurrency 8,32 \
+timeout 180 "$bin/silk" bench engine --device cuda --no-llama-cpp --concurrency 8,32 \
   --prompt 128 --decode 64 --reps 3 >"$work/bench.txt" 2>"$work/bench.err"
 rc=$?
 section "silk bench engine --device cuda" "$work/bench.txt"

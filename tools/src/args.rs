@@ -227,8 +227,9 @@ pub(crate) enum ImageWhat {
 
 #[derive(Subcommand)]
 pub(crate) enum BenchWhat {
-    /// The inference engine beside llama.cpp: prefill and decode tok/s for one sequence,
-    /// and silk's aggregate decode tok/s for several sequences at once.
+    /// The inference engine beside llama.cpp's own llama-bench and llama-batched-bench:
+    /// prefill, decode (from an empty cache and after the prompt), aggregate decode for
+    /// several sequences at once, and peak memory.
     Engine {
         /// GGUF files to measure (default: the default model and the variants
         /// scripts/reference/requant.py makes, where present).
@@ -253,9 +254,17 @@ pub(crate) enum BenchWhat {
         /// Repetitions; the best is reported.
         #[arg(long, default_value_t = 3)]
         reps: usize,
-        /// llama.cpp's side (llama-cpp-python); `none` skips it.
-        #[arg(long, default_value = "scripts/reference/llama_cpp_bench.py")]
-        llama_cpp: String,
+        /// llama.cpp's `llama-bench` (default: on PATH, else where scripts/llama-tools.sh
+        /// builds it).
+        #[arg(long, value_name = "PATH", env = "SILK_LLAMA_BENCH")]
+        llama_bench: Option<PathBuf>,
+        /// llama.cpp's `llama-batched-bench` (default: on PATH, else where
+        /// scripts/llama-tools.sh builds it).
+        #[arg(long, value_name = "PATH", env = "SILK_LLAMA_BATCHED_BENCH")]
+        llama_batched_bench: Option<PathBuf>,
+        /// Measure silk only.
+        #[arg(long)]
+        no_llama_cpp: bool,
         /// Print one JSON document (keys in docs/cli.md) instead of the table.
         #[arg(long)]
         json: bool,

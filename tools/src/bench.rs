@@ -2,9 +2,12 @@
 //!
 //! silk's numbers come from the decoder directly (`Model::forward`, as the scheduler calls
 //! it): one prompt prefilled per sequence, then single-token decode steps for 1, 8 and 32
-//! sequences at once. llama.cpp's come from `scripts/reference/llama_cpp_bench.py`
-//! (llama-cpp-python) with the same thread count, prompt and step counts and an f32 KV
-//! cache. Each figure is the best of a few repetitions.
+//! sequences at once, and one sequence's decode from an empty cache. llama.cpp's come from
+//! its own tools with its defaults (f16 KV cache, flash attention auto): `llama-bench` for
+//! prefill and decode (from an empty cache and at the prompt's depth) and
+//! `llama-batched-bench` for the aggregate rate ([`crate::bench_llama`]), with the same
+//! thread count, prompt and step counts. Each figure is the best of a few repetitions.
+//! Peak resident memory is given for one sequence and for the largest batch.
 //!
 //! With `--device cuda` the model runs on the GPU (a build with the `cuda` feature); each
 //! timing waits for the GPU to finish, llama.cpp (measured on the CPU) is left out, and
@@ -12,8 +15,7 @@
 //! one-sequence decode reaches ([`crate::bench_gpu`]).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -21,6 +23,9 @@ use silk_cli::progress::ProgressBar;
 use silk_engine::{load, DeviceSpec, Model, SeqStep};
 
 use crate::bench_gpu::{weight_bytes_per_token, GpuInfo, Roofline};
+use crate::bench_llama::{
+    find_tool, measure_llama, peak_rss_of, reset_own_peak_rss, LlamaFigures, LlamaRun,
+};
 
 /// What to measure.
 #[derive(Clone, Debug)]
@@ -39,8 +44,12 @@ pub struct EngineBenchArgs {
     pub concurrency: Vec<usize>,
     /// Repetitions (the best is reported).
     pub reps: usize,
-    /// llama.cpp's side; skipped when `None` or when it cannot run.
-    pub llama_cpp_script: Option<PathBuf>,
+    /// Whether to measure llama.cpp at all (on the CPU).
+    pub llama_cpp: bool,
+    /// `llama-bench` (default: on PATH, else the tools cache).
+    pub llama_bench: Option<PathBuf>,
+    /// `llama-batched-bench` (default: on PATH, else the tools cache).
+    pub llama_batched_bench: Option<PathBuf>,
     /// Print one JSON document instead of the table.
     pub json: bool,
 }
@@ -51,16 +60,28 @@ pub struct Figures {
     /// Prompt tokens per second, one sequence.
     #[serde(rename = "prefill_tok_s")]
     pub prefill: f64,
-    /// Decode tokens per second, one sequence.
+    /// Decode tokens per second, one sequence, after the prompt (at its depth).
     #[serde(rename = "decode_tok_s")]
     pub decode: f64,
+    /// Decode tokens per second, one sequence, from an empty cache.
+    #[serde(rename = "decode_empty_tok_s")]
+    pub decode_empty: f64,
     /// Aggregate decode tokens per second at each concurrency.
     #[serde(serialize_with = "aggregate_json")]
     pub aggregate: Vec<(usize, f64)>,
+    /// Peak resident memory with one sequence (model loaded), bytes.
+    #[serde(rename = "peak_rss_bytes")]
+    pub peak_rss: Option<u64>,
+    /// Peak resident memory with the largest batch of sequences, bytes.
+    #[serde(rename = "peak_rss_batched_bytes")]
+    pub peak_rss_batched: Option<u64>,
 }
 
 /// `[{"sequences": n, "decode_tok_s": rate}]`: named keys rather than pairs.
-fn aggregate_json<S: serde::Serializer>(a: &[(usize, f64)], s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn aggregate_json<S: serde::Serializer>(
+    a: &[(usize, f64)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
     #[derive(Serialize)]
     struct Point {
         sequences: usize,
@@ -104,7 +125,7 @@ fn prompt_tokens(n: usize, vocab: usize) -> Vec<u32> {
 /// The repetitions [`measure_silk`] runs on one model (what its progress counts).
 pub fn silk_steps(args: &EngineBenchArgs) -> u64 {
     let counts = 1 + args.concurrency.iter().filter(|&&c| c > 1).count();
-    (args.reps.max(1) * (1 + counts)) as u64
+    (args.reps.max(1) * (2 + counts)) as u64
 }
 
 /// Measures silk on one model, ticking `progress` once per repetition.
@@ -136,6 +157,22 @@ pub fn measure_silk(
             .max(args.prompt as f64 / t0.elapsed().as_secs_f64());
         progress.inc(1);
     }
+    let next = [42u32];
+    for _ in 0..args.reps.max(1) {
+        let mut cache = model.new_cache();
+        let t0 = Instant::now();
+        for _ in 0..args.decode {
+            model.forward(&mut [SeqStep {
+                tokens: &next,
+                cache: &mut cache,
+            }])?;
+        }
+        sync()?;
+        figures.decode_empty = figures
+            .decode_empty
+            .max(args.decode as f64 / t0.elapsed().as_secs_f64());
+        progress.inc(1);
+    }
     let mut counts = vec![1];
     counts.extend(args.concurrency.iter().copied().filter(|&c| c > 1));
     for &n in &counts {
@@ -149,7 +186,6 @@ pub fn measure_silk(
                 }])?;
             }
             sync()?;
-            let next = [42u32];
             let t0 = Instant::now();
             for _ in 0..args.decode {
                 let mut steps: Vec<SeqStep> = caches
@@ -167,41 +203,13 @@ pub fn measure_silk(
         }
         if n == 1 {
             figures.decode = best;
+            figures.peak_rss = peak_rss_of("self");
         } else {
             figures.aggregate.push((n, best));
+            figures.peak_rss_batched = peak_rss_of("self");
         }
     }
     Ok(figures)
-}
-
-/// Runs llama.cpp's side through the reference script, or says why it could not.
-pub fn measure_llama_cpp(model: &Path, args: &EngineBenchArgs) -> Result<Figures, String> {
-    let script = args
-        .llama_cpp_script
-        .as_ref()
-        .ok_or("no llama.cpp script given")?;
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(model)
-        .args(["--threads", &args.threads.to_string()])
-        .args(["--prompt", &args.prompt.to_string()])
-        .args(["--decode", &args.decode.to_string()])
-        .args(["--reps", &args.reps.to_string()])
-        .output()
-        .map_err(|e| format!("cannot run python3: {e}"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().last().unwrap_or("failed").to_owned();
-        return Err(format!("{last} (pip install llama-cpp-python to compare)"));
-    }
-    let v: serde_json::Value =
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("bad output: {e}"))?;
-    let get = |k: &str| v[k].as_f64().ok_or(format!("no {k} in output"));
-    Ok(Figures {
-        prefill: get("prefill_tok_s")?,
-        decode: get("decode_tok_s")?,
-        aggregate: Vec::new(),
-    })
 }
 
 /// One model's results: silk's figures, and llama.cpp's or why they are missing.
@@ -211,10 +219,10 @@ pub struct ModelRow {
     pub model: String,
     /// silk's figures.
     pub silk: Figures,
-    /// llama.cpp's figures (prefill and decode only).
+    /// llama.cpp's figures (with what of them failed, and why).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub llama_cpp: Option<Figures>,
-    /// Why llama.cpp was not measured.
+    pub llama_cpp: Option<LlamaFigures>,
+    /// Why llama.cpp was not measured at all.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub llama_cpp_error: Option<String>,
     /// One-sequence decode against the GPU's memory bandwidth (GPU runs on known cards).
@@ -249,6 +257,17 @@ pub fn run_engine_bench(args: &EngineBenchArgs, out: &mut dyn Write) -> Result<(
         DeviceSpec::Cuda(n) => GpuInfo::query(n),
         DeviceSpec::Cpu => None,
     };
+    let bench = find_tool("llama-bench", args.llama_bench.as_deref());
+    let batched = find_tool("llama-batched-bench", args.llama_batched_bench.as_deref());
+    let llama_run = LlamaRun {
+        bench: &bench,
+        batched: &batched,
+        threads: args.threads,
+        prompt: args.prompt,
+        decode: args.decode,
+        sequences: &args.concurrency,
+        reps: args.reps,
+    };
     let mut rows = Vec::new();
     for path in &args.models {
         let name = path
@@ -256,6 +275,8 @@ pub fn run_engine_bench(args: &EngineBenchArgs, out: &mut dyn Write) -> Result<(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| path.display().to_string());
         progress.set_message(format!("silk bench engine: {name}"));
+        // Each model's peak is its own, not the largest so far.
+        reset_own_peak_rss();
         let model = load(path, &device)
             .map_err(|source| BenchError::Load {
                 path: path.clone(),
@@ -267,10 +288,8 @@ pub fn run_engine_bench(args: &EngineBenchArgs, out: &mut dyn Write) -> Result<(
         progress.set_message(format!("silk bench engine: {name} (llama.cpp)"));
         let (llama_cpp, llama_cpp_error) = match args.device {
             DeviceSpec::Cuda(_) => (None, Some("compared on the CPU only".to_owned())),
-            DeviceSpec::Cpu => match measure_llama_cpp(path, args) {
-                Ok(l) => (Some(l), None),
-                Err(why) => (None, Some(why)),
-            },
+            DeviceSpec::Cpu if !args.llama_cpp => (None, Some("--no-llama-cpp".to_owned())),
+            DeviceSpec::Cpu => (Some(measure_llama(path, &llama_run)), None),
         };
         let roofline = Roofline::of(weight_bytes_per_token(path), silk.decode, gpu.as_ref());
         rows.push(ModelRow {
@@ -302,6 +321,25 @@ pub fn run_engine_bench(args: &EngineBenchArgs, out: &mut dyn Write) -> Result<(
     Ok(())
 }
 
+/// A rate for the table, or `-` where there is none.
+fn cell(v: Option<f64>, decimals: usize) -> String {
+    v.filter(|v| v.is_finite())
+        .map_or("-".to_owned(), |v| format!("{v:.decimals$}"))
+}
+
+/// A memory size in MiB, or `-`.
+fn mib(v: Option<u64>) -> String {
+    v.map_or("-".to_owned(), |b| {
+        format!("{:.0} MiB", b as f64 / 1048576.0)
+    })
+}
+
+/// One line of the table: the model (or blank), the engine, then the columns.
+fn line(out: &mut dyn Write, model: &str, engine: &str, cells: &[String]) -> std::io::Result<()> {
+    let cells: String = cells.iter().map(|c| format!(" {c:>12}")).collect();
+    writeln!(out, "{model:<34} {engine:<10}{cells}")
+}
+
 /// The table: one block of lines per model.
 fn table(
     args: &EngineBenchArgs,
@@ -319,59 +357,88 @@ fn table(
         "silk bench engine: {on}, {}-token prompt, {} decode steps, best of {}",
         args.prompt, args.decode, args.reps
     )?;
-    let agg_head: Vec<String> = args
-        .concurrency
-        .iter()
-        .filter(|&&c| c > 1)
-        .map(|c| format!("decode x{c} tok/s"))
-        .collect();
-    writeln!(
-        out,
-        "\n{:<34} {:<10} {:>14} {:>14} {}",
-        "model",
-        "engine",
-        "prefill tok/s",
-        "decode tok/s",
-        agg_head
-            .iter()
-            .map(|h| format!("{h:>18}"))
-            .collect::<String>()
-    )?;
-    for row in rows {
-        let silk = &row.silk;
-        let aggs: String = silk
-            .aggregate
-            .iter()
-            .map(|(_, v)| format!("{v:>18.1}"))
-            .collect();
+    let llama = rows.iter().find_map(|r| {
+        let l = r.llama_cpp.as_ref()?;
+        Some((l.build.clone()?, l.tool.clone()?))
+    });
+    if let Some((build, tool)) = llama {
         writeln!(
             out,
-            "{:<34} {:<10} {:>14.1} {:>14.1} {aggs}",
-            row.model, "silk", silk.prefill, silk.decode
+            "llama.cpp: {} and llama-batched-bench (build {build}), its defaults \
+             (f16 KV cache, flash attention auto)",
+            tool.display()
         )?;
-        match (&row.llama_cpp, &row.llama_cpp_error) {
-            (Some(l), _) => {
-                writeln!(
-                    out,
-                    "{:<34} {:<10} {:>14.1} {:>14.1}",
-                    "", "llama.cpp", l.prefill, l.decode
-                )?;
-                writeln!(
-                    out,
-                    "{:<34} {:<10} {:>14.2} {:>14.2}",
-                    "",
-                    "silk/llama",
-                    silk.prefill / l.prefill,
-                    silk.decode / l.decode
-                )?;
+    }
+    writeln!(
+        out,
+        "tok/s; decode d0 from an empty cache, d{} after the prompt; RSS: peak resident \
+         memory with one sequence, and with the largest batch",
+        args.prompt
+    )?;
+    let seqs: Vec<usize> = args
+        .concurrency
+        .iter()
+        .copied()
+        .filter(|&c| c > 1)
+        .collect();
+    let mut head = vec![
+        "prefill".to_owned(),
+        "decode d0".to_owned(),
+        format!("decode d{}", args.prompt),
+    ];
+    head.extend(seqs.iter().map(|c| format!("x{c} seqs")));
+    head.extend(["RSS 1 seq".to_owned(), "RSS batch".to_owned()]);
+    writeln!(out)?;
+    line(out, "model", "engine", &head)?;
+    for row in rows {
+        let silk = &row.silk;
+        let agg = |a: &[(usize, f64)], n: usize| a.iter().find(|p| p.0 == n).map(|p| p.1);
+        let mut cells = vec![
+            cell(Some(silk.prefill), 1),
+            cell(Some(silk.decode_empty), 1),
+            cell(Some(silk.decode), 1),
+        ];
+        cells.extend(seqs.iter().map(|&n| cell(agg(&silk.aggregate, n), 1)));
+        cells.extend([mib(silk.peak_rss), mib(silk.peak_rss_batched)]);
+        line(out, &row.model, "silk", &cells)?;
+        if let Some(l) = &row.llama_cpp {
+            let mut cells = vec![
+                cell(l.prefill, 1),
+                cell(l.decode_empty, 1),
+                cell(l.decode, 1),
+            ];
+            cells.extend(seqs.iter().map(|&n| cell(agg(&l.aggregate, n), 1)));
+            cells.extend([mib(l.peak_rss), mib(l.peak_rss_batched)]);
+            line(out, "", "llama.cpp", &cells)?;
+            let ratio = |s: f64, l: Option<f64>| cell(l.map(|l| s / l), 2);
+            let mut cells = vec![
+                ratio(silk.prefill, l.prefill),
+                ratio(silk.decode_empty, l.decode_empty),
+                ratio(silk.decode, l.decode),
+            ];
+            cells.extend(seqs.iter().map(|&n| {
+                agg(&silk.aggregate, n).map_or("-".to_owned(), |s| ratio(s, agg(&l.aggregate, n)))
+            }));
+            let rss = |s: Option<u64>, l: Option<u64>| match (s, l) {
+                (Some(s), Some(l)) if l > 0 => format!("{:.2}", s as f64 / l as f64),
+                _ => "-".to_owned(),
+            };
+            cells.extend([
+                rss(silk.peak_rss, l.peak_rss),
+                rss(silk.peak_rss_batched, l.peak_rss_batched),
+            ]);
+            line(out, "", "silk/llama", &cells)?;
+            for why in &l.errors {
+                writeln!(out, "{:<34} {:<10} not measured: {why}", "", "llama.cpp")?;
             }
-            (None, why) => writeln!(
+        } else {
+            writeln!(
                 out,
                 "{:<34} {:<10} not measured: {}",
                 "",
                 "llama.cpp",
-                why.as_deref().unwrap_or("no result")
-            )?,
+                row.llama_cpp_error.as_deref().unwrap_or("no result")
+            )?;
         }
         for (n, v) in &silk.aggregate {
             writeln!(

@@ -12,12 +12,14 @@
 //!   end; the tests start their enclaves with it too.
 //! - [`bench`], [`bench_sealed`], [`bench_router`]: `silk bench engine`, `silk bench
 //!   sealed` and `silk bench router`; they call the engine in-process (`silk-engine`) and
-//!   stand up stub workers (`silk-net`).
+//!   stand up stub workers (`silk-net`); [`bench_llama`] runs llama.cpp's own benchmark
+//!   tools beside the engine.
 //! - [`pay`], [`policy_ton`]: `silk pay` and `silk policy from-ton`, on TON through
 //!   `silk-ledger`.
 
 pub mod bench;
 pub mod bench_gpu;
+pub mod bench_llama;
 pub mod bench_router;
 pub mod bench_sealed;
 pub mod demo;

@@ -244,7 +244,9 @@ fn main() -> ExitCode {
                     decode,
                     concurrency,
                     reps,
-                    llama_cpp,
+                    llama_bench,
+                    llama_batched_bench,
+                    no_llama_cpp,
                     json,
                 },
         } => {
@@ -261,7 +263,9 @@ fn main() -> ExitCode {
                 decode,
                 concurrency,
                 reps,
-                llama_cpp_script: (llama_cpp != "none").then(|| PathBuf::from(llama_cpp)),
+                llama_cpp: !no_llama_cpp,
+                llama_bench,
+                llama_batched_bench,
                 json,
             };
             match run_engine_bench(&args, &mut std::io::stdout()) {
