@@ -133,9 +133,14 @@ mod avx2 {
                 let id = _mm256_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
                 let mut q = [_mm256_setzero_si256(); 4];
                 let mut sums = _mm256_setzero_si256();
+                // Finite values round into [-127, 127] already; the clamp is for a NaN (or a
+                // block so small that `127 / max` overflows), which converts to i32::MIN:
+                // it keeps every value within the range the SIMD products rely on (-128
+                // would break their sign trick) and the sum equal to the stored values'.
+                let (lo, hi) = (_mm256_set1_epi32(-127), _mm256_set1_epi32(127));
                 for (qi, vi) in q.iter_mut().zip(v) {
                     let r = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(vi, id), magic), magic);
-                    *qi = _mm256_cvttps_epi32(r);
+                    *qi = _mm256_max_epi32(_mm256_min_epi32(_mm256_cvttps_epi32(r), hi), lo);
                     sums = _mm256_add_epi32(sums, *qi);
                 }
                 // Packing works within 128-bit halves: put the groups of four back in order.
@@ -226,6 +231,29 @@ mod tests {
                     (a.d.to_bits(), a.s.to_bits()),
                     (b.d.to_bits(), b.s.to_bits())
                 );
+            }
+        }
+    }
+
+    /// A NaN, and a block so small that `127 / max` overflows, stay within [-127, 127] on
+    /// the AVX2 path, with the sum of what is stored: the SIMD products rely on both.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn simd_values_stay_in_range_for_non_finite_rows() {
+        if !is_x86_feature_detected!("avx2") {
+            return;
+        }
+        let mut x = vec![1.0f32; 64];
+        x[5] = f32::NAN;
+        x[32..].fill(1e-38);
+        x[33] = -1e-38;
+        for fmt in [ActFormat::Q8_0, ActFormat::Q8_1] {
+            let mut b = vec![Q8Block::default(); 2];
+            // SAFETY: AVX2 was detected above.
+            unsafe { avx2::quantize_row(&x, &mut b, fmt) };
+            for b in &b {
+                assert!(b.qs.iter().all(|&q| q >= -127), "{:?}", b.qs);
+                assert_eq!(b.isum, b.qs.iter().map(|&q| q as i32).sum::<i32>());
             }
         }
     }

@@ -194,9 +194,8 @@ const Q8_0: u8 = 3;
 ///
 /// Why the integer sums are exact. Activations are in `[-127, 127]`: the quantiser
 /// ([`super::act`]) scales a block by `127 / max|x|` and rounds, so a finite value never
-/// reaches -128. (A NaN in a row can become -128 in the AVX2 quantiser; such a row's
-/// products are meaningless under every backend, and already differ between the row
-/// kernels and the portable code.) A `maddubs` lane is `u₀y₀ + u₁y₁`:
+/// reaches -128, and its AVX2 path clamps what a NaN converts to into that range too. A
+/// `maddubs` lane is `u₀y₀ + u₁y₁`:
 /// - Q4_0, Q4_1: `u ≤ 15`, so `|lane| ≤ 2·15·127 = 3810`, and the eight groups' lanes add up
 ///   to at most 30480 < 32767: all eight are summed in 16 bits, then one `madd`.
 /// - Q5_0: `u ≤ 31`, `|lane| ≤ 7874`; four groups add up to at most 31496: two sums of
