@@ -139,3 +139,20 @@ fn a_header_without_sha384_is_refused() {
     raw[32 + 30..32 + 32].copy_from_slice(&32u16.to_le_bytes());
     assert_eq!(EventLog::parse(&raw), Err(EventLogError::NoSha384));
 }
+
+#[test]
+fn every_single_byte_change_parses_or_is_refused_without_panicking() {
+    let raw = sample();
+    let mut p = crate::tdx::replay::Predicted::default();
+    p.rtmr[1] = Some(vec![]);
+    for at in 0..raw.len() {
+        for value in [0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff] {
+            let mut bad = raw.clone();
+            bad[at] = value;
+            if let Ok(log) = EventLog::parse(&bad) {
+                let _ = log.replay();
+                let _ = crate::tdx::replay::image_check(&log, &p);
+            }
+        }
+    }
+}
