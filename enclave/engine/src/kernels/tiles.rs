@@ -170,6 +170,48 @@ fn row_block(ty: QuantType, tb: &[u8], i: usize) -> (f32, f32, [i32; 32]) {
     (f16(2 * i), min, q)
 }
 
+/// The shape checks that make a SIMD tile kernel's unchecked loads sound ([`super::vnni`],
+/// [`super::tiles_avx2`]): `ty` is tiled, `tiles` is whole tiles of `nb` blocks, `out`
+/// holds one column per activation row and no more rows than the tiles, and every
+/// activation row has at least `nb` blocks. Panics otherwise.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn assert_kernel_shape(
+    ty: QuantType,
+    tiles: &[u8],
+    acts: &[&[Q8Block]],
+    nb: usize,
+    out: &OutRows,
+) {
+    let tile_bytes = nb * tile_block_bytes(ty);
+    assert!(tiled(ty) && tile_bytes > 0 && tiles.len().is_multiple_of(tile_bytes));
+    assert!(out.m() == acts.len() && out.rows() <= tiles.len() / tile_bytes * TILE);
+    assert!(acts.iter().all(|a| a.len() >= nb));
+}
+
+/// How many tile blocks ahead the SIMD kernels prefetch (see [`prefetch_ahead`]).
+#[cfg(target_arch = "x86_64")]
+const PREFETCH_BLOCKS: usize = 8;
+
+/// Asks for the tile block [`PREFETCH_BLOCKS`] after the one at `tb` (`bb` bytes each):
+/// a decode step streams each weight once, and the loads of a block otherwise wait on
+/// memory with nothing else to do. Prefetching past the end of the tiles is harmless (a
+/// hint, never a fault). Needs only SSE, so it inlines into every SIMD tier's kernels.
+///
+/// # Safety
+/// Any `tb` is allowed: the address is only a prefetch hint, never dereferenced.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn prefetch_ahead(tb: *const u8, bb: usize) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    let ahead = tb.wrapping_add(PREFETCH_BLOCKS * bb);
+    let mut line = 0;
+    while line < bb {
+        // SAFETY: a prefetch is a hint and never faults, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line) as *const i8) };
+        line += 64;
+    }
+}
+
 /// `out[row, r] = w_row · acts[r]` for the rows of the tiles in `tiles` (`nb` blocks
 /// each; as many rows as `out` has, which may end inside the last tile). The reference the
 /// SIMD kernels reproduce bit for bit; slow.

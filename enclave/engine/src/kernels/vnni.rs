@@ -13,14 +13,14 @@ use std::arch::x86_64::*;
 
 use super::act::Q8Block;
 use super::out::OutRows;
-use super::tiles::{tile_block_bytes, tiled, values_at, GROUP_BYTES, Q5_HIGH_AT, SCALES, TILE};
+use super::tiles::{
+    assert_kernel_shape, prefetch_ahead, tile_block_bytes, values_at, GROUP_BYTES, Q5_HIGH_AT,
+    SCALES, TILE,
+};
 use super::QuantType;
 
 /// Activation rows multiplied per pass over a tile.
 const GROUP: usize = 8;
-
-/// How many tile blocks ahead the kernels prefetch.
-const PREFETCH_BLOCKS: usize = 8;
 
 /// True when this CPU can run the kernels below (AVX-512 F, BW and VNNI, with FMA and
 /// F16C: Ice Lake, Zen 4 and later).
@@ -42,14 +42,11 @@ pub(crate) fn dot_tiles(
     nb: usize,
     out: &mut OutRows,
 ) {
-    let tile_bytes = nb * tile_block_bytes(ty);
     assert!(
         available(),
         "VNNI kernels called on a CPU without AVX512-F/BW/VNNI"
     );
-    assert!(tiled(ty) && tile_bytes > 0 && tiles.len().is_multiple_of(tile_bytes));
-    assert!(out.m() == acts.len() && out.rows() <= tiles.len() / tile_bytes * TILE);
-    assert!(acts.iter().all(|a| a.len() >= nb));
+    assert_kernel_shape(ty, tiles, acts, nb, out);
     // SAFETY: the features were detected above, and the lengths checked above bound every
     // load (`nb` tile blocks of each tile, `nb` blocks of each activation row).
     unsafe { tiles_impl(ty, tiles, acts, nb, out) }
@@ -142,27 +139,6 @@ unsafe fn block_dot(wq: &[__m512i; 8], ab: *const Q8Block, init: __m512i) -> __m
             s1 = _mm512_dpbusd_epi32(s1, wq[k + 1], _mm512_set1_epi32(y1));
         }
         _mm512_add_epi32(s0, s1)
-    }
-}
-
-/// Asks for the tile block [`PREFETCH_BLOCKS`] after the one at `tb` (`bb` bytes each):
-/// a decode step streams each weight once, and the loads of a block otherwise wait on
-/// memory with nothing else to do. Prefetching past the end of the tiles is harmless (a
-/// hint, never a fault).
-///
-/// # Safety
-/// Called only from [`tiles_impl`] (its CPU features). Any `tb` is allowed: the
-/// address is only a prefetch hint, never dereferenced.
-#[inline(always)]
-unsafe fn prefetch_ahead(tb: *const u8, bb: usize) {
-    // SAFETY: the caller upholds this function's `# Safety` contract (its doc above).
-    unsafe {
-        let ahead = tb.wrapping_add(PREFETCH_BLOCKS * bb);
-        let mut line = 0;
-        while line < bb {
-            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line) as *const i8);
-            line += 64;
-        }
     }
 }
 
