@@ -11,7 +11,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{json_check, json_passed, p, silk, tempdir, text, vectors};
+use common::{bzimage, json_check, json_passed, p, silk, tempdir, text, vectors};
 use silk_attestation::checks::tdx as check;
 use silk_attestation::tdx::event_log::LogWriter;
 use silk_images::manifest::{Component, Manifest, SCHEMA};
@@ -246,58 +246,4 @@ fn a_bundle_carries_its_event_log() {
         c["found"].as_str().unwrap().contains("RTMR3: replayed "),
         "{c:#}"
     );
-}
-
-/// A minimal EFI-stub bzImage (as tools/tests/measure_cli.rs and images/tests/tdx.rs
-/// build it): MZ + PE32+ headers below the setup header at 0x1f1, three sections, the
-/// setup header fields QEMU patches, and a kernel release string.
-fn bzimage(release: &str) -> Vec<u8> {
-    let mut k: Vec<u8> = (0..0x6100u32)
-        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-        .collect();
-    k[..0x200].fill(0);
-    k[..2].copy_from_slice(b"MZ");
-    k[0x3c..0x40].copy_from_slice(&0x40u32.to_le_bytes());
-    k[0x40..0x44].copy_from_slice(b"PE\0\0");
-    let coff = 0x44;
-    k[coff..coff + 2].copy_from_slice(&0x8664u16.to_le_bytes());
-    k[coff + 2..coff + 4].copy_from_slice(&3u16.to_le_bytes());
-    k[coff + 16..coff + 18].copy_from_slice(&240u16.to_le_bytes());
-    let opt = coff + 20;
-    k[opt..opt + 2].copy_from_slice(&0x20bu16.to_le_bytes());
-    k[opt + 32..opt + 36].copy_from_slice(&0x1000u32.to_le_bytes());
-    k[opt + 36..opt + 40].copy_from_slice(&0x200u32.to_le_bytes());
-    k[opt + 56..opt + 60].copy_from_slice(&0x7000u32.to_le_bytes());
-    k[opt + 60..opt + 64].copy_from_slice(&0x200u32.to_le_bytes());
-    k[opt + 108..opt + 112].copy_from_slice(&16u32.to_le_bytes());
-    let table = opt + 240;
-    for (i, (name, va, size, ptr)) in [
-        (b".setup\0\0", 0x1000u32, 0xe00u32, 0x200u32),
-        (b".text\0\0\0", 0x2000, 0x4000, 0x1000),
-        (b".data\0\0\0", 0x6000, 0x1000, 0x5000),
-    ]
-    .iter()
-    .enumerate()
-    {
-        let s = table + 40 * i;
-        k[s..s + 8].copy_from_slice(*name);
-        k[s + 8..s + 12].copy_from_slice(&size.to_le_bytes());
-        k[s + 12..s + 16].copy_from_slice(&va.to_le_bytes());
-        k[s + 16..s + 20].copy_from_slice(&size.to_le_bytes());
-        k[s + 20..s + 24].copy_from_slice(&ptr.to_le_bytes());
-    }
-    k[0x1f1] = 7;
-    k[0x202..0x206].copy_from_slice(b"HdrS");
-    k[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
-    k[0x210] = 0;
-    k[0x211] = 0x01;
-    k[0x218..0x228].fill(0);
-    k[0x228..0x22c].fill(0);
-    k[0x22c..0x230].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
-    k[0x236..0x238].copy_from_slice(&0x7fu16.to_le_bytes());
-    // kernel_version: the release string, inside the setup sectors.
-    k[0x20e..0x210].copy_from_slice(&0x100u16.to_le_bytes());
-    k[0x300..0x300 + release.len()].copy_from_slice(release.as_bytes());
-    k[0x300 + release.len()] = 0;
-    k
 }

@@ -9,10 +9,11 @@
 //! only, checked to parse with the verifier's own parser.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use silk_protocol::attestation::tdx::event_log::{EventLog, MAX_LOG_BYTES};
 
+use super::configfs::io_err;
 use super::EvidenceError;
 
 /// The CCEL table, below the filesystem root.
@@ -61,10 +62,6 @@ pub fn parse_table(bytes: &[u8]) -> Result<CcelTable, EvidenceError> {
     })
 }
 
-fn io(what: &'static str, path: PathBuf) -> impl FnOnce(std::io::Error) -> EvidenceError {
-    move |source| EvidenceError::Io { what, path, source }
-}
-
 /// Reads the event log below `root` (`/` in a guest): `Ok(None)` where the kernel exports
 /// none (not a TDX guest, or a kernel without the CCEL data file); the events without the
 /// padding otherwise. A log that does not parse is an error, naming why.
@@ -85,11 +82,11 @@ pub fn read(root: &Path) -> Result<Option<Vec<u8>>, EvidenceError> {
         // The data file alone is enough; the table only bounds it.
         Err(_) => MAX_LOG_BYTES,
     };
-    let file = std::fs::File::open(&data).map_err(io("open", data.clone()))?;
+    let file = std::fs::File::open(&data).map_err(io_err("open", &data))?;
     let mut raw = Vec::new();
     file.take(limit as u64)
         .read_to_end(&mut raw)
-        .map_err(io("read", data.clone()))?;
+        .map_err(io_err("read", &data))?;
     let log = EventLog::parse(&raw)
         .map_err(|e| EvidenceError::Malformed(format!("{}: {e}", data.display())))?;
     raw.truncate(log.length);
@@ -100,6 +97,7 @@ pub fn read(root: &Path) -> Result<Option<Vec<u8>>, EvidenceError> {
 mod tests {
     use super::*;
     use silk_protocol::attestation::tdx::event_log::LogWriter;
+    use std::path::PathBuf;
 
     fn table(cc_type: u8, laml: u64) -> Vec<u8> {
         let mut t = vec![0u8; 56];

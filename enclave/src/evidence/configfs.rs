@@ -61,7 +61,11 @@ impl<F: ReportFs> Drop for Cleanup<'_, F> {
     }
 }
 
-fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> EvidenceError + 'a {
+/// An I/O error on `path` while doing `what` (shared with [`super::ccel`]).
+pub(super) fn io_err<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> EvidenceError + 'a {
     move |source| EvidenceError::Io {
         what,
         path: path.to_owned(),
