@@ -155,7 +155,8 @@ pub fn run_verify(args: &VerifyArgs, out: &mut dyn Write) -> Result<bool, Verify
     let shape = silk_verifier::shape(&raw, args.format);
     if let Some(path) = &args.event_log {
         match shape {
-            Shape::Platform(Some(EvidenceKind::DcapQuote(_))) | Shape::Bundle => {
+            Shape::Platform(Some(EvidenceKind::DcapQuote(silk_attestation::tdx::TeeType::Tdx)))
+            | Shape::Bundle => {
                 inputs.tdx_event_log = Some(read("event log", path)?);
             }
             _ => {

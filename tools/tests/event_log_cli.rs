@@ -182,19 +182,21 @@ fn a_log_that_does_not_replay_to_the_quote_is_refused_naming_the_registers() {
         );
     }
 
-    // A log for evidence that has no RTMRs is an input error.
-    let out = silk(&[
-        "verify",
-        &p(vectors().join("snp/milan/report_milan.hex")),
-        "--event-log",
-        log.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        text(&out).contains("--event-log is for TDX"),
-        "{}",
-        text(&out)
-    );
+    // A log for evidence that has no RTMRs (an SNP report, an SGX quote) is an input error.
+    for evidence in ["snp/milan/report_milan.hex", "sgx/sgx_quote"] {
+        let out = silk(&[
+            "verify",
+            &p(vectors().join(evidence)),
+            "--event-log",
+            log.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{evidence}: {}", text(&out));
+        assert!(
+            text(&out).contains("--event-log is for TDX"),
+            "{evidence}: {}",
+            text(&out)
+        );
+    }
 }
 
 #[test]
