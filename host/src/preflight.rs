@@ -171,9 +171,9 @@ impl HostRoot {
     pub fn hw_virt(&self) -> bool {
         std::fs::read_to_string(self.path("/proc/cpuinfo"))
             .map(|s| {
-                s.lines()
-                    .filter(|l| l.starts_with("flags"))
-                    .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"))
+                platform::cpu_flags(&s)
+                    .iter()
+                    .any(|f| *f == "vmx" || *f == "svm")
             })
             .unwrap_or(false)
     }

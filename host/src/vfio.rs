@@ -18,6 +18,16 @@ use crate::pci::PciAddr;
 /// The driver VFIO passthrough needs.
 pub const VFIO_DRIVER: &str = "vfio-pci";
 
+/// PCI class code (the upper 16 bits of `class`) of a PCI-to-PCI bridge.
+const CLASS_BRIDGE: u32 = 0x0604;
+
+/// Whether a device of this `class` (as [`Sysfs::class`] reads it) is a bridge. Bridges in
+/// a GPU's group stay with their port driver (VFIO allows that): launch leaves them
+/// bound, and preflight does not count them as devices passthrough would take.
+pub fn is_bridge(class: Option<u32>) -> bool {
+    class.is_some_and(|c| c >> 8 == CLASS_BRIDGE)
+}
+
 /// Performs sysfs writes. The real one writes files; a fake one can also play the kernel.
 pub trait SysfsWriter: Send + Sync {
     /// Writes `value` to the sysfs attribute at `path`.
@@ -184,8 +194,7 @@ impl Sysfs {
             bindings: Vec::new(),
         };
         for member in members {
-            // Bridges in a group stay with their port driver; VFIO allows that.
-            if self.class(member).is_some_and(|c| c >> 8 == 0x0604) {
+            if is_bridge(self.class(member)) {
                 continue;
             }
             let previous = self.driver(member);

@@ -5,11 +5,7 @@ use std::sync::Arc;
 
 use super::{HostRoot, Report, Status};
 use crate::pci::PciAddr;
-use crate::vfio::{FileWriter, Sysfs, VFIO_DRIVER};
-
-/// PCI class codes (upper 16 bits of `class`) that may share a GPU's group harmlessly:
-/// bridges keep their port driver, and are not passed through.
-const CLASS_BRIDGE: u32 = 0x0604;
+use crate::vfio::{is_bridge, FileWriter, Sysfs, VFIO_DRIVER};
 
 /// The confidential-computing mode NVIDIA's tools report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +100,7 @@ impl HostRoot {
         for m in &members {
             let class = sysfs.class(*m);
             let driver = sysfs.driver(*m);
-            let bridge = class.is_some_and(|c| c >> 8 == CLASS_BRIDGE);
+            let bridge = is_bridge(class);
             let same_slot = (m.domain, m.bus, m.device) == (gpu.domain, gpu.bus, gpu.device);
             described.push(format!(
                 "{m} {} ({})",
