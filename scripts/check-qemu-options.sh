@@ -29,7 +29,7 @@ silk_host=$CARGO_TARGET_DIR/debug/silk-host
 
 qemus=("$@")
 if [[ ${#qemus[@]} -eq 0 ]]; then
-    mkdir -p "$W/apt/lists/partial" "$W/apt/archives/partial" "$W/debs"
+    mkdir -p "$W/apt/lists/partial" "$W/apt/archives/partial"
     key=/usr/share/keyrings/debian-archive-keyring.gpg
     {
         for suite in bookworm-backports trixie trixie-backports; do
@@ -41,8 +41,9 @@ if [[ ${#qemus[@]} -eq 0 ]]; then
         -o "Dir::Cache::archives=$W/apt/archives" -o Debug::NoLocking=1
         -o APT::Get::List-Cleanup=0 -o APT::Sandbox::User=root)
     apt-get "${apt_opts[@]}" -qq update
+    madison=$(apt-cache "${apt_opts[@]}" madison qemu-system-x86)
     echo "# apt-cache madison qemu-system-x86 (bookworm-backports, trixie, trixie-backports)"
-    apt-cache "${apt_opts[@]}" madison qemu-system-x86
+    printf '%s\n' "$madison"
     loader_libs=""
     while read -r suite version; do
         dir=$W/$suite
@@ -75,7 +76,7 @@ if [[ ${#qemus[@]} -eq 0 ]]; then
         fi
         chmod +x "$wrapper"
         qemus+=("$wrapper")
-    done < <(apt-cache "${apt_opts[@]}" madison qemu-system-x86 |
+    done < <(printf '%s\n' "$madison" |
         awk -F' [|] ' '{split($3, s, " "); sub("/main.*", "", s[2]); print s[2], $2}' |
         awk '!seen[$1]++' | sort)
     if command -v qemu-system-x86_64 > /dev/null; then
