@@ -217,7 +217,7 @@ pub fn reset_own_peak_rss() {
 
 /// Runs `tool` with `args`, reading its peak memory while it runs. A failure names the
 /// tool and says why (its exit status and last line of stderr).
-pub fn run_tool(tool: &Path, args: &[String]) -> Result<ToolRun, String> {
+pub fn run_tool(tool: &Path, args: &[&str]) -> Result<ToolRun, String> {
     let name = tool.display();
     let mut child = Command::new(tool)
         .args(args)
@@ -343,7 +343,6 @@ pub fn measure_llama(model: &Path, run: &LlamaRun) -> LlamaFigures {
                 "-o",
                 "json",
             ];
-            let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
             match run_tool(tool, &args).and_then(|r| {
                 let b = parse_llama_bench(&r.stdout, run.prompt, run.decode, run.prompt)
                     .map_err(|e| format!("{}: {e}", tool.display()))?;
@@ -384,7 +383,6 @@ pub fn measure_llama(model: &Path, run: &LlamaRun) -> LlamaFigures {
             let args = [
                 "-m", &m, "-t", &t, "-c", &ctx, "-npp", &p, "-ntg", &n, "-npl", &npl,
             ];
-            let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
             match run_tool(tool, &args).and_then(|r| {
                 parse_batched_bench(&format!("{}\n{}", r.stdout, r.stderr))
                     .map(|rows| (rows, r.peak_rss))
