@@ -393,22 +393,30 @@ fn table(
     for row in rows {
         let silk = &row.silk;
         let agg = |a: &[(usize, f64)], n: usize| a.iter().find(|p| p.0 == n).map(|p| p.1);
-        let mut cells = vec![
-            cell(Some(silk.prefill), 1),
-            cell(Some(silk.decode_empty), 1),
-            cell(Some(silk.decode), 1),
-        ];
-        cells.extend(seqs.iter().map(|&n| cell(agg(&silk.aggregate, n), 1)));
-        cells.extend([mib(silk.peak_rss), mib(silk.peak_rss_batched)]);
+        // One engine's row: rates, aggregate rates per sequence count, peak memory.
+        let figures =
+            |rates: [Option<f64>; 3], aggregate: &[(usize, f64)], rss: [Option<u64>; 2]| {
+                let mut cells: Vec<String> = rates.iter().map(|&r| cell(r, 1)).collect();
+                cells.extend(seqs.iter().map(|&n| cell(agg(aggregate, n), 1)));
+                cells.extend(rss.map(mib));
+                cells
+            };
+        let cells = figures(
+            [
+                Some(silk.prefill),
+                Some(silk.decode_empty),
+                Some(silk.decode),
+            ],
+            &silk.aggregate,
+            [silk.peak_rss, silk.peak_rss_batched],
+        );
         line(out, &row.model, "silk", &cells)?;
         if let Some(l) = &row.llama_cpp {
-            let mut cells = vec![
-                cell(l.prefill, 1),
-                cell(l.decode_empty, 1),
-                cell(l.decode, 1),
-            ];
-            cells.extend(seqs.iter().map(|&n| cell(agg(&l.aggregate, n), 1)));
-            cells.extend([mib(l.peak_rss), mib(l.peak_rss_batched)]);
+            let cells = figures(
+                [l.prefill, l.decode_empty, l.decode],
+                &l.aggregate,
+                [l.peak_rss, l.peak_rss_batched],
+            );
             line(out, "", "llama.cpp", &cells)?;
             let ratio = |s: f64, l: Option<f64>| cell(l.map(|l| s / l), 2);
             let mut cells = vec![
