@@ -137,18 +137,18 @@ pub fn first_difference(log: &EventLog, predicted: &Predicted) -> Option<Drift> 
 
 /// Checks an event log against the quote's RTMR0–3 (`tdx.event_log`) and, when the image's
 /// events are given, against them (`tdx.image_events`). A log that does not parse fails
-/// `tdx.event_log` with the parser's reason. Returns the parsed log.
+/// `tdx.event_log` with the parser's reason. Returns whether the log parsed.
 pub fn verify(
     raw: &[u8],
     quoted: &[Mr; 4],
     predicted: Option<&Predicted>,
     verdict: &mut Verdict,
-) -> Option<EventLog> {
+) -> bool {
     let log = match EventLog::parse(raw) {
         Ok(log) => log,
         Err(e) => {
             verdict.push(parse_failure(&e));
-            return None;
+            return false;
         }
     };
     verdict.fact(
@@ -164,7 +164,7 @@ pub fn verify(
     if let Some(p) = predicted {
         verdict.push(image_check(&log, p));
     }
-    Some(log)
+    true
 }
 
 fn parse_failure(e: &EventLogError) -> Check {
@@ -180,16 +180,7 @@ fn parse_failure(e: &EventLogError) -> Check {
 /// register that differs with both values.
 pub fn replay_check(log: &EventLog, quoted: &[Mr; 4]) -> Check {
     let replayed = log.replay();
-    let differ: Vec<String> = (0..4)
-        .filter(|&i| replayed[i] != quoted[i])
-        .map(|i| {
-            format!(
-                "RTMR{i}: replayed {}, quoted {}",
-                hex::encode(replayed[i]),
-                hex::encode(quoted[i])
-            )
-        })
-        .collect();
+    let differ: Vec<usize> = (0..4).filter(|&i| replayed[i] != quoted[i]).collect();
     let extending = log.events.iter().filter(|e| e.rtmr().is_some()).count();
     let expected = "RTMR0-3 replayed from the event log equal the quote's";
     if differ.is_empty() {
@@ -199,18 +190,29 @@ pub fn replay_check(log: &EventLog, quoted: &[Mr; 4]) -> Check {
             format!("{extending} events replay to the quoted RTMR0-3"),
         );
     }
+    let found = differ
+        .iter()
+        .map(|&i| {
+            format!(
+                "RTMR{i}: replayed {}, quoted {}",
+                hex::encode(replayed[i]),
+                hex::encode(quoted[i])
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let names = differ
+        .iter()
+        .map(|i| format!("RTMR{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     Check::fail(
         &tdx::EVENT_LOG,
         expected,
-        differ.join("; "),
+        found,
         format!(
-            "the event log does not replay to the quote's registers ({}): it is not the log \
-             of this TD's boot",
-            differ
-                .iter()
-                .map(|d| d.split(':').next().unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join(", ")
+            "the event log does not replay to the quote's registers ({names}): it is not the \
+             log of this TD's boot"
         ),
     )
 }
