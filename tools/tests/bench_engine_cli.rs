@@ -157,3 +157,25 @@ fn a_failing_tool_is_named() {
     let t = text(&out);
     assert!(t.contains("missing-llama-bench does not exist"), "{t}");
 }
+
+/// A build without the `cuda` feature asked for `--device cuda` says so and exits 2, before
+/// measuring anything (CI's CUDA build runs the GPU benchmark only where a GPU is).
+#[test]
+fn device_cuda_without_the_cuda_feature_is_refused() {
+    if cfg!(feature = "cuda") {
+        eprintln!("skipped: this build has the cuda feature");
+        return;
+    }
+    let out = silk(&[
+        "bench",
+        "engine",
+        "--device",
+        "cuda",
+        "--model",
+        &p(tiny_model()),
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(t.contains("cuda:0: this build has no CUDA support"), "{t}");
+    assert!(!t.contains("tok/s"), "{t}");
+}
