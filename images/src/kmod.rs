@@ -4,6 +4,11 @@
 //! image recipe must not depend on the build host's kmod, so the dependencies are read
 //! from each module's own `.modinfo` ELF section (`depends=a,b`), as depmod does; the
 //! `object` crate parses the ELF.
+//!
+//! Debian's 6.12 kernel compresses its modules (`.ko.xz`, `CONFIG_MODULE_COMPRESS_XZ`):
+//! [`read_module`] decompresses them, so the initramfs carries plain `.ko` files that any
+//! `insmod` loads. A wanted module that this kernel builds in (listed in
+//! `modules.builtin`, as `virtio_pci` is in 6.12) needs no file and is skipped.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -39,11 +44,68 @@ pub enum KmodError {
     /// The dependency graph has a cycle.
     #[error("kernel module dependency cycle through {0:?}")]
     Cycle(String),
+    /// A `.ko.xz` file is not a valid xz stream.
+    #[error("{path}: not a valid xz-compressed kernel module: {reason}")]
+    Xz {
+        /// The module file.
+        path: PathBuf,
+        /// What the decoder found wrong.
+        reason: String,
+    },
 }
+
+/// The file name suffixes of kernel modules this reads: plain, and xz as Debian ships them.
+const SUFFIXES: [&str; 2] = [".ko.xz", ".ko"];
 
 /// A module's canonical name: file stem with `-` as `_` (the kernel treats them alike).
 pub fn canonical(name: &str) -> String {
-    name.trim_end_matches(".ko").replace('-', "_")
+    let stem = SUFFIXES
+        .iter()
+        .find_map(|s| name.strip_suffix(s))
+        .unwrap_or(name);
+    stem.replace('-', "_")
+}
+
+/// The path a module has in the initramfs: its path in the tree, without `.xz`.
+pub fn plain_path(rel: &Path) -> PathBuf {
+    match rel.to_str().and_then(|r| r.strip_suffix(".xz")) {
+        Some(plain) => PathBuf::from(plain),
+        None => rel.to_path_buf(),
+    }
+}
+
+/// A module file's ELF bytes: read as is, or decompressed when its name ends in `.xz`.
+pub fn read_module(path: &Path) -> Result<Vec<u8>, KmodError> {
+    let bytes = std::fs::read(path).map_err(|source| KmodError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if path.extension().and_then(|e| e.to_str()) != Some("xz") {
+        return Ok(bytes);
+    }
+    let mut out = Vec::new();
+    lzma_rs::xz_decompress(&mut bytes.as_slice(), &mut out).map_err(|e| KmodError::Xz {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    Ok(out)
+}
+
+/// The canonical names of the modules the kernel has built in, from `modules.builtin`
+/// (one `kernel/.../name.ko` a line); empty when the tree has no such file.
+pub fn builtin(moddir: &Path) -> Result<BTreeSet<String>, KmodError> {
+    let path = moddir.join("modules.builtin");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+        Err(source) => return Err(KmodError::Io { path, source }),
+    };
+    Ok(text
+        .lines()
+        .filter_map(|l| l.rsplit('/').next())
+        .filter(|n| !n.is_empty())
+        .map(canonical)
+        .collect())
 }
 
 /// The `key=value` strings of an x86-64 module's `.modinfo` section (64-bit,
@@ -80,7 +142,7 @@ pub fn index(moddir: &Path) -> Result<BTreeMap<String, PathBuf>, KmodError> {
             if p.is_dir() {
                 stack.push(p);
             } else if let Some(n) = p.file_name().and_then(|n| n.to_str()) {
-                if n.ends_with(".ko") {
+                if SUFFIXES.iter().any(|s| n.ends_with(s)) {
                     let rel = p.strip_prefix(moddir).unwrap_or(&p).to_path_buf();
                     out.insert(canonical(n), rel);
                 }
@@ -91,11 +153,13 @@ pub fn index(moddir: &Path) -> Result<BTreeMap<String, PathBuf>, KmodError> {
 }
 
 /// The modules to load for `wanted`, dependencies first, each once. Paths are relative to
-/// `moddir`.
+/// `moddir` (as in the tree: a `.ko.xz` stays one; see [`plain_path`]). Wanted modules the
+/// kernel has built in are left out.
 pub fn resolve(moddir: &Path, wanted: &[&str]) -> Result<Vec<PathBuf>, KmodError> {
     let idx = index(moddir)?;
     let mut order = Vec::new();
-    let mut done = BTreeSet::new();
+    // Built-in modules count as loaded already: a file of the same name is never needed.
+    let mut done = builtin(moddir)?;
     let mut visiting = BTreeSet::new();
     for w in wanted {
         visit(
@@ -132,10 +196,7 @@ fn visit(
         needed_by: needed_by.to_string(),
     })?;
     let path = moddir.join(rel);
-    let bytes = std::fs::read(&path).map_err(|source| KmodError::Io {
-        path: path.clone(),
-        source,
-    })?;
+    let bytes = read_module(&path)?;
     let info = modinfo(&bytes).ok_or_else(|| KmodError::BadElf(path.clone()))?;
     let deps: Vec<String> = info
         .iter()
@@ -243,6 +304,45 @@ mod tests {
                 "dm-bufio.ko",
                 "dm-verity.ko"
             ]
+        );
+    }
+
+    #[test]
+    fn reads_xz_modules_and_skips_built_in_ones() {
+        // As Debian's 6.12 ships them: xz-compressed, virtio_pci built in.
+        let d = tree(&[("kernel/drivers/md/dm-bufio.ko", "")]);
+        let ko = fake_ko("license=GPL;depends=dm-bufio,virtio_pci;name=dm_verity");
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut ko.as_slice(), &mut xz).unwrap();
+        let rel = Path::new("kernel/drivers/md/dm-verity.ko.xz");
+        std::fs::write(d.path().join(rel), &xz).unwrap();
+        let err = resolve(d.path(), &["dm_verity"]).unwrap_err();
+        assert!(
+            err.to_string().contains("\"virtio_pci\" not found"),
+            "{err}"
+        );
+        std::fs::write(
+            d.path().join("modules.builtin"),
+            "kernel/drivers/virtio/virtio_pci.ko\nkernel/drivers/virtio/virtio.ko\n",
+        )
+        .unwrap();
+        let order = resolve(d.path(), &["virtio_pci", "dm-verity"]).unwrap();
+        assert_eq!(
+            order,
+            [Path::new("kernel/drivers/md/dm-bufio.ko"), rel],
+            "built-in modules are not loaded"
+        );
+        assert_eq!(read_module(&d.path().join(rel)).unwrap(), ko);
+        assert_eq!(plain_path(rel), Path::new("kernel/drivers/md/dm-verity.ko"));
+        assert_eq!(canonical("dm-verity.ko.xz"), "dm_verity");
+
+        // A damaged stream is named, not loaded as garbage.
+        xz[20] ^= 0xff;
+        std::fs::write(d.path().join(rel), &xz).unwrap();
+        let err = resolve(d.path(), &["dm_verity"]).unwrap_err();
+        assert!(
+            matches!(err, KmodError::Xz { .. }) && err.to_string().contains("dm-verity.ko.xz"),
+            "{err}"
         );
     }
 

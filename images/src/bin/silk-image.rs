@@ -44,8 +44,9 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Copies kernel modules and their dependencies into a staging tree, and writes their
-    /// load order to `etc/silk/modules`.
+    /// Copies kernel modules and their dependencies into a staging tree (decompressing
+    /// `.ko.xz`; modules the kernel builds in are skipped), and writes their load order to
+    /// `etc/silk/modules`.
     Modules {
         /// The kernel's module directory (`.../lib/modules/<version>`).
         #[arg(long)]
@@ -188,12 +189,15 @@ fn modules(moddir: &Path, root: &Path, want: &[String]) -> Result<(), Error> {
     let guest_dir = Path::new("/lib/modules").join(version);
     let mut list = String::new();
     for rel in &order {
-        let dest = root.join("lib/modules").join(version).join(rel);
+        // Decompressed here: busybox's insmod loads plain ELF modules only.
+        let plain = silk_images::kmod::plain_path(rel);
+        let bytes = silk_images::kmod::read_module(&moddir.join(rel))?;
+        let dest = root.join("lib/modules").join(version).join(&plain);
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent).map_err(io("creating", parent))?;
         }
-        std::fs::copy(moddir.join(rel), &dest).map_err(io("copying", &dest))?;
-        list.push_str(&format!("{}\n", guest_dir.join(rel).display()));
+        std::fs::write(&dest, bytes).map_err(io("writing", &dest))?;
+        list.push_str(&format!("{}\n", guest_dir.join(&plain).display()));
     }
     let etc = root.join("etc/silk");
     std::fs::create_dir_all(&etc).map_err(io("creating", &etc))?;
