@@ -63,6 +63,32 @@ if [ "$scope" = all ] && { ! command -v npm >/dev/null 2>&1 || ! command -v node
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 fi
 # The image recipe asks apt which kernel, OVMF and busybox to download: it needs lists.
+# Its kernel must have the SEV-SNP and TDX guest drivers and configfs-tsm, and be 6.9 or
+# later so that its EFI stub measures the command line and initrd into RTMR2: on bookworm
+# (6.1) that is the 6.12 of bookworm-backports, added here from the mirror bookworm's own
+# packages come from. Backports are NotAutomatic: nothing installed moves to them.
+codename="$(. /etc/os-release 2>/dev/null && printf '%s' "${VERSION_CODENAME:-}")"
+if [ "$scope" = all ] && [ "$codename" = bookworm ] &&
+  ! apt-cache policy 2>/dev/null | grep -q ' bookworm-backports/main '; then
+  if grep -rqs --include='*.list' --include='*.sources' bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d; then
+    say "bookworm-backports is configured but not in apt's lists: refreshing them"
+    as_root apt-get update -qq
+  fi
+fi
+if [ "$scope" = all ] && [ "$codename" = bookworm ] &&
+  ! apt-cache policy 2>/dev/null | grep -q ' bookworm-backports/main '; then
+  mirror="$(apt-cache policy 2>/dev/null | awk '$3 == "bookworm/main" {print $2; exit}')"
+  if [ -z "$mirror" ]; then
+    say "bookworm's own suite is not in apt's lists; refreshing them to find its mirror"
+    as_root apt-get update -qq
+    mirror="$(apt-cache policy 2>/dev/null | awk '$3 == "bookworm/main" {print $2; exit}')"
+  fi
+  [ -n "$mirror" ] || { say "no apt source for bookworm/main: cannot add bookworm-backports"; exit 1; }
+  say "adding bookworm-backports ($mirror) to apt's sources: the guest image's kernel (6.12) comes from it"
+  printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    "$mirror" | as_root tee /etc/apt/sources.list.d/silk-bookworm-backports.sources >/dev/null
+  as_root apt-get update -qq
+fi
 kernel_policy="$(apt-cache policy linux-image-amd64 2>/dev/null || true)"
 if [ "$scope" = all ] && ! grep -q 'Candidate: [0-9]' <<<"$kernel_policy"; then
   say "refreshing Debian package lists (the image recipe downloads from them)"

@@ -76,12 +76,43 @@ if [ -z "$silk_image" ]; then
 fi
 
 # 1. Debian packages: the candidate version of each, downloaded once into the cache.
-kernel_pkg="${SILK_KERNEL_PKG:-$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')}"
-[ -n "$kernel_pkg" ] || die "cannot resolve linux-image-amd64: run apt-get update"
+# The kernel must have the SEV-SNP and TDX guest drivers and configfs-tsm, and be 6.9 or
+# later, whose EFI stub measures the command line and initrd into TDX's RTMR2: Debian's
+# 6.12. It comes from one named suite, never from whatever apt prefers: bookworm-backports
+# on bookworm (whose own 6.1 has neither TDX driver nor configfs-tsm), the release's own
+# suite elsewhere (trixie: 6.12). SILK_KERNEL_SUITE names another suite; SILK_KERNEL_PKG
+# a package outright (at its candidate version).
+kernel_ver=""
+if [ -n "${SILK_KERNEL_PKG:-}" ]; then
+  kernel_pkg="$SILK_KERNEL_PKG"
+else
+  codename="$(. /etc/os-release 2>/dev/null && printf '%s' "${VERSION_CODENAME:-}")"
+  kernel_suite="${SILK_KERNEL_SUITE:-}"
+  if [ -z "$kernel_suite" ]; then
+    case "$codename" in
+      bookworm) kernel_suite=bookworm-backports ;;
+      '') die "cannot tell the Debian release (no VERSION_CODENAME in /etc/os-release): set SILK_KERNEL_SUITE" ;;
+      *) kernel_suite="$codename" ;;
+    esac
+  fi
+  # The meta package's version in that suite, then the versioned image package it names.
+  meta_ver="$(apt-cache madison linux-image-amd64 2>/dev/null |
+    awk -F' *[|] *' -v s="$kernel_suite/main" '{split($3, a, " ")} a[2] == s {print $2; exit}')"
+  hint=""
+  [ "$kernel_suite" != bookworm-backports ] || hint=" (scripts/setup.sh does)"
+  [ -n "$meta_ver" ] || die "no linux-image-amd64 in the Debian suite $kernel_suite: add $kernel_suite to apt's sources$hint and run apt-get update"
+  kernel_pkg="$(apt-cache show "linux-image-amd64=$meta_ver" 2>/dev/null |
+    awk '/^Depends:/ {for (i = 2; i <= NF; i++) if ($i ~ /^linux-image-[0-9]/) {print $i; exit}}')"
+  [ -n "$kernel_pkg" ] || die "linux-image-amd64 $meta_ver ($kernel_suite) names no linux-image-<version> package"
+  kernel_ver="$(apt-cache madison "$kernel_pkg" 2>/dev/null |
+    awk -F' *[|] *' -v s="$kernel_suite/main" '{split($3, a, " ")} a[2] == s {print $2; exit}')"
+  [ -n "$kernel_ver" ] || die "no $kernel_pkg in the Debian suite $kernel_suite: run apt-get update"
+fi
 mkdir -p "$cache/debs"
+# fetch PACKAGE [VERSION]: the .deb of that version (default: apt's candidate).
 fetch() {
-  local pkg="$1" ver file
-  ver="$(apt-cache policy "$pkg" | awk '/Candidate:/ {print $2}')"
+  local pkg="$1" ver="${2:-}" file
+  [ -n "$ver" ] || ver="$(apt-cache policy "$pkg" | awk '/Candidate:/ {print $2}')"
   [ -n "$ver" ] && [ "$ver" != "(none)" ] || die "no Debian package $pkg: run apt-get update"
   file="$(ls "$cache/debs/${pkg}_${ver/:/%3a}_"*.deb 2>/dev/null | head -n1 || true)"
   if [ -z "$file" ]; then
@@ -92,7 +123,7 @@ fetch() {
   fi
   printf '%s\n' "$file"
 }
-kernel_deb="$(fetch "$kernel_pkg")"
+kernel_deb="$(fetch "$kernel_pkg" "$kernel_ver")"
 ovmf_deb="$(fetch ovmf)"
 busybox_deb="$(fetch busybox-static)"
 # dmsetup opens the model disk through dm-verity (busybox has no device-mapper applet).
@@ -109,6 +140,9 @@ kver="$(ls "$work/pkg/kernel/lib/modules")"
 vmlinuz="$work/pkg/kernel/boot/vmlinuz-$kver"
 ovmf="${firmware:-$work/pkg/ovmf/usr/share/ovmf/OVMF.fd}"
 [ -f "$vmlinuz" ] || die "no kernel in $kernel_deb"
+case "$kver" in
+  [0-5].*|6.[0-8].*) say "WARNING: kernel $kver predates 6.9: no TDX guest driver or configfs-tsm, and under TDX nothing measures its command line or initrd" ;;
+esac
 [ -f "$ovmf" ] || die "no firmware at $ovmf"
 
 # 2. The initramfs tree.
@@ -117,11 +151,12 @@ mkdir -p "$root"/{bin,dev,etc/silk,proc,run,sys,tmp}
 install -m 0755 "$here/init" "$root/init"
 [ "$payload" != httpd ] || install -m 0755 "$here/model-cgi" "$root/bin/model-cgi"
 install -m 0755 "$work/pkg/busybox/bin/busybox" "$root/bin/busybox"
-# virtio for the disk and the network; dm-verity (with dm-mod, dm-bufio) for the model
-# disk, which is read only through it; sev-guest for SNP reports; vsock for a host channel
-# that needs no network.
+# virtio for the disk and the network (virtio_pci is built into 6.12: skipped); dm-verity
+# (with dm-mod, dm-bufio) for the model disk, which is read only through it; sev-guest and
+# tdx-guest for SNP reports and TDX quotes, with tsm (configfs-tsm) that both register
+# with; vsock for a host channel that needs no network.
 "$silk_image" modules --moddir "$work/pkg/kernel/lib/modules/$kver" --root "$root" \
-  --want virtio_pci,virtio_blk,virtio_net,dm_verity,sev_guest,vmw_vsock_virtio_transport >/dev/null
+  --want virtio_pci,virtio_blk,virtio_net,dm_verity,tsm,sev_guest,tdx_guest,vmw_vsock_virtio_transport >/dev/null
 
 inputs=("$kernel_deb" "$busybox_deb" "$dmsetup_deb" "$devmapper_deb")
 if [ -n "$firmware" ]; then inputs+=("$firmware"); else inputs+=("$ovmf_deb"); fi

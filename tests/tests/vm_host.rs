@@ -48,6 +48,76 @@ fn vm_image_build_is_reproducible() {
     assert!(!initrd.windows(tmp.len()).any(|w| w == tmp.as_bytes()));
 }
 
+/// The default image's kernel is one that attests on both TEEs: Debian's 6.12 (6.9 or
+/// later), recorded by digest, with the SEV-SNP and TDX guest drivers and configfs-tsm in
+/// the initramfs's load list; and the built `silk measure --tee tdx` predicts RTMR1 and a
+/// non-zero RTMR2 (command line and initrd measured) for it, with no warning.
+#[test]
+fn vm_default_image_kernel_attests_on_snp_and_tdx() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("image");
+    build_image(&image, &["--payload", "httpd"]);
+    let m = Manifest::load(&image).unwrap();
+    let deb = m
+        .inputs
+        .iter()
+        .find(|i| i.name.starts_with("linux-image-"))
+        .expect("the kernel package among the manifest's inputs");
+    assert_eq!(deb.sha256.len(), 64, "{deb:?}");
+    // linux-image-6.12.95+deb12-amd64_6.12.95-1~bpo12+1_amd64.deb
+    let release = deb.name["linux-image-".len()..]
+        .split('_')
+        .next()
+        .unwrap_or_default();
+    let mut nums = release.split(|c: char| !c.is_ascii_digit());
+    let version: (u32, u32) = (
+        nums.next().and_then(|n| n.parse().ok()).unwrap_or(0),
+        nums.next().and_then(|n| n.parse().ok()).unwrap_or(0),
+    );
+    assert!(version >= (6, 9), "kernel {release} predates 6.9");
+
+    // The module list (/etc/silk/modules) is plain text inside the uncompressed cpio.
+    let initrd = std::fs::read(image.join("initrd.cpio")).unwrap();
+    let has = |needle: &str| initrd.windows(needle.len()).any(|w| w == needle.as_bytes());
+    for module in [
+        "/kernel/fs/configfs/configfs.ko\n",
+        "/kernel/drivers/virt/coco/tsm.ko\n",
+        "/kernel/drivers/virt/coco/sev-guest/sev-guest.ko\n",
+        "/kernel/drivers/virt/coco/tdx-guest/tdx-guest.ko\n",
+        "/kernel/drivers/md/dm-verity.ko\n",
+    ] {
+        assert!(
+            has(&format!("/lib/modules/{release}{module}")),
+            "{module:?} is not in the guest's module list"
+        );
+    }
+    assert!(
+        !has(".ko.xz"),
+        "a compressed module went into the initramfs"
+    );
+
+    let silk = silk_tests::vm::target_dir().join("debug/silk");
+    assert!(
+        silk.is_file(),
+        "{} is missing: cargo build --bin silk",
+        silk.display()
+    );
+    let out = std::process::Command::new(&silk)
+        .args(["measure", "--tee", "tdx", "--image"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("RTMR1") && text.contains("RTMR2"), "{text}");
+    assert!(
+        !text.contains(&format!("RTMR2        {}", "00".repeat(48))),
+        "{text}"
+    );
+    assert!(!text.contains("WARNING"), "{text}");
+}
+
 #[test]
 fn vm_boots_under_tcg_and_serves_through_the_relay() {
     require_qemu();

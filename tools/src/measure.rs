@@ -358,7 +358,8 @@ pub fn measure(dir: &Path, tee: Tee, launch: &LaunchOptions) -> Result<Measureme
                         "kernel {release} predates Linux 6.9: under TDX its EFI stub does not \
                          measure the command line or the initrd, so RTMR2 is zero and NEITHER \
                          (nor the model's dm-verity root on the command line) is covered by \
-                         the measurement; build the image with a kernel of 6.9 or later"
+                         the measurement; build the image with a kernel of 6.9 or later \
+                         (images/recipe/build.sh takes Debian's 6.12 unless told otherwise)"
                     ));
                 }
                 Some(_) => {}

@@ -213,7 +213,12 @@ fn measure_tdx_prints_mrtd_and_rtmrs_and_its_policy_round_trips() {
     for v in [&mrtd, &hex::encode(r1), &hex::encode(r2)] {
         assert!(text.contains(v.as_str()), "{v} missing from: {text}");
     }
-    let p = Policy::from_toml(&std::fs::read_to_string(&policy).unwrap()).unwrap();
+    // 6.12 measures its command line and initrd: RTMR2 is predicted, with no warning.
+    assert_ne!(r2, [0; 48]);
+    assert!(!text.contains("WARNING"), "{text}");
+    let written = std::fs::read_to_string(&policy).unwrap();
+    assert!(!written.contains("WARNING"), "{written}");
+    let p = Policy::from_toml(&written).unwrap();
     let t = &p.tdx.expect("a [tdx] section").measurements;
     assert_eq!(t.len(), 1);
     assert_eq!(t[0].mrtd.to_string(), mrtd);
@@ -270,6 +275,24 @@ fn measure_tdx_prints_mrtd_and_rtmrs_and_its_policy_round_trips() {
         p.tdx.unwrap().measurements[0].rtmr2.map(|r| r.0),
         Some([0; 48])
     );
+
+    // The image recipe's kernel, bookworm-backports' 6.12, named as its bzImage names it.
+    image(
+        &d,
+        &tdx_firmware(),
+        &common::bzimage(
+            "6.12.95+deb12-amd64 (debian-kernel@lists.debian.org) #1 SMP PREEMPT_DYNAMIC \
+             Debian 6.12.95-1~bpo12+1",
+        ),
+    );
+    let (code, text) = silk(&["measure", "--image", s(&d), "--tee", "tdx"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("RTMR1") && text.contains("RTMR2"), "{text}");
+    assert!(
+        !text.contains(&format!("RTMR2        {}", "00".repeat(48))),
+        "{text}"
+    );
+    assert!(!text.contains("WARNING"), "{text}");
 }
 
 #[test]
