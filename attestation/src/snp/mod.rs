@@ -10,6 +10,7 @@
 
 pub mod certs;
 mod chain;
+pub mod kds;
 pub mod report;
 mod rules;
 pub mod simulated;

@@ -10,6 +10,7 @@
 mod collateral;
 mod dcap;
 pub mod event_log;
+pub mod pcs;
 mod quote;
 pub mod replay;
 mod rules;
