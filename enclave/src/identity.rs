@@ -42,6 +42,8 @@ pub struct Statement {
     /// The TDX event log (CCEL), served with every TDX quote so that a verifier can
     /// replay it to the quote's RTMRs; `None` where the guest exports none.
     pub tdx_event_log: Option<Vec<u8>>,
+    /// What was fetched for verifiers (VCEK, TDX collateral), put into every bundle.
+    pub collateral: Arc<crate::collateral::Served>,
 }
 
 /// Why the identity could not be made.
@@ -109,12 +111,7 @@ impl Identity {
         }
         let base_claims = claims(&hpke, &tls, &receipt_key, &statement, Vec::new());
         let claims_digest = base_claims.digest()?;
-        let base_bundle = attest(
-            provider.as_ref(),
-            &base_claims,
-            &gpus,
-            statement.tdx_event_log.as_deref(),
-        )?;
+        let base_bundle = attest(provider.as_ref(), &base_claims, &gpus, &statement)?;
         Ok(Self {
             hpke,
             receipt_key,
@@ -133,9 +130,11 @@ impl Identity {
         &self.base_claims
     }
 
-    /// The evidence bundle over the base claims.
-    pub fn bundle(&self) -> &EvidenceBundle {
-        &self.base_bundle
+    /// The evidence bundle over the base claims, with the current TDX collateral.
+    pub fn bundle(&self) -> EvidenceBundle {
+        let mut bundle = self.base_bundle.clone();
+        self.statement.collateral.apply(&mut bundle.platform);
+        bundle
     }
 
     /// Fresh evidence whose claims carry the client's `nonce`.
@@ -148,12 +147,7 @@ impl Identity {
             &self.statement,
             nonce.to_vec(),
         );
-        attest(
-            self.provider.as_ref(),
-            &c,
-            &self.gpus,
-            self.statement.tdx_event_log.as_deref(),
-        )
+        attest(self.provider.as_ref(), &c, &self.gpus, &self.statement)
     }
 
     /// The worker id: SHA-256 of the base claims.
@@ -219,13 +213,18 @@ fn attest(
     provider: &dyn EvidenceProvider,
     claims: &Claims,
     gpus: &[GpuItem],
-    tdx_event_log: Option<&[u8]>,
+    statement: &Statement,
 ) -> Result<EvidenceBundle, IdentityError> {
     let raw = provider.report(&claims.report_data()?)?;
-    let mut platform = platform_evidence(raw, provider.simulated_chain())?;
+    let mut platform =
+        platform_evidence(raw, provider.simulated_chain(), statement.collateral.vcek())?;
     if let PlatformEvidence::Tdx { event_log, .. } = &mut platform {
-        *event_log = tdx_event_log.map(|log| Bytes(log.to_vec()));
+        *event_log = statement
+            .tdx_event_log
+            .as_deref()
+            .map(|log| Bytes(log.to_vec()));
     }
+    statement.collateral.apply(&mut platform);
     Ok(EvidenceBundle {
         version: 1,
         platform,
@@ -234,10 +233,12 @@ fn attest(
     })
 }
 
-/// Turns what a provider returned into the bundle's platform evidence.
+/// Turns what a provider returned into the bundle's platform evidence. `fetched_vcek` is
+/// the VCEK fetched from KDS, served when the host's certificate table has no VEK.
 pub fn platform_evidence(
     raw: RawEvidence,
     sim_chain: Option<&SimulatedChain>,
+    fetched_vcek: Option<&[u8]>,
 ) -> Result<PlatformEvidence, IdentityError> {
     match raw.platform {
         Platform::Simulated => {
@@ -252,14 +253,10 @@ pub fn platform_evidence(
             })
         }
         Platform::SevSnp => {
-            let table = raw.certificates.ok_or_else(|| {
-                IdentityError::Bundle(
-                    "the SNP report came without a certificate table; the host must provide \
-                     the VCEK/VLEK chain (extended report / configfs-tsm auxblob)"
-                        .into(),
-                )
-            })?;
-            let certs = parse_cert_table(&table)?;
+            let certs = match &raw.certificates {
+                Some(table) => parse_cert_table(table)?,
+                None => Vec::new(),
+            };
             let find = |k: CertKind| {
                 certs
                     .iter()
@@ -268,8 +265,14 @@ pub fn platform_evidence(
             };
             let vek = find(CertKind::Vcek)
                 .or_else(|| find(CertKind::Vlek))
+                .or_else(|| fetched_vcek.map(|d| Bytes(d.to_vec())))
                 .ok_or_else(|| {
-                    IdentityError::Bundle("the certificate table has no VCEK or VLEK".into())
+                    IdentityError::Bundle(
+                        "no VCEK or VLEK for the SNP report: the host's certificate table \
+                         (extended report / configfs-tsm auxblob) has none and none was \
+                         fetched from KDS (see the log, --kds-url)"
+                            .into(),
+                    )
                 })?;
             Ok(PlatformEvidence::SevSnp {
                 report: Bytes(raw.evidence),

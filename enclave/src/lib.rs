@@ -11,6 +11,7 @@
 #![allow(unsafe_code)]
 
 pub use silk_net::conn;
+pub mod collateral;
 pub mod evidence;
 pub mod identity;
 pub mod metrics;

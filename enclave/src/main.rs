@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use silk_enclave::collateral::CollateralConfig;
 use silk_enclave::evidence::ProviderKind;
 use silk_enclave::start::{self, Config, EvidenceChoice};
 use silk_engine::EngineConfig;
@@ -111,6 +112,21 @@ struct Args {
     /// How long a signed offer holds, in seconds (it is re-signed at half its life).
     #[arg(long, value_name = "SECS", default_value_t = 86400)]
     offer_ttl: u64,
+    /// AMD's KDS (or a cache of it): the VCEK is fetched from here when the host's
+    /// certificate table has no VEK, and served in every bundle.
+    #[arg(long, value_name = "URL", default_value = silk_protocol::attestation::snp::kds::AMD_KDS)]
+    kds_url: String,
+    /// Intel's PCS or a PCCS: the quote's DCAP collateral is fetched from here, served
+    /// in every bundle and fetched again before its nextUpdate.
+    #[arg(long, value_name = "URL", default_value = silk_protocol::attestation::tdx::pcs::INTEL_PCS)]
+    pcs_url: String,
+    /// Keep fetched collateral in this directory across restarts (it is verified by
+    /// clients, so it need not be trusted).
+    #[arg(long, value_name = "DIR")]
+    collateral_cache: Option<PathBuf>,
+    /// Fetch no collateral: bundles carry only what the host gave.
+    #[arg(long, conflicts_with = "collateral_cache")]
+    no_collateral_fetch: bool,
 }
 
 fn config(args: Args) -> Result<Config, String> {
@@ -182,7 +198,14 @@ fn config(args: Args) -> Result<Config, String> {
         register: args.register,
         advertise: args.advertise,
     };
+    let collateral = (!args.no_collateral_fetch).then(|| CollateralConfig {
+        kds: args.kds_url,
+        pcs: args.pcs_url,
+        cache: args.collateral_cache,
+        ..CollateralConfig::default()
+    });
     Ok(Config {
+        collateral,
         worker,
         limits,
         gpu,

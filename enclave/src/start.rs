@@ -60,6 +60,10 @@ pub struct Config {
     pub limits: crate::conn::Limits,
     /// Offer, payout address and routers to register with.
     pub worker: crate::worker::WorkerConfig,
+    /// Where to fetch what verifiers need beside the report (VCEK, TDX collateral) and
+    /// where to keep it; `None`: fetch nothing (bundles then carry only what the host
+    /// gave, and clients must find the rest).
+    pub collateral: Option<crate::collateral::CollateralConfig>,
 }
 
 /// The enclave's own GPU requirement: without evidence that verifies under it, the
@@ -311,6 +315,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     // digest).
     let mut exe = None;
     let provider = provider(&config, &mut exe)?;
+    let served = Arc::new(crate::collateral::Served::default());
+    let refresher = match &config.collateral {
+        Some(c) => crate::collateral::prepare(provider.as_ref(), c, &served).await,
+        None => None,
+    };
     let simulated_root = provider.simulated_chain().map(|c| c.root_digest());
     let model_path = config.model.clone();
     let model_id = match &config.model_id {
@@ -352,6 +361,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             software_version: format!("silk-enclave {}", env!("CARGO_PKG_VERSION")),
             payout_address: config.worker.payout_address.clone(),
             tdx_event_log: tdx_event_log(),
+            collateral: served,
         },
         config
             .gpu
@@ -412,6 +422,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ))
     };
     let mut tasks = silk_net::tasks::Tasks::default();
+    if let Some(task) = refresher {
+        tasks.push(task);
+    }
     tasks.push(serve(listener, Some(tokio_rustls::TlsAcceptor::from(tls))));
     let mut plain_addr = None;
     if let Some(plain) = config.plain_listen {

@@ -213,7 +213,7 @@ async fn register_once(
     let registration = Registration {
         challenge: challenge.challenge,
         fresh,
-        base: state.identity.bundle().clone(),
+        base: state.identity.bundle(),
         model: state.model_name.clone(),
         offer,
         address: address.to_owned(),

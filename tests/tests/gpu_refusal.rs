@@ -26,6 +26,7 @@ async fn a_configured_gpu_without_valid_evidence_stops_sealed_serving() {
         device: Default::default(),
         evidence: EvidenceChoice::Kind(ProviderKind::Simulated),
         sim_chain_pem: Some(pem),
+        collateral: None,
         image_digest: None,
         engine: Default::default(),
         gpu: Some(GpuCheck {

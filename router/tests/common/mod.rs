@@ -79,6 +79,7 @@ pub async fn enclave(pem: Zeroizing<String>, register: Vec<String>) -> start::Ru
         device: Default::default(),
         evidence: EvidenceChoice::Kind(ProviderKind::Simulated),
         sim_chain_pem: Some(pem),
+        collateral: None,
         image_digest: Some([7; 32]),
         engine: silk_engine::EngineConfig::default(),
         gpu: None,

@@ -107,6 +107,7 @@ async fn worker_full(
         device: Default::default(),
         evidence: EvidenceChoice::Kind(ProviderKind::Simulated),
         sim_chain_pem: Some(pem),
+        collateral: None,
         image_digest: Some([7; 32]),
         engine,
         gpu: None,
