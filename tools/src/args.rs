@@ -130,6 +130,12 @@ pub(crate) enum Command {
         #[command(subcommand)]
         what: ImageWhat,
     },
+    /// Fetch what a verifier needs beside a saved report or quote. silk's clients never
+    /// fetch it by themselves: enclaves serve it in their bundles.
+    Collateral {
+        #[command(subcommand)]
+        what: CollateralWhat,
+    },
     /// Start a local enclave (SIMULATED TEE) with the default model, verify it, and ask it
     /// a question through the sealed path.
     Demo {
@@ -207,6 +213,45 @@ pub(crate) enum Command {
     },
     #[command(flatten)]
     Docs(DocsCommand),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum CollateralWhat {
+    /// The VCEK for an SNP report (from AMD's KDS; for `silk verify --vcek`), or the DCAP
+    /// collateral for a TDX or SGX quote (from Intel's PCS or a PCCS; for `silk verify
+    /// --collateral`). Exit 0: written; 2: nothing written, and why.
+    Fetch {
+        /// The SNP report or DCAP quote (binary, or hex text).
+        evidence: PathBuf,
+        /// Where to write the VCEK (DER) or the collateral (JSON).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// AMD's KDS, or a cache of it.
+        #[arg(long, value_name = "URL", default_value = silk_attestation::snp::kds::AMD_KDS)]
+        kds_url: String,
+        /// Intel's PCS, or a PCCS.
+        #[arg(long, value_name = "URL", default_value = silk_attestation::tdx::pcs::INTEL_PCS)]
+        pcs_url: String,
+        /// Keep what is fetched here, and take it from here while it is fresh.
+        #[arg(long, value_name = "DIR")]
+        cache: Option<PathBuf>,
+        /// Seconds to wait for a connection.
+        #[arg(long, value_name = "SECS", default_value_t = 10)]
+        connect_timeout: u64,
+        /// Seconds for each whole answer after connecting.
+        #[arg(long, value_name = "SECS", default_value_t = 30)]
+        timeout: u64,
+        /// The longest Retry-After (seconds) honoured on a 429 or 503; a longer one fails.
+        #[arg(long, value_name = "SECS", default_value_t = 30)]
+        max_retry_wait: u64,
+        /// Requests per item, the first included.
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        attempts: u32,
+        /// The product line (Milan, Genoa, Turin) of a version 2 SNP report, which does
+        /// not name it.
+        #[arg(long, value_name = "LINE")]
+        snp_product: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]

@@ -22,6 +22,7 @@ pub mod bench_gpu;
 pub mod bench_llama;
 pub mod bench_router;
 pub mod bench_sealed;
+pub mod collateral;
 pub mod demo;
 pub mod measure;
 pub mod model_disk;

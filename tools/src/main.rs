@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 use silk_cli::Style;
@@ -22,7 +23,7 @@ use silk_tools::verify::{run_verify, Format, VerifyArgs};
 
 mod args;
 
-use args::{BenchWhat, Cli, Command, ImageWhat, ReceiptsWhat};
+use args::{BenchWhat, Cli, CollateralWhat, Command, ImageWhat, ReceiptsWhat};
 
 fn runtime() -> tokio::runtime::Runtime {
     match tokio::runtime::Builder::new_multi_thread()
@@ -272,6 +273,59 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("silk bench engine: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Collateral {
+            what:
+                CollateralWhat::Fetch {
+                    evidence,
+                    out,
+                    kds_url,
+                    pcs_url,
+                    cache,
+                    connect_timeout,
+                    timeout,
+                    max_retry_wait,
+                    attempts,
+                    snp_product,
+                },
+        } => {
+            let snp_product = match snp_product
+                .as_deref()
+                .map(|n| silk_attestation::snp::ProductLine::from_name(n).ok_or(n))
+            {
+                None => None,
+                Some(Ok(line)) => Some(line),
+                Some(Err(n)) => {
+                    eprintln!("silk collateral fetch: --snp-product {n:?}: expected Milan, Genoa or Turin");
+                    return ExitCode::from(2);
+                }
+            };
+            let mut config = silk_enclave::collateral::CollateralConfig {
+                kds: kds_url,
+                pcs: pcs_url,
+                cache,
+                snp_product,
+                ..Default::default()
+            };
+            config.policy.limits.connect = Duration::from_secs(connect_timeout);
+            config.policy.limits.exchange = Duration::from_secs(timeout);
+            config.policy.max_retry_wait = Duration::from_secs(max_retry_wait);
+            config.policy.attempts = attempts;
+            let args = silk_tools::collateral::FetchArgs {
+                evidence,
+                out,
+                config,
+            };
+            match silk_tools::collateral::run(&args) {
+                Ok(done) => {
+                    println!("{done}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("silk collateral fetch: {e}");
                     ExitCode::from(2)
                 }
             }

@@ -110,3 +110,4 @@ pub fn bzimage(release: &str) -> Vec<u8> {
     k[0x300 + release.len()] = 0;
     k
 }
+pub mod replay;
