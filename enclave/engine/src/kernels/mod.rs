@@ -15,7 +15,10 @@
 //! On CPUs with AVX2, Q4_0, Q4_1, Q5_0 and Q8_0 weights are repacked when loaded into
 //! tiles of sixteen interleaved rows ([`tiles`]), whose kernels need a small fraction of
 //! the row kernels' instructions per product: 512-bit `vpdpbusd` ones ([`vnni`]) where the
-//! CPU has AVX-512 VNNI, 256-bit `maddubs` ones ([`tiles_avx2`]) elsewhere.
+//! CPU has AVX-512 VNNI, 256-bit `maddubs` ones ([`tiles_avx2`]) elsewhere. Under the
+//! AVX2 tile backend the K-quants (Q4_K, Q6_K) are tiled too ([`tiles_k`],
+//! [`tiles_k_avx2`]), with results equal to their row kernels' bit for bit; the VNNI
+//! backend keeps them in rows.
 
 mod act;
 pub(crate) mod attention;
@@ -30,6 +33,9 @@ mod threads;
 mod tiles;
 #[cfg(target_arch = "x86_64")]
 mod tiles_avx2;
+mod tiles_k;
+#[cfg(target_arch = "x86_64")]
+mod tiles_k_avx2;
 #[cfg(target_arch = "x86_64")]
 mod vnni;
 
@@ -126,6 +132,7 @@ pub enum Backend {
     /// [`Backend::Avx2`], and the weights [`QWeight::prepared_for`] tiles in the layout of
     /// [`Backend::VnniTiles`], with AVX2 kernels of their own (for CPUs with AVX2 and FMA
     /// but not AVX-512 VNNI; the same results as [`Backend::VnniTiles`], bit for bit).
+    /// Q4_K and Q6_K are tiled too, with results equal to [`Backend::Avx2`]'s bit for bit.
     Avx2Tiles,
 }
 
@@ -191,6 +198,19 @@ impl Backend {
                 let row_bytes = w.ty.row_bytes(nb);
                 let at = row0 * row_bytes;
                 self.dot_rows(w.ty, &w.data[at..at + rows * row_bytes], acts, nb, out);
+            }
+            Layout::Tiles if tiles_k::tiled(w.ty) => {
+                let tile_bytes = tiles_k::tile_bytes(w.ty, nb);
+                let at = row0 / tiles::TILE * tile_bytes;
+                let data = &w.data[at..at + rows.div_ceil(tiles::TILE) * tile_bytes];
+                match self {
+                    // Any SIMD backend runs the AVX2 kernel (a VNNI CPU has AVX2 too).
+                    #[cfg(target_arch = "x86_64")]
+                    Self::Avx2 | Self::Avx2Vnni | Self::VnniTiles | Self::Avx2Tiles => {
+                        tiles_k_avx2::dot_tiles(w.ty, data, acts, nb, out)
+                    }
+                    _ => tiles_k::dot_tiles(w.ty, data, acts, nb, out),
+                }
             }
             Layout::Tiles => {
                 let tile_bytes = nb * tiles::tile_block_bytes(w.ty);
@@ -311,11 +331,13 @@ impl QWeight {
     }
 
     /// The layout `backend` runs fastest: tiles for Q4_0, Q4_1, Q5_0 and Q8_0 under
-    /// [`Backend::VnniTiles`] and [`Backend::Avx2Tiles`], GGML's rows otherwise. Any
-    /// backend can multiply either layout (tiles under another backend slowly, through the
-    /// portable reference).
+    /// [`Backend::VnniTiles`] and [`Backend::Avx2Tiles`], and for Q4_K and Q6_K under
+    /// [`Backend::Avx2Tiles`] (the VNNI backend has no K-quant tile kernel, and its row
+    /// kernels use VNNI); GGML's rows otherwise. Any backend can multiply either layout
+    /// (tiles under the portable backend slowly, through the reference).
     pub fn prepared_for(self, backend: Backend) -> Self {
-        if backend.tiles() {
+        let k_tiles = tiles_k::tiled(self.ty) && backend == Backend::Avx2Tiles;
+        if backend.tiles() && (tiles::tiled(self.ty) || k_tiles) {
             self.into_tiles()
         } else {
             self
@@ -324,12 +346,14 @@ impl QWeight {
 
     /// Repacked into tiles, when its type has a tiled layout.
     fn into_tiles(self) -> Self {
-        if self.layout == Layout::Tiles || !tiles::tiled(self.ty) {
+        let k = tiles_k::tiled(self.ty);
+        if self.layout == Layout::Tiles || !(tiles::tiled(self.ty) || k) {
             return self;
         }
         let nb = self.cols / QK;
+        let repack = if k { tiles_k::repack } else { tiles::repack };
         Self {
-            data: tiles::repack(self.ty, self.rows, nb, &self.data),
+            data: repack(self.ty, self.rows, nb, &self.data),
             layout: Layout::Tiles,
             ..self
         }

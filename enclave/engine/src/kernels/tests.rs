@@ -277,3 +277,143 @@ fn avx2_tiles_are_exact_at_the_saturation_bounds() {
         assert!(same, "{dtype:?}: {a:?} vs {b:?}");
     }
 }
+
+/// Raw K-quant blocks, `rows` rows of `blocks` each: random bytes (every scale and
+/// minimum pattern, Q6_K scales down to -128) with f16 scales from tiny to the largest
+/// finite, and every third row at the integer bounds the AVX2 kernel relies on (Q4_K:
+/// every nibble 15 and every scale and minimum 63; Q6_K: every value -32, scales -128).
+fn k_blocks(ty: QuantType, rows: usize, blocks: usize, seed: u64) -> Vec<u8> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let bb = ty.block_bytes();
+    let mut data: Vec<u8> = (0..rows * blocks * bb).map(|_| rng.gen()).collect();
+    // Finite f16s: 1.0, the smallest subnormal, the largest finite (both signs), random.
+    let scales = [0x3c00u16, 0x0001, 0x7bff, 0xfbff, 0x1400, 0x2e66];
+    for (i, blk) in data.chunks_exact_mut(bb).enumerate() {
+        let row = i / blocks;
+        if row % 3 == 2 {
+            match ty {
+                QuantType::Q4K => blk[4..].fill(0xff),
+                _ => {
+                    blk[..192].fill(0);
+                    blk[192..208].fill(0x80);
+                }
+            }
+        }
+        let mut f16 = |at: usize| {
+            let v = if rng.gen_range(0..4) == 0 {
+                scales[rng.gen_range(0..scales.len())]
+            } else {
+                rng.gen_range(0x0400u16..0x3800) | if rng.gen() { 0x8000 } else { 0 }
+            };
+            blk[at..at + 2].copy_from_slice(&v.to_le_bytes());
+        };
+        match ty {
+            QuantType::Q4K => {
+                f16(0);
+                f16(2);
+            }
+            _ => f16(208),
+        }
+    }
+    data
+}
+
+/// Activations for the K-quant tests: random, then rows of one sign at the quantiser's
+/// extremes (every value ±127) and alternating.
+fn k_acts(m: usize, k: usize, seed: u64) -> Vec<f32> {
+    let mut x = random(m * k, seed);
+    for (r, row) in x.chunks_mut(k).enumerate() {
+        match r % 4 {
+            1 => row.fill(1.0),
+            2 => row.fill(-3.0),
+            3 => row
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v = if i % 2 == 0 { 1.0 } else { -1.0 }),
+            _ => {}
+        }
+    }
+    x
+}
+
+/// Tiled Q4_K and Q6_K against the row kernels, bit for bit: the AVX2 tile kernel called
+/// directly on whole matrices (many tiles, the last partly padding) and through the
+/// backends (bands of rows), the portable tile reference, and the scalar and AVX2 row
+/// kernels all give the same bits, for row counts around the tile, one to three blocks,
+/// and activation row counts around the kernel's group of four.
+#[test]
+fn k_quant_tiles_equal_the_row_kernels_bit_for_bit() {
+    for (ti, ty) in [QuantType::Q4K, QuantType::Q6K].into_iter().enumerate() {
+        for (ri, n) in [1usize, 15, 16, 17, 40].into_iter().enumerate() {
+            for blocks in [1usize, 2, 3] {
+                let (nb, k) = (8 * blocks, 256 * blocks);
+                let seed = (ti * 100 + ri * 10 + blocks) as u64;
+                let w = QWeight::new(ty, n, k, k_blocks(ty, n, blocks, 500 + seed)).unwrap();
+                let tiled = w.clone().into_tiles();
+                assert_eq!(tiled.layout, Layout::Tiles);
+                for m in [1usize, 2, 3, 4, 5, 8, 33] {
+                    let x = k_acts(m, k, 600 + seed + m as u64);
+                    let mut want = vec![0f32; m * n];
+                    w.matmul_with(&x, m, &mut want, Backend::Scalar).unwrap();
+                    let check = |got: &[f32], what: &str| {
+                        let same = want
+                            .iter()
+                            .zip(got)
+                            .all(|(p, q)| p.to_bits() == q.to_bits());
+                        assert!(
+                            same,
+                            "{ty:?} {what} n={n} nb={nb} m={m}: {want:?} vs {got:?}"
+                        );
+                    };
+                    let mut got = vec![1f32; m * n];
+                    tiled.matmul_with(&x, m, &mut got, Backend::Scalar).unwrap();
+                    check(&got, "tile reference");
+                    for backend in [Backend::Avx2, Backend::Avx2Tiles] {
+                        if !backend.is_available() {
+                            continue;
+                        }
+                        let mut got = vec![1f32; m * n];
+                        w.clone()
+                            .prepared_for(backend)
+                            .matmul_with(&x, m, &mut got, backend)
+                            .unwrap();
+                        check(&got, &format!("{backend:?}"));
+                    }
+                    #[cfg(target_arch = "x86_64")]
+                    if Backend::Avx2Tiles.is_available() {
+                        let mut q = vec![Q8Block::default(); m * nb];
+                        for (qr, xr) in q.chunks_mut(nb).zip(x.chunks(k)) {
+                            quantize_row(xr, qr, ty.act_format());
+                        }
+                        let acts: Vec<&[Q8Block]> = q.chunks(nb).collect();
+                        let mut got = vec![1f32; m * n];
+                        let mut bands = OutRows::split(&mut got, m, n, n);
+                        tiles_k_avx2::dot_tiles(ty, &tiled.data, &acts, nb, &mut bands[0]);
+                        check(&got, "AVX2 tile kernel");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Which backends tile the K-quants: the AVX2 tile backend does; the VNNI one keeps its
+/// row kernels (it has no K-quant tile kernel); the others keep rows.
+#[test]
+fn only_the_avx2_tile_backend_tiles_k_quants() {
+    let w = QWeight::new(QuantType::Q4K, 3, 256, k_blocks(QuantType::Q4K, 3, 1, 7)).unwrap();
+    for backend in [
+        Backend::Scalar,
+        Backend::Avx2,
+        Backend::Avx2Vnni,
+        Backend::VnniTiles,
+        Backend::Avx2Tiles,
+    ] {
+        let want = if backend == Backend::Avx2Tiles {
+            Layout::Tiles
+        } else {
+            Layout::Rows
+        };
+        assert_eq!(w.clone().prepared_for(backend).layout, want, "{backend:?}");
+    }
+}
