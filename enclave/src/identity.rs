@@ -39,11 +39,43 @@ pub struct Statement {
     pub software_version: String,
     /// Where the owner is paid (bound in the claims; empty when unpaid).
     pub payout_address: String,
+    /// The evidence provider's name, stated in the claims so that a policy can pin it.
+    pub evidence_provider: String,
+    /// SHA-256 of the GPU policy the enclave checks its GPUs against (empty: none).
+    pub gpu_policy_sha256: Vec<u8>,
     /// The TDX event log (CCEL), served with every TDX quote so that a verifier can
     /// replay it to the quote's RTMRs; `None` where the guest exports none.
     pub tdx_event_log: Option<Vec<u8>>,
     /// What was fetched for verifiers (VCEK, TDX collateral), put into every bundle.
     pub collateral: Arc<crate::collateral::Served>,
+}
+
+impl Statement {
+    /// Extends RTMR3 (under `root`, `/` in production) with the SHA-384 of the runtime
+    /// document ([`silk_protocol::claims::runtime_document`]) and logs it as an
+    /// EV_EVENT_TAG event for RTMR3 in the served event log, so that the log still
+    /// replays to the quote. Where the kernel cannot extend RTMR3 nothing changes: the
+    /// claims carry the same facts either way. Returns whether RTMR3 was extended.
+    pub fn measure_runtime(&mut self, root: &std::path::Path) -> Result<bool, IdentityError> {
+        use sha2::Digest as _;
+        let document = silk_protocol::claims::runtime_document(
+            &self.model,
+            &self.evidence_provider,
+            &self.gpu_policy_sha256,
+            &self.payout_address,
+        )?;
+        let digest: [u8; 48] = sha2::Sha384::digest(&document).into();
+        if !crate::evidence::rtmr::extend_rtmr3(root, &digest)? {
+            return Ok(false);
+        }
+        if let Some(log) = self.tdx_event_log.take() {
+            let mut w = silk_protocol::attestation::tdx::event_log::LogWriter::continuing(log);
+            // CC index 4 is RTMR3 (UEFI 2.10 §38.4.1); 6 is EV_EVENT_TAG.
+            w.event(4, 6, &digest, &document);
+            self.tdx_event_log = Some(w.finish());
+        }
+        Ok(true)
+    }
 }
 
 /// Why the identity could not be made.
@@ -206,6 +238,8 @@ fn claims(
         software_version: s.software_version.clone(),
         receipt_public_key: receipt_key.public_key(),
         payout_address: s.payout_address.clone(),
+        evidence_provider: s.evidence_provider.clone(),
+        gpu_policy_sha256: s.gpu_policy_sha256.clone(),
     }
 }
 
@@ -290,5 +324,56 @@ pub fn platform_evidence(
             "a TDREPORT is only verifiable on the same machine; use configfs-tsm for a quote"
                 .into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::Digest as _;
+    use silk_protocol::attestation::tdx::event_log::{EventLog, LogWriter};
+    use silk_protocol::attestation::tdx::replay::extend_all;
+
+    fn statement(log: Option<Vec<u8>>) -> Statement {
+        Statement {
+            image_digest: [1; 32],
+            model: "verity:ab".into(),
+            gpu_nonce: Vec::new(),
+            software_version: "test".into(),
+            payout_address: "EQpay".into(),
+            evidence_provider: "configfs-tsm".into(),
+            gpu_policy_sha256: vec![5; 32],
+            tdx_event_log: log,
+            collateral: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_runtime_configuration_is_extended_into_rtmr3_and_logged() {
+        let root = std::env::temp_dir().join(format!("silk-runtime-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        // No interface (Linux before 6.16): nothing changes.
+        let mut s = statement(Some(LogWriter::new().finish()));
+        assert!(!s.measure_runtime(&root).expect("no interface"));
+        assert_eq!(s.tdx_event_log, Some(LogWriter::new().finish()));
+
+        let rtmr3 = crate::evidence::rtmr::rtmr3_path(&root);
+        std::fs::create_dir_all(rtmr3.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&rtmr3, b"").expect("file");
+        let mut w = LogWriter::new();
+        w.event(2, 0x8000_0003, &[3; 48], b"kernel");
+        let mut s = statement(Some(w.finish()));
+        assert!(s.measure_runtime(&root).expect("extended"));
+        let document =
+            silk_protocol::claims::runtime_document("verity:ab", "configfs-tsm", &[5; 32], "EQpay")
+                .expect("document");
+        let digest: [u8; 48] = sha2::Sha384::digest(&document).into();
+        assert_eq!(std::fs::read(&rtmr3).expect("written"), digest.to_vec());
+        let log = EventLog::parse(s.tdx_event_log.as_deref().expect("log")).expect("parses");
+        let last = log.extending(3).last().expect("an RTMR3 event");
+        assert_eq!((last.sha384, &last.data), (digest, &document));
+        assert_eq!(log.replay()[3], extend_all(&[digest]));
+        assert_eq!(log.replay()[1], extend_all(&[[3; 48]]));
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use sha2::Digest as _;
 use silk_enclave::collateral::CollateralConfig;
 use silk_enclave::evidence::ProviderKind;
 use silk_enclave::start::{self, Config, EvidenceChoice};
@@ -161,6 +162,7 @@ fn config(args: Args) -> Result<Config, String> {
                 None => Default::default(),
             };
             Some(start::GpuCheck {
+                policy_sha256: sha2::Sha256::digest(text.as_bytes()).into(),
                 policy,
                 inputs: silk_protocol::gpu::GpuInputs {
                     rims,

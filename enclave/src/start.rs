@@ -74,6 +74,8 @@ pub struct GpuCheck {
     pub policy: silk_protocol::attestation::Policy,
     /// RIMs and revocation data the check uses.
     pub inputs: silk_protocol::gpu::GpuInputs,
+    /// SHA-256 of the policy file's bytes, stated in the claims (`gpu_policy_sha256`).
+    pub policy_sha256: [u8; 32],
 }
 
 /// Why the enclave did not start.
@@ -352,17 +354,31 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             Vec::new()
         }))
     };
+    let mut statement = Statement {
+        image_digest,
+        model: model_id,
+        gpu_nonce: Vec::new(),
+        software_version: format!("silk-enclave {}", env!("CARGO_PKG_VERSION")),
+        payout_address: config.worker.payout_address.clone(),
+        evidence_provider: provider.name().to_owned(),
+        gpu_policy_sha256: config
+            .gpu
+            .as_ref()
+            .map(|g| g.policy_sha256.to_vec())
+            .unwrap_or_default(),
+        tdx_event_log: tdx_event_log(),
+        collateral: served,
+    };
+    // What the enclave was started with goes into RTMR3 where the kernel allows it (TDX,
+    // Linux 6.16+), and into the claims always.
+    match statement.measure_runtime(Path::new("/")) {
+        Ok(true) => tracing::info!("extended RTMR3 with the runtime configuration"),
+        Ok(false) => {}
+        Err(e) => return Err(e.into()),
+    }
     let identity = Identity::create(
         provider.clone(),
-        Statement {
-            image_digest,
-            model: model_id,
-            gpu_nonce: Vec::new(),
-            software_version: format!("silk-enclave {}", env!("CARGO_PKG_VERSION")),
-            payout_address: config.worker.payout_address.clone(),
-            tdx_event_log: tdx_event_log(),
-            collateral: served,
-        },
+        statement,
         config
             .gpu
             .as_ref()

@@ -185,6 +185,9 @@ impl EvidenceBundle {
             }
         };
         bind(&claims, &report_data, expect, now, &mut verdict);
+        if let Some(runtime) = &policy.runtime {
+            runtime.check(&claims.runtime_facts(), &mut verdict);
+        }
         crate::gpu::check(&self.gpus, &claims, policy, &expect.gpu, now, &mut verdict);
         Ok((claims, verdict))
     }
@@ -256,6 +259,16 @@ fn bind(
     );
     verdict.fact("claims.image_digest", hex::encode(claims.image_digest));
     verdict.fact("claims.software_version", claims.software_version.clone());
+    verdict.fact("claims.evidence_provider", claims.evidence_provider.clone());
+    verdict.fact(
+        "claims.gpu_policy_sha256",
+        if claims.gpu_policy_sha256.is_empty() {
+            "none".to_owned()
+        } else {
+            hex::encode(&claims.gpu_policy_sha256)
+        },
+    );
+    verdict.fact("claims.payout_address", claims.payout_address.clone());
 }
 
 #[cfg(test)]
@@ -275,6 +288,8 @@ mod tests {
             software_version: "silk test".into(),
             receipt_public_key: [9; 32],
             payout_address: String::new(),
+            evidence_provider: "simulated".into(),
+            gpu_policy_sha256: Vec::new(),
         }
     }
 

@@ -12,7 +12,10 @@
 use sha2::{Digest, Sha256, Sha512};
 
 /// Magic and version at the start of every encoding.
-pub const MAGIC: &[u8; 8] = b"SILKCLM2";
+pub const MAGIC: &[u8; 8] = b"SILKCLM3";
+
+/// Prefix of the runtime document ([`Claims::runtime_document`]).
+pub const RUNTIME_MAGIC: &[u8; 8] = b"SILKRUN1";
 
 /// Largest length-prefixed field accepted (model identity, version strings, nonces).
 pub use crate::canon::MAX_FIELD;
@@ -54,10 +57,16 @@ pub struct Claims {
     /// Where the worker's owner is paid (a TON address as text; empty when unpaid). Bound
     /// here so that a receipt also proves whom to pay.
     pub payout_address: String,
+    /// The evidence provider the enclave was started with (`configfs-tsm`, `sev-guest`,
+    /// `tdx-guest`, `simulated`).
+    pub evidence_provider: String,
+    /// SHA-256 of the policy the enclave checks its own GPUs against; empty when it
+    /// checks none. Exactly 0 or 32 bytes.
+    pub gpu_policy_sha256: Vec<u8>,
 }
 
 /// Why bytes are not a canonical claims encoding.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ClaimsError {
     /// The magic/version prefix is wrong.
     #[error("claims do not start with {:?} (unknown format or version)", std::str::from_utf8(MAGIC).unwrap_or("?"))]
@@ -85,6 +94,14 @@ pub enum ClaimsError {
     /// Bytes follow the last field.
     #[error("{0} bytes follow the end of the claims")]
     TrailingBytes(usize),
+    /// A digest field of a length its type cannot have.
+    #[error("claims field `{field}` is {len} bytes; it must be empty or 32")]
+    Length {
+        /// The field.
+        field: &'static str,
+        /// Its length.
+        len: usize,
+    },
 }
 
 impl Claims {
@@ -106,6 +123,18 @@ impl Claims {
         )?;
         out.extend_from_slice(&self.receipt_public_key);
         put_var(&mut out, self.payout_address.as_bytes(), "payout_address")?;
+        put_var(
+            &mut out,
+            self.evidence_provider.as_bytes(),
+            "evidence_provider",
+        )?;
+        if !matches!(self.gpu_policy_sha256.len(), 0 | 32) {
+            return Err(ClaimsError::Length {
+                field: "gpu_policy_sha256",
+                len: self.gpu_policy_sha256.len(),
+            });
+        }
+        put_var(&mut out, &self.gpu_policy_sha256, "gpu_policy_sha256")?;
         Ok(out)
     }
 
@@ -126,8 +155,16 @@ impl Claims {
             software_version: r.text("software_version")?,
             receipt_public_key: r.array("receipt_public_key")?,
             payout_address: r.text("payout_address")?,
+            evidence_provider: r.text("evidence_provider")?,
+            gpu_policy_sha256: r.var("gpu_policy_sha256")?.to_vec(),
         };
         r.end()?;
+        if !matches!(claims.gpu_policy_sha256.len(), 0 | 32) {
+            return Err(ClaimsError::Length {
+                field: "gpu_policy_sha256",
+                len: claims.gpu_policy_sha256.len(),
+            });
+        }
         Ok(claims)
     }
 
@@ -136,10 +173,50 @@ impl Claims {
         Ok(Sha512::digest(self.encode()?).into())
     }
 
+    /// What the enclave says it was started with, for the policy's `[runtime]` pins.
+    pub fn runtime_facts(&self) -> silk_attestation::policy::RuntimeFacts<'_> {
+        silk_attestation::policy::RuntimeFacts {
+            model: &self.model,
+            evidence_provider: &self.evidence_provider,
+            gpu_policy: (!self.gpu_policy_sha256.is_empty()).then_some(&self.gpu_policy_sha256[..]),
+            payout_address: &self.payout_address,
+        }
+    }
+
+    /// The start options that change what the enclave does, as one document
+    /// ([`runtime_document`]).
+    pub fn runtime_document(&self) -> Result<Vec<u8>, ClaimsError> {
+        runtime_document(
+            &self.model,
+            &self.evidence_provider,
+            &self.gpu_policy_sha256,
+            &self.payout_address,
+        )
+    }
+
     /// SHA-256 of the canonical encoding: the short digest sealed requests are bound to.
     pub fn digest(&self) -> Result<[u8; 32], ClaimsError> {
         Ok(Sha256::digest(self.encode()?).into())
     }
+}
+
+/// The start options that change what an enclave does, as one canonical document:
+/// [`RUNTIME_MAGIC`], then the model, evidence provider, GPU policy digest and payout
+/// address, each length-prefixed as in the claims. A TDX enclave logs it and extends its
+/// SHA-384 into RTMR3 at start, where the kernel allows it.
+pub fn runtime_document(
+    model: &str,
+    evidence_provider: &str,
+    gpu_policy_sha256: &[u8],
+    payout_address: &str,
+) -> Result<Vec<u8>, ClaimsError> {
+    let mut out = Vec::with_capacity(128);
+    out.extend_from_slice(RUNTIME_MAGIC);
+    put_var(&mut out, model.as_bytes(), "model")?;
+    put_var(&mut out, evidence_provider.as_bytes(), "evidence_provider")?;
+    put_var(&mut out, gpu_policy_sha256, "gpu_policy_sha256")?;
+    put_var(&mut out, payout_address.as_bytes(), "payout_address")?;
+    Ok(out)
 }
 
 /// Length-prefixed field: u16 big-endian length, then the bytes.
@@ -163,6 +240,8 @@ mod tests {
             software_version: "silk 0.1.0".into(),
             receipt_public_key: [6; 32],
             payout_address: "EQpayout".into(),
+            evidence_provider: "tdx-guest".into(),
+            gpu_policy_sha256: vec![7; 32],
         }
     }
 
@@ -185,7 +264,30 @@ mod tests {
         let rk = 117 + 34 + 18 + 8 + 12;
         assert_eq!(&bytes[rk..rk + 32], &[6; 32]);
         assert_eq!(&bytes[rk + 32..rk + 34], &[0, 8]);
-        assert_eq!(&bytes[rk + 34..], b"EQpayout");
+        assert_eq!(&bytes[rk + 34..rk + 42], b"EQpayout");
+        let ep = rk + 42;
+        assert_eq!(&bytes[ep..ep + 2], &[0, 9]);
+        assert_eq!(&bytes[ep + 2..ep + 11], b"tdx-guest");
+        assert_eq!(&bytes[ep + 11..ep + 13], &[0, 32]);
+        assert_eq!(&bytes[ep + 13..], &[7; 32]);
+    }
+
+    #[test]
+    fn a_gpu_policy_digest_is_empty_or_32_bytes() {
+        let mut c = sample();
+        c.gpu_policy_sha256 = Vec::new();
+        assert_eq!(Claims::decode(&c.encode().unwrap()).unwrap(), c);
+        c.gpu_policy_sha256 = vec![1; 31];
+        let want = ClaimsError::Length {
+            field: "gpu_policy_sha256",
+            len: 31,
+        };
+        assert_eq!(c.encode(), Err(want.clone()));
+        let mut bytes = sample().encode().unwrap();
+        let n = bytes.len();
+        bytes[n - 33] = 31;
+        bytes.pop();
+        assert_eq!(Claims::decode(&bytes), Err(want));
     }
 
     #[test]

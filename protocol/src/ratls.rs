@@ -465,6 +465,8 @@ mod memory_tests {
                 software_version: "t".into(),
                 receipt_public_key: [4; 32],
                 payout_address: String::new(),
+                evidence_provider: "simulated".into(),
+                gpu_policy_sha256: Vec::new(),
             },
             verdict: Verdict::new(silk_attestation::Platform::SevSnp),
             evidence_digest: digest,

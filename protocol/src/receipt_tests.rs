@@ -14,6 +14,8 @@ fn claims(key: &SigningKeyPair) -> Claims {
         software_version: "t".into(),
         receipt_public_key: key.public_key(),
         payout_address: "EQowner".into(),
+        evidence_provider: "simulated".into(),
+        gpu_policy_sha256: Vec::new(),
     }
 }
 

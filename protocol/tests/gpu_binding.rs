@@ -38,6 +38,8 @@ fn bundle(p: &SimulatedPlatform, gpu_nonce: Vec<u8>, gpus: Vec<GpuItem>) -> Evid
         software_version: "test".into(),
         receipt_public_key: [9; 32],
         payout_address: String::new(),
+        evidence_provider: "simulated".into(),
+        gpu_policy_sha256: Vec::new(),
     };
     EvidenceBundle {
         version: 1,

@@ -21,6 +21,8 @@ fn bundle(p: &SimulatedPlatform, tls: &TlsIdentity, model: &str) -> EvidenceBund
         software_version: "test".into(),
         receipt_public_key: [9; 32],
         payout_address: String::new(),
+        evidence_provider: "simulated".into(),
+        gpu_policy_sha256: Vec::new(),
     };
     EvidenceBundle {
         version: 1,

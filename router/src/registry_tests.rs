@@ -42,6 +42,8 @@ fn listing(n: u8, model: &str) -> Listing {
             software_version: "test".into(),
             receipt_public_key: [0; 32],
             payout_address: String::new(),
+            evidence_provider: "simulated".into(),
+            gpu_policy_sha256: Vec::new(),
         },
         address: format!("127.0.0.1:{}", 1000 + u16::from(n)),
     }

@@ -32,6 +32,7 @@ async fn a_configured_gpu_without_valid_evidence_stops_sealed_serving() {
         gpu: Some(GpuCheck {
             policy,
             inputs: Default::default(),
+            policy_sha256: [9; 32],
         }),
         limits: Default::default(),
         worker: Default::default(),

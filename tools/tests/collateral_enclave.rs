@@ -42,6 +42,8 @@ fn statement(served: Arc<Served>) -> Statement {
         gpu_nonce: Vec::new(),
         software_version: "test".into(),
         payout_address: String::new(),
+        evidence_provider: "simulated".into(),
+        gpu_policy_sha256: Vec::new(),
         tdx_event_log: None,
         collateral: served,
     }

@@ -216,6 +216,8 @@ fn a_bundle_carries_its_event_log() {
         software_version: "silk test".into(),
         receipt_public_key: [9; 32],
         payout_address: String::new(),
+        evidence_provider: "simulated".into(),
+        gpu_policy_sha256: Vec::new(),
     };
     let mut w = LogWriter::new();
     w.event(4, 6, &tdx::sha384(b"runtime"), b"");

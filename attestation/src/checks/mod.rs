@@ -26,6 +26,7 @@ use crate::verdict::Stage;
 pub mod claims;
 pub mod gpu;
 pub mod policy;
+pub mod runtime;
 pub mod sgx;
 pub mod sim;
 pub mod snp;
@@ -110,6 +111,7 @@ pub const FAMILIES: &[Family] = &[
     gpu::FAMILY,
     policy::FAMILY,
     claims::FAMILY,
+    runtime::FAMILY,
     offer::FAMILY,
     receipt::FAMILY,
     ack::FAMILY,

@@ -114,6 +114,17 @@ keys! {
     GPU_ALLOW_MISSING_RIMS = "gpu.allow_missing_rims";
     /// Accept GPUs in protected-PCIe mode.
     GPU_ALLOW_PROTECTED_PCIE = "gpu.allow_protected_pcie";
+
+    /// The `[runtime]` section itself.
+    RUNTIME = "runtime";
+    /// Accepted model identities.
+    RUNTIME_MODELS = "runtime.models";
+    /// Accepted evidence providers.
+    RUNTIME_EVIDENCE_PROVIDERS = "runtime.evidence_providers";
+    /// Accepted GPU policies (SHA-256, or `none`).
+    RUNTIME_GPU_POLICIES = "runtime.gpu_policies";
+    /// Accepted payout addresses.
+    RUNTIME_PAYOUT_ADDRESSES = "runtime.payout_addresses";
 }
 
 #[cfg(test)]
@@ -127,7 +138,7 @@ mod tests {
     fn probe(key: &str) -> String {
         match key.split_once('.') {
             Some((section, field)) => format!("[{section}]\n{field} = [[]]\n"),
-            None if [SNP, TDX, SGX, GPU].contains(&key) => format!("{key} = 5\n"),
+            None if [SNP, TDX, SGX, GPU, RUNTIME].contains(&key) => format!("{key} = 5\n"),
             None => format!("{key} = [[]]\n"),
         }
     }
@@ -164,7 +175,7 @@ mod tests {
 
     #[test]
     fn every_policy_key_is_listed() {
-        let mut known: Vec<String> = ["", SNP, TDX, SGX, GPU]
+        let mut known: Vec<String> = ["", SNP, TDX, SGX, GPU, RUNTIME]
             .iter()
             .flat_map(|s| expected_fields(s))
             .collect();

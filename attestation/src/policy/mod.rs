@@ -9,6 +9,7 @@
 mod gpu;
 mod hex;
 pub mod key;
+mod runtime;
 mod snp;
 mod tdx;
 
@@ -18,6 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 pub use gpu::{GpuPolicy, Version, VersionError};
 pub use hex::{HexBytes, HexError};
+pub use runtime::{GpuPolicyPin, RuntimeFacts, RuntimePolicy};
 pub use snp::{MinTcb, SnpPolicy};
 pub use tdx::{SgxPolicy, TdxMeasurement, TdxPolicy};
 
@@ -61,6 +63,14 @@ pub enum RuleError {
     /// A GPU required, but none counted.
     #[error("a GPU is required but count is 0")]
     RequiredButNone,
+    /// A GPU policy pin that is neither `none` nor 64 hex digits.
+    #[error("`{0}` is neither `none` nor a SHA-256 (64 hex digits)")]
+    GpuPolicyPin(String),
+    /// An evidence provider silk does not have.
+    #[error(
+        "unknown evidence provider `{0}` (known: configfs-tsm, sev-guest, tdx-guest, simulated)"
+    )]
+    UnknownEvidenceProvider(String),
 }
 
 /// A platform section of the policy, whose absence rejects that platform's evidence.
@@ -114,6 +124,9 @@ pub struct Policy {
     pub sgx: Option<SgxPolicy>,
     /// Rules for NVIDIA GPU evidence; without this section GPU evidence is rejected.
     pub gpu: Option<GpuPolicy>,
+    /// Pins on what the enclave was started with (model, evidence provider, GPU policy,
+    /// payout address), as its claims state them; without it they are not pinned.
+    pub runtime: Option<RuntimePolicy>,
 }
 
 impl Policy {
@@ -133,6 +146,9 @@ impl Policy {
         }
         if let Some(gpu) = &self.gpu {
             gpu.validate()?;
+        }
+        if let Some(runtime) = &self.runtime {
+            runtime.validate()?;
         }
         Ok(())
     }

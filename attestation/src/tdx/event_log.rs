@@ -426,6 +426,12 @@ impl LogWriter {
         Self { bytes }
     }
 
+    /// Goes on writing after the events of `log` (a log with its header, as
+    /// [`LogWriter::finish`] or the CCEL gives it, padding removed).
+    pub fn continuing(log: Vec<u8>) -> Self {
+        Self { bytes: log }
+    }
+
     /// Appends an event extending `mr_index` (1–4 for RTMR0–3) with `digest`.
     pub fn event(&mut self, mr_index: u32, event_type: u32, digest: &Mr, data: &[u8]) {
         self.bytes.extend_from_slice(&mr_index.to_le_bytes());

@@ -13,6 +13,7 @@
 pub mod ccel;
 pub mod configfs;
 pub mod gpu;
+pub mod rtmr;
 pub mod sev_guest;
 mod sys;
 pub mod tdx_guest;

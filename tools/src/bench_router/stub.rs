@@ -135,6 +135,8 @@ impl Identity {
             software_version: format!("silk-bench-stub {}", env!("CARGO_PKG_VERSION")),
             receipt_public_key: receipt_key.public_key(),
             payout_address: String::new(),
+            evidence_provider: "simulated".into(),
+            gpu_policy_sha256: Vec::new(),
         };
         let id = base_claims.digest().map_err(|e| e.to_string())?;
         let mut me = Self {

@@ -64,6 +64,10 @@ export interface Claims {
     software_version: string;
     receipt_public_key: string;
     payout_address: string;
+    /** The evidence provider the enclave was started with. */
+    evidence_provider: string;
+    /** SHA-256 of the enclave's GPU policy; empty when it checks none. */
+    gpu_policy_sha256: string;
 }
 
 /** One check of a verdict. */

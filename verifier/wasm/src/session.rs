@@ -73,6 +73,8 @@ fn claims_json(c: &Claims) -> String {
         "software_version": c.software_version,
         "receipt_public_key": hex::encode(c.receipt_public_key),
         "payout_address": c.payout_address,
+        "evidence_provider": c.evidence_provider,
+        "gpu_policy_sha256": hex::encode(&c.gpu_policy_sha256),
     })
     .to_string()
 }
