@@ -11,7 +11,7 @@ from conftest import DATA, assert_same, cli, read, silk_verifier, status, text
 
 BUNDLE = DATA / "sim-bundle.json"
 POLICY = DATA / "sim-policy.toml"
-NOW = "2026-12-07T18:00:00Z"
+NOW = "2026-12-08T03:00:00Z"
 CHALLENGE = "5e" * 32  # the nonce the bundle was fetched with
 
 
