@@ -67,3 +67,29 @@ fn devices_are_checked_before_the_model_is_read() {
         "{err}"
     );
 }
+
+#[test]
+fn collateral_options_are_checked() {
+    let (code, err) = run(&[
+        "--model",
+        "/nonexistent.gguf",
+        "--collateral-cache",
+        "/tmp/c",
+        "--no-collateral-fetch",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--no-collateral-fetch") && err.contains("--collateral-cache"),
+        "{err}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_silk-enclave"))
+        .arg("--help")
+        .output()
+        .expect("run silk-enclave");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in ["--kds-url", "--pcs-url", "--collateral-cache", "--no-collateral-fetch"] {
+        assert!(help.contains(flag), "{flag} not in --help");
+    }
+    assert!(help.contains("https://kdsintf.amd.com"), "{help}");
+    assert!(help.contains("https://api.trustedservices.intel.com"), "{help}");
+}

@@ -44,9 +44,11 @@ use silk_client::session::{ClientError, Session};
 use silk_client::sse::{SseEvent, SseParser};
 
 mod costs;
+mod first;
 mod stats;
 mod table;
 pub use costs::{AttestFigures, PathFigures};
+pub use first::{FirstAnswerFigures, RecordedFigures};
 pub use stats::{figures, quantile, steady_decode_rate, Figures, Sample};
 use table::Table;
 
@@ -280,13 +282,16 @@ struct Collected {
     direct: Vec<Vec<Vec<Sample>>>,
 }
 
+/// What a sealed phase measures besides the streams.
+type Costs = (AttestFigures, PathFigures, FirstAnswerFigures);
+
 /// One sealed phase: start an enclave, run one round of each path at each concurrency,
 /// measure attestation when `attest_reps` is given, and stop the enclave.
 async fn sealed_phase(
     args: &SealedBenchArgs,
     collected: &mut Collected,
     attest_reps: Option<usize>,
-) -> Result<Option<(AttestFigures, PathFigures)>, SealedBenchError> {
+) -> Result<Option<Costs>, SealedBenchError> {
     let local = LocalEnclave::spawn(&args.model, args.enclave.as_deref(), &[]).await?;
     let result = sealed_phase_on(&local, args, collected, attest_reps).await;
     local.stop().await;
@@ -298,7 +303,7 @@ async fn sealed_phase_on(
     args: &SealedBenchArgs,
     collected: &mut Collected,
     attest_reps: Option<usize>,
-) -> Result<Option<(AttestFigures, PathFigures)>, SealedBenchError> {
+) -> Result<Option<Costs>, SealedBenchError> {
     let session = Arc::new(Session::connect(&local.endpoint, local.policy.clone()).await?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -339,7 +344,12 @@ async fn sealed_phase_on(
     }
     .await;
     let costs = match (measured, attest_reps) {
-        (Ok(()), Some(reps)) => costs::measure(local, &session, addr, reps).await.map(Some),
+        (Ok(()), Some(reps)) => match costs::measure(local, &session, addr, reps).await {
+            Ok((a, p)) => first::first_answers(local, reps)
+                .await
+                .map(|f| Some((a, p, f))),
+            Err(e) => Err(e),
+        },
         (Ok(()), None) => Ok(None),
         (Err(e), _) => Err(e),
     };
@@ -442,7 +452,11 @@ pub fn run_sealed_bench(
         session: empty(),
         direct: empty(),
     };
-    let mut costs = (AttestFigures::default(), PathFigures::default());
+    let mut costs = (
+        AttestFigures::default(),
+        PathFigures::default(),
+        FirstAnswerFigures::default(),
+    );
     let progress = silk_cli::progress::steps(2 * args.reps as u64, "silk bench sealed");
     for rep in 0..args.reps {
         silk_cli::progress::say(
@@ -470,14 +484,24 @@ pub fn run_sealed_bench(
         direct_phase(args, &mut collected)?;
         progress.inc(1);
     }
+    let recorded = first::recorded(args.attest_reps)?;
     progress.finish_and_clear();
     let summarise = |rounds: &[Vec<Vec<Sample>>]| rounds.iter().map(|r| figures(r)).collect();
+    let direct: Vec<Figures> = summarise(&collected.direct);
+    // The engine's own first token: the direct path with the fewest sessions.
+    let mut first_answer = costs.2;
+    if let Some((k, _)) = args.concurrency.iter().enumerate().min_by_key(|(_, n)| **n) {
+        first_answer.engine_ttft_ms = direct[k].ttft_p50_ms;
+        first_answer.added_ms = first_answer.total_ms - first_answer.engine_ttft_ms;
+    }
     let table = Table {
         proxy: summarise(&collected.proxy),
         session: summarise(&collected.session),
-        direct: summarise(&collected.direct),
+        direct,
         attest: costs.0,
         path: costs.1,
+        first_answer,
+        recorded,
     };
     if args.json {
         silk_cli::json(out, &table::json(args, &table))?;
@@ -489,6 +513,17 @@ pub fn run_sealed_bench(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recorded_real_evidence_fails_only_at_the_claims_binding() {
+        // `recorded` itself refuses a verdict with any other failure.
+        let r = first::recorded(2).expect("recorded bundles verify up to the binding");
+        assert_eq!(r.reps, 2);
+        assert!(
+            r.snp_ms > 0.0 && r.tdx_ms > 0.0 && r.tdx_cached_ms > 0.0,
+            "{r:?}"
+        );
+    }
 
     #[test]
     fn bodies_stream_greedily_with_usage() {
