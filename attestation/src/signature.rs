@@ -290,47 +290,75 @@ impl PublicKey {
         message: &[u8],
         signature: SignatureBytes<'_>,
     ) -> Result<(), SignatureError> {
-        let malformed = |_| SignatureError::MalformedSignature;
-        let invalid = |_| SignatureError::Invalid;
+        // The arithmetic is ring's (constant-time, and several times faster than the
+        // pure-Rust curves and RSA, which a client re-verifying bundles feels); the keys
+        // stay the RustCrypto types that parse and validate them.
+        use ring::signature as rs;
+        let ring_verify = |alg: &'static dyn rs::VerificationAlgorithm, key: &[u8], sig: &[u8]| {
+            rs::UnparsedPublicKey::new(alg, key)
+                .verify(message, sig)
+                .map_err(|_| SignatureError::Invalid)
+        };
         match (self, algorithm, signature) {
             (PublicKey::EcdsaP384(key), Algorithm::EcdsaP384Sha384, sig) => {
-                let sig = match sig {
-                    SignatureBytes::Der(b) => p384::ecdsa::Signature::from_der(b),
-                    SignatureBytes::Fixed(b) => p384::ecdsa::Signature::from_slice(b),
+                let point = key.to_encoded_point(false);
+                match sig {
+                    SignatureBytes::Der(b) => {
+                        // Refused as malformed exactly when it is not a DER signature.
+                        p384::ecdsa::Signature::from_der(b)
+                            .map_err(|_| SignatureError::MalformedSignature)?;
+                        ring_verify(&rs::ECDSA_P384_SHA384_ASN1, point.as_bytes(), b)
+                    }
+                    SignatureBytes::Fixed(b) => {
+                        p384::ecdsa::Signature::from_slice(b)
+                            .map_err(|_| SignatureError::MalformedSignature)?;
+                        ring_verify(&rs::ECDSA_P384_SHA384_FIXED, point.as_bytes(), b)
+                    }
                 }
-                .map_err(malformed)?;
-                key.verify(message, &sig).map_err(invalid)
             }
             (PublicKey::EcdsaP256(key), Algorithm::EcdsaP256Sha256, sig) => {
-                let sig = match sig {
-                    SignatureBytes::Der(b) => p256::ecdsa::Signature::from_der(b),
-                    SignatureBytes::Fixed(b) => p256::ecdsa::Signature::from_slice(b),
+                let point = key.to_encoded_point(false);
+                match sig {
+                    SignatureBytes::Der(b) => {
+                        p256::ecdsa::Signature::from_der(b)
+                            .map_err(|_| SignatureError::MalformedSignature)?;
+                        ring_verify(&rs::ECDSA_P256_SHA256_ASN1, point.as_bytes(), b)
+                    }
+                    SignatureBytes::Fixed(b) => {
+                        p256::ecdsa::Signature::from_slice(b)
+                            .map_err(|_| SignatureError::MalformedSignature)?;
+                        ring_verify(&rs::ECDSA_P256_SHA256_FIXED, point.as_bytes(), b)
+                    }
                 }
-                .map_err(malformed)?;
-                key.verify(message, &sig).map_err(invalid)
             }
             (
                 PublicKey::Rsa(key),
                 Algorithm::RsaPkcs1Sha256 | Algorithm::RsaPkcs1Sha384,
                 SignatureBytes::Der(b),
             ) => {
-                let sig = rsa::pkcs1v15::Signature::try_from(b).map_err(malformed)?;
-                let key = key.clone();
-                if algorithm == Algorithm::RsaPkcs1Sha256 {
-                    rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(key).verify(message, &sig)
+                let alg: &'static rs::RsaParameters = if algorithm == Algorithm::RsaPkcs1Sha256 {
+                    &rs::RSA_PKCS1_2048_8192_SHA256
                 } else {
-                    rsa::pkcs1v15::VerifyingKey::<sha2::Sha384>::new(key).verify(message, &sig)
-                }
-                .map_err(invalid)
+                    &rs::RSA_PKCS1_2048_8192_SHA384
+                };
+                rsa_verify(key, alg, message, b)
             }
+            // ring's PSS takes the salt as long as the digest, which is what AMD uses; any
+            // other length goes through the `rsa` crate.
+            (
+                PublicKey::Rsa(key),
+                Algorithm::RsaPssSha384 { salt_len: 48 },
+                SignatureBytes::Der(b),
+            ) => rsa_verify(key, &rs::RSA_PSS_2048_8192_SHA384, message, b),
             (PublicKey::Rsa(key), Algorithm::RsaPssSha384 { salt_len }, SignatureBytes::Der(b)) => {
-                let sig = rsa::pss::Signature::try_from(b).map_err(malformed)?;
+                let sig = rsa::pss::Signature::try_from(b)
+                    .map_err(|_| SignatureError::MalformedSignature)?;
                 rsa::pss::VerifyingKey::<sha2::Sha384>::new_with_salt_len(
                     key.clone(),
                     usize::from(salt_len),
                 )
                 .verify(message, &sig)
-                .map_err(invalid)
+                .map_err(|_| SignatureError::Invalid)
             }
             (key, algorithm, _) => Err(SignatureError::KeyMismatch {
                 key: key.kind(),
@@ -338,6 +366,26 @@ impl PublicKey {
             }),
         }
     }
+}
+
+/// RSA with ring, from the key's modulus and exponent. A key ring will not take (under
+/// 2048 bits) fails as invalid, as the `rsa` crate's refusal did.
+fn rsa_verify(
+    key: &rsa::RsaPublicKey,
+    alg: &'static ring::signature::RsaParameters,
+    message: &[u8],
+    sig: &[u8],
+) -> Result<(), SignatureError> {
+    use rsa::traits::PublicKeyParts as _;
+    if sig.len() != key.size() {
+        return Err(SignatureError::MalformedSignature);
+    }
+    ring::signature::RsaPublicKeyComponents {
+        n: key.n().to_bytes_be(),
+        e: key.e().to_bytes_be(),
+    }
+    .verify(alg, message, sig)
+    .map_err(|_| SignatureError::Invalid)
 }
 
 /// Verifies a signature as X.509 and OCSP carry it: `signature` (a BIT STRING) over
