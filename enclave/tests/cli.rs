@@ -87,9 +87,17 @@ fn collateral_options_are_checked() {
         .output()
         .expect("run silk-enclave");
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--kds-url", "--pcs-url", "--collateral-cache", "--no-collateral-fetch"] {
+    for flag in [
+        "--kds-url",
+        "--pcs-url",
+        "--collateral-cache",
+        "--no-collateral-fetch",
+    ] {
         assert!(help.contains(flag), "{flag} not in --help");
     }
     assert!(help.contains("https://kdsintf.amd.com"), "{help}");
-    assert!(help.contains("https://api.trustedservices.intel.com"), "{help}");
+    assert!(
+        help.contains("https://api.trustedservices.intel.com"),
+        "{help}"
+    );
 }
