@@ -62,7 +62,7 @@ fn config(server: &Replay) -> CollateralConfig {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tdx_bundles_carry_the_collateral_fetched_in_the_background() {
+async fn tdx_bundles_carry_the_collateral_fetched_before_serving() {
     let server = Replay::start().await;
     server.serve_pcs();
     let quote = std::fs::read(vectors().join("tdx/tdx_quote")).expect("quote");

@@ -15,10 +15,10 @@ use crate::evidence::{EvidenceProvider, Platform};
 /// How long to wait before trying again after a refresh failed.
 const RETRY_REFRESH: Duration = Duration::from_secs(600);
 
-/// Fetches the VCEK (SNP, when the host's certificate table lacks a VEK) for the platform
-/// `provider` reports on into `served`, before returning: no SNP bundle can be made
-/// without one. For TDX it returns the task that fetches the DCAP collateral into
-/// `served` and fetches it again before each `nextUpdate`.
+/// Fetches what verifiers need for the platform `provider` reports on into `served`,
+/// before returning: the VCEK (SNP, when the host's certificate table lacks a VEK; no SNP
+/// bundle can be made without one) or the DCAP collateral (TDX). For TDX it returns the
+/// task that fetches the collateral again before each `nextUpdate`.
 ///
 /// Failures are logged, not fatal: the enclave still serves its evidence, and verifiers
 /// say what is missing (an SNP bundle cannot be made without a VEK, which identity
@@ -69,15 +69,18 @@ pub async fn prepare(
             }
             None
         }
-        // In the background: bundles are served without collateral until it arrives
-        // (verifiers then say so), so an enclave that cannot reach PCS still starts.
+        // The first fetch before serving: the RA-TLS certificate is made once, with the
+        // collateral there is then (an enclave that cannot reach PCS still starts, after
+        // the fetch policy's bounded retries, and verifiers say the bundle lacks it).
+        // Later fetches replace what `/v1/attestation` serves.
         Platform::Tdx => {
             let quote = raw.evidence;
+            refresh_once(config, &quote, served).await;
             let (config, served) = (config.clone(), served.clone());
             Some(tokio::spawn(async move {
                 loop {
-                    refresh_once(&config, &quote, &served).await;
                     tokio::time::sleep(next_refresh(&served, config.refresh_before)).await;
+                    refresh_once(&config, &quote, &served).await;
                 }
             }))
         }
