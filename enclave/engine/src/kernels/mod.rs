@@ -336,7 +336,9 @@ impl QWeight {
     /// kernels use VNNI); GGML's rows otherwise. Any backend can multiply either layout
     /// (tiles under the portable backend slowly, through the reference).
     pub fn prepared_for(self, backend: Backend) -> Self {
-        let k_tiles = tiles_k::tiled(self.ty) && backend == Backend::Avx2Tiles;
+        // Both tile backends run the K-quant tiles with the AVX2 kernel (a VNNI CPU has AVX2
+        // too), which gives the row kernels' bits: tiling only saves work.
+        let k_tiles = tiles_k::tiled(self.ty) && backend.tiles();
         if backend.tiles() && (tiles::tiled(self.ty) || k_tiles) {
             self.into_tiles()
         } else {
