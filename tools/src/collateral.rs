@@ -8,8 +8,9 @@
 //! `--collateral` reads it. What it writes is checked against pinned vendor roots when it
 //! is used, so the service it came from need not be trusted.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use silk_attestation::{Evidence, EvidenceKind};
 use silk_enclave::collateral::{self, CollateralConfig};
 
 /// What to fetch for and where from.
@@ -34,8 +35,13 @@ pub enum FetchCommandError {
         source: std::io::Error,
     },
     /// The evidence is neither an SNP report nor a DCAP quote.
-    #[error("{0}: neither an SEV-SNP report nor a DCAP quote")]
-    Unknown(PathBuf),
+    #[error("{path}: neither an SEV-SNP report nor a DCAP quote ({found})")]
+    Unknown {
+        /// The file.
+        path: PathBuf,
+        /// What it is, or why it is no evidence.
+        found: String,
+    },
     /// Fetching failed.
     #[error(transparent)]
     Fetch(#[from] collateral::CollateralError),
@@ -55,7 +61,11 @@ pub fn run(args: &FetchArgs) -> Result<String, FetchCommandError> {
         path: args.evidence.clone(),
         source,
     })?;
-    let raw = decode_hex_text(raw);
+    // `silk verify`'s own reading of evidence files: binary or hex text, format detected.
+    let evidence = Evidence::detect(&raw).map_err(|e| FetchCommandError::Unknown {
+        path: args.evidence.clone(),
+        found: e.to_string(),
+    })?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -63,61 +73,35 @@ pub fn run(args: &FetchArgs) -> Result<String, FetchCommandError> {
             path: args.evidence.clone(),
             source,
         })?;
-    let (bytes, what) =
-        if silk_protocol::attestation::snp::AttestationReport::from_bytes(&raw).is_ok() {
-            let der = rt.block_on(collateral::vcek(&args.config, &raw))?;
+    let (bytes, what) = match evidence.kind {
+        EvidenceKind::SnpReport => {
+            let der = rt.block_on(collateral::vcek(&args.config, &evidence.bytes))?;
             (der, format!("the VCEK (DER) from {}", args.config.kds))
-        } else if dcap_quote(&raw) {
+        }
+        EvidenceKind::DcapQuote(_) => {
             let json = rt.block_on(collateral::tdx(
                 &args.config,
-                &raw,
+                &evidence.bytes,
                 time::OffsetDateTime::now_utc(),
             ))?;
             (
                 json,
                 format!("the DCAP collateral (JSON) from {}", args.config.pcs),
             )
-        } else {
-            return Err(FetchCommandError::Unknown(args.evidence.clone()));
-        };
-    write_whole(&args.out, &bytes).map_err(|source| FetchCommandError::Write {
-        path: args.out.clone(),
-        source,
+        }
+        other => {
+            return Err(FetchCommandError::Unknown {
+                path: args.evidence.clone(),
+                found: format!("an {other}"),
+            })
+        }
+    };
+    // Written whole (a temporary file renamed over it), as the ledger keeps its files.
+    silk_ledger::store::write_file(&args.out, &bytes).map_err(|source| {
+        FetchCommandError::Write {
+            path: args.out.clone(),
+            source,
+        }
     })?;
     Ok(format!("wrote {what} to {}", args.out.display()))
-}
-
-/// A DCAP quote's header: version 3 to 5 and attestation key type 2 (ECDSA P-256). What
-/// is wrong beyond that is for the PCS request builder to name.
-fn dcap_quote(raw: &[u8]) -> bool {
-    raw.len() >= 48
-        && matches!(u16::from_le_bytes([raw[0], raw[1]]), 3..=5)
-        && u16::from_le_bytes([raw[2], raw[3]]) == 2
-}
-
-/// Hex text (with an optional 0x) becomes bytes; anything else is kept.
-fn decode_hex_text(raw: Vec<u8>) -> Vec<u8> {
-    let Ok(text) = std::str::from_utf8(&raw) else {
-        return raw;
-    };
-    let t = text.trim();
-    hex::decode(t.strip_prefix("0x").unwrap_or(t)).unwrap_or(raw)
-}
-
-/// Writes `bytes` to a temporary file beside `path` and renames it over `path`, so a
-/// failure leaves no half-written output.
-fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
