@@ -1,5 +1,6 @@
-//! One bounded HTTP/1.1 GET to an ordinary web service (AMD's KDS, Intel's PCS or a cache
-//! of them), for clients of this crate that must reach out rather than serve.
+//! One bounded HTTP/1.1 exchange with an ordinary web service (AMD's KDS, Intel's PCS or a
+//! cache of them, a TON HTTP API, a payee's settlement endpoint), for the programs that
+//! must reach out rather than serve.
 //!
 //! Everything a peer controls is bounded: connecting has its own deadline, the whole
 //! exchange after it another, the answer's headers and body a size limit, and an answer
@@ -12,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper::Uri;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{Method, Uri};
 use hyper_util::rt::TokioIo;
 
 /// The bounds of one fetch.
@@ -129,6 +130,17 @@ pub enum FetchError {
 
 /// GETs `url` within `limits`.
 pub async fn get(url: &str, limits: &FetchLimits) -> Result<Fetched, FetchError> {
+    request(Method::GET, url, None, limits).await
+}
+
+/// Sends `method url`, with `body` (its content type and bytes) when given, within
+/// `limits`, and reads the whole answer.
+pub async fn request(
+    method: Method,
+    url: &str,
+    body: Option<(&str, Bytes)>,
+    limits: &FetchLimits,
+) -> Result<Fetched, FetchError> {
     let bad = || FetchError::Url {
         url: url.to_owned(),
     };
@@ -154,14 +166,22 @@ pub async fn get(url: &str, limits: &FetchLimits) -> Result<Fetched, FetchError>
         None => host.clone(),
     };
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-    let req = hyper::Request::get(path)
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
         .header(hyper::header::HOST, host_header)
         .header(
             hyper::header::USER_AGENT,
             concat!("silk/", env!("CARGO_PKG_VERSION")),
-        )
-        .body(Empty::<Bytes>::new())
-        .map_err(|_| bad())?;
+        );
+    let body = match body {
+        Some((content_type, bytes)) => {
+            req = req.header(hyper::header::CONTENT_TYPE, content_type);
+            bytes
+        }
+        None => Bytes::new(),
+    };
+    let req = req.body(Full::new(body)).map_err(|_| bad())?;
     let tcp = tokio::time::timeout(
         limits.connect,
         tokio::net::TcpStream::connect((host.as_str(), port)),
@@ -218,7 +238,7 @@ async fn tls_connect(
 
 async fn send<T>(
     io: T,
-    req: hyper::Request<Empty<Bytes>>,
+    req: hyper::Request<Full<Bytes>>,
     max_body: usize,
     authority: &str,
 ) -> Result<Fetched, FetchError>
