@@ -128,12 +128,7 @@ impl Claims {
             self.evidence_provider.as_bytes(),
             "evidence_provider",
         )?;
-        if !matches!(self.gpu_policy_sha256.len(), 0 | 32) {
-            return Err(ClaimsError::Length {
-                field: "gpu_policy_sha256",
-                len: self.gpu_policy_sha256.len(),
-            });
-        }
+        digest_len(&self.gpu_policy_sha256, "gpu_policy_sha256")?;
         put_var(&mut out, &self.gpu_policy_sha256, "gpu_policy_sha256")?;
         Ok(out)
     }
@@ -159,12 +154,7 @@ impl Claims {
             gpu_policy_sha256: r.var("gpu_policy_sha256")?.to_vec(),
         };
         r.end()?;
-        if !matches!(claims.gpu_policy_sha256.len(), 0 | 32) {
-            return Err(ClaimsError::Length {
-                field: "gpu_policy_sha256",
-                len: claims.gpu_policy_sha256.len(),
-            });
-        }
+        digest_len(&claims.gpu_policy_sha256, "gpu_policy_sha256")?;
         Ok(claims)
     }
 
@@ -217,6 +207,14 @@ pub fn runtime_document(
     put_var(&mut out, gpu_policy_sha256, "gpu_policy_sha256")?;
     put_var(&mut out, payout_address.as_bytes(), "payout_address")?;
     Ok(out)
+}
+
+/// An optional SHA-256 field: empty, or 32 bytes; the same rule for encoding and decoding.
+fn digest_len(bytes: &[u8], field: &'static str) -> Result<(), ClaimsError> {
+    match bytes.len() {
+        0 | 32 => Ok(()),
+        len => Err(ClaimsError::Length { field, len }),
+    }
 }
 
 /// Length-prefixed field: u16 big-endian length, then the bytes.
