@@ -11,7 +11,9 @@ mod common;
 
 use std::path::Path;
 
-use common::{bzimage, json_check, json_passed, p, silk, tempdir, text, vectors};
+use common::{
+    bzimage, json_check, json_passed, p, real_tdx_bundle, silk, tempdir, test_claims, text, vectors,
+};
 use silk_attestation::checks::tdx as check;
 use silk_attestation::tdx::event_log::LogWriter;
 use silk_images::manifest::{Component, Manifest, SCHEMA};
@@ -201,43 +203,15 @@ fn a_log_that_does_not_replay_to_the_quote_is_refused_naming_the_registers() {
 
 #[test]
 fn a_bundle_carries_its_event_log() {
-    use silk_protocol::bundle::{Bytes, EvidenceBundle, PlatformEvidence};
     let dir = tempdir();
     let policy = dir.join("p.toml");
     std::fs::write(&policy, "[tdx]\nallow_any_measurement = true\n").unwrap();
-    let claims = silk_protocol::Claims {
-        hpke_public_key: [1; 32],
-        tls_spki_sha256: [2; 32],
-        image_digest: [3; 32],
-        model: "sha256:00".into(),
-        gpu_nonce: vec![],
-        challenge: vec![],
-        created_at: 1_750_377_600,
-        software_version: "silk test".into(),
-        receipt_public_key: [9; 32],
-        payout_address: String::new(),
-        evidence_provider: "simulated".into(),
-        gpu_policy_sha256: Vec::new(),
-    };
     let mut w = LogWriter::new();
     w.event(4, 6, &tdx::sha384(b"runtime"), b"");
-    let bundle = EvidenceBundle {
-        version: 1,
-        platform: PlatformEvidence::Tdx {
-            quote: Bytes(std::fs::read(vectors().join("tdx/tdx_quote")).unwrap()),
-            collateral: Some(Bytes(
-                std::fs::read(vectors().join("tdx/tdx_quote_collateral.json")).unwrap(),
-            )),
-            event_log: Some(Bytes(w.finish())),
-        },
-        claims: Bytes(claims.encode().unwrap()),
-        gpus: vec![],
-    };
-    let path = dir.join("bundle.json");
-    std::fs::write(&path, bundle.to_json()).unwrap();
+    let path = real_tdx_bundle(&dir, &test_claims(), Some(w.finish()));
     let (code, v) = verify_json(&[
         "verify",
-        &p(path),
+        &path,
         "--policy",
         &p(policy),
         "--now",

@@ -4,9 +4,8 @@
 
 mod common;
 
-use common::{json_check, json_passed, p, silk, tempdir, text, vectors};
+use common::{json_check, json_passed, p, real_tdx_bundle, silk, tempdir, test_claims, text};
 use silk_attestation::checks::runtime as check;
-use silk_protocol::bundle::{Bytes, EvidenceBundle, PlatformEvidence};
 
 const IN_WINDOW: &str = "2025-06-20T00:00:00Z";
 
@@ -15,34 +14,13 @@ const IN_WINDOW: &str = "2025-06-20T00:00:00Z";
 /// besides the pins.
 fn bundle(dir: &std::path::Path) -> String {
     let claims = silk_protocol::Claims {
-        hpke_public_key: [1; 32],
-        tls_spki_sha256: [2; 32],
-        image_digest: [3; 32],
         model: "verity:ab12".into(),
-        gpu_nonce: vec![],
-        challenge: vec![],
-        created_at: 1_750_377_600,
-        software_version: "silk test".into(),
-        receipt_public_key: [9; 32],
         payout_address: "EQowner".into(),
         evidence_provider: "configfs-tsm".into(),
         gpu_policy_sha256: vec![0xab; 32],
+        ..test_claims()
     };
-    let bundle = EvidenceBundle {
-        version: 1,
-        platform: PlatformEvidence::Tdx {
-            quote: Bytes(std::fs::read(vectors().join("tdx/tdx_quote")).unwrap()),
-            collateral: Some(Bytes(
-                std::fs::read(vectors().join("tdx/tdx_quote_collateral.json")).unwrap(),
-            )),
-            event_log: None,
-        },
-        claims: Bytes(claims.encode().unwrap()),
-        gpus: vec![],
-    };
-    let path = dir.join("bundle.json");
-    std::fs::write(&path, bundle.to_json()).unwrap();
-    p(path)
+    real_tdx_bundle(dir, &claims, None)
 }
 
 fn verify(runtime: &str) -> (Option<i32>, serde_json::Value, String) {

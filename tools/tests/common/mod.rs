@@ -110,4 +110,48 @@ pub fn bzimage(release: &str) -> Vec<u8> {
     k[0x300 + release.len()] = 0;
     k
 }
+/// Claims as a test enclave states them, for bundles over the real TDX quote (whose
+/// REPORT_DATA is not over them, so `claims.report_data` fails and every other check runs).
+pub fn test_claims() -> silk_protocol::Claims {
+    silk_protocol::Claims {
+        hpke_public_key: [1; 32],
+        tls_spki_sha256: [2; 32],
+        image_digest: [3; 32],
+        model: "sha256:00".into(),
+        gpu_nonce: vec![],
+        challenge: vec![],
+        created_at: 1_750_377_600,
+        software_version: "silk test".into(),
+        receipt_public_key: [9; 32],
+        payout_address: String::new(),
+        evidence_provider: "simulated".into(),
+        gpu_policy_sha256: Vec::new(),
+    }
+}
+
+/// A bundle of the real TDX quote with its collateral inside, over `claims`, with
+/// `event_log` when given, written to `dir/bundle.json`; returns that path.
+pub fn real_tdx_bundle(
+    dir: &std::path::Path,
+    claims: &silk_protocol::Claims,
+    event_log: Option<Vec<u8>>,
+) -> String {
+    use silk_protocol::bundle::{Bytes, EvidenceBundle, PlatformEvidence};
+    let bundle = EvidenceBundle {
+        version: 1,
+        platform: PlatformEvidence::Tdx {
+            quote: Bytes(std::fs::read(vectors().join("tdx/tdx_quote")).unwrap()),
+            collateral: Some(Bytes(
+                std::fs::read(vectors().join("tdx/tdx_quote_collateral.json")).unwrap(),
+            )),
+            event_log: event_log.map(Bytes),
+        },
+        claims: Bytes(claims.encode().unwrap()),
+        gpus: vec![],
+    };
+    let path = dir.join("bundle.json");
+    std::fs::write(&path, bundle.to_json()).unwrap();
+    p(path)
+}
+
 pub mod replay;
