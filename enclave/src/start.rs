@@ -317,11 +317,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     // digest).
     let mut exe = None;
     let provider = provider(&config, &mut exe)?;
-    let served = Arc::new(crate::collateral::Served::default());
-    let refresher = match &config.collateral {
-        Some(c) => crate::collateral::prepare(provider.as_ref(), c, &served).await,
-        None => None,
-    };
     let simulated_root = provider.simulated_chain().map(|c| c.root_digest());
     let model_path = config.model.clone();
     let model_id = match &config.model_id {
@@ -353,6 +348,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             }
             Vec::new()
         }))
+    };
+    // After the model opened, so that a bad model fails the start before any fetch waits
+    // on the network (a fetch that cannot reach its service takes its bounded retries).
+    let served = Arc::new(crate::collateral::Served::default());
+    let refresher = match &config.collateral {
+        Some(c) => crate::collateral::prepare(provider.as_ref(), c, &served).await,
+        None => None,
     };
     let mut statement = Statement {
         image_digest,
